@@ -1,0 +1,72 @@
+// Platform selection and the helpers every implementation shares.
+#include "common/platform/platform.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "common/platform/error.h"
+
+namespace vifd::platform {
+
+const char* grant_status_name(std::int16_t status) noexcept {
+  switch (status) {
+    case kGntstOkay: return "GNTST_okay";
+    case kGntstGeneralError: return "GNTST_general_error";
+    case kGntstBadDomain: return "GNTST_bad_domain";
+    case kGntstBadGntref: return "GNTST_bad_gntref";
+    case kGntstBadHandle: return "GNTST_bad_handle";
+    case kGntstBadVirtAddr: return "GNTST_bad_virt_addr";
+    case kGntstBadDevAddr: return "GNTST_bad_dev_addr";
+    case kGntstNoDeviceSpace: return "GNTST_no_device_space";
+    case kGntstPermissionDenied: return "GNTST_permission_denied";
+    case kGntstBadPage: return "GNTST_bad_page";
+    case kGntstBadCopyArg: return "GNTST_bad_copy_arg";
+    case kGntstAddressTooBig: return "GNTST_address_too_big";
+    case kGntstEagain: return "GNTST_eagain";
+    case kGntstNoSpace: return "GNTST_no_space";
+    default: return "GNTST_unknown";
+  }
+}
+
+namespace {
+
+std::optional<std::string> env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
+}
+
+DomId parse_sim_domid(const std::string& text) {
+  // VIF_SIM_DOMID is set by whoever starts the process; still reject junk so
+  // a typo does not silently make a guest act as dom0.
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long value = std::strtoul(text.c_str(), &end, 10);
+  if (errno != 0 || text.empty() || text.front() < '0' || text.front() > '9' || *end != '\0' ||
+      value >= kDomidSelf) {
+    throw PlatformError(fmt::format("VIF_SIM_DOMID='{}' is not a domid (0..{})", text,
+                                    kDomidSelf - 1),
+                        EINVAL);
+  }
+  return static_cast<DomId>(value);
+}
+
+}  // namespace
+
+std::unique_ptr<Platform> make_platform(const std::string& requested) {
+  const auto sim_dir = env("VIF_SIM_DIR");
+  const bool want_sim = requested == "sim" || (requested.empty() && sim_dir.has_value());
+  if (!requested.empty() && requested != "sim" && requested != "xen") {
+    throw PlatformError(fmt::format("unknown platform '{}' (expected xen or sim)", requested),
+                        EINVAL);
+  }
+  if (!want_sim) return make_xen_platform();
+  if (!sim_dir) throw PlatformError("platform sim needs VIF_SIM_DIR (the vif-sim --dir)", EINVAL);
+  const auto domid_text = env("VIF_SIM_DOMID");
+  return make_sim_platform(*sim_dir, domid_text ? parse_sim_domid(*domid_text) : kDom0);
+}
+
+}  // namespace vifd::platform

@@ -1,0 +1,229 @@
+// The `xen` platform: thin wrappers over libxengnttab, libxengntshr and
+// libxenevtchn. Each call maps one-to-one onto a library call so that what the
+// simulator proves about our use of the interface carries over to Xen.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <xenevtchn.h>
+#include <xengnttab.h>
+#include <xenstore.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/platform/error.h"
+#include "common/platform/platform.h"
+
+namespace vifd::platform {
+namespace {
+
+// Our segment type is passed to xengnttab_grant_copy without conversion, so it
+// must have exactly the library's layout.
+static_assert(sizeof(GrantCopySegment) == sizeof(xengnttab_grant_copy_segment_t));
+static_assert(offsetof(GrantCopySegment, source) ==
+              offsetof(xengnttab_grant_copy_segment_t, source));
+static_assert(offsetof(GrantCopySegment, dest) == offsetof(xengnttab_grant_copy_segment_t, dest));
+static_assert(offsetof(GrantCopySegment, len) == offsetof(xengnttab_grant_copy_segment_t, len));
+static_assert(offsetof(GrantCopySegment, flags) == offsetof(xengnttab_grant_copy_segment_t, flags));
+static_assert(offsetof(GrantCopySegment, status) ==
+              offsetof(xengnttab_grant_copy_segment_t, status));
+static_assert(offsetof(GrantCopyPtr::Foreign, ref) ==
+              offsetof(xengnttab_grant_copy_segment_t, source.foreign.ref));
+static_assert(offsetof(GrantCopyPtr::Foreign, offset) ==
+              offsetof(xengnttab_grant_copy_segment_t, source.foreign.offset));
+static_assert(offsetof(GrantCopyPtr::Foreign, domid) ==
+              offsetof(xengnttab_grant_copy_segment_t, source.foreign.domid));
+static_assert(kCopySourceGref == GNTCOPY_source_gref && kCopyDestGref == GNTCOPY_dest_gref);
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  const int saved = errno;
+  throw PlatformError(fmt::format("{}: {}", what, std::strerror(saved)), saved);
+}
+
+class XenGrantTable final : public GrantTable {
+ public:
+  XenGrantTable() : handle_(xengnttab_open(nullptr, 0)) {
+    if (handle_ == nullptr) throw_errno("xengnttab_open (is the gntdev module loaded?)");
+  }
+  ~XenGrantTable() override { xengnttab_close(handle_); }
+
+  void* map(std::span<const DomId> domids, std::span<const GrantRef> refs,
+            bool writable) override {
+    if (domids.size() != refs.size() || refs.empty()) {
+      throw PlatformError(
+          fmt::format("grant map: {} domids for {} refs", domids.size(), refs.size()), EINVAL);
+    }
+    // libxengnttab takes 32-bit domids; this is control-plane work.
+    std::vector<std::uint32_t> wide_domids(domids.begin(), domids.end());
+    std::vector<std::uint32_t> ref_copy(refs.begin(), refs.end());
+    void* addr = xengnttab_map_grant_refs(handle_, static_cast<std::uint32_t>(refs.size()),
+                                          wide_domids.data(), ref_copy.data(),
+                                          writable ? PROT_READ | PROT_WRITE : PROT_READ);
+    if (addr == nullptr) {
+      throw_errno(fmt::format("grant map of {} refs (first: domid {} ref {})", refs.size(),
+                              domids.front(), refs.front()));
+    }
+    return addr;
+  }
+
+  void unmap(void* addr, std::size_t count) override {
+    if (xengnttab_unmap(handle_, addr, static_cast<std::uint32_t>(count)) != 0) {
+      throw_errno(fmt::format("grant unmap of {} pages at {}", count, addr));
+    }
+  }
+
+  int copy(std::span<GrantCopySegment> segments) noexcept override {
+    if (segments.empty()) return 0;
+    // Layout identity is asserted above; the library only reads and writes
+    // the fields through its own (identical) declaration.
+    auto* segs = reinterpret_cast<xengnttab_grant_copy_segment_t*>(segments.data());
+    if (xengnttab_grant_copy(handle_, static_cast<std::uint32_t>(segments.size()), segs) != 0) {
+      return -errno;
+    }
+    return 0;
+  }
+
+ private:
+  xengnttab_handle* handle_;
+};
+
+class XenGrantShare final : public GrantShare {
+ public:
+  XenGrantShare() : handle_(xengntshr_open(nullptr, 0)) {
+    if (handle_ == nullptr) throw_errno("xengntshr_open (is the gntalloc module loaded?)");
+  }
+  ~XenGrantShare() override { xengntshr_close(handle_); }
+
+  void* share(DomId domid, std::span<GrantRef> refs_out, bool writable) override {
+    void* addr = xengntshr_share_pages(handle_, domid, static_cast<int>(refs_out.size()),
+                                       refs_out.data(), writable ? 1 : 0);
+    if (addr == nullptr) {
+      throw_errno(fmt::format("grant share of {} pages to domid {}", refs_out.size(), domid));
+    }
+    return addr;
+  }
+
+  void unshare(void* addr, std::size_t count) override {
+    if (xengntshr_unshare(handle_, addr, count) != 0) {
+      throw_errno(fmt::format("grant unshare of {} pages at {}", count, addr));
+    }
+  }
+
+ private:
+  xengntshr_handle* handle_;
+};
+
+class XenEventChannels final : public EventChannels {
+ public:
+  XenEventChannels() : handle_(xenevtchn_open(nullptr, 0)) {
+    if (handle_ == nullptr) throw_errno("xenevtchn_open (is the evtchn module loaded?)");
+    // pending() must not block: callers poll fd() and drain until empty.
+    const int fd = xenevtchn_fd(handle_);
+    const int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      xenevtchn_close(handle_);
+      throw_errno("evtchn fd O_NONBLOCK");
+    }
+  }
+  ~XenEventChannels() override { xenevtchn_close(handle_); }
+
+  int fd() const noexcept override { return xenevtchn_fd(handle_); }
+
+  EvtchnPort bind_unbound(DomId remote_domid) override {
+    const xenevtchn_port_or_error_t port = xenevtchn_bind_unbound_port(handle_, remote_domid);
+    if (port < 0) throw_errno(fmt::format("evtchn alloc-unbound for domid {}", remote_domid));
+    return static_cast<EvtchnPort>(port);
+  }
+
+  EvtchnPort bind_interdomain(DomId remote_domid, EvtchnPort remote_port) override {
+    const xenevtchn_port_or_error_t port =
+        xenevtchn_bind_interdomain(handle_, remote_domid, remote_port);
+    if (port < 0) {
+      throw_errno(fmt::format("evtchn bind to domid {} port {}", remote_domid, remote_port));
+    }
+    return static_cast<EvtchnPort>(port);
+  }
+
+  void unbind(EvtchnPort local_port) override {
+    if (xenevtchn_unbind(handle_, local_port) != 0) {
+      throw_errno(fmt::format("evtchn unbind port {}", local_port));
+    }
+  }
+
+  int notify(EvtchnPort local_port) noexcept override {
+    return xenevtchn_notify(handle_, local_port) == 0 ? 0 : -errno;
+  }
+
+  std::optional<EvtchnPort> pending() noexcept override {
+    const xenevtchn_port_or_error_t port = xenevtchn_pending(handle_);
+    if (port < 0) return std::nullopt;
+    return static_cast<EvtchnPort>(port);
+  }
+
+  int unmask(EvtchnPort local_port) noexcept override {
+    return xenevtchn_unmask(handle_, local_port) == 0 ? 0 : -errno;
+  }
+
+ private:
+  xenevtchn_handle* handle_;
+};
+
+// A PV dom0 advertises "control_d" in /proc/xen/capabilities.
+bool running_in_dom0() {
+  std::ifstream caps("/proc/xen/capabilities");
+  std::string text;
+  std::getline(caps, text);
+  return text.find("control_d") != std::string::npos;
+}
+
+DomId discover_self_domid() {
+  if (running_in_dom0()) return kDom0;
+  std::unique_ptr<xs_handle, decltype(&xs_close)> xs(xs_open(0), &xs_close);
+  if (!xs) throw_errno("xs_open to read this domain's id");
+  unsigned int len = 0;
+  std::unique_ptr<char, decltype(&free)> value(
+      static_cast<char*>(xs_read(xs.get(), XBT_NULL, "domid", &len)), &free);
+  if (!value) throw_errno("xenstore read of 'domid'");
+  const std::string text(value.get(), len);
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long domid = std::strtoul(text.c_str(), &end, 10);
+  if (errno != 0 || text.empty() || *end != '\0' || domid >= kDomidSelf) {
+    throw PlatformError(fmt::format("xenstore key 'domid' holds invalid value '{}'", text), EINVAL);
+  }
+  return static_cast<DomId>(domid);
+}
+
+class XenPlatform final : public Platform {
+ public:
+  explicit XenPlatform(DomId self) : self_(self) {}
+  std::string name() const override { return "xen"; }
+  DomId self_domid() const override { return self_; }
+  std::unique_ptr<GrantTable> open_grant_table() override {
+    return std::make_unique<XenGrantTable>();
+  }
+  std::unique_ptr<GrantShare> open_grant_share() override {
+    return std::make_unique<XenGrantShare>();
+  }
+  std::unique_ptr<EventChannels> open_event_channels() override {
+    return std::make_unique<XenEventChannels>();
+  }
+  std::optional<std::string> xenstore_socket() const override { return std::nullopt; }
+
+ private:
+  DomId self_;
+};
+
+}  // namespace
+
+std::unique_ptr<Platform> make_xen_platform(std::optional<DomId> self_domid) {
+  return std::make_unique<XenPlatform>(self_domid ? *self_domid : discover_self_domid());
+}
+
+}  // namespace vifd::platform
