@@ -87,7 +87,7 @@ void check_socket_path(const std::filesystem::path& path);
 
 // Counts a hypercall-equivalent against the calling domain (relaxed: the
 // counters order nothing, readers only want eventually-exact totals).
-inline void count(std::uint64_t& counter, std::uint64_t amount) noexcept {
+inline void count_hypercall(std::uint64_t& counter, std::uint64_t amount) noexcept {
   shared(counter).fetch_add(amount, std::memory_order_relaxed);
 }
 

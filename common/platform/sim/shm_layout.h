@@ -63,11 +63,17 @@ constexpr DomainState domain_state(std::uint64_t word) noexcept {
 }
 
 // An event-channel handle of some process: the datagram socket DIR/ev/<index>
-// and its doorbell (see sim_event_channels.cc for the protocol).
+// and its doorbell (see sim_event_channels.h for the protocol).
 struct HandleSlot {
   std::int32_t owner_pid;        // 0 = free; a dead pid's slot is reclaimed
+  std::uint32_t incarnation;     // grows on each claim, so a stale token never matches
   std::uint32_t doorbell_armed;  // 1 = the owner waits for a datagram
 };
+
+// A handle token, (incarnation << kHandleIndexBits) | index, names one
+// incarnation of a handle slot in port tables.
+inline constexpr std::uint32_t kHandleIndexBits = 10;
+static_assert((1U << kHandleIndexBits) == kMaxHandles);
 
 struct HostTable {
   std::uint64_t magic;
