@@ -1,0 +1,176 @@
+#include "common/protocol/xs_parse.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+#include <optional>
+
+#include "common/protocol/xen_abi.h"
+
+namespace vifd::protocol {
+
+namespace {
+
+// Enough to recognise a value in a log line without letting a guest flood it.
+constexpr std::size_t kMaxQuotedValue = 64;
+
+// `value` in double quotes, escaped, cut after kMaxQuotedValue bytes.
+std::string quote_for_message(std::string_view value) {
+  std::string out = "\"";
+  const std::string_view shown = value.substr(0, kMaxQuotedValue);
+  for (const char c : shown) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte >= 0x20 && byte < 0x7F) {
+      out += c;
+    } else {
+      out += fmt::format("\\x{:02x}", byte);
+    }
+  }
+  if (value.size() > shown.size()) return out + fmt::format("...\" ({} bytes)", value.size());
+  return out + "\"";
+}
+
+ParseError reject(std::string_view key, std::string_view text, std::string reason) {
+  return ParseError{std::string(key), std::string(text), std::move(reason)};
+}
+
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+
+std::optional<std::uint8_t> hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
+  if (c >= 'a' && c <= 'f') return static_cast<std::uint8_t>(c - 'a' + 10);
+  if (c >= 'A' && c <= 'F') return static_cast<std::uint8_t>(c - 'A' + 10);
+  return std::nullopt;
+}
+
+// The reason `text` is not a plain decimal in [min, max], or the value.
+std::variant<std::uint64_t, std::string> decimal(std::string_view text, std::uint64_t min,
+                                                 std::uint64_t max) {
+  if (text.empty()) return std::string("empty value, expected a decimal number");
+  if (text.front() == '-' || text.front() == '+') {
+    return std::string("sign not allowed, expected an unsigned decimal number");
+  }
+  if (!is_digit(text.front())) return std::string("expected a decimal number");
+  if (text.size() > 1 && text.front() == '0') {
+    return std::string(is_digit(text[1]) ? "leading zeros not allowed"
+                                         : "trailing characters after the number");
+  }
+  std::uint64_t value = 0;
+  for (const char c : text) {
+    if (!is_digit(c)) return std::string("trailing characters after the number");
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) {
+      return std::string("number does not fit in 64 bits");
+    }
+    value = value * 10 + digit;
+  }
+  if (value < min || value > max) {
+    return fmt::format("out of range [{}, {}]", min, max);
+  }
+  return value;
+}
+
+Result<std::uint64_t> to_result(std::string_view key, std::string_view text,
+                                std::variant<std::uint64_t, std::string> parsed) {
+  if (auto* reason = std::get_if<std::string>(&parsed))
+    return reject(key, text, std::move(*reason));
+  return std::get<std::uint64_t>(parsed);
+}
+
+}  // namespace
+
+std::string ParseError::message() const {
+  return fmt::format("xenstore key '{}': invalid value {}: {}", key, quote_for_message(value),
+                     reason);
+}
+
+std::string MacAddress::to_string() const {
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", octets[0], octets[1], octets[2],
+                     octets[3], octets[4], octets[5]);
+}
+
+Result<std::uint64_t> parse_uint(std::string_view key, std::string_view text, std::uint64_t min,
+                                 std::uint64_t max) {
+  return to_result(key, text, decimal(text, min, max));
+}
+
+Result<bool> parse_bool(std::string_view key, std::string_view text) {
+  if (text == "0") return false;
+  if (text == "1") return true;
+  return reject(key, text, "expected \"0\" or \"1\"");
+}
+
+Result<MacAddress> parse_mac(std::string_view key, std::string_view text) {
+  // Six pairs of hex digits and five colons.
+  constexpr std::size_t kTextLength = 6 * 2 + 5;
+  if (text.size() != kTextLength) {
+    return reject(key, text, "expected a MAC address of the form xx:xx:xx:xx:xx:xx");
+  }
+  MacAddress mac;
+  for (std::size_t i = 0; i < mac.octets.size(); ++i) {
+    const std::size_t at = i * 3;
+    const auto high = hex_value(text[at]);
+    const auto low = hex_value(text[at + 1]);
+    if (!high || !low)
+      return reject(key, text, fmt::format("octet {} is not two hex digits", i + 1));
+    if (i + 1 < mac.octets.size() && text[at + 2] != ':') {
+      return reject(key, text, fmt::format("expected ':' after octet {}", i + 1));
+    }
+    mac.octets[i] = static_cast<std::uint8_t>((*high << 4) | *low);
+  }
+  if (mac.is_multicast()) return reject(key, text, "multicast address cannot be a vif MAC");
+  if (mac.is_zero()) return reject(key, text, "all-zero address cannot be a vif MAC");
+  return mac;
+}
+
+Result<RateLimit> parse_rate(std::string_view key, std::string_view text) {
+  const std::size_t comma = text.find(',');
+  if (comma == std::string_view::npos) {
+    return reject(key, text, "expected BYTES,USEC");
+  }
+  auto bytes = decimal(text.substr(0, comma), 1, std::numeric_limits<std::uint64_t>::max());
+  if (auto* reason = std::get_if<std::string>(&bytes)) {
+    return reject(key, text, "bytes part: " + *reason);
+  }
+  auto usec = decimal(text.substr(comma + 1), 1, std::numeric_limits<std::uint32_t>::max());
+  if (auto* reason = std::get_if<std::string>(&usec)) {
+    return reject(key, text, "usec part: " + *reason);
+  }
+  return RateLimit{std::get<std::uint64_t>(bytes),
+                   static_cast<std::uint32_t>(std::get<std::uint64_t>(usec))};
+}
+
+Result<platform::GrantRef> parse_grant_ref(std::string_view key, std::string_view text) {
+  auto parsed = decimal(text, 0, std::numeric_limits<std::uint32_t>::max());
+  if (auto* reason = std::get_if<std::string>(&parsed))
+    return reject(key, text, std::move(*reason));
+  const auto ref = static_cast<platform::GrantRef>(std::get<std::uint64_t>(parsed));
+  if (ref < kGrantNrReservedEntries) {
+    return reject(
+        key, text,
+        fmt::format("grant refs below {} are reserved for the toolstack", kGrantNrReservedEntries));
+  }
+  if (ref == kGrantInvalidRef) return reject(key, text, "0xffffffff is the invalid grant ref");
+  return ref;
+}
+
+Result<platform::EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text) {
+  auto parsed = decimal(text, 1, kEvtchnMaxPorts - 1);
+  if (auto* reason = std::get_if<std::string>(&parsed))
+    return reject(key, text, std::move(*reason));
+  return static_cast<platform::EvtchnPort>(std::get<std::uint64_t>(parsed));
+}
+
+Result<platform::DomId> parse_domid(std::string_view key, std::string_view text) {
+  auto parsed = decimal(text, 0, kDomidFirstReserved - 1U);
+  if (auto* reason = std::get_if<std::string>(&parsed))
+    return reject(key, text, std::move(*reason));
+  return static_cast<platform::DomId>(std::get<std::uint64_t>(parsed));
+}
+
+}  // namespace vifd::protocol

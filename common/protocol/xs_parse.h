@@ -1,0 +1,116 @@
+// Strict parsers for values read from xenstore.
+//
+// Everything under a frontend's directory is written by the guest and is
+// hostile until proven otherwise; even backend keys written by a toolstack
+// deserve a clear error instead of a silent misreading. Each parser accepts
+// exactly the form Xen's writers emit (libxl, Linux netfront, xenbus_printf
+// "%u") and rejects everything else with a ParseError naming the key, the
+// offending value (escaped and truncated) and the reason.
+//
+// The parsers never throw and never abort; Result::value() throws
+// XenstoreValueError for callers on the control plane that prefer exceptions.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "common/platform/types.h"
+#include "common/protocol/mac_address.h"
+
+namespace vifd::protocol {
+
+struct ParseError {
+  std::string key;
+  std::string value;  // the raw value, unescaped
+  std::string reason;
+
+  // "xenstore key 'K': invalid value \"V\": REASON", with V escaped
+  // (printable ASCII kept, everything else \xNN) and cut after 64 bytes.
+  std::string message() const;
+};
+
+class XenstoreValueError : public std::runtime_error {
+ public:
+  explicit XenstoreValueError(ParseError error)
+      : std::runtime_error(error.message()), error_(std::move(error)) {}
+  const ParseError& error() const noexcept { return error_; }
+
+ private:
+  ParseError error_;
+};
+
+// Either a parsed value or the reason it was rejected (C++20 has no
+// std::expected; this is the subset we need).
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : state_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
+  Result(ParseError error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const noexcept { return std::holds_alternative<T>(state_); }
+  explicit operator bool() const noexcept { return ok(); }
+
+  // The value; throws XenstoreValueError carrying the ParseError otherwise.
+  const T& value() const& {
+    if (!ok()) throw XenstoreValueError(std::get<ParseError>(state_));
+    return std::get<T>(state_);
+  }
+  T value_or(T fallback) const { return ok() ? std::get<T>(state_) : std::move(fallback); }
+  // Precondition: !ok().
+  const ParseError& error() const& { return std::get<ParseError>(state_); }
+
+ private:
+  std::variant<T, ParseError> state_;
+};
+
+// A decimal unsigned integer in [min, max]. Accepts only the "%u" form: one
+// or more ASCII digits, no sign, no whitespace, no "0x", nothing after, and
+// no leading zeros ("0" itself is fine) — no Xen writer emits them, and a
+// value like "010" is more likely meant as octal or padded than as ten.
+Result<std::uint64_t> parse_uint(std::string_view key, std::string_view text, std::uint64_t min,
+                                 std::uint64_t max);
+
+// A feature flag: exactly "0" or "1" (what libxl and netfront write).
+Result<bool> parse_bool(std::string_view key, std::string_view text);
+
+// "xx:xx:xx:xx:xx:xx": six octets of exactly two hex digits each (either
+// case), separated by ':'. A vif's MAC is a station address, so multicast
+// (I/G bit set, including broadcast) and all-zero addresses are rejected: the
+// switch learns and forwards by source address, and IEEE 802.3 forbids a
+// group address as a source.
+Result<MacAddress> parse_mac(std::string_view key, std::string_view text);
+
+// The libxl `rate` backend key, "BYTES,USEC": a credit of BYTES bytes every
+// USEC microseconds. Both parts decimal as in parse_uint; BYTES in
+// [1, 2^64-1] (libxl's uint64 bytes_per_interval), USEC in [1, 2^32-1]
+// (libxl's uint32 interval_usecs). A zero in either part would mean "never
+// send" or a division by zero, so it is rejected rather than read as
+// "unlimited" (an absent key is how libxl says unlimited).
+struct RateLimit {
+  std::uint64_t bytes = 0;
+  std::uint32_t usec = 0;
+  friend bool operator==(const RateLimit&, const RateLimit&) = default;
+};
+Result<RateLimit> parse_rate(std::string_view key, std::string_view text);
+
+// A grant reference published by a frontend (tx-ring-ref, rx-ring-ref, ...).
+// Refs 0..7 (GNTTAB_NR_RESERVED_ENTRIES) are reserved for the toolstack's
+// console and xenstore pages, which are granted to the backend domain:
+// Linux, FreeBSD and mini-os never allocate them, so a frontend naming one
+// is broken or is trying to make us use one of those pages as a ring.
+// 0xFFFFFFFF is Linux's INVALID_GRANT_REF and never a real entry.
+Result<platform::GrantRef> parse_grant_ref(std::string_view key, std::string_view text);
+
+// An event-channel port. Port 0 is never allocated (Xen reserves it as
+// "invalid"); ports at or above EVTCHN_FIFO_NR_CHANNELS (2^17) exist in no
+// event-channel ABI.
+Result<platform::EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text);
+
+// A domain id of an ordinary domain: 0..0x7FEF (below DOMID_FIRST_RESERVED).
+Result<platform::DomId> parse_domid(std::string_view key, std::string_view text);
+
+}  // namespace vifd::protocol
