@@ -187,7 +187,9 @@ bool Host::is_alive(DomId domid) const noexcept {
 
 std::pair<Mapping, DomainShared*> Host::map_domain_meta(DomId domid) const {
   const std::uint64_t word = domain_word(domid);
-  if (domain_state(word) != DomainState::kAlive && domain_state(word) != DomainState::kDying) {
+  // kCreating and kDying too: the toolstack initialises and revokes through
+  // this mapping while the domain is not (or no longer) alive.
+  if (domain_state(word) == DomainState::kAbsent) {
     throw PlatformError(
         fmt::format("sim host '{}': domain {} does not exist", paths_.dir.native(), domid), ESRCH);
   }
