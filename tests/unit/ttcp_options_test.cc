@@ -12,7 +12,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-Options parse(std::vector<std::string_view> arguments) { return parse_options(arguments); }
+Options parse(std::vector<std::string_view> arguments) {
+  return parse_options(arguments);
+}
 
 // The UsageError message of a command line that must be rejected.
 std::string rejection(std::vector<std::string_view> arguments) {
@@ -50,10 +52,10 @@ TEST(TtcpOptions, ReceiverTakesNoHost) {
 }
 
 TEST(TtcpOptions, EveryFlag) {
-  const Options options = parse({"-t", "-s", "-D", "-v", "-d", "-B", "-l", "1000", "-n", "7",
-                                 "-p", "6000", "-b", "65536", "-A", "4096", "-O", "12", "-f", "m",
-                                 "-T", "2.5", "--checksum", "--json", "--bind", "::1",
-                                 "--timeout", "3", "10.0.0.2"});
+  const Options options = parse(
+      {"-t", "-s",   "-D",         "-v",     "-d",     "-B",   "-l",        "1000", "-n",      "7",
+       "-p", "6000", "-b",         "65536",  "-A",     "4096", "-O",        "12",   "-f",      "m",
+       "-T", "2.5",  "--checksum", "--json", "--bind", "::1",  "--timeout", "3",    "10.0.0.2"});
   EXPECT_TRUE(options.sink_mode);
   EXPECT_TRUE(options.no_delay);
   EXPECT_TRUE(options.verbose);
