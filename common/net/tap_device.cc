@@ -160,7 +160,9 @@ TapIoResult tap_read(int fd, VirtioNetHdr& header, std::span<std::uint8_t> frame
     const ssize_t n = ::readv(fd, parts, 2);
     if (n >= 0) {
       if (static_cast<std::size_t>(n) < sizeof(header)) return {TapIoStatus::error, 0, EPROTO};
-      return {TapIoStatus::ok, static_cast<std::size_t>(n) - sizeof(header), 0};
+      const std::size_t bytes = static_cast<std::size_t>(n) - sizeof(header);
+      if (bytes == frame.size()) return {TapIoStatus::oversize, bytes, 0};
+      return {TapIoStatus::ok, bytes, 0};
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return {TapIoStatus::would_block, 0, 0};

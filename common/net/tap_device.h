@@ -46,7 +46,9 @@ struct TapOptions {
   unsigned queues = 1;       // one fd per queue; more than one needs multi_queue
   bool multi_queue = false;  // IFF_MULTI_QUEUE
   TapOffloads offloads{};
-  bool persistent = false;  // survives closing its fds; remove with delete_link()
+  // Survives closing its fds; remove with destroy() or delete_link(). Always
+  // applied, so attaching with false to a persistent TAP makes it transient.
+  bool persistent = false;
 };
 
 class TapDevice {
@@ -96,7 +98,7 @@ class TapDevice {
 
 // One frame of a TAP queue: VirtioNetHdr followed by the Ethernet frame.
 // Status codes, not exceptions: these run on the data path.
-enum class TapIoStatus { ok, would_block, error };
+enum class TapIoStatus { ok, would_block, oversize, error };
 
 struct TapIoResult {
   TapIoStatus status = TapIoStatus::ok;
@@ -104,9 +106,10 @@ struct TapIoResult {
   int error = 0;          // errno when status == error
 };
 
-// Reads one frame into `frame`; `header` gets the virtio header. A frame
-// longer than `frame` is truncated by the kernel: size buffers for the MTU,
-// or 64 KiB + Ethernet header when TSO is on.
+// Reads one frame into `frame`; `header` gets the virtio header. The kernel
+// truncates a frame that does not fit without saying so, so size `frame` one
+// byte beyond the largest frame accepted (MTU + 18, or 65535 + 18 with TSO):
+// a read that fills it is reported as `oversize` (the frame is consumed).
 TapIoResult tap_read(int fd, VirtioNetHdr& header, std::span<std::uint8_t> frame) noexcept;
 // Writes one frame with its virtio header (one writev, never partial).
 TapIoResult tap_write(int fd, const VirtioNetHdr& header,

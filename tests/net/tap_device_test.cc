@@ -311,6 +311,37 @@ TEST_F(TapTest, VirtioMetadataSurvivesTheBridge) {
   }
 }
 
+TEST_F(TapTest, AFrameThatDoesNotFitIsReportedNotSilentlyTruncated) {
+  bring_up_bridge("xenbr0");
+  TapDevice sender({.name = "vif5.0"});
+  TapDevice receiver({.name = "vif6.0"});
+  for (TapDevice* tap : {&sender, &receiver}) {
+    tap->add_to_bridge("xenbr0");
+    tap->set_link_up(true);
+  }
+  const Frame frame = build_frame({.payload = 200});
+  VirtioNetHdr header{};
+  ASSERT_EQ(tap_write(sender.queue_fd(0), header, frame.bytes).status, TapIoStatus::ok);
+  // Read into a buffer exactly as long as the frame: the contract says a
+  // full buffer means "maybe more", so the frame is refused.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool refused = false;
+  while (!refused && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{receiver.queue_fd(0), POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    std::vector<std::uint8_t> buffer(frame.bytes.size());
+    const TapIoResult result = tap_read(receiver.queue_fd(0), header, buffer);
+    if (result.status == TapIoStatus::oversize) {
+      refused = buffer == frame.bytes;
+    } else {
+      ASSERT_EQ(result.status, TapIoStatus::ok);
+      buffer.resize(result.bytes);
+      EXPECT_FALSE(is_test_frame(buffer)) << "a full-size read must not be reported as ok";
+    }
+  }
+  EXPECT_TRUE(refused);
+}
+
 TEST_F(TapTest, OffloadsCanBeChangedOnALiveTap) {
   TapDevice tap({.name = "vif5.1"});
   EXPECT_EQ(tap.offloads(), TapOffloads{});
