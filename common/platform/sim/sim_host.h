@@ -40,8 +40,8 @@ void create_host(const std::filesystem::path& dir);
 // Removes every shared-memory object and file of the host.
 void destroy_host(const std::filesystem::path& dir);
 
-// Creates domain `domid` (1..32752). Throws std::runtime_error naming the
-// domid if it exists or the host is missing.
+// Creates domain `domid` (1..32751, below DOMID_FIRST_RESERVED). Throws
+// std::runtime_error naming the domid if it exists or the host is missing.
 void create_domain(const std::filesystem::path& dir, platform::DomId domid);
 // Destroys a domain: its grants and event channels are revoked; peers that
 // still hold mappings keep the pages (as a zombie domain on Xen) but new maps
