@@ -1,0 +1,200 @@
+// The server on its own io_context thread, driven through libxenstore via
+// vifd::xs::Client (the real client library) and through raw sockets.
+#include "xenstore-tools/lib/xenstored/server.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "common/platform/sim/sim_host.h"
+#include "common/xenstore/client.h"
+#include "xenstore-tools/lib/xenstored/asio.h"
+
+namespace vifd::xenstored {
+namespace {
+
+namespace asio = boost::asio;
+using xs::Access;
+using xs::Client;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void start(Quotas quotas = {}) {
+    char tmpl[] = "/tmp/vifd-xs-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    server_ = std::make_unique<Server>(io_, dir_, quotas);
+    server_->start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (thread_.joinable()) {
+      asio::post(io_, [this] { server_->stop(); });
+      io_.stop();
+      thread_.join();
+    }
+    server_.reset();
+    std::error_code ignored;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
+  }
+
+  Client dom0() { return Client::open(sim::HostPaths{dir_}.xenstored_socket().string()); }
+  Client domain(platform::DomId domid) {
+    return Client::open(sim::HostPaths{dir_}.domain_xenstored_socket(domid).string());
+  }
+
+  // What vif-sim create does, in short: a home readable by the domain and a
+  // device directory it owns.
+  void make_domain(Client& admin, platform::DomId domid) {
+    const std::string home = "/local/domain/" + std::to_string(domid);
+    admin.mkdir(home);
+    admin.set_perms(home, {{0, Access::kNone}, {domid, Access::kRead}});
+    admin.mkdir(home + "/device");
+    admin.set_perms(home + "/device", {{domid, Access::kNone}});
+    admin.introduce_domain(domid);
+  }
+
+  asio::io_context io_;
+  std::filesystem::path dir_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(ServerTest, Dom0NodesExistAtStart) {
+  start();
+  auto admin = dom0();
+  EXPECT_EQ(admin.read("/local/domain/0/name"), "Domain-0");
+  EXPECT_EQ(admin.read("/nonexistent"), std::nullopt);
+}
+
+TEST_F(ServerTest, WatchSeesInitialEventAndChanges) {
+  start();
+  auto watcher = dom0();
+  auto writer = dom0();
+  watcher.watch("/w", "tok");
+  auto initial = watcher.read_watch();
+  EXPECT_EQ(initial.path, "/w");
+  EXPECT_EQ(initial.token, "tok");
+  writer.write("/w/child", "1");
+  auto changed = watcher.read_watch();
+  EXPECT_EQ(changed.path, "/w/child");
+  writer.rm("/w");
+  auto removed = watcher.read_watch();
+  EXPECT_EQ(removed.path, "/w/child");
+  EXPECT_EQ(watcher.read_watch().path, "/w");
+}
+
+TEST_F(ServerTest, ConflictingTransactionsBetweenTwoClients) {
+  start();
+  auto a = dom0();
+  auto b = dom0();
+  a.write("/counter", "0");
+  const auto ta = a.transaction_start();
+  const auto tb = b.transaction_start();
+  EXPECT_EQ(a.read("/counter", ta), "0");
+  EXPECT_EQ(b.read("/counter", tb), "0");
+  a.write("/counter", "1", ta);
+  b.write("/counter", "2", tb);
+  EXPECT_TRUE(a.transaction_end(ta, true));
+  EXPECT_FALSE(b.transaction_end(tb, true));
+  EXPECT_EQ(a.read("/counter"), "1");
+  // transact() retries the whole body until it commits.
+  b.transact([&](xs::TxId tx) {
+    const int value = std::stoi(b.read("/counter", tx).value());
+    b.write("/counter", std::to_string(value + 1), tx);
+  });
+  EXPECT_EQ(a.read("/counter"), "2");
+}
+
+TEST_F(ServerTest, DomainSocketIsThatDomain) {
+  start();
+  auto admin = dom0();
+  admin.write("/secret", "dom0 only");
+  make_domain(admin, 5);
+  ASSERT_TRUE(std::filesystem::exists(sim::HostPaths{dir_}.domain_xenstored_socket(5)));
+  auto guest = domain(5);
+  try {
+    guest.read("/secret");
+    FAIL() << "domain 5 read a dom0-only node";
+  } catch (const xs::XsError& e) {
+    EXPECT_EQ(e.errno_value(), EACCES);
+  }
+  guest.write("device/vif/0/state", "1");  // relative to /local/domain/5
+  EXPECT_EQ(admin.read("/local/domain/5/device/vif/0/state"), "1");
+  EXPECT_EQ(admin.get_perms("/local/domain/5/device/vif/0/state").front().domid, 5);
+  EXPECT_THROW(guest.write("/local/domain/0/x", "1"), xs::XsError);
+  EXPECT_EQ(guest.get_domain_path(5), "/local/domain/5");
+}
+
+TEST_F(ServerTest, SpecialWatchesAndReleaseClosesTheDomain) {
+  start();
+  auto admin = dom0();
+  auto watcher = dom0();
+  watcher.watch("@introduceDomain", "in");
+  watcher.watch("@releaseDomain", "out");
+  EXPECT_EQ(watcher.read_watch().token, "in");
+  EXPECT_EQ(watcher.read_watch().token, "out");
+  make_domain(admin, 6);
+  EXPECT_EQ(watcher.read_watch().path, "@introduceDomain");
+  EXPECT_TRUE(admin.is_domain_introduced(6));
+  auto guest = domain(6);
+  guest.write("device/x", "1");
+  admin.release_domain(6);
+  EXPECT_EQ(watcher.read_watch().path, "@releaseDomain");
+  EXPECT_FALSE(admin.is_domain_introduced(6));
+  EXPECT_THROW(guest.read("device/x"), xs::XsError);
+  EXPECT_FALSE(std::filesystem::exists(sim::HostPaths{dir_}.domain_xenstored_socket(6)));
+}
+
+TEST_F(ServerTest, DomainQuotaExhaustion) {
+  start(Quotas{.entries_per_domain = 8});
+  auto admin = dom0();
+  make_domain(admin, 7);
+  auto guest = domain(7);
+  int written = 0;
+  try {
+    for (; written < 100; ++written) guest.write("device/n" + std::to_string(written), "x");
+    FAIL() << "quota never hit";
+  } catch (const xs::XsError& e) {
+    EXPECT_EQ(e.errno_value(), ENOSPC);
+  }
+  EXPECT_EQ(written, 7);  // the device directory itself is the eighth entry
+  admin.write("/local/domain/0/unlimited", "dom0 is exempt");
+}
+
+TEST_F(ServerTest, MalformedInputClosesOnlyThatConnection) {
+  start();
+  auto admin = dom0();
+  asio::io_context io;
+  asio::local::stream_protocol::socket raw(io);
+  raw.connect(sim::HostPaths{dir_}.xenstored_socket().string());
+
+  // Unknown type: an error reply, the connection stays.
+  xsd_sockmsg unknown{999, 7, 0, 0};
+  asio::write(raw, asio::buffer(&unknown, sizeof unknown));
+  xsd_sockmsg reply{};
+  asio::read(raw, asio::buffer(&reply, sizeof reply));
+  EXPECT_EQ(reply.type, static_cast<std::uint32_t>(XS_ERROR));
+  EXPECT_EQ(reply.req_id, 7U);
+  std::string payload(reply.len, '\0');
+  asio::read(raw, asio::buffer(payload));
+  EXPECT_EQ(payload, std::string("EINVAL\0", 7));
+
+  // Oversized payload: the server drops the connection.
+  xsd_sockmsg huge{XS_WRITE, 8, 0, XENSTORE_PAYLOAD_MAX + 1};
+  asio::write(raw, asio::buffer(&huge, sizeof huge));
+  boost::system::error_code ec;
+  asio::read(raw, asio::buffer(&reply, sizeof reply), ec);
+  EXPECT_TRUE(ec);
+  admin.write("/still/serving", "yes");
+  EXPECT_EQ(admin.read("/still/serving"), "yes");
+  EXPECT_GE(server_->stats().dropped_connections, 1U);
+}
+
+}  // namespace
+}  // namespace vifd::xenstored
