@@ -159,6 +159,38 @@ TEST(TtcpLoopback, UdpRunEndsAtTheEndSentinel) {
   EXPECT_THAT(pair.receiver_log, HasSubstr("  udp\n"));
 }
 
+TEST(TtcpLoopback, UdpRunWithLostEndSentinelsEndsAtTheTimeout) {
+  MessageLog log = open_log();
+  Options options = receiver_options("127.0.0.1");
+  options.protocol = Protocol::kUdp;
+  options.timeout_seconds = 0.2;
+  Receiver receiver(options, log.get());
+
+  // A transmitter whose end sentinels never arrive: start sentinel, 3 data
+  // datagrams, nothing more.
+  const FileDescriptor sender(::socket(AF_INET, SOCK_DGRAM, 0));
+  ASSERT_TRUE(sender.valid());
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<std::uint16_t>(receiver.port()));
+  const std::string sentinel(4, 's');
+  const std::string data(100, 'd');
+  for (const std::string* datagram : {&sentinel, &data, &data, &data}) {
+    ASSERT_EQ(::sendto(sender.get(), datagram->data(), datagram->size(), 0,
+                       reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
+              static_cast<ssize_t>(datagram->size()));
+  }
+
+  const TransferResult result = receiver.run();
+  EXPECT_TRUE(result.ended_by_timeout);
+  EXPECT_EQ(result.bytes, 300U);
+  EXPECT_EQ(result.calls, 4U);
+  EXPECT_THAT(
+      contents(log.get()),
+      HasSubstr("ttcp-r: end sentinel lost; run ended by --timeout\nttcp-r: 300 bytes in "));
+}
+
 TEST(TtcpLoopback, TransmitForADuration) {
   Options transmit = transmitter_options("127.0.0.1", 0);
   transmit.duration_seconds = 0.2;

@@ -135,6 +135,7 @@ std::string json_report(const Options& options, const TransferResult& result) {
       {"gbit_per_sec", bytes * 8.0 / 1e9 / seconds},
       {"calls", result.calls},
       {"cpu_seconds", cpu_seconds(result)},
+      {"ended_by_timeout", result.ended_by_timeout},
   };
   if (result.checksum) {
     report["checksum"] = fmt::format("crc32:{:08x}", *result.checksum);

@@ -23,6 +23,9 @@ struct TransferResult {
   rusage usage_before{};
   rusage usage_after{};
   std::optional<std::uint32_t> checksum;  // CRC-32 of the bytes, with --checksum
+  // UDP only: every end sentinel was lost and --timeout ended the run; the
+  // times then end at the last datagram received.
+  bool ended_by_timeout = false;
 };
 
 // ttcp's outfmt(): "327680.00 KB" for format 'K'; bit formats multiply by 8;

@@ -76,6 +76,9 @@ void connect_to(int fd, const SocketAddress& address, std::optional<double> time
 void print_report(const Options& options, const TransferResult& result, const void* buffer_address,
                   std::FILE* messages) {
   const std::string_view tag = options.tag();
+  if (result.ended_by_timeout) {
+    fmt::print(messages, "{}: end sentinel lost; run ended by --timeout\n", tag);
+  }
   fmt::print(messages, "{}\n", throughput_line(tag, result, options.format));
   fmt::print(messages, "{}\n", calls_line(tag, result));
   fmt::print(messages, "{}\n", usage_line(tag, result));

@@ -161,8 +161,8 @@ std::size_t send_some(int fd, std::span<const std::byte> data, const SocketAddre
   }
 }
 
-std::size_t receive_some(int fd, std::span<std::byte> buffer,
-                         std::optional<double> timeout_seconds) {
+std::optional<std::size_t> receive_within(int fd, std::span<std::byte> buffer,
+                                          std::optional<double> timeout_seconds) {
   for (;;) {
     const ssize_t received = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (received >= 0) {
@@ -171,12 +171,27 @@ std::size_t receive_some(int fd, std::span<std::byte> buffer,
     if (errno == EINTR) {
       continue;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      wait_ready(fd, POLLIN, timeout_seconds, "IO");
-      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      throw SystemError("IO", errno);
     }
-    throw SystemError("IO", errno);
+    pollfd entry{.fd = fd, .events = POLLIN, .revents = 0};
+    const int ready = ::poll(&entry, 1, poll_milliseconds(timeout_seconds));
+    if (ready == 0) {
+      return std::nullopt;
+    }
+    if (ready < 0 && errno != EINTR) {
+      throw SystemError("poll", errno);
+    }
   }
+}
+
+std::size_t receive_some(int fd, std::span<std::byte> buffer,
+                         std::optional<double> timeout_seconds) {
+  const std::optional<std::size_t> received = receive_within(fd, buffer, timeout_seconds);
+  if (!received) {
+    throw SystemError("IO", ETIMEDOUT);
+  }
+  return *received;
 }
 
 std::size_t read_some(int fd, std::span<std::byte> buffer) {

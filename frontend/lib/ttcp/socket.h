@@ -81,9 +81,15 @@ void set_non_blocking(int fd);
 std::size_t send_some(int fd, std::span<const std::byte> data, const SocketAddress* peer,
                       std::optional<double> timeout_seconds);
 
-// One recv() into `buffer`; returns 0 at end of stream.
+// One recv() into `buffer`; returns 0 at end of stream. Throws
+// SystemError("IO", ETIMEDOUT) when nothing arrives within the timeout.
 std::size_t receive_some(int fd, std::span<std::byte> buffer,
                          std::optional<double> timeout_seconds);
+
+// As receive_some(), but a timeout is an answer (nullopt), not an error:
+// for UDP, where the end sentinels themselves may be lost.
+std::optional<std::size_t> receive_within(int fd, std::span<std::byte> buffer,
+                                          std::optional<double> timeout_seconds);
 
 // Blocking read()/write() on stdin/stdout, retrying EINTR; write_all loops
 // over partial writes.

@@ -35,8 +35,8 @@ class Measurement {
     started_ = Clock::now();
   }
   [[nodiscard]] Clock::time_point started() const { return started_; }
-  void finish(TransferResult& result) const {
-    result.real_seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+  void finish(TransferResult& result, Clock::time_point ended = Clock::now()) const {
+    result.real_seconds = std::chrono::duration<double>(ended - started_).count();
     result.usage_before = usage_before_;
     result.usage_after = current_usage();
   }
@@ -57,8 +57,8 @@ class Tally {
     }
   }
   void count_call() { ++result_.calls; }
-  TransferResult finish(const Measurement& measurement) {
-    measurement.finish(result_);
+  TransferResult finish(const Measurement& measurement, Clock::time_point ended = Clock::now()) {
+    measurement.finish(result_, ended);
     if (checksum_) {
       result_.checksum = crc_.value();
     }
@@ -89,7 +89,6 @@ void send_datagram(int socket, std::span<const std::byte> data, const SocketAddr
 }
 
 // -B: fill the whole buffer unless the stream ends first (ttcp's mread()).
-// A UDP datagram is always one block, so UDP passes full_blocks = false.
 std::size_t receive_block(int socket, std::span<std::byte> buffer, bool full_blocks,
                           std::optional<double> timeout_seconds, Tally& tally) {
   std::size_t filled = 0;
@@ -102,6 +101,45 @@ std::size_t receive_block(int socket, std::span<std::byte> buffer, bool full_blo
     filled += count;
   } while (full_blocks && filled < buffer.size());
   return filled;
+}
+
+// UDP: the run goes from the start sentinel (or the first datagram, should
+// that sentinel be lost) to the end sentinel. When every end sentinel is lost
+// too, --timeout ends the run and the times stop at the last datagram.
+TransferResult receive_datagrams(const Options& options, int socket, TransferBuffer& buffer) {
+  const std::span<std::byte> bytes = buffer.bytes();
+  Tally tally(options.checksum);
+  Measurement measurement;
+  bool started = false;
+  Clock::time_point last_datagram = Clock::now();
+  for (;;) {
+    std::optional<std::size_t> count = started
+                                           ? receive_within(socket, bytes, options.timeout_seconds)
+                                           : receive_some(socket, bytes, options.timeout_seconds);
+    if (!count) {
+      TransferResult result = tally.finish(measurement, last_datagram);
+      result.ended_by_timeout = true;
+      return result;
+    }
+    tally.count_call();
+    const bool sentinel = *count <= kUdpSentinelLength;
+    if (!started) {
+      started = true;
+      measurement.restart();
+    } else if (sentinel) {
+      break;
+    }
+    last_datagram = Clock::now();
+    if (sentinel) {
+      continue;
+    }
+    const std::span<const std::byte> chunk = bytes.first(*count);
+    if (!options.sink_mode) {
+      write_all(kStdout, chunk);
+    }
+    tally.add(chunk);
+  }
+  return tally.finish(measurement);
 }
 
 }  // namespace
@@ -179,23 +217,15 @@ TransferResult transmit_data(const Options& options, int socket, const SocketAdd
 }
 
 TransferResult receive_data(const Options& options, int socket, TransferBuffer& buffer) {
+  if (options.protocol == Protocol::kUdp) {
+    return receive_datagrams(options, socket, buffer);
+  }
   const std::span<std::byte> bytes = buffer.bytes();
-  const bool udp = options.protocol == Protocol::kUdp;
   Tally tally(options.checksum);
-  Measurement measurement;
-  bool started = false;
+  const Measurement measurement;
   for (;;) {
     const std::size_t count =
-        receive_block(socket, bytes, options.full_blocks && !udp, options.timeout_seconds, tally);
-    if (udp && count <= kUdpSentinelLength) {
-      if (started) {
-        break;
-      }
-      // The run starts with the first sentinel, as in ttcp.
-      started = true;
-      measurement.restart();
-      continue;
-    }
+        receive_block(socket, bytes, options.full_blocks, options.timeout_seconds, tally);
     if (count == 0) {
       break;
     }
