@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/platform/error.h"
+#include "common/protocol/xs_parse.h"
 
 namespace vifd::platform {
 
@@ -42,16 +43,9 @@ std::optional<std::string> env(const char* name) {
 DomId parse_sim_domid(const std::string& text) {
   // VIF_SIM_DOMID is set by whoever starts the process; still reject junk so
   // a typo does not silently make a guest act as dom0.
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long value = std::strtoul(text.c_str(), &end, 10);
-  if (errno != 0 || text.empty() || text.front() < '0' || text.front() > '9' || *end != '\0' ||
-      value >= kDomidSelf) {
-    throw PlatformError(fmt::format("VIF_SIM_DOMID='{}' is not a domid (0..{})", text,
-                                    kDomidSelf - 1),
-                        EINVAL);
-  }
-  return static_cast<DomId>(value);
+  const auto domid = protocol::parse_domid("VIF_SIM_DOMID", text);
+  if (!domid) throw PlatformError(domid.error().message(), EINVAL);
+  return domid.value();
 }
 
 }  // namespace

@@ -3,8 +3,11 @@
 // simulator proves about our use of the interface carries over to Xen.
 #include <fcntl.h>
 #include <sys/mman.h>
+// Debian's libxenevtchn/libxengnttab headers have no extern "C" guards.
+extern "C" {
 #include <xenevtchn.h>
 #include <xengnttab.h>
+}
 #include <xenstore.h>
 
 #include <cerrno>
@@ -19,6 +22,7 @@
 
 #include "common/platform/error.h"
 #include "common/platform/platform.h"
+#include "common/protocol/xs_parse.h"
 
 namespace vifd::platform {
 namespace {
@@ -190,14 +194,9 @@ DomId discover_self_domid() {
   std::unique_ptr<char, decltype(&free)> value(
       static_cast<char*>(xs_read(xs.get(), XBT_NULL, "domid", &len)), &free);
   if (!value) throw_errno("xenstore read of 'domid'");
-  const std::string text(value.get(), len);
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long domid = std::strtoul(text.c_str(), &end, 10);
-  if (errno != 0 || text.empty() || *end != '\0' || domid >= kDomidSelf) {
-    throw PlatformError(fmt::format("xenstore key 'domid' holds invalid value '{}'", text), EINVAL);
-  }
-  return static_cast<DomId>(domid);
+  const auto domid = protocol::parse_domid("domid", std::string_view(value.get(), len));
+  if (!domid) throw PlatformError(domid.error().message(), EINVAL);
+  return domid.value();
 }
 
 class XenPlatform final : public Platform {
