@@ -24,18 +24,18 @@ int main(int argc, char** argv) {
   unsigned domid = 0;
   std::optional<std::string> name;
   auto* create = app.add_subcommand("create", "create and introduce a domain (as xl create)");
-  create->add_option("domid", domid, "domain id")->required()->check(CLI::Range(1, 32752));
+  create->add_option("domid", domid, "domain id")->required()->check(CLI::Range(1, 32751));
   create->add_option("--name", name, "domain name (default domu-<domid>)");
 
   auto* destroy = app.add_subcommand("destroy", "release and destroy a domain (as xl destroy)");
-  destroy->add_option("domid", domid, "domain id")->required()->check(CLI::Range(1, 32752));
+  destroy->add_option("domid", domid, "domain id")->required()->check(CLI::Range(1, 32751));
 
   app.add_subcommand("list", "list domains");
 
   std::optional<unsigned> stats_domid;
   bool json = false;
   auto* stats = app.add_subcommand("stats", "hypercall counters");
-  stats->add_option("domid", stats_domid, "domain id (default: all)")->check(CLI::Range(0, 32752));
+  stats->add_option("domid", stats_domid, "domain id (default: all)")->check(CLI::Range(0, 32751));
   stats->add_flag("--json", json, "print JSON");
 
   CLI11_PARSE(app, argc, argv);

@@ -129,6 +129,11 @@ void Server::stop() {
     std::filesystem::remove(sim::HostPaths{host_dir_}.domain_xenstored_socket(domid), fs_ignored);
   }
   domain_acceptors_.clear();
+  // The per-domain socket directory goes too (removal fails harmlessly if
+  // something else still lives there).
+  std::error_code fs_ignored;
+  std::filesystem::remove(sim::HostPaths{host_dir_}.domain_xenstored_socket(0).parent_path(),
+                          fs_ignored);
   for (auto& [id, connection] : connections_) connection->shutdown();
   connections_.clear();
 }
