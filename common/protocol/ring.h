@@ -85,7 +85,9 @@ class SharedRing {
   // __RING_SIZE: the largest power of two number of slots that fits in
   // `bytes` after the 64-byte header; 0 if not even one fits.
   static constexpr RingIndex entries_for_bytes(std::size_t bytes) noexcept {
-    if (bytes < kSharedRingHeaderSize + kEntrySize) return 0;
+    if (bytes < kSharedRingHeaderSize + kEntrySize) {
+      return 0;
+    }
     const std::size_t slots = (bytes - kSharedRingHeaderSize) / kEntrySize;
     return static_cast<RingIndex>(std::bit_floor(std::min<std::size_t>(slots, 0x80000000U)));
   }
@@ -127,7 +129,9 @@ class SharedRing {
   T copy_out(RingIndex index) const noexcept {
     std::array<std::uint32_t, sizeof(T) / sizeof(std::uint32_t)> words{};
     const std::size_t first = slot_word(index);
-    for (std::size_t i = 0; i < words.size(); ++i) words[i] = load(first + i);
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      words[i] = load(first + i);
+    }
     return std::bit_cast<T>(words);
   }
 
@@ -136,7 +140,9 @@ class SharedRing {
     const auto words =
         std::bit_cast<std::array<std::uint32_t, sizeof(T) / sizeof(std::uint32_t)>>(value);
     const std::size_t first = slot_word(index);
-    for (std::size_t i = 0; i < words.size(); ++i) store(first + i, words[i]);
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      store(first + i, words[i]);
+    }
   }
 
   // Word positions of the four shared indices (offsets checked against
@@ -208,7 +214,9 @@ class BackRing {
   // Requests waiting on the ring, without consuming them.
   TakeResult pending_requests() const noexcept {
     const RingIndex prod = ring_.load(Shared::kReqProd);
-    if (producer_overflows(prod)) return {0, RingStatus::kProducerOverflow};
+    if (producer_overflows(prod)) {
+      return {0, RingStatus::kProducerOverflow};
+    }
     return {prod - req_cons_, RingStatus::kOk};
   }
 
@@ -216,7 +224,9 @@ class BackRing {
   TakeResult take_requests(std::span<Req> out) noexcept {
     const RingIndex prod = ring_.load(Shared::kReqProd);
     read_barrier(); /* Ensure we see queued requests up to 'prod'. */
-    if (producer_overflows(prod)) return {0, RingStatus::kProducerOverflow};
+    if (producer_overflows(prod)) {
+      return {0, RingStatus::kProducerOverflow};
+    }
     const std::size_t count = std::min<std::size_t>(prod - req_cons_, out.size());
     for (std::size_t i = 0; i < count; ++i) {
       out[i] = ring_.template copy_out<Req>(req_cons_ + static_cast<RingIndex>(i));
@@ -231,7 +241,9 @@ class BackRing {
   // a response slot is always the slot of a consumed request, so writing
   // past req_cons would overwrite requests not yet read.
   [[nodiscard]] bool push_response(const Rsp& response) noexcept {
-    if (responses_owed() == 0) return false;
+    if (responses_owed() == 0) {
+      return false;
+    }
     ring_.copy_in(rsp_prod_pvt_, response);
     ++rsp_prod_pvt_;
     return true;
@@ -272,7 +284,9 @@ class BackRing {
   // otherwise asks the front to notify on the next request and checks again,
   // closing the race with a request pushed in between. Call before sleeping.
   [[nodiscard]] bool final_check_for_requests() noexcept {
-    if (ring_.load(Shared::kReqProd) != req_cons_) return true;
+    if (ring_.load(Shared::kReqProd) != req_cons_) {
+      return true;
+    }
     ring_.store(Shared::kReqEvent, req_cons_ + 1);
     full_barrier(); /* Front sees the new req_event before we re-read req_prod. */
     return ring_.load(Shared::kReqProd) != req_cons_;
@@ -323,7 +337,9 @@ class FrontRing {
   // publish_requests() or push_requests_and_check_notify(). Returns false
   // when the ring is full.
   [[nodiscard]] bool push_request(const Req& request) noexcept {
-    if (full()) return false;
+    if (full()) {
+      return false;
+    }
     ring_.copy_in(req_prod_pvt_, request);
     ++req_prod_pvt_;
     return true;
@@ -362,7 +378,9 @@ class FrontRing {
   // Responses waiting on the ring, without consuming them.
   TakeResult pending_responses() const noexcept {
     const RingIndex prod = ring_.load(Shared::kRspProd);
-    if (producer_overflows(prod)) return {0, RingStatus::kProducerOverflow};
+    if (producer_overflows(prod)) {
+      return {0, RingStatus::kProducerOverflow};
+    }
     return {prod - rsp_cons_, RingStatus::kOk};
   }
 
@@ -371,7 +389,9 @@ class FrontRing {
   TakeResult take_responses(std::span<Rsp> out) noexcept {
     const RingIndex prod = ring_.load(Shared::kRspProd);
     read_barrier(); /* Ensure we see queued responses up to 'prod'. */
-    if (producer_overflows(prod)) return {0, RingStatus::kProducerOverflow};
+    if (producer_overflows(prod)) {
+      return {0, RingStatus::kProducerOverflow};
+    }
     const std::size_t count = std::min<std::size_t>(prod - rsp_cons_, out.size());
     for (std::size_t i = 0; i < count; ++i) {
       out[i] = ring_.template copy_out<Rsp>(rsp_cons_ + static_cast<RingIndex>(i));
@@ -383,7 +403,9 @@ class FrontRing {
   // RING_FINAL_CHECK_FOR_RESPONSES: returns true if responses are waiting;
   // otherwise asks the back to notify on the next response and checks again.
   [[nodiscard]] bool final_check_for_responses() noexcept {
-    if (ring_.load(Shared::kRspProd) != rsp_cons_) return true;
+    if (ring_.load(Shared::kRspProd) != rsp_cons_) {
+      return true;
+    }
     ring_.store(Shared::kRspEvent, rsp_cons_ + 1);
     full_barrier(); /* Back sees the new rsp_event before we re-read rsp_prod. */
     return ring_.load(Shared::kRspProd) != rsp_cons_;

@@ -44,7 +44,9 @@ std::string to_xenstore_value(XenbusState state) {
 
 Result<XenbusState> parse_xenbus_state(std::string_view key, std::string_view text) {
   const auto parsed = parse_uint(key, text, 0, static_cast<std::uint64_t>(kLastXenbusState));
-  if (!parsed) return parsed.error();
+  if (!parsed) {
+    return parsed.error();
+  }
   return static_cast<XenbusState>(parsed.value());
 }
 
@@ -86,22 +88,38 @@ std::optional<XenbusState> next_hop(XenbusState from, XenbusState to) {
   using S = XenbusState;
   switch (from) {
     case S::kInitialising:
-      if (to == S::kInitWait || to == S::kConnected || to == S::kClosing) return S::kInitWait;
-      if (to == S::kClosed) return S::kClosed;
+      if (to == S::kInitWait || to == S::kConnected || to == S::kClosing) {
+        return S::kInitWait;
+      }
+      if (to == S::kClosed) {
+        return S::kClosed;
+      }
       break;
     case S::kInitWait:
-      if (to == S::kConnected) return S::kConnected;
-      if (to == S::kClosing || to == S::kClosed) return S::kClosing;
+      if (to == S::kConnected) {
+        return S::kConnected;
+      }
+      if (to == S::kClosing || to == S::kClosed) {
+        return S::kClosing;
+      }
       break;
     case S::kConnected:
-      if (to == S::kInitWait || to == S::kClosing || to == S::kClosed) return S::kClosing;
+      if (to == S::kInitWait || to == S::kClosing || to == S::kClosed) {
+        return S::kClosing;
+      }
       break;
     case S::kClosing:
-      if (to == S::kInitWait || to == S::kConnected || to == S::kClosed) return S::kClosed;
+      if (to == S::kInitWait || to == S::kConnected || to == S::kClosed) {
+        return S::kClosed;
+      }
       break;
     case S::kClosed:
-      if (to == S::kInitWait || to == S::kConnected) return S::kInitWait;
-      if (to == S::kClosing) return S::kClosing;
+      if (to == S::kInitWait || to == S::kConnected) {
+        return S::kInitWait;
+      }
+      if (to == S::kClosing) {
+        return S::kClosing;
+      }
       break;
     default:
       break;
@@ -112,12 +130,16 @@ std::optional<XenbusState> next_hop(XenbusState from, XenbusState to) {
 }  // namespace
 
 std::optional<std::vector<XenbusState>> backend_state_path(XenbusState from, XenbusState to) {
-  if (!is_backend_state(from) || !is_backend_state(to)) return std::nullopt;
+  if (!is_backend_state(from) || !is_backend_state(to)) {
+    return std::nullopt;
+  }
   std::vector<XenbusState> path;
   XenbusState at = from;
   while (at != to) {
     const auto step = next_hop(at, to);
-    if (!step) return std::nullopt;
+    if (!step) {
+      return std::nullopt;
+    }
     path.push_back(*step);
     at = *step;
   }

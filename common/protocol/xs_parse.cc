@@ -29,7 +29,9 @@ std::string quote_for_message(std::string_view value) {
       out += fmt::format("\\x{:02x}", byte);
     }
   }
-  if (value.size() > shown.size()) return out + fmt::format("...\" ({} bytes)", value.size());
+  if (value.size() > shown.size()) {
+    return out + fmt::format("...\" ({} bytes)", value.size());
+  }
   return out + "\"";
 }
 
@@ -42,27 +44,39 @@ bool is_digit(char c) noexcept {
 }
 
 std::optional<std::uint8_t> hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
-  if (c >= 'a' && c <= 'f') return static_cast<std::uint8_t>(c - 'a' + 10);
-  if (c >= 'A' && c <= 'F') return static_cast<std::uint8_t>(c - 'A' + 10);
+  if (c >= '0' && c <= '9') {
+    return static_cast<std::uint8_t>(c - '0');
+  }
+  if (c >= 'a' && c <= 'f') {
+    return static_cast<std::uint8_t>(c - 'a' + 10);
+  }
+  if (c >= 'A' && c <= 'F') {
+    return static_cast<std::uint8_t>(c - 'A' + 10);
+  }
   return std::nullopt;
 }
 
 // The reason `text` is not a plain decimal in [min, max], or the value.
 std::variant<std::uint64_t, std::string> decimal(std::string_view text, std::uint64_t min,
                                                  std::uint64_t max) {
-  if (text.empty()) return std::string("empty value, expected a decimal number");
+  if (text.empty()) {
+    return std::string("empty value, expected a decimal number");
+  }
   if (text.front() == '-' || text.front() == '+') {
     return std::string("sign not allowed, expected an unsigned decimal number");
   }
-  if (!is_digit(text.front())) return std::string("expected a decimal number");
+  if (!is_digit(text.front())) {
+    return std::string("expected a decimal number");
+  }
   if (text.size() > 1 && text.front() == '0') {
     return std::string(is_digit(text[1]) ? "leading zeros not allowed"
                                          : "trailing characters after the number");
   }
   std::uint64_t value = 0;
   for (const char c : text) {
-    if (!is_digit(c)) return std::string("trailing characters after the number");
+    if (!is_digit(c)) {
+      return std::string("trailing characters after the number");
+    }
     const auto digit = static_cast<std::uint64_t>(c - '0');
     if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) {
       return std::string("number does not fit in 64 bits");
@@ -77,8 +91,9 @@ std::variant<std::uint64_t, std::string> decimal(std::string_view text, std::uin
 
 Result<std::uint64_t> to_result(std::string_view key, std::string_view text,
                                 std::variant<std::uint64_t, std::string> parsed) {
-  if (auto* reason = std::get_if<std::string>(&parsed))
+  if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
+  }
   return std::get<std::uint64_t>(parsed);
 }
 
@@ -100,8 +115,12 @@ Result<std::uint64_t> parse_uint(std::string_view key, std::string_view text, st
 }
 
 Result<bool> parse_bool(std::string_view key, std::string_view text) {
-  if (text == "0") return false;
-  if (text == "1") return true;
+  if (text == "0") {
+    return false;
+  }
+  if (text == "1") {
+    return true;
+  }
   return reject(key, text, "expected \"0\" or \"1\"");
 }
 
@@ -116,15 +135,20 @@ Result<MacAddress> parse_mac(std::string_view key, std::string_view text) {
     const std::size_t at = i * 3;
     const auto high = hex_value(text[at]);
     const auto low = hex_value(text[at + 1]);
-    if (!high || !low)
+    if (!high || !low) {
       return reject(key, text, fmt::format("octet {} is not two hex digits", i + 1));
+    }
     if (i + 1 < mac.octets.size() && text[at + 2] != ':') {
       return reject(key, text, fmt::format("expected ':' after octet {}", i + 1));
     }
     mac.octets[i] = static_cast<std::uint8_t>((*high << 4) | *low);
   }
-  if (mac.is_multicast()) return reject(key, text, "multicast address cannot be a vif MAC");
-  if (mac.is_zero()) return reject(key, text, "all-zero address cannot be a vif MAC");
+  if (mac.is_multicast()) {
+    return reject(key, text, "multicast address cannot be a vif MAC");
+  }
+  if (mac.is_zero()) {
+    return reject(key, text, "all-zero address cannot be a vif MAC");
+  }
   return mac;
 }
 
@@ -147,29 +171,34 @@ Result<RateLimit> parse_rate(std::string_view key, std::string_view text) {
 
 Result<platform::GrantRef> parse_grant_ref(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 0, std::numeric_limits<std::uint32_t>::max());
-  if (auto* reason = std::get_if<std::string>(&parsed))
+  if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
+  }
   const auto ref = static_cast<platform::GrantRef>(std::get<std::uint64_t>(parsed));
   if (ref < kGrantNrReservedEntries) {
     return reject(
         key, text,
         fmt::format("grant refs below {} are reserved for the toolstack", kGrantNrReservedEntries));
   }
-  if (ref == kGrantInvalidRef) return reject(key, text, "0xffffffff is the invalid grant ref");
+  if (ref == kGrantInvalidRef) {
+    return reject(key, text, "0xffffffff is the invalid grant ref");
+  }
   return ref;
 }
 
 Result<platform::EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 1, kEvtchnMaxPorts - 1);
-  if (auto* reason = std::get_if<std::string>(&parsed))
+  if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
+  }
   return static_cast<platform::EvtchnPort>(std::get<std::uint64_t>(parsed));
 }
 
 Result<platform::DomId> parse_domid(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 0, kDomidFirstReserved - 1U);
-  if (auto* reason = std::get_if<std::string>(&parsed))
+  if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
+  }
   return static_cast<platform::DomId>(std::get<std::uint64_t>(parsed));
 }
 

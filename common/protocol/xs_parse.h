@@ -52,12 +52,22 @@ class [[nodiscard]] Result {
   Result(ParseError error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const noexcept { return std::holds_alternative<T>(state_); }
+  // Whether parsing succeeded; for Result<bool> this is NOT the parsed flag.
   explicit operator bool() const noexcept { return ok(); }
 
   // The value; throws XenstoreValueError carrying the ParseError otherwise.
   const T& value() const& {
-    if (!ok()) throw XenstoreValueError(std::get<ParseError>(state_));
+    if (!ok()) {
+      throw XenstoreValueError(std::get<ParseError>(state_));
+    }
     return std::get<T>(state_);
+  }
+  // By value on a temporary, so `auto& v = parse_...().value()` cannot dangle.
+  T value() && {
+    if (!ok()) {
+      throw XenstoreValueError(std::get<ParseError>(state_));
+    }
+    return std::get<T>(std::move(state_));
   }
   T value_or(T fallback) const { return ok() ? std::get<T>(state_) : std::move(fallback); }
   // Precondition: !ok().

@@ -31,7 +31,9 @@ class PendingFlag {
     pending_.store(true, std::memory_order_seq_cst);
   }
   void wait() {
-    while (!pending_.exchange(false, std::memory_order_seq_cst)) std::this_thread::yield();
+    while (!pending_.exchange(false, std::memory_order_seq_cst)) {
+      std::this_thread::yield();
+    }
   }
   std::uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
 
@@ -82,7 +84,9 @@ TEST(RingConcurrencyTest, TenMillionRequestsWithFinalCheckWakeups) {
         return;
       }
       for (std::size_t i = 0; i < taken.count; ++i) {
-        if (!matches(requests[i], next)) back_errors.fetch_add(1);
+        if (!matches(requests[i], next)) {
+          back_errors.fetch_add(1);
+        }
         responses[i] = TxResponse{requests[i].id, kRspOkay};
         ++next;
       }
@@ -90,7 +94,9 @@ TEST(RingConcurrencyTest, TenMillionRequestsWithFinalCheckWakeups) {
         if (back.push_responses(std::span(responses).first(taken.count)) != taken.count) {
           back_errors.fetch_add(1);
         }
-        if (back.push_responses_and_check_notify()) to_front.notify();
+        if (back.push_responses_and_check_notify()) {
+          to_front.notify();
+        }
       } else if (!back.final_check_for_requests()) {
         back_sleeps.fetch_add(1);
         to_back.wait();
@@ -107,10 +113,14 @@ TEST(RingConcurrencyTest, TenMillionRequestsWithFinalCheckWakeups) {
     // Batch sizes cycle 1..64 so pushes and takes fall at every slot offset.
     batch_size = batch_size % batch.size() + 1;
     const std::uint32_t want = std::min({batch_size, kRequests - sent, front.free_requests()});
-    for (std::uint32_t i = 0; i < want; ++i) batch[i] = request_for(sent + i);
+    for (std::uint32_t i = 0; i < want; ++i) {
+      batch[i] = request_for(sent + i);
+    }
     const std::size_t pushed = front.push_requests(std::span(batch).first(want));
     sent += static_cast<std::uint32_t>(pushed);
-    if (pushed > 0 && front.push_requests_and_check_notify()) to_back.notify();
+    if (pushed > 0 && front.push_requests_and_check_notify()) {
+      to_back.notify();
+    }
 
     const TakeResult got = front.take_responses(responses);
     if (got.status != RingStatus::kOk) {

@@ -53,7 +53,9 @@ class TxRingTest : public ::testing::Test {
   // Pushes `count` requests numbered from `first` and publishes them;
   // returns the notification decision.
   bool push(TxFrontRing& front, std::uint32_t first, std::uint32_t count) {
-    for (std::uint32_t i = 0; i < count; ++i) EXPECT_TRUE(front.push_request(make_tx(first + i)));
+    for (std::uint32_t i = 0; i < count; ++i) {
+      EXPECT_TRUE(front.push_request(make_tx(first + i)));
+    }
     return front.push_requests_and_check_notify();
   }
 
@@ -67,8 +69,12 @@ TEST_F(TxRingTest, InitWritesSharedRingInitState) {
   EXPECT_EQ(s->rsp_prod, 0U);
   EXPECT_EQ(s->req_event, 1U);
   EXPECT_EQ(s->rsp_event, 1U);
-  for (const auto b : s->pvt.pvt_pad) EXPECT_EQ(b, 0);
-  for (const auto b : s->__pad) EXPECT_EQ(b, 0);
+  for (const auto b : s->pvt.pvt_pad) {
+    EXPECT_EQ(b, 0);
+  }
+  for (const auto b : s->__pad) {
+    EXPECT_EQ(b, 0);
+  }
   EXPECT_EQ(front.size(), 256U);
   EXPECT_EQ(front.free_requests(), 256U);
 }
@@ -88,7 +94,9 @@ TEST_F(TxRingTest, EmptyRingHasNothingToTake) {
 
 TEST_F(TxRingTest, FrontFillsExactlyRingSizeThenRefuses) {
   auto front = TxFrontRing::init(page_.span());
-  for (std::uint32_t i = 0; i < front.size(); ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  for (std::uint32_t i = 0; i < front.size(); ++i) {
+    ASSERT_TRUE(front.push_request(make_tx(i)));
+  }
   EXPECT_TRUE(front.full());
   EXPECT_EQ(front.free_requests(), 0U);
   EXPECT_FALSE(front.push_request(make_tx(999)));
@@ -99,9 +107,13 @@ TEST_F(TxRingTest, FrontFillsExactlyRingSizeThenRefuses) {
 
 TEST_F(TxRingTest, BatchedPushStopsAtFreeSlots) {
   auto front = TxFrontRing::init(page_.span());
-  for (std::uint32_t i = 0; i < 250; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  for (std::uint32_t i = 0; i < 250; ++i) {
+    ASSERT_TRUE(front.push_request(make_tx(i)));
+  }
   std::vector<TxRequest> batch;
-  for (std::uint32_t i = 0; i < 10; ++i) batch.push_back(make_tx(250 + i));
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    batch.push_back(make_tx(250 + i));
+  }
   EXPECT_EQ(front.push_requests(batch), 6U);
   EXPECT_TRUE(front.full());
 }
@@ -125,10 +137,14 @@ TEST_F(TxRingTest, TakesInPartialBatchesInOrder) {
     const TakeResult taken = back.take_requests(out);
     ASSERT_EQ(taken.status, RingStatus::kOk);
     ASSERT_EQ(taken.count, expected);
-    for (std::size_t i = 0; i < taken.count; ++i) seen.push_back(out[i].gref);
+    for (std::size_t i = 0; i < taken.count; ++i) {
+      seen.push_back(out[i].gref);
+    }
   }
   ASSERT_EQ(seen.size(), 10U);
-  for (std::uint32_t i = 0; i < 10; ++i) EXPECT_EQ(seen[i], 100 + i);
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(seen[i], 100 + i);
+  }
   EXPECT_EQ(back.request_consumer(), 10U);
   EXPECT_EQ(back.responses_owed(), 10U);
 }
@@ -156,11 +172,15 @@ TEST_F(TxRingTest, TakenRequestIsACopy) {
 TEST_F(TxRingTest, ResponsesRoundTripAndFreeSlots) {
   auto front = TxFrontRing::init(page_.span());
   TxBackRing back(page_.span());
-  for (std::uint32_t i = 0; i < 256; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    ASSERT_TRUE(front.push_request(make_tx(i)));
+  }
   front.publish_requests();
   std::array<TxRequest, 256> requests{};
   ASSERT_EQ(back.take_requests(requests).count, 256U);
-  for (std::uint16_t i = 0; i < 100; ++i) ASSERT_TRUE(back.push_response(make_rsp(i)));
+  for (std::uint16_t i = 0; i < 100; ++i) {
+    ASSERT_TRUE(back.push_response(make_rsp(i)));
+  }
   back.publish_responses();
   EXPECT_TRUE(front.full());  // responses not yet taken still hold their slots
   std::array<TxResponse, 256> responses{};
@@ -213,7 +233,9 @@ TEST_F(TxRingTest, OneNotificationForABatch) {
   auto front = TxFrontRing::init(page_.span());
   TxBackRing back(page_.span());
   EXPECT_FALSE(back.final_check_for_requests());
-  for (std::uint32_t i = 0; i < 50; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  for (std::uint32_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(front.push_request(make_tx(i)));
+  }
   EXPECT_TRUE(front.push_requests_and_check_notify());
   EXPECT_FALSE(front.push_requests_and_check_notify());  // nothing new
 }
@@ -368,14 +390,18 @@ TEST_P(TxRingWrapTest, ManyRoundsAcrossTheWrap) {
   // points in a batch.
   for (int round = 0; round < 40; ++round) {
     const std::uint32_t count = 1 + static_cast<std::uint32_t>(round * 37) % front.free_requests();
-    for (std::uint32_t i = 0; i < count; ++i) ASSERT_TRUE(front.push_request(make_tx(next_seq++)));
+    for (std::uint32_t i = 0; i < count; ++i) {
+      ASSERT_TRUE(front.push_request(make_tx(next_seq++)));
+    }
     // Neither side re-arms here, so only the very first push of each
     // direction finds the initial event index (start + 1) in range.
     EXPECT_EQ(front.push_requests_and_check_notify(), round == 0);
     for (;;) {
       const TakeResult taken = back.take_requests(requests);
       ASSERT_EQ(taken.status, RingStatus::kOk);
-      if (taken.count == 0) break;
+      if (taken.count == 0) {
+        break;
+      }
       for (std::size_t i = 0; i < taken.count; ++i) {
         expect_tx_eq(requests[i], expect_seq);
         ASSERT_TRUE(back.push_response(make_rsp(static_cast<std::uint16_t>(expect_seq))));
@@ -395,12 +421,16 @@ TEST_P(TxRingWrapTest, FullRingAndNotificationAcrossTheWrap) {
   const RingIndex start = GetParam();
   auto front = TxFrontRing::init(page_.span(), start);
   TxBackRing back(page_.span(), start);
-  for (std::uint32_t i = 0; i < 256; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    ASSERT_TRUE(front.push_request(make_tx(i)));
+  }
   EXPECT_FALSE(front.push_request(make_tx(256)));
   EXPECT_TRUE(front.push_requests_and_check_notify());
   std::array<TxRequest, 256> out{};
   ASSERT_EQ(back.take_requests(out), (TakeResult{256, RingStatus::kOk}));
-  for (std::uint32_t i = 0; i < 256; ++i) expect_tx_eq(out[i], i);
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    expect_tx_eq(out[i], i);
+  }
   EXPECT_FALSE(back.final_check_for_requests());
   EXPECT_EQ(c_view(page_.span())->req_event, start + 257);
   // Overflow detection is by difference, so it works across the wrap too.
@@ -442,19 +472,27 @@ void fill_and_drain_multi_page() {
   TxBackRing back(pages.span(), kStart);
   const RingIndex size = front.size();
   ASSERT_EQ(size, static_cast<RingIndex>(256 * Pages));
-  for (RingIndex i = 0; i < size; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  for (RingIndex i = 0; i < size; ++i) {
+    ASSERT_TRUE(front.push_request(make_tx(i)));
+  }
   EXPECT_TRUE(front.full());
   EXPECT_TRUE(front.push_requests_and_check_notify());
   std::vector<TxRequest> out(size + 1);
   ASSERT_EQ(back.take_requests(out), (TakeResult{size, RingStatus::kOk}));
-  for (RingIndex i = 0; i < size; ++i) expect_tx_eq(out[i], i);
+  for (RingIndex i = 0; i < size; ++i) {
+    expect_tx_eq(out[i], i);
+  }
   std::vector<TxResponse> rsp(size);
-  for (RingIndex i = 0; i < size; ++i) rsp[i] = make_rsp(static_cast<std::uint16_t>(i));
+  for (RingIndex i = 0; i < size; ++i) {
+    rsp[i] = make_rsp(static_cast<std::uint16_t>(i));
+  }
   ASSERT_EQ(back.push_responses(rsp), size);
   EXPECT_TRUE(back.push_responses_and_check_notify());
   std::vector<TxResponse> got(size);
   ASSERT_EQ(front.take_responses(got), (TakeResult{size, RingStatus::kOk}));
-  for (RingIndex i = 0; i < size; ++i) EXPECT_EQ(got[i].id, static_cast<std::uint16_t>(i));
+  for (RingIndex i = 0; i < size; ++i) {
+    EXPECT_EQ(got[i].id, static_cast<std::uint16_t>(i));
+  }
   // The highest slot is where a C peer's ring[size - 1] is.
   const std::size_t last_slot_offset = kSharedRingHeaderSize + (size - 1) * sizeof(TxRequest);
   TxRequest raw{};
@@ -481,7 +519,9 @@ TEST(RingResumeTest, BackResumesFromPublishedResponses) {
   auto front = TxFrontRing::init(page.span(), 0xFFFFFFFEU);
   {
     TxBackRing back(page.span(), 0xFFFFFFFEU);
-    for (std::uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+    for (std::uint32_t i = 0; i < 5; ++i) {
+      ASSERT_TRUE(front.push_request(make_tx(i)));
+    }
     front.publish_requests();
     std::array<TxRequest, 5> out{};
     ASSERT_EQ(back.take_requests(out).count, 5U);

@@ -37,7 +37,9 @@ int shortest_distance(S from, S to) {
   while (!frontier.empty()) {
     const S at = frontier.front();
     frontier.pop();
-    if (at == to) return distance[at];
+    if (at == to) {
+      return distance[at];
+    }
     for (const auto& [step_from, step_to] : legal_steps()) {
       if (step_from == at && !distance.contains(step_to)) {
         distance[step_to] = distance[at] + 1;
@@ -82,7 +84,9 @@ TEST(XenbusStateTest, ParseRejectsGarbage) {
 TEST(XenbusStateTest, BackendStates) {
   std::set<S> backend;
   for (const S state : kAllStates) {
-    if (is_backend_state(state)) backend.insert(state);
+    if (is_backend_state(state)) {
+      backend.insert(state);
+    }
   }
   EXPECT_EQ(backend,
             (std::set<S>{S::kInitialising, S::kInitWait, S::kConnected, S::kClosing, S::kClosed}));
@@ -100,7 +104,9 @@ TEST(XenbusStateTest, EveryPairTakesAShortestLegalPath) {
       const bool expect_path = is_backend_state(from) && is_backend_state(to) &&
                                (to != S::kInitialising || from == S::kInitialising);
       ASSERT_EQ(path.has_value(), expect_path);
-      if (!path) continue;
+      if (!path) {
+        continue;
+      }
       ++pairs_with_path;
       S at = from;
       for (const S step : *path) {
