@@ -594,3 +594,72 @@ TEST(RxRingTest, RequestsAndResponsesShareSlots) {
 
 }  // namespace
 }  // namespace vifd::protocol
+
+namespace vifd::protocol {
+namespace {
+
+// Our views against Xen's own C macros on the same page: the layout and the
+// notification arithmetic agree with ring.h, and ring.h's macros compile
+// with the barriers xen_abi.h supplies.
+TEST(RingInteropTest, OurFrontAgainstXenMacroBack) {
+  SharedPages<1> page;
+  auto front = TxFrontRing::init(page.span(), 0xFFFFFFFDU);
+  netif_tx_back_ring_t c_back;
+  BACK_RING_ATTACH(&c_back, c_view(page.span()), 0xFFFFFFFDU, kXenPageSize);
+  EXPECT_EQ(RING_SIZE(&c_back), front.size());
+
+  int work = 0;
+  RING_FINAL_CHECK_FOR_REQUESTS(&c_back, work);
+  EXPECT_FALSE(work);
+  for (std::uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(front.push_request(make_tx(i)));
+  EXPECT_TRUE(front.push_requests_and_check_notify());
+  RING_FINAL_CHECK_FOR_REQUESTS(&c_back, work);
+  ASSERT_TRUE(work);
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    TxRequest request{};
+    RING_COPY_REQUEST(&c_back, c_back.req_cons, &request);
+    ++c_back.req_cons;
+    expect_tx_eq(request, i);
+    RING_GET_RESPONSE(&c_back, c_back.rsp_prod_pvt)->id = request.id;
+    RING_GET_RESPONSE(&c_back, c_back.rsp_prod_pvt)->status = kRspOkay;
+    ++c_back.rsp_prod_pvt;
+  }
+  int notify = 0;
+  RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&c_back, notify);
+  EXPECT_TRUE(notify);  // rsp_event is still at start + 1
+  std::array<TxResponse, 8> responses{};
+  ASSERT_EQ(front.take_responses(responses), (TakeResult{5, RingStatus::kOk}));
+  EXPECT_EQ(responses[4].id, 4);
+  EXPECT_EQ(front.request_producer(), 2U);  // wrapped
+}
+
+TEST(RingInteropTest, XenMacroFrontAgainstOurBack) {
+  SharedPages<1> page;
+  netif_tx_front_ring_t c_front;
+  XEN_FRONT_RING_INIT(&c_front, c_view(page.span()), kXenPageSize);
+  TxBackRing back(page.span());
+  EXPECT_FALSE(back.final_check_for_requests());
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    *RING_GET_REQUEST(&c_front, c_front.req_prod_pvt) = make_tx(i);
+    ++c_front.req_prod_pvt;
+  }
+  int notify = 0;
+  RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&c_front, notify);
+  EXPECT_TRUE(notify);
+  std::array<TxRequest, 3> requests{};
+  ASSERT_EQ(back.take_requests(requests), (TakeResult{3, RingStatus::kOk}));
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    expect_tx_eq(requests[i], i);
+    ASSERT_TRUE(back.push_response(make_rsp(requests[i].id)));
+  }
+  EXPECT_TRUE(back.push_responses_and_check_notify());
+  int work = 0;
+  RING_FINAL_CHECK_FOR_RESPONSES(&c_front, work);
+  ASSERT_TRUE(work);
+  EXPECT_FALSE(RING_RESPONSE_PROD_OVERFLOW(&c_front, c_front.sring->rsp_prod));
+  EXPECT_EQ(c_front.sring->rsp_prod - c_front.rsp_cons, 3U);
+  EXPECT_EQ(RING_GET_RESPONSE(&c_front, 2)->id, 2);
+}
+
+}  // namespace
+}  // namespace vifd::protocol

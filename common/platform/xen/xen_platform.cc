@@ -3,12 +3,13 @@
 // simulator proves about our use of the interface carries over to Xen.
 #include <fcntl.h>
 #include <sys/mman.h>
-// Debian's libxenevtchn/libxengnttab headers have no extern "C" guards.
+// Debian's libxenevtchn/libxengnttab/libxenstore headers have no
+// extern "C" guards.
 extern "C" {
 #include <xenevtchn.h>
 #include <xengnttab.h>
-}
 #include <xenstore.h>
+}
 
 #include <cerrno>
 #include <cstddef>
