@@ -1,0 +1,71 @@
+// One netif queue of one vif: the TX and RX rings of a frontend, their event
+// channel(s), and the thread that runs the data path for them.
+//
+// Contract between the control plane (backend/lib/control) and the data path
+// (backend/lib/datapath): the control plane validates everything it read from
+// xenstore, maps the rings, binds the event channels and opens the host port,
+// then hands them over in a QueueSetup. From start() to stop() only the queue
+// thread touches the rings; the control plane only reads stats() and may call
+// stop() (which joins the thread) before it unmaps and unbinds.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "common/platform/event_channels.h"
+#include "common/platform/grant_table.h"
+#include "common/protocol/mac_address.h"
+#include "common/protocol/xs_parse.h"
+
+namespace vifd::backend {
+
+class Switch;
+
+// What the frontend negotiated; validated by the control plane.
+struct VifFeatures {
+  bool sg = false;          // frontend feature-sg: accepts multi-slot RX packets
+  bool gso_tcpv4 = false;   // frontend feature-gso-tcpv4: accepts TCPv4 GSO on RX
+  bool gso_tcpv6 = false;   // frontend feature-gso-tcpv6
+  bool csum_ipv4 = true;    // not feature-no-csum-offload
+  bool csum_ipv6 = false;   // frontend feature-ipv6-csum-offload
+  bool rx_notify = true;    // frontend feature-rx-notify
+  bool multicast_control = false;  // frontend request-multicast-control
+  unsigned mtu = 1500;
+};
+
+struct QueueSetup {
+  platform::DomId frontend_domid = 0;
+  std::uint32_t devid = 0;
+  std::uint32_t queue_index = 0;
+  // Mapped shared rings; the control plane keeps the mappings until after
+  // stop() returns.
+  std::span<std::byte> tx_shared_ring;
+  std::span<std::byte> rx_shared_ring;
+  // Handles owned by the queue (one per queue so each thread polls its own).
+  std::unique_ptr<platform::EventChannels> events;
+  platform::EvtchnPort tx_port = 0;  // equal to rx_port without split channels
+  platform::EvtchnPort rx_port = 0;
+  std::unique_ptr<platform::GrantTable> grants;
+  // This queue's fd of the vif's TAP (IFF_VNET_HDR), or -1 without a host port.
+  // Owned by the TAP device object of the control plane; valid until stop().
+  int tap_fd = -1;
+  VifFeatures features;
+  std::optional<protocol::RateLimit> rate;  // the backend `rate` key
+  protocol::MacAddress guest_mac;            // the backend `mac` key
+  // The in-process switch this vif is a port of, or nullptr.
+  Switch* network_switch = nullptr;
+  // Re-attach to a ring a previous vifd served: continue from its indices.
+  bool resume = false;
+  // Called once, from the queue thread, when the frontend broke the protocol
+  // badly enough that the vif must be disconnected (xenvif_fatal_tx_err).
+  // The callee must only post work to its own thread.
+  std::function<void(const std::string& reason)> on_fatal_error;
+};
+
+}  // namespace vifd::backend
