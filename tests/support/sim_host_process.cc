@@ -1,5 +1,6 @@
 #include "tests/support/sim_host_process.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,13 +11,13 @@
 #include <thread>
 #include <vector>
 
-#include <fmt/format.h>
-
 namespace vifd::testing {
 namespace {
 
 // Binaries are found through the build tree; the paths are baked in by CMake.
-std::filesystem::path vif_sim_binary() { return VIFD_TEST_VIF_SIM_BINARY; }
+std::filesystem::path vif_sim_binary() {
+  return VIFD_TEST_VIF_SIM_BINARY;
+}
 
 int wait_for(pid_t pid) {
   int status = 0;
@@ -77,8 +78,8 @@ void SimHostProcess::run_vif_sim(const std::vector<std::string>& args) const {
   argv.insert(argv.end(), args.begin(), args.end());
   const int status = wait_for(spawn(argv));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw std::runtime_error(fmt::format("vif-sim {} failed (status {})", fmt::join(args, " "),
-                                         status));
+    throw std::runtime_error(
+        fmt::format("vif-sim {} failed (status {})", fmt::join(args, " "), status));
   }
 }
 
@@ -114,8 +115,8 @@ std::filesystem::path SimHostProcess::binary(const std::string& name) {
     auto candidate = root / folder / name;
     if (std::filesystem::exists(candidate)) return candidate;
   }
-  throw std::runtime_error(fmt::format("no executable '{}' in the build tree {}", name,
-                                       root.string()));
+  throw std::runtime_error(
+      fmt::format("no executable '{}' in the build tree {}", name, root.string()));
 }
 
 }  // namespace vifd::testing

@@ -11,6 +11,8 @@ extern "C" {
 #include <xenstore.h>
 }
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -18,8 +20,6 @@ extern "C" {
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common/platform/error.h"
 #include "common/platform/platform.h"
@@ -58,8 +58,7 @@ class XenGrantTable final : public GrantTable {
   }
   ~XenGrantTable() override { xengnttab_close(handle_); }
 
-  void* map(std::span<const DomId> domids, std::span<const GrantRef> refs,
-            bool writable) override {
+  void* map(std::span<const DomId> domids, std::span<const GrantRef> refs, bool writable) override {
     if (domids.size() != refs.size() || refs.empty()) {
       throw PlatformError(
           fmt::format("grant map: {} domids for {} refs", domids.size(), refs.size()), EINVAL);
