@@ -207,12 +207,9 @@ void Client::release_domain(platform::DomId domid) {
 }
 
 bool Client::is_domain_introduced(platform::DomId domid) {
-  errno = 0;
-  const bool introduced = xs_is_domain_introduced(handle_, domid);
-  if (!introduced && errno != 0 && errno != ENOENT) {
-    fail("is-domain-introduced", "domain " + std::to_string(domid));
-  }
-  return introduced;
+  // libxenstore answers only true/false here: a failed request cannot be
+  // told apart from "F", so there is no errno to report.
+  return xs_is_domain_introduced(handle_, domid);
 }
 
 std::string Client::get_domain_path(platform::DomId domid) {

@@ -106,3 +106,34 @@ TEST(ProtocolTest, SerializeWritesTheHeader) {
 
 }  // namespace
 }  // namespace vifd::xenstored
+
+namespace vifd::xenstored {
+namespace {
+
+// Deterministic garbage of every message type, from dom0 and from a domain:
+// every request gets exactly one well-formed reply and the store stays usable.
+TEST(ProtocolTest, RandomRequestsNeverBreakTheStore) {
+  Store store;
+  std::uint32_t state = 12345;
+  auto next = [&state] {
+    state = state * 1103515245U + 12345U;
+    return state >> 8;
+  };
+  const std::string alphabet = std::string("/ab@\0rnwb0159T F-_.", 19);
+  for (int i = 0; i < 20000; ++i) {
+    const Caller& caller = (i % 3 == 0) ? kDom5 : kDom0;
+    std::string payload;
+    const std::size_t len = next() % 24;
+    for (std::size_t j = 0; j < len; ++j) payload += alphabet[next() % alphabet.size()];
+    const auto type = static_cast<std::uint32_t>(next() % (XS_TYPE_COUNT + 2));
+    Message reply = call(store, caller, type, payload, next() % 4);
+    ASSERT_TRUE(reply.type == type || reply.type == XS_ERROR) << "type " << type;
+    ASSERT_LE(reply.payload.size(), static_cast<std::size_t>(XENSTORE_PAYLOAD_MAX));
+    store.take_events();
+  }
+  EXPECT_EQ(call(store, kDom0, XS_WRITE, args({"/after"}) + "ok").payload, args({"OK"}));
+  EXPECT_EQ(call(store, kDom0, XS_READ, args({"/after"})).payload, "ok");
+}
+
+}  // namespace
+}  // namespace vifd::xenstored

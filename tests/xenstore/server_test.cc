@@ -3,6 +3,7 @@
 #include "xenstore-tools/lib/xenstored/server.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -194,6 +195,43 @@ TEST_F(ServerTest, MalformedInputClosesOnlyThatConnection) {
   admin.write("/still/serving", "yes");
   EXPECT_EQ(admin.read("/still/serving"), "yes");
   EXPECT_GE(server_->stats().dropped_connections, 1U);
+}
+
+TEST_F(ServerTest, FilenoSignalsEventsForAnEventLoop) {
+  start();
+  auto watcher = dom0();
+  auto writer = dom0();
+  const int fd = watcher.fileno();
+  watcher.watch("/loop", "t");
+  writer.write("/loop/x", "1");
+  std::vector<std::string> seen;
+  while (seen.size() < 2) {
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, -1), 1);
+    while (auto event = watcher.check_watch()) seen.push_back(event->path);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"/loop", "/loop/x"}));
+  EXPECT_EQ(watcher.check_watch(), std::nullopt);
+}
+
+// A client that watches but never reads: its queue fills, the server drops
+// it and keeps serving everyone else.
+TEST_F(ServerTest, AConnectionThatNeverReadsIsDropped) {
+  start();
+  auto admin = dom0();
+  asio::io_context io;
+  asio::local::stream_protocol::socket raw(io);
+  raw.connect(sim::HostPaths{dir_}.xenstored_socket().string());
+  const std::string payload = std::string("/flood\0tok\0", 11);
+  xsd_sockmsg watch{XS_WATCH, 1, 0, static_cast<std::uint32_t>(payload.size())};
+  asio::write(raw, asio::buffer(&watch, sizeof watch));
+  asio::write(raw, asio::buffer(payload));
+  const std::string big(3000, 'x');
+  for (int i = 0; i < 4000 && server_->stats().dropped_connections == 0; ++i) {
+    admin.write("/flood/n", big);
+  }
+  EXPECT_EQ(server_->stats().dropped_connections, 1U);
+  EXPECT_EQ(admin.read("/flood/n"), big);
 }
 
 }  // namespace

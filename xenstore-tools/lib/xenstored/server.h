@@ -5,6 +5,7 @@
 // a guest's xenbus ring would be.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -15,11 +16,14 @@
 
 namespace vifd::xenstored {
 
+// Atomic so a test or a stats reader on another thread may look at them
+// while the io_context thread counts.
 struct ServerStats {
-  std::uint64_t requests = 0;
-  std::uint64_t errors = 0;
-  std::uint64_t watch_events = 0;
-  std::uint64_t dropped_connections = 0;  // malformed input or overflowing output queue
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> watch_events{0};
+  // Malformed input or an output queue that overflowed.
+  std::atomic<std::uint64_t> dropped_connections{0};
 };
 
 class Server {
