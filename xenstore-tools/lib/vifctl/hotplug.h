@@ -1,0 +1,44 @@
+// The two things libxl does after writing a vif's nodes and before removing
+// them: wait for the backend to reach a state, and run the hotplug script.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "common/platform/types.h"
+#include "common/protocol/xenbus_state.h"
+#include "common/xenstore/client.h"
+#include "xenstore-tools/lib/vifctl/vif_spec.h"
+
+namespace vifd::vifctl {
+
+// libxl's LIBXL_DESTROY_TIMEOUT / LIBXL_INIT_TIMEOUT for device state changes.
+inline constexpr std::chrono::seconds kBackendStateTimeout{10};
+// libxl's LIBXL_HOTPLUG_TIMEOUT.
+inline constexpr std::chrono::seconds kHotplugTimeout{40};
+
+// Waits (through a xenstore watch, not by polling) until the `state` key at
+// state_path holds `wanted`. Returns the last state seen, or std::nullopt if
+// the key is missing or unreadable; the caller compares with `wanted`. An
+// invalid value (the backend is not trusted to write well-formed states)
+// counts as "not yet".
+std::optional<protocol::XenbusState> wait_for_state(xs::Client& xs, const std::string& state_path,
+                                                    protocol::XenbusState wanted,
+                                                    std::chrono::milliseconds timeout);
+
+struct ScriptResult {
+  bool timed_out = false;
+  int exit_status = -1;  // valid when exited normally
+  int signal = 0;        // nonzero when killed by a signal
+  bool ok() const { return !timed_out && signal == 0 && exit_status == 0; }
+  std::string describe() const;
+};
+
+// Runs `<script> <action> type_if=vif` with the environment libxl gives a vif
+// hotplug script (script, XENBUS_TYPE=vif, XENBUS_PATH=backend/vif/<D>/<N>,
+// XENBUS_BASE_PATH=backend, vif=vif<D>.<N>) on top of ours. Judged, as
+// libxl does, by the exit status only; killed after kHotplugTimeout.
+ScriptResult run_hotplug_script(const std::string& script, const std::string& action, VifId id);
+
+}  // namespace vifd::vifctl

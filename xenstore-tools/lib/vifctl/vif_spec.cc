@@ -1,0 +1,117 @@
+#include "xenstore-tools/lib/vifctl/vif_spec.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <limits>
+#include <random>
+
+namespace vifd::vifctl {
+namespace {
+
+template <typename T>
+T checked(std::string_view argument, protocol::Result<T> result) {
+  if (!result) throw ArgumentError(argument_error_message(argument, result.error()));
+  return std::move(result).value();
+}
+
+std::string absolute_script(const std::string& script) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path path = fs::absolute(script, ec);
+  // libxl stores an absolute path too (libxl__abs_path), and the backend
+  // or a later `detach` runs it from another working directory.
+  if (ec || !fs::is_regular_file(path, ec)) {
+    throw ArgumentError(fmt::format("--script: {:?} is not a regular file", script));
+  }
+  if (::access(path.c_str(), X_OK) != 0) {
+    throw ArgumentError(fmt::format("--script: {:?} is not executable", path.string()));
+  }
+  return path.string();
+}
+
+}  // namespace
+
+std::string argument_error_message(std::string_view argument, const protocol::ParseError& error) {
+  return fmt::format("{}: invalid value {:?}: {}", argument, error.value, error.reason);
+}
+
+platform::DomId parse_domid_argument(std::string_view what, std::string_view text) {
+  return checked(what, protocol::parse_domid(what, text));
+}
+
+VifId parse_vif_id(std::string_view what, std::string_view text) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    throw ArgumentError(fmt::format("{}: invalid value {:?}: expected DOMID/DEVID", what, text));
+  }
+  VifId id;
+  id.domid = parse_domid_argument(what, text.substr(0, slash));
+  id.devid = static_cast<std::uint32_t>(checked(
+      what,
+      protocol::parse_uint(what, text.substr(slash + 1), 0,
+                           static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))));
+  return id;
+}
+
+bool is_valid_interface_name(std::string_view name) {
+  constexpr std::size_t kIfNameSize = 16;  // IFNAMSIZ, including the NUL
+  if (name.empty() || name.size() >= kIfNameSize || name == "." || name == "..") return false;
+  for (const char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '/' || c == ':' || u <= 0x20 || u >= 0x7F) return false;
+  }
+  return true;
+}
+
+protocol::MacAddress random_xen_mac() {
+  std::random_device entropy;
+  std::uniform_int_distribution<unsigned> octet(0, 255);
+  protocol::MacAddress mac;
+  mac.octets = {0x00,
+                0x16,
+                0x3e,
+                static_cast<std::uint8_t>(octet(entropy) & 0x7FU),
+                static_cast<std::uint8_t>(octet(entropy)),
+                static_cast<std::uint8_t>(octet(entropy))};
+  return mac;
+}
+
+VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backend_domid) {
+  VifSpec spec;
+  spec.domid = parse_domid_argument("DOMID", args.domid);
+  spec.backend_domid = args.backend_domid
+                           ? parse_domid_argument("--backend-domid", *args.backend_domid)
+                           : default_backend_domid;
+  if (spec.domid == spec.backend_domid) {
+    throw ArgumentError(fmt::format("DOMID: domain {} cannot be its own backend", spec.domid));
+  }
+  if (args.devid) {
+    // libxl keeps devids in an int.
+    spec.devid = static_cast<std::uint32_t>(checked(
+        "--devid", protocol::parse_uint(
+                       "--devid", *args.devid, 0,
+                       static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))));
+  }
+  spec.mac =
+      args.mac ? checked("--mac", protocol::parse_mac("--mac", *args.mac)) : random_xen_mac();
+  if (args.bridge) {
+    if (!is_valid_interface_name(*args.bridge)) {
+      throw ArgumentError(fmt::format(
+          "--bridge: invalid value {:?}: not a Linux interface name (1-15 bytes, no '/', ':' or "
+          "whitespace)",
+          *args.bridge));
+    }
+    spec.bridge = *args.bridge;
+  }
+  if (args.script) spec.script = absolute_script(*args.script);
+  if (args.mtu) {
+    spec.mtu = static_cast<std::uint32_t>(
+        checked("--mtu", protocol::parse_uint("--mtu", *args.mtu, kMinMtu, kMaxMtu)));
+  }
+  if (args.rate) spec.rate = checked("--rate", protocol::parse_rate("--rate", *args.rate));
+  return spec;
+}
+
+}  // namespace vifd::vifctl

@@ -1,0 +1,83 @@
+// What `vifctl attach` is asked to create, validated before anything touches
+// xenstore. Every operator-supplied value goes through the same strict
+// parsers vifd applies when it reads the keys back (common/protocol/
+// xs_parse.h), so vifctl can never write a value the backend would reject.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "common/platform/types.h"
+#include "common/protocol/mac_address.h"
+#include "common/protocol/xs_parse.h"
+
+namespace vifd::vifctl {
+
+// An invalid command-line argument; the message names the argument.
+class ArgumentError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// libxl's default MTU; the frontend `mtu` key is always written, the backend
+// one only when it differs (as libxl__set_xenstore_nic does).
+inline constexpr std::uint32_t kDefaultMtu = 1500;
+// 68 is the IPv4 minimum (RFC 791); a netif frame carries at most 65535
+// bytes (XEN_NETIF_MAX_TX_SIZE) including the 14-byte Ethernet header.
+inline constexpr std::uint32_t kMinMtu = 68;
+inline constexpr std::uint32_t kMaxMtu = 65535 - 14;
+
+struct VifId {
+  platform::DomId domid = 0;
+  std::uint32_t devid = 0;
+  friend bool operator==(const VifId&, const VifId&) = default;
+};
+
+struct VifSpec {
+  platform::DomId domid = 0;
+  platform::DomId backend_domid = 0;
+  std::optional<std::uint32_t> devid;  // std::nullopt: the next free one
+  protocol::MacAddress mac;
+  std::optional<std::string> bridge;
+  std::optional<std::string> script;  // absolute path
+  std::uint32_t mtu = kDefaultMtu;
+  std::optional<protocol::RateLimit> rate;
+};
+
+// The attach arguments as typed by the operator.
+struct AttachArguments {
+  std::string domid;
+  std::optional<std::string> devid;
+  std::optional<std::string> mac;
+  std::optional<std::string> bridge;
+  std::optional<std::string> script;
+  std::optional<std::string> mtu;
+  std::optional<std::string> rate;
+  std::optional<std::string> backend_domid;
+};
+
+// Validates every argument; throws ArgumentError naming the first bad one.
+// default_backend_domid is the domain vifctl runs in (the toolstack domain).
+VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backend_domid);
+
+// "DOMID/DEVID" as used by detach/show/stats; `what` names the argument.
+VifId parse_vif_id(std::string_view what, std::string_view text);
+
+platform::DomId parse_domid_argument(std::string_view what, std::string_view text);
+
+// A Linux interface name as the kernel accepts it (dev_valid_name): 1..15
+// bytes, not "." or "..", no '/', ':' or whitespace. The vif-bridge script
+// and vifd both hand the bridge name to the kernel, so reject early.
+bool is_valid_interface_name(std::string_view name);
+
+// 00:16:3e (Xen's OUI) followed by three random octets, the fourth with its
+// top bit clear, exactly as libxl__device_nic_setdefault generates one.
+protocol::MacAddress random_xen_mac();
+
+// "ARG: invalid value "V": REASON" from a parser's error.
+std::string argument_error_message(std::string_view argument, const protocol::ParseError& error);
+
+}  // namespace vifd::vifctl
