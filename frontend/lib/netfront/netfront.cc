@@ -1,0 +1,232 @@
+#include "frontend/lib/netfront/netfront.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "common/protocol/xs_parse.h"
+
+namespace vifd::frontend {
+
+using protocol::XenbusState;
+
+const char* to_string(NetfrontState state) noexcept {
+  switch (state) {
+    case NetfrontState::kWaitingForBackend: return "waiting-for-backend";
+    case NetfrontState::kConnected: return "connected";
+    case NetfrontState::kClosed: return "closed";
+    case NetfrontState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+Netfront::Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOptions options)
+    : platform_(platform),
+      xenstore_(std::move(xenstore)),
+      options_(options),
+      path_(frontend_path(platform.self_domid(), options.devid)),
+      watch_token_(fmt::format("vif-front:{}", path_)),
+      config_(read_device_config(xenstore_, path_)),
+      share_(platform.open_grant_share()) {
+  if (options_.queues == 0) options_.queues = 1;
+  spdlog::info("vif-front: {}: backend {} (dom{}), mac {}, mtu {}{}", path_, config_.backend_path,
+               config_.backend_domid, config_.mac.to_string(), config_.mtu,
+               config_.trusted ? "" : ", backend untrusted");
+  // A previous instance may have left its keys; the backend must never see
+  // refs that no longer name our pages.
+  xenstore_.transact([this](xs::TxId tx) {
+    remove_connect_keys(tx);
+    xenstore_.write(path_ + "/state", protocol::to_xenstore_value(XenbusState::kInitialising), tx);
+  });
+  xenstore_.watch(config_.backend_path + "/state", watch_token_);
+}
+
+Netfront::~Netfront() {
+  disconnect();
+  try {
+    xenstore_.unwatch(config_.backend_path + "/state", watch_token_);
+  } catch (const std::exception& error) {
+    spdlog::warn("vif-front: {}: unwatch: {}", path_, error.what());
+  }
+}
+
+net::PeerOffloads Netfront::tx_offloads() const noexcept {
+  net::PeerOffloads offloads;
+  if (!connected()) return offloads;
+  // Every netback takes partial IPv4 checksums (netif.h: feature-no-csum-
+  // offload is the frontend's key); IPv6 only when offered. Large frames
+  // need scatter-gather on our side of the ring.
+  offloads.csum_ipv4 = true;
+  offloads.csum_ipv6 = backend_features_.ipv6_csum_offload;
+  offloads.tso4 = backend_features_.sg && backend_features_.gso_tcpv4;
+  offloads.tso6 = backend_features_.sg && backend_features_.gso_tcpv6;
+  return offloads;
+}
+
+void Netfront::write_state(XenbusState state) {
+  xenstore_.write(path_ + "/state", protocol::to_xenstore_value(state));
+}
+
+void Netfront::remove_connect_keys(xs::TxId tx) {
+  for (const std::string& key : all_connect_key_roots()) xenstore_.rm(path_ + "/" + key, tx);
+  if (const auto children = xenstore_.directory(path_, tx)) {
+    for (const std::string& child : *children) {
+      if (child.rfind("queue-", 0) == 0) xenstore_.rm(path_ + "/" + child, tx);
+    }
+  }
+}
+
+void Netfront::process_xenstore() {
+  while (xenstore_.check_watch()) {
+  }
+  if (shut_down_) return;
+  std::optional<XenbusState> backend;
+  try {
+    backend = read_backend_state(xenstore_, config_.backend_path);
+  } catch (const protocol::XenstoreValueError& bad) {
+    if (connected()) fail(bad.what());
+    return;
+  }
+  const bool usable = backend == XenbusState::kInitWait || backend == XenbusState::kConnected;
+  if (!usable) backend_cycled_ = true;
+  backend_connected_ = backend == XenbusState::kConnected;
+
+  switch (state_) {
+    case NetfrontState::kWaitingForBackend:
+      if (usable) connect();
+      break;
+    case NetfrontState::kClosed:
+    case NetfrontState::kFailed:
+      if (backend == XenbusState::kInitWait && backend_cycled_) {
+        write_state(XenbusState::kInitialising);
+        connect();
+      }
+      break;
+    case NetfrontState::kConnected:
+      if (!usable) {
+        spdlog::info("vif-front: {}: backend {} is {}; disconnecting", path_, config_.backend_path,
+                     backend ? protocol::name(*backend) : "gone");
+        disconnect();
+        write_state(XenbusState::kClosed);
+        state_ = NetfrontState::kClosed;
+      }
+      break;
+  }
+}
+
+void Netfront::connect() {
+  backend_cycled_ = false;
+  try {
+    backend_features_ = read_backend_features(xenstore_, config_.backend_path);
+  } catch (const std::exception& bad) {
+    fail(bad.what());
+    return;
+  }
+  if (!backend_features_.rx_copy) {
+    fail(fmt::format("backend {} does not offer feature-rx-copy", config_.backend_path));
+    return;
+  }
+  const unsigned count = std::max(1U, std::min(options_.queues, backend_features_.max_queues));
+  const bool split = options_.split_event_channels && backend_features_.split_event_channels;
+  const TxCapabilities tx{backend_features_.sg, backend_features_.sg && backend_features_.gso_tcpv4,
+                          backend_features_.sg && backend_features_.gso_tcpv6};
+  std::vector<QueueKeys> keys;
+  try {
+    for (unsigned i = 0; i < count; ++i) {
+      queues_.push_back(
+          std::make_unique<NetfrontQueue>(platform_, *share_, config_.backend_domid, i, split, tx));
+      keys.push_back(queues_.back()->keys());
+    }
+  } catch (const std::exception& error) {
+    fail(fmt::format("cannot set up queue {} for dom{}: {}", queues_.size(), config_.backend_domid,
+                     error.what()));
+    return;
+  }
+  const auto entries = connect_keys(keys, backend_features_.has_max_queues, options_.features);
+  // One transaction: the backend never sees half a set of refs and ports.
+  xenstore_.transact([&](xs::TxId txn) {
+    remove_connect_keys(txn);
+    for (const auto& [key, value] : entries) xenstore_.write(path_ + "/" + key, value, txn);
+    xenstore_.write(path_ + "/state", protocol::to_xenstore_value(XenbusState::kConnected), txn);
+  });
+  state_ = NetfrontState::kConnected;
+  error_.clear();
+  ++connect_count_;
+  spdlog::info("vif-front: {}: connected to dom{}: {} queue(s), {} event channels{}{}", path_,
+               config_.backend_domid, count, split ? "split" : "shared",
+               backend_features_.sg ? ", sg" : "",
+               tx.gso_tcpv4 || tx.gso_tcpv6 ? ", gso" : "");
+}
+
+void Netfront::disconnect() noexcept {
+  queues_.clear();
+  if (state_ == NetfrontState::kConnected) {
+    try {
+      xenstore_.transact([this](xs::TxId tx) { remove_connect_keys(tx); });
+    } catch (const std::exception& error) {
+      spdlog::warn("vif-front: {}: cannot remove connection keys: {}", path_, error.what());
+    }
+  }
+  backend_connected_ = false;
+}
+
+void Netfront::fail(const std::string& reason) {
+  spdlog::error("vif-front: {}: {}", path_, reason);
+  error_ = reason;
+  try {
+    // xenbus_dev_fatal(): the error node, then Closing.
+    xenstore_.write(frontend_error_path(platform_.self_domid(), options_.devid), reason);
+  } catch (const std::exception& error) {
+    spdlog::warn("vif-front: {}: cannot write the error node: {}", path_, error.what());
+  }
+  write_state(XenbusState::kClosing);
+  disconnect();
+  state_ = NetfrontState::kFailed;
+  write_state(XenbusState::kClosed);
+}
+
+bool Netfront::check_failed() {
+  for (const auto& queue : queues_) {
+    if (queue->failed()) {
+      fail(fmt::format("queue {}: {}", queue->index(), queue->failure()));
+      return true;
+    }
+  }
+  return false;
+}
+
+void Netfront::close(std::chrono::milliseconds grace) {
+  if (connected()) {
+    write_state(XenbusState::kClosing);
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    for (;;) {
+      std::optional<XenbusState> backend;
+      try {
+        backend = read_backend_state(xenstore_, config_.backend_path);
+      } catch (const protocol::XenstoreValueError&) {
+        break;
+      }
+      if (!backend || *backend >= XenbusState::kClosing) break;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        spdlog::warn("vif-front: {}: backend did not close within {} ms", path_, grace.count());
+        break;
+      }
+      pollfd entry{xenstore_.fileno(), POLLIN, 0};
+      ::poll(&entry, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+      while (xenstore_.check_watch()) {
+      }
+    }
+  }
+  disconnect();
+  state_ = NetfrontState::kClosed;
+  // Closed is final for this instance: a later InitWait must not reconnect.
+  shut_down_ = true;
+  write_state(XenbusState::kClosed);
+}
+
+}  // namespace vifd::frontend
