@@ -162,10 +162,23 @@ TEST_F(StoreTest, EntryQuotaIsEnospcForDomainsOnly) {
     EXPECT_EQ(small.write(kDom0, kNoTx, "/d0/" + std::to_string(i), ""), 0);
 }
 
-TEST_F(StoreTest, ValueSizeQuota) {
-  EXPECT_EQ(store.write(kDom5, kNoTx, "device/big", std::string(2049, 'x')), ENOSPC);
-  EXPECT_EQ(store.write(kDom5, kNoTx, "device/big", std::string(2048, 'x')), 0);
+TEST_F(StoreTest, NodeSizeQuotaCountsTheWholeRecord) {
+  // 24-byte header + one 8-byte permission + the value must stay below 2048.
+  EXPECT_EQ(store.write(kDom5, kNoTx, "device/big", std::string(2015, 'x')), 0);
+  EXPECT_EQ(store.write(kDom5, kNoTx, "device/big", std::string(2016, 'x')), ENOSPC);
+  EXPECT_EQ(store.read(kDom5, kNoTx, "device/big").value().size(), 2015U);
   EXPECT_EQ(store.write(kDom0, kNoTx, "/big", std::string(4000, 'x')), 0);
+  // A refused create leaves no half-made parents behind.
+  EXPECT_EQ(store.write(kDom5, kNoTx, "device/p/q", std::string(3000, 'x')), ENOSPC);
+  EXPECT_EQ(store.read(kDom5, kNoTx, "device/p").error(), ENOENT);
+  // Child names count towards the parent's record.
+  const std::string long_name(200, 'n');
+  int created = 0;
+  while (store.mkdir(kDom5, kNoTx, "device/many/" + long_name + std::to_string(created)) == 0) {
+    ++created;
+  }
+  EXPECT_GT(created, 5);
+  EXPECT_LT(created, 12);
 }
 
 TEST_F(StoreTest, WatchAndTransactionQuotas) {

@@ -42,6 +42,14 @@ DomId owner_of(const Node& node) {
   return node.perms.empty() ? 0 : node.perms.front().domid;
 }
 
+// cxenstored's record: a 24-byte header (generation, counts), 8 bytes per
+// permission, the value, and every child name with its NUL.
+std::size_t record_size(const Node& node) {
+  std::size_t size = 24 + 8 * node.perms.size() + node.value.size();
+  for (const auto& child : node.children) size += child.size() + 1;
+  return size;
+}
+
 std::string child_path(const std::string& parent, const std::string& name) {
   return parent == "/" ? "/" + name : parent + "/" + name;
 }
@@ -150,6 +158,10 @@ int Store::missing_node_error(View& view, const Caller& caller, const std::strin
   return allowed ? ENOENT : EACCES;
 }
 
+bool Store::exceeds_node_quota(const Caller& caller, const Node& node) const {
+  return !caller.privileged && record_size(node) >= quotas_.max_node_size;
+}
+
 int Store::create_node(View& view, const Caller& caller, const std::string& path,
                        std::string_view value) {
   std::vector<std::string> missing;
@@ -164,19 +176,25 @@ int Store::create_node(View& view, const Caller& caller, const std::string& path
       view.entries(caller.domid) + missing.size() > quotas_.entries_per_domain) {
     return ENOSPC;
   }
-  // Parents first: each new node inherits its parent's permissions, and an
-  // unprivileged domain owns what it creates (cxenstored's construct_node).
+  // Build every changed node first and check it, so a refused request
+  // leaves the tree untouched. Each new node inherits its parent's
+  // permissions, and an unprivileged domain owns what it creates
+  // (cxenstored's construct_node).
+  std::vector<std::pair<std::string, Node>> changed;
+  changed.emplace_back(existing, *ancestor);
   for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    const std::string parent_path = parent_of(*it);
-    Node parent = *view.find(parent_path);
+    Node& parent = changed.back().second;
+    parent.children.insert(std::string(basename_of(*it)));
     Node child;
     child.perms = parent.perms;
     if (!caller.privileged) child.perms.front().domid = caller.domid;
     if (*it == path) child.value = std::string(value);
-    parent.children.insert(std::string(basename_of(*it)));
-    view.put(parent_path, std::move(parent));
-    view.put(*it, std::move(child));
+    changed.emplace_back(*it, std::move(child));
   }
+  for (const auto& [node_path, node] : changed) {
+    if (exceeds_node_quota(caller, node)) return ENOSPC;
+  }
+  for (auto& [node_path, node] : changed) view.put(node_path, std::move(node));
   return 0;
 }
 
@@ -202,13 +220,13 @@ int Store::write(const Caller& caller, TxId tx, std::string_view path, std::stri
   if (error != 0) return error;
   auto canonical = canonicalize(caller.domid, path, false);
   if (!canonical) return EINVAL;
-  if (!caller.privileged && value.size() > quotas_.max_value_size) return ENOSPC;
   View view(*this, transaction);
   const std::string& absolute = canonical->absolute;
   if (const Node* node = view.find(absolute)) {
     if (!can_write(caller, node->perms)) return EACCES;
     Node updated = *node;
     updated.value = std::string(value);
+    if (exceeds_node_quota(caller, updated)) return ENOSPC;
     view.put(absolute, updated);
     record(view, PendingEvent{absolute, updated.perms, false});
     return 0;
@@ -336,6 +354,7 @@ int Store::set_perms(const Caller& caller, TxId tx, std::string_view path,
   if (!caller.privileged && perms.front().domid != owner_of(*node)) return EPERM;
   Node updated = *node;
   updated.perms = perms;
+  if (exceeds_node_quota(caller, updated)) return ENOSPC;
   view.put(canonical->absolute, updated);
   record(view, PendingEvent{canonical->absolute, perms, false});
   return 0;

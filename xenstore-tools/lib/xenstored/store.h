@@ -35,7 +35,10 @@ struct Quotas {
   std::size_t entries_per_domain = 1000;
   std::size_t watches_per_domain = 128;
   std::size_t transactions_per_connection = 10;
-  std::size_t max_value_size = 2048;
+  // Size of a node's record as cxenstored stores it (header, permissions,
+  // value and child names): an unprivileged domain may not write a node
+  // whose record reaches this.
+  std::size_t max_node_size = 2048;
 };
 
 // An errno value (0 = success) or a result.
@@ -143,6 +146,7 @@ class Store {
   Transaction* find_transaction(const Caller& caller, TxId tx, int& error);
   static int missing_node_error(View& view, const Caller& caller, const std::string& path,
                                 bool want_write);
+  bool exceeds_node_quota(const Caller& caller, const Node& node) const;
   int create_node(View& view, const Caller& caller, const std::string& path,
                   std::string_view value);
   void fire(const PendingEvent& event);
