@@ -58,8 +58,11 @@ TEST(ProtocolTest, MalformedRequestsGetEinval) {
   EXPECT_EQ(call(store, kDom0, XS_SET_PERMS, args({"/", "q9"})).payload, args({"EINVAL"}));
   EXPECT_EQ(call(store, kDom0, XS_INTRODUCE, args({"5", "x", "1"})).payload, args({"EINVAL"}));
   EXPECT_EQ(call(store, kDom0, XS_GET_DOMAIN_PATH, args({"99999"})).payload, args({"EINVAL"}));
-  EXPECT_EQ(call(store, kDom0, 999, "").type, XS_ERROR);
-  EXPECT_EQ(call(store, kDom0, XS_WATCH_EVENT, "").type, XS_ERROR);
+  EXPECT_EQ(call(store, kDom0, 999, "").payload, args({"ENOSYS"}));
+  EXPECT_EQ(call(store, kDom0, XS_WATCH_EVENT, "").payload, args({"ENOSYS"}));
+  EXPECT_EQ(call(store, kDom0, XS_SET_TARGET, args({"5", "6"})).payload, args({"EINVAL"}));
+  EXPECT_EQ(call(store, kDom5, XS_SET_TARGET, args({"5", "6"})).payload, args({"EACCES"}));
+  EXPECT_EQ(call(store, kDom0, XS_WATCH, args({"/a", "t"}), 99).payload, args({"ENOENT"}));
   EXPECT_EQ(call(store, kDom0, XS_CONTROL, args({"frobnicate"})).payload, args({"EINVAL"}));
   EXPECT_EQ(call(store, kDom0, XS_CONTROL, args({"print", "hello"})).payload, args({"OK"}));
   EXPECT_EQ(call(store, kDom5, XS_CONTROL, args({"print", "hello"})).payload, args({"EACCES"}));
@@ -80,6 +83,8 @@ TEST(ProtocolTest, PermsDirectoryAndDomains) {
   EXPECT_EQ(call(store, kDom0, XS_INTRODUCE, args({"5", "0", "0"})).payload, args({"OK"}));
   EXPECT_EQ(call(store, kDom0, XS_IS_DOMAIN_INTRODUCED, args({"5"})).payload, args({"T"}));
   EXPECT_EQ(call(store, kDom5, XS_RELEASE, args({"5"})).payload, args({"EACCES"}));
+  EXPECT_EQ(call(store, kDom5, XS_IS_DOMAIN_INTRODUCED, args({"5"})).payload, args({"EACCES"}));
+  EXPECT_EQ(call(store, kDom0, XS_RESUME, args({"5"})).payload, args({"OK"}));
   EXPECT_EQ(call(store, kDom0, XS_RELEASE, args({"5"})).payload, args({"OK"}));
 }
 

@@ -137,6 +137,22 @@ Message watch_event_message(const WatchEvent& event) {
 Message handle_request(Store& store, const Caller& caller, const xsd_sockmsg& request,
                        std::string_view payload) {
   const TxId tx = request.tx_id;
+  // As xenstored's process_message: a request naming a transaction this
+  // connection does not have fails before anything else; the domain
+  // management requests are dom0's alone.
+  if (tx != kNoTx && !store.has_transaction(caller, tx)) return error_reply(request, ENOENT);
+  switch (request.type) {
+    case XS_INTRODUCE:
+    case XS_RELEASE:
+    case XS_IS_DOMAIN_INTRODUCED:
+    case XS_RESUME:
+    case XS_SET_TARGET:
+    case XS_CONTROL:
+      if (!caller.privileged) return error_reply(request, EACCES);
+      break;
+    default:
+      break;
+  }
   switch (request.type) {
     case XS_READ: {
       auto path = one_arg(payload);
@@ -251,15 +267,26 @@ Message handle_request(Store& store, const Caller& caller, const xsd_sockmsg& re
       const bool introduced = *domid == 0 || store.is_introduced(*domid);
       return reply(request, std::string(introduced ? "T\0" : "F\0", 2));
     }
+    case XS_RESUME: {
+      auto arg = one_arg(payload);
+      auto domid = arg ? parse_domid(*arg) : std::nullopt;
+      if (!domid) return error_reply(request, EINVAL);
+      // Nothing to reset: the simulator has no shutdown state per domain.
+      return status_reply(request, store.is_introduced(*domid) ? 0 : ENOENT);
+    }
+    case XS_SET_TARGET:
+      // Device-model stub domains are not simulated.
+      return error_reply(request, EINVAL);
     case XS_CONTROL: {
-      if (!caller.privileged) return error_reply(request, EACCES);
       auto args = split_args(payload);
       if (!args || args->empty()) return error_reply(request, EINVAL);
       if ((*args)[0] == "print") return ack(request);
       return error_reply(request, EINVAL);
     }
     default:
-      return error_reply(request, EINVAL);
+      // Unknown types and the server-to-client ones (XS_WATCH_EVENT,
+      // XS_ERROR), answered as xenstored does.
+      return error_reply(request, ENOSYS);
   }
 }
 

@@ -105,6 +105,10 @@ class Store {
   void reset_watches(const Caller& caller);
 
   Result<TxId> transaction_start(const Caller& caller);
+  bool has_transaction(const Caller& caller, TxId tx) const {
+    auto it = transactions_.find(tx);
+    return it != transactions_.end() && it->second.conn == caller.conn;
+  }
   // EAGAIN when a node the transaction read or wrote changed since it did.
   int transaction_end(const Caller& caller, TxId tx, bool commit);
 
