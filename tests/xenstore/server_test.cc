@@ -2,6 +2,7 @@
 // vifd::xs::Client (the real client library) and through raw sockets.
 #include "xenstore-tools/lib/xenstored/server.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 
@@ -232,6 +233,21 @@ TEST_F(ServerTest, AConnectionThatNeverReadsIsDropped) {
   }
   EXPECT_EQ(server_->stats().dropped_connections, 1U);
   EXPECT_EQ(admin.read("/flood/n"), big);
+}
+
+TEST_F(ServerTest, LargeDirectoryFallsBackToDirectoryPart) {
+  start();
+  auto admin = dom0();
+  // 300 names of 24 bytes: more than one 4096-byte reply holds, so
+  // libxenstore gets E2BIG for XS_DIRECTORY and pages with XS_DIRECTORY_PART.
+  admin.transact([&](xs::TxId tx) {
+    for (int i = 0; i < 300; ++i) admin.write(fmt::format("/big/child-{:018}", i), "", tx);
+  });
+  auto children = admin.directory("/big");
+  ASSERT_TRUE(children);
+  ASSERT_EQ(children->size(), 300U);
+  EXPECT_EQ(children->front(), fmt::format("child-{:018}", 0));
+  EXPECT_EQ(children->back(), fmt::format("child-{:018}", 299));
 }
 
 }  // namespace
