@@ -15,10 +15,14 @@ using protocol::XenbusState;
 
 const char* to_string(NetfrontState state) noexcept {
   switch (state) {
-    case NetfrontState::kWaitingForBackend: return "waiting-for-backend";
-    case NetfrontState::kConnected: return "connected";
-    case NetfrontState::kClosed: return "closed";
-    case NetfrontState::kFailed: return "failed";
+    case NetfrontState::kWaitingForBackend:
+      return "waiting-for-backend";
+    case NetfrontState::kConnected:
+      return "connected";
+    case NetfrontState::kClosed:
+      return "closed";
+    case NetfrontState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -157,8 +161,7 @@ void Netfront::connect() {
   ++connect_count_;
   spdlog::info("vif-front: {}: connected to dom{}: {} queue(s), {} event channels{}{}", path_,
                config_.backend_domid, count, split ? "split" : "shared",
-               backend_features_.sg ? ", sg" : "",
-               tx.gso_tcpv4 || tx.gso_tcpv6 ? ", gso" : "");
+               backend_features_.sg ? ", sg" : "", tx.gso_tcpv4 || tx.gso_tcpv6 ? ", gso" : "");
 }
 
 void Netfront::disconnect() noexcept {

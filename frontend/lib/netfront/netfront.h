@@ -42,8 +42,8 @@ namespace vifd::frontend {
 
 struct NetfrontOptions {
   std::uint32_t devid = 0;
-  unsigned queues = 1;          // requested; the backend's maximum caps it
-  FrontendFeatures features{};  // what this frontend advertises (all on by default)
+  unsigned queues = 1;               // requested; the backend's maximum caps it
+  FrontendFeatures features{};       // what this frontend advertises (all on by default)
   bool split_event_channels = true;  // use them when the backend offers them
 };
 

@@ -20,7 +20,9 @@ constexpr protocol::RingIndex kRingMask = NetfrontQueue::kRingSize - 1;
 constexpr std::size_t kMaxReservation = 16 * kPage;
 static_assert(kMaxReservation > NetfrontQueue::kMaxFrame);
 
-std::size_t pages_for(std::size_t bytes) { return std::max<std::size_t>(1, (bytes + kPage - 1) / kPage); }
+std::size_t pages_for(std::size_t bytes) {
+  return std::max<std::size_t>(1, (bytes + kPage - 1) / kPage);
+}
 
 // An extra-info slot travels in a request slot; the rest of the slot is zero.
 protocol::TxRequest extra_as_request(const protocol::ExtraInfo& extra) {
@@ -56,13 +58,20 @@ protocol::ExtraInfo response_as_extra(const protocol::RxResponse& response) {
 
 const char* to_string(TxStatus status) noexcept {
   switch (status) {
-    case TxStatus::kOk: return "ok";
-    case TxStatus::kNoSpace: return "no_space";
-    case TxStatus::kBadLength: return "bad_length";
-    case TxStatus::kNeedsScatterGather: return "needs_scatter_gather";
-    case TxStatus::kGsoNotNegotiated: return "gso_not_negotiated";
-    case TxStatus::kBadMeta: return "bad_meta";
-    case TxStatus::kFailed: return "failed";
+    case TxStatus::kOk:
+      return "ok";
+    case TxStatus::kNoSpace:
+      return "no_space";
+    case TxStatus::kBadLength:
+      return "bad_length";
+    case TxStatus::kNeedsScatterGather:
+      return "needs_scatter_gather";
+    case TxStatus::kGsoNotNegotiated:
+      return "gso_not_negotiated";
+    case TxStatus::kBadMeta:
+      return "bad_meta";
+    case TxStatus::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -102,8 +111,8 @@ NetfrontQueue::NetfrontQueue(platform::Platform& platform, platform::GrantShare&
 
   // Post every RX buffer now: position P gets id and page P mod size.
   for (protocol::RingIndex position = 0; position < kRingSize; ++position) {
-    if (!rx_ring_.push_request(rx_request(static_cast<std::uint16_t>(position),
-                                          rx_pool_->ref(position)))) {
+    if (!rx_ring_.push_request(
+            rx_request(static_cast<std::uint16_t>(position), rx_pool_->ref(position)))) {
       break;
     }
   }
@@ -261,8 +270,7 @@ void NetfrontQueue::reap_tx() noexcept {
       }
       if (response.status != protocol::kRspOkay && response.status != protocol::kRspError &&
           response.status != protocol::kRspDropped) {
-        fail(fmt::format("TX response id {} has unknown status {}", response.id,
-                         response.status));
+        fail(fmt::format("TX response id {} has unknown status {}", response.id, response.status));
         return;
       }
       if (response.status != protocol::kRspOkay) ++stats_.tx_error_responses;
@@ -321,7 +329,8 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
           if (rx_have_gso_) rx_frame_bad_ = true;
           rx_gso_extra_ = extra;
           rx_have_gso_ = true;
-        } else if (extra.type == protocol::kExtraTypeNone || extra.type >= protocol::kExtraTypeMax) {
+        } else if (extra.type == protocol::kExtraTypeNone ||
+                   extra.type >= protocol::kExtraTypeMax) {
           rx_frame_bad_ = true;
         }
         rx_expect_extra_ = (extra.flags & protocol::kExtraFlagMore) != 0;
@@ -339,8 +348,8 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
         } else {
           const std::size_t size = static_cast<std::uint16_t>(response.status);
           if (response.offset + size > kPage) {
-            fail(fmt::format("RX response id {}: offset {} + size {} exceeds the page",
-                             response.id, response.offset, size));
+            fail(fmt::format("RX response id {}: offset {} + size {} exceeds the page", response.id,
+                             response.offset, size));
             return;
           }
           if (rx_segments_.size() == kMaxRxSlots) {

@@ -50,12 +50,12 @@ struct TxCapabilities {
 
 enum class TxStatus : std::uint8_t {
   kOk,
-  kNoSpace,              // not enough free pool pages or ring slots right now
-  kBadLength,            // empty, above 65535 bytes, or larger than the reservation
-  kNeedsScatterGather,   // more than one page, but the backend has no feature-sg
-  kGsoNotNegotiated,     // GSO type the backend did not offer
-  kBadMeta,              // metadata that netif cannot express
-  kFailed,               // the queue is failed (see failed())
+  kNoSpace,             // not enough free pool pages or ring slots right now
+  kBadLength,           // empty, above 65535 bytes, or larger than the reservation
+  kNeedsScatterGather,  // more than one page, but the backend has no feature-sg
+  kGsoNotNegotiated,    // GSO type the backend did not offer
+  kBadMeta,             // metadata that netif cannot express
+  kFailed,              // the queue is failed (see failed())
 };
 const char* to_string(TxStatus status) noexcept;
 
@@ -98,8 +98,8 @@ class NetfrontQueue {
   // Shares the rings and pools with `backend`, initialises the rings, binds
   // one unbound event channel (two when `split`) and posts every RX buffer.
   // Throws PlatformError naming the domain on failure (nothing stays shared).
-  NetfrontQueue(platform::Platform& platform, platform::GrantShare& share,
-                platform::DomId backend, unsigned index, bool split, const TxCapabilities& tx);
+  NetfrontQueue(platform::Platform& platform, platform::GrantShare& share, platform::DomId backend,
+                unsigned index, bool split, const TxCapabilities& tx);
   ~NetfrontQueue();
   NetfrontQueue(const NetfrontQueue&) = delete;
   NetfrontQueue& operator=(const NetfrontQueue&) = delete;

@@ -15,8 +15,7 @@ class SharedPages {
  public:
   // Shares `count` zeroed pages with `domid` in one call (one grant-share
   // hypercall-equivalent). Throws PlatformError.
-  SharedPages(platform::GrantShare& share, platform::DomId domid, std::size_t count,
-              bool writable);
+  SharedPages(platform::GrantShare& share, platform::DomId domid, std::size_t count, bool writable);
   ~SharedPages();
   SharedPages(const SharedPages&) = delete;
   SharedPages& operator=(const SharedPages&) = delete;

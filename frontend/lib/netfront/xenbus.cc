@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <stdexcept>
 
 #include "common/protocol/xs_parse.h"
@@ -60,10 +61,9 @@ DeviceConfig read_device_config(xs::Client& xenstore, const std::string& fronten
   const std::string backend_key = frontend_dir + "/backend";
   config.backend_path = read_required(xenstore, frontend_dir, "backend");
   check_backend_path(backend_key, config.backend_path);
-  config.backend_domid =
-      protocol::parse_domid(frontend_dir + "/backend-id",
-                            read_required(xenstore, frontend_dir, "backend-id"))
-          .value();
+  config.backend_domid = protocol::parse_domid(frontend_dir + "/backend-id",
+                                               read_required(xenstore, frontend_dir, "backend-id"))
+                             .value();
   config.mac =
       protocol::parse_mac(frontend_dir + "/mac", read_required(xenstore, frontend_dir, "mac"))
           .value();
@@ -99,7 +99,14 @@ BackendFeatures read_backend_features(xs::Client& xenstore, const std::string& b
 
 std::optional<protocol::XenbusState> read_backend_state(xs::Client& xenstore,
                                                         const std::string& backend_dir) {
-  const auto text = xenstore.read(backend_dir + "/state");
+  std::optional<std::string> text;
+  try {
+    text = xenstore.read(backend_dir + "/state");
+  } catch (const xs::XsError& error) {
+    // Once the toolstack removed the backend directory, the lookup walks
+    // into its parent, which only dom0 may read: the device is gone.
+    if (error.errno_value() != EACCES) throw;
+  }
   if (!text) return std::nullopt;
   return protocol::parse_xenbus_state(backend_dir + "/state", *text).value();
 }

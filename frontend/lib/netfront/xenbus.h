@@ -30,8 +30,8 @@ struct DeviceConfig {
   std::string backend_path;  // `backend`
   platform::DomId backend_domid = 0;
   protocol::MacAddress mac;
-  unsigned mtu = 1500;   // `mtu`; libxl writes 1500 when none is configured
-  bool trusted = true;   // `trusted`; absent means trusted, as in Linux netfront
+  unsigned mtu = 1500;  // `mtu`; libxl writes 1500 when none is configured
+  bool trusted = true;  // `trusted`; absent means trusted, as in Linux netfront
 };
 
 // Reads and validates `backend`, `backend-id`, `mac`, `mtu`, `trusted`.
@@ -56,7 +56,8 @@ struct BackendFeatures {
 // default; present keys must be well formed.
 BackendFeatures read_backend_features(xs::Client& xenstore, const std::string& backend_dir);
 
-// The backend's state; std::nullopt when the node is gone (device removed).
+// The backend's state; std::nullopt when the node is gone (device removed,
+// including when its parent is no longer readable by us).
 std::optional<protocol::XenbusState> read_backend_state(xs::Client& xenstore,
                                                         const std::string& backend_dir);
 

@@ -1,0 +1,671 @@
+// The userspace netfront against a minimal netback in dom0 of a vif-sim host:
+// handshake keys for every queue/event-channel layout, TX and RX frames with
+// their flags and GSO slots, a hostile backend, backend close/reconnect and
+// grant reuse.
+#include "frontend/lib/netfront/netfront.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <numeric>
+#include <set>
+
+#include "common/platform/error.h"
+#include "common/protocol/xs_parse.h"
+#include "tests/frontend/test_backend.h"
+
+namespace vifd::frontend::testing {
+namespace {
+
+using platform::kPageSize;
+using protocol::XenbusState;
+
+std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
+  std::vector<std::uint8_t> bytes(size);
+  for (std::size_t i = 0; i < size; ++i)
+    bytes[i] = static_cast<std::uint8_t>(seed + i * 7 + i / 251);
+  return bytes;
+}
+
+// Counts grant-share calls: the proof that pages are shared once per connect.
+class CountingShare : public platform::GrantShare {
+ public:
+  CountingShare(std::unique_ptr<platform::GrantShare> inner, std::size_t& calls)
+      : inner_(std::move(inner)), calls_(calls) {}
+  void* share(platform::DomId domid, std::span<platform::GrantRef> refs, bool writable) override {
+    ++calls_;
+    return inner_->share(domid, refs, writable);
+  }
+  void unshare(void* addr, std::size_t count) override { inner_->unshare(addr, count); }
+
+ private:
+  std::unique_ptr<platform::GrantShare> inner_;
+  std::size_t& calls_;
+};
+
+class CountingPlatform : public platform::Platform {
+ public:
+  explicit CountingPlatform(std::unique_ptr<platform::Platform> inner) : inner_(std::move(inner)) {}
+  std::string name() const override { return inner_->name(); }
+  platform::DomId self_domid() const override { return inner_->self_domid(); }
+  std::unique_ptr<platform::GrantTable> open_grant_table() override {
+    return inner_->open_grant_table();
+  }
+  std::unique_ptr<platform::GrantShare> open_grant_share() override {
+    return std::make_unique<CountingShare>(inner_->open_grant_share(), share_calls);
+  }
+  std::unique_ptr<platform::EventChannels> open_event_channels() override {
+    return inner_->open_event_channels();
+  }
+  std::optional<std::string> xenstore_socket() const override { return inner_->xenstore_socket(); }
+
+  std::size_t share_calls = 0;
+
+ private:
+  std::unique_ptr<platform::Platform> inner_;
+};
+
+class NetfrontTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    host_.create_domain(kGuest);
+    auto dom0 = host_.xenstore(0);
+    attach_vif(dom0, kGuest, 0);
+    backend_ = std::make_unique<TestBackend>(host_, kGuest, 0);
+    guest_ = std::make_unique<CountingPlatform>(host_.platform(kGuest));
+  }
+
+  std::unique_ptr<Netfront> start(const BackendOffer& offer = {}, NetfrontOptions options = {}) {
+    backend_->offer(offer);
+    auto front = std::make_unique<Netfront>(*guest_, host_.xenstore(kGuest), options);
+    front->process_xenstore();
+    return front;
+  }
+
+  // A connected device with one queue and the backend attached to it.
+  std::unique_ptr<Netfront> start_connected(const BackendOffer& offer = {}) {
+    auto front = start(offer);
+    EXPECT_TRUE(front->connected()) << front->error();
+    backend_->attach();
+    backend_->set_state(XenbusState::kConnected);
+    front->process_xenstore();
+    return front;
+  }
+
+  std::set<std::string> frontend_keys() {
+    std::set<std::string> keys;
+    for (const auto& [key, value] : read_tree(backend_->xenstore(), backend_->frontend_path())) {
+      keys.insert(key);
+    }
+    return keys;
+  }
+
+  void expect_failed(Netfront& front, const std::string& reason_part) {
+    front.queue(0).poll({});
+    EXPECT_TRUE(front.queue(0).failed());
+    EXPECT_TRUE(front.check_failed());
+    EXPECT_EQ(front.state(), NetfrontState::kFailed);
+    EXPECT_NE(front.error().find(reason_part), std::string::npos) << front.error();
+    EXPECT_EQ(backend_->frontend_value("state"), "6");
+    const auto error = backend_->xenstore().read(frontend_error_path(kGuest, 0));
+    ASSERT_TRUE(error.has_value());
+    EXPECT_NE(error->find(reason_part), std::string::npos) << *error;
+    EXPECT_EQ(front.queue_count(), 0U);
+  }
+
+  vifd::testing::SimHostProcess host_;
+  std::unique_ptr<TestBackend> backend_;
+  std::unique_ptr<CountingPlatform> guest_;
+};
+
+// ---- handshake -------------------------------------------------------------
+
+struct Layout {
+  unsigned queues;
+  bool split;
+};
+
+class HandshakeTest : public NetfrontTest, public ::testing::WithParamInterface<Layout> {};
+
+TEST_P(HandshakeTest, PublishesExactlyLinuxNetfrontKeys) {
+  const Layout layout = GetParam();
+  BackendOffer offer;
+  offer.split = layout.split;
+  NetfrontOptions options;
+  options.queues = layout.queues;
+  auto front = start(offer, options);
+  ASSERT_TRUE(front->connected()) << front->error();
+  EXPECT_EQ(front->queue_count(), layout.queues);
+
+  std::set<std::string> expected{"backend",
+                                 "backend-id",
+                                 "handle",
+                                 "mac",
+                                 "mtu",
+                                 "trusted",
+                                 "state",
+                                 "multi-queue-num-queues",
+                                 "request-rx-copy",
+                                 "feature-rx-notify",
+                                 "feature-sg",
+                                 "feature-gso-tcpv4",
+                                 "feature-gso-tcpv6",
+                                 "feature-ipv6-csum-offload"};
+  for (unsigned q = 0; q < layout.queues; ++q) {
+    const std::string prefix = layout.queues == 1 ? "" : "queue-" + std::to_string(q) + "/";
+    expected.insert(prefix + "tx-ring-ref");
+    expected.insert(prefix + "rx-ring-ref");
+    if (layout.split) {
+      expected.insert(prefix + "event-channel-tx");
+      expected.insert(prefix + "event-channel-rx");
+    } else {
+      expected.insert(prefix + "event-channel");
+    }
+  }
+  EXPECT_EQ(frontend_keys(), expected);
+  EXPECT_EQ(backend_->frontend_value("state"), "4");
+  EXPECT_EQ(backend_->frontend_value("multi-queue-num-queues"), std::to_string(layout.queues));
+  for (const char* key : {"request-rx-copy", "feature-rx-notify", "feature-sg", "feature-gso-tcpv4",
+                          "feature-gso-tcpv6", "feature-ipv6-csum-offload"}) {
+    EXPECT_EQ(backend_->frontend_value(key), "1") << key;
+  }
+  // What was published really names shared rings and unbound ports.
+  ASSERT_NO_THROW(backend_->attach());
+  EXPECT_EQ(backend_->queues().size(), layout.queues);
+  for (auto& queue : backend_->queues()) {
+    EXPECT_EQ(queue.rx->pending_requests().count, 256U) << "all RX buffers posted";
+    EXPECT_EQ(queue.tx->pending_requests().count, 0U);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(QueuesAndChannels, HandshakeTest,
+                         ::testing::Values(Layout{1, true}, Layout{1, false}, Layout{4, true},
+                                           Layout{4, false}),
+                         [](const auto& param_info) {
+                           return std::to_string(param_info.param.queues) + "Queues" +
+                                  (param_info.param.split ? "Split" : "Shared");
+                         });
+
+TEST_F(NetfrontTest, BackendWithoutMultiQueueGetsNoQueueKey) {
+  BackendOffer offer;
+  offer.max_queues.reset();
+  offer.split = false;
+  NetfrontOptions options;
+  options.queues = 4;
+  auto front = start(offer, options);
+  ASSERT_TRUE(front->connected());
+  EXPECT_EQ(front->queue_count(), 1U);
+  const auto keys = frontend_keys();
+  EXPECT_FALSE(keys.contains("multi-queue-num-queues"));
+  EXPECT_TRUE(keys.contains("event-channel"));
+  EXPECT_TRUE(keys.contains("tx-ring-ref"));
+}
+
+TEST_F(NetfrontTest, QueuesCappedByBackendMaximum) {
+  BackendOffer offer;
+  offer.max_queues = 2;
+  NetfrontOptions options;
+  options.queues = 4;
+  auto front = start(offer, options);
+  ASSERT_TRUE(front->connected());
+  EXPECT_EQ(front->queue_count(), 2U);
+  EXPECT_EQ(backend_->frontend_value("multi-queue-num-queues"), "2");
+}
+
+TEST_F(NetfrontTest, DisabledFeaturesAreAdvertisedAsZero) {
+  NetfrontOptions options;
+  options.features.sg = false;
+  options.features.gso_tcpv4 = false;
+  auto front = start({}, options);
+  ASSERT_TRUE(front->connected());
+  EXPECT_EQ(backend_->frontend_value("feature-sg"), "0");
+  EXPECT_EQ(backend_->frontend_value("feature-gso-tcpv4"), "0");
+  EXPECT_EQ(backend_->frontend_value("feature-gso-tcpv6"), "1");
+}
+
+TEST_F(NetfrontTest, WaitsForBackendInitWait) {
+  auto front = std::make_unique<Netfront>(*guest_, host_.xenstore(kGuest), NetfrontOptions{});
+  front->process_xenstore();
+  EXPECT_EQ(front->state(), NetfrontState::kWaitingForBackend);
+  EXPECT_EQ(backend_->frontend_value("state"), "1");
+  EXPECT_FALSE(backend_->frontend_value("tx-ring-ref").has_value());
+  backend_->offer({});
+  front->process_xenstore();
+  EXPECT_TRUE(front->connected());
+  EXPECT_EQ(front->config().mac.to_string(), kGuestMac);
+  EXPECT_EQ(front->config().mtu, 1500U);
+  EXPECT_TRUE(front->config().trusted);
+}
+
+TEST_F(NetfrontTest, BackendWithoutRxCopyFailsTheDevice) {
+  BackendOffer offer;
+  offer.rx_copy = false;
+  auto front = start(offer);
+  EXPECT_EQ(front->state(), NetfrontState::kFailed);
+  EXPECT_NE(front->error().find("feature-rx-copy"), std::string::npos);
+  EXPECT_EQ(backend_->frontend_value("state"), "6");
+}
+
+TEST_F(NetfrontTest, MalformedMacIsRefusedNamingTheKey) {
+  auto dom0 = host_.xenstore(0);
+  dom0.write(backend_->frontend_path() + "/mac", "ff:ff:ff:ff:ff:ff");
+  try {
+    Netfront front(*guest_, host_.xenstore(kGuest), NetfrontOptions{});
+    FAIL() << "a multicast MAC was accepted";
+  } catch (const protocol::XenstoreValueError& error) {
+    EXPECT_NE(std::string(error.what()).find("/mac"), std::string::npos) << error.what();
+  }
+}
+
+// ---- TX ---------------------------------------------------------------------
+
+TEST_F(NetfrontTest, TxSingleSlotFrameArrivesWithFlagsAndBytes) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto frame = pattern(100, 3);
+  net::PacketMeta meta;
+  meta.checksum = net::ChecksumState::partial;
+  ASSERT_EQ(queue.send(frame, meta), TxStatus::kOk);
+  queue.flush_tx();
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 1U);
+  EXPECT_EQ(requests[0].size, 100U);
+  EXPECT_EQ(requests[0].offset, 0U);
+  EXPECT_EQ(requests[0].flags, protocol::kTxfCsumBlank | protocol::kTxfDataValidated);
+  std::vector<std::uint8_t> copied(100);
+  backend_->copy_from_guest(requests[0].gref, requests[0].offset, copied);
+  EXPECT_EQ(copied, frame);
+
+  EXPECT_EQ(queue.tx_free_pages(), 255U);
+  backend_->respond_tx(0, {{requests[0].id, protocol::kRspOkay}});
+  EXPECT_FALSE(queue.poll({}).failed);
+  EXPECT_EQ(queue.tx_free_pages(), 256U);
+  EXPECT_EQ(queue.stats().tx_packets, 1U);
+  EXPECT_EQ(queue.stats().tx_bytes, 100U);
+}
+
+TEST_F(NetfrontTest, TxGsoFrameUsesExtraSlotAndContinuations) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto frame = pattern(10000, 9);
+  net::PacketMeta meta;
+  meta.checksum = net::ChecksumState::partial;
+  meta.gso_type = net::GsoType::tcpv4;
+  meta.gso_size = 1448;
+  ASSERT_EQ(queue.send(frame, meta), TxStatus::kOk);
+  queue.flush_tx();
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 4U) << "first, GSO extra, two continuations";
+  EXPECT_EQ(requests[0].size, 10000U);
+  EXPECT_EQ(requests[0].flags, protocol::kTxfCsumBlank | protocol::kTxfDataValidated |
+                                   protocol::kTxfExtraInfo | protocol::kTxfMoreData);
+  protocol::ExtraInfo extra{};
+  std::memcpy(&extra, &requests[1], sizeof(extra));
+  EXPECT_EQ(extra.type, protocol::kExtraTypeGso);
+  EXPECT_EQ(extra.flags, 0U);
+  EXPECT_EQ(extra.u.gso.type, protocol::kGsoTypeTcpv4);
+  EXPECT_EQ(extra.u.gso.size, 1448U);
+  EXPECT_EQ(requests[2].size, 4096U);
+  EXPECT_EQ(requests[2].flags, protocol::kTxfMoreData);
+  EXPECT_EQ(requests[3].size, 10000U - 2 * 4096U);
+  EXPECT_EQ(requests[3].flags, 0U);
+  // The first slot holds what the continuations leave: 4096 bytes.
+  std::vector<std::uint8_t> copied(frame.size());
+  backend_->copy_from_guest(requests[0].gref, 0, std::span(copied).subspan(0, 4096));
+  backend_->copy_from_guest(requests[2].gref, 0, std::span(copied).subspan(4096, 4096));
+  backend_->copy_from_guest(requests[3].gref, 0, std::span(copied).subspan(8192));
+  EXPECT_EQ(copied, frame);
+
+  backend_->respond_tx(0, {{requests[0].id, protocol::kRspOkay},
+                           {0, protocol::kRspNull},
+                           {requests[2].id, protocol::kRspOkay},
+                           {requests[3].id, protocol::kRspOkay}});
+  EXPECT_FALSE(queue.poll({}).failed);
+  EXPECT_EQ(queue.tx_free_pages(), 256U);
+}
+
+TEST_F(NetfrontTest, TxPoolPagesAreGrantedReadOnly) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  ASSERT_EQ(queue.send(pattern(60, 1), {}), TxStatus::kOk);
+  queue.flush_tx();
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 1U);
+  auto table = host_.platform(0)->open_grant_table();
+  const platform::DomId domids[] = {kGuest};
+  const platform::GrantRef refs[] = {requests[0].gref};
+  EXPECT_THROW(table->map(domids, refs, true), platform::PlatformError);
+  void* mapped = table->map(domids, refs, false);
+  table->unmap(mapped, 1);
+}
+
+TEST_F(NetfrontTest, TxRefusesWhatTheBackendDidNotOffer) {
+  BackendOffer offer;
+  offer.sg = false;
+  auto front = start_connected(offer);
+  NetfrontQueue& queue = front->queue(0);
+  EXPECT_EQ(queue.send(pattern(5000, 1), {}), TxStatus::kNeedsScatterGather);
+  net::PacketMeta gso;
+  gso.checksum = net::ChecksumState::partial;
+  gso.gso_type = net::GsoType::tcpv6;
+  gso.gso_size = 1400;
+  EXPECT_EQ(queue.send(pattern(3000, 1), gso), TxStatus::kGsoNotNegotiated);
+  EXPECT_EQ(queue.send({}, {}), TxStatus::kBadLength);
+  EXPECT_EQ(queue.tx_free_pages(), 256U) << "refused frames return their pages";
+  EXPECT_FALSE(front->tx_offloads().tso4);
+}
+
+TEST_F(NetfrontTest, TxReservationLandsInGrantedPages) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto pages = queue.reserve_tx(65536);
+  ASSERT_EQ(pages.size(), 16U);
+  const auto frame = pattern(6000, 5);
+  std::memcpy(pages[0].data(), frame.data(), 4096);
+  std::memcpy(pages[1].data(), frame.data() + 4096, 6000 - 4096);
+  ASSERT_EQ(queue.commit_tx(6000, {}), TxStatus::kOk);
+  EXPECT_EQ(queue.tx_free_pages(), 254U) << "unused reserved pages are released";
+  queue.flush_tx();
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 2U);
+  std::vector<std::uint8_t> copied(6000);
+  backend_->copy_from_guest(requests[0].gref, 0, std::span(copied).subspan(0, 4096));
+  backend_->copy_from_guest(requests[1].gref, 0, std::span(copied).subspan(4096));
+  EXPECT_EQ(copied, frame);
+}
+
+TEST_F(NetfrontTest, TxRingFullReportsNoSpace) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  std::size_t sent = 0;
+  while (queue.send(pattern(64, 1), {}) == TxStatus::kOk) ++sent;
+  // One slot stays free for a GSO extra-info slot.
+  EXPECT_EQ(sent, 255U);
+  EXPECT_EQ(queue.send(pattern(64, 1), {}), TxStatus::kNoSpace);
+}
+
+// ---- RX ---------------------------------------------------------------------
+
+TEST_F(NetfrontTest, RxFrameIsDeliveredZeroCopyAndRePosted) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto frame = pattern(1514, 4);
+  backend_->deliver_rx(0, frame, protocol::kRxfDataValidated);
+  std::vector<std::vector<std::uint8_t>> received;
+  std::vector<net::PacketMeta> metas;
+  const protocol::RingIndex before = queue.rx_request_producer();
+  const auto result = queue.poll([&](const RxFrame& rx) {
+    ASSERT_EQ(rx.segments.size(), 1U);
+    received.emplace_back(rx.segments[0].begin(), rx.segments[0].end());
+    metas.push_back(rx.meta);
+  });
+  EXPECT_FALSE(result.failed);
+  ASSERT_EQ(received.size(), 1U);
+  EXPECT_EQ(received[0], frame);
+  EXPECT_EQ(metas[0].checksum, net::ChecksumState::validated);
+  EXPECT_EQ(queue.rx_request_producer(), before + 1) << "the page went back to the backend";
+  EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U);
+  EXPECT_EQ(queue.stats().rx_packets, 1U);
+  EXPECT_EQ(queue.stats().rx_bytes, 1514U);
+}
+
+TEST_F(NetfrontTest, RxSegmentsPointIntoSharedPages) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  const auto requests = backend_->take_rx(0, 0);
+  std::uint8_t* first = nullptr;
+  queue.poll([&](const RxFrame& rx) { first = rx.segments[0].data(); });
+  ASSERT_NE(first, nullptr);
+  // The backend writes through the grant straight into what we were given.
+  const auto next = backend_->take_rx(0, 255);
+  const auto rerun = backend_->take_rx(0, 1);  // the re-posted page, id 0 again
+  ASSERT_EQ(rerun.size(), 1U);
+  EXPECT_EQ(rerun[0].id, 0U);
+  const std::uint8_t marker[] = {0xAB, 0xCD};
+  backend_->copy_to_guest(rerun[0].gref, 0, marker);
+  EXPECT_EQ(first[0], 0xAB);
+  EXPECT_EQ(first[1], 0xCD);
+}
+
+TEST_F(NetfrontTest, RxMultiSlotGsoFrameCarriesMeta) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto frame = pattern(9000, 2);
+  backend_->deliver_rx(0, frame, protocol::kRxfCsumBlank | protocol::kRxfDataValidated,
+                       protocol::kGsoTypeTcpv6, 1440);
+  std::vector<std::uint8_t> joined;
+  net::PacketMeta meta;
+  std::size_t frames = 0;
+  queue.poll([&](const RxFrame& rx) {
+    ++frames;
+    EXPECT_EQ(rx.segments.size(), 3U);
+    EXPECT_EQ(rx.length, 9000U);
+    for (const auto segment : rx.segments)
+      joined.insert(joined.end(), segment.begin(), segment.end());
+    meta = rx.meta;
+  });
+  ASSERT_EQ(frames, 1U);
+  EXPECT_EQ(joined, frame);
+  EXPECT_EQ(meta.checksum, net::ChecksumState::partial);
+  EXPECT_EQ(meta.gso_type, net::GsoType::tcpv6);
+  EXPECT_EQ(meta.gso_size, 1440U);
+  EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U)
+      << "three data pages and the extra slot's page re-posted";
+}
+
+TEST_F(NetfrontTest, RxErrorResponseDropsOnlyThatFrame) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto requests = backend_->take_rx(0, 1);
+  protocol::RxResponse error{};
+  error.id = requests[0].id;
+  error.status = protocol::kRspError;
+  backend_->respond_rx(0, {error});
+  backend_->deliver_rx(0, pattern(60, 1), 0);
+  std::size_t frames = 0;
+  EXPECT_FALSE(queue.poll([&](const RxFrame&) { ++frames; }).failed);
+  EXPECT_EQ(frames, 1U);
+  EXPECT_EQ(queue.stats().rx_dropped, 1U);
+  EXPECT_TRUE(front->connected());
+}
+
+TEST_F(NetfrontTest, ThousandRoundTripsShareNoNewPages) {
+  auto front = start_connected();
+  const std::size_t shares_after_connect = guest_->share_calls;
+  EXPECT_EQ(shares_after_connect, 3U) << "rings, TX pool, RX pool: one call each";
+  NetfrontQueue& queue = front->queue(0);
+  std::size_t received = 0;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(queue.send(pattern(1000, static_cast<std::uint8_t>(i)), {}), TxStatus::kOk);
+    queue.flush_tx();
+    const auto requests = backend_->take_tx(0);
+    ASSERT_EQ(requests.size(), 1U);
+    backend_->respond_tx(0, {{requests[0].id, protocol::kRspOkay}});
+    backend_->deliver_rx(0, pattern(1000, static_cast<std::uint8_t>(i)), 0);
+    queue.poll([&](const RxFrame&) { ++received; });
+  }
+  EXPECT_EQ(received, 1000U);
+  EXPECT_EQ(guest_->share_calls, shares_after_connect);
+  EXPECT_EQ(queue.tx_free_pages(), 256U);
+}
+
+// ---- hostile backend ----------------------------------------------------------
+
+TEST_F(NetfrontTest, TxResponseWithUnknownIdFailsTheDevice) {
+  auto front = start_connected();
+  ASSERT_EQ(front->queue(0).send(pattern(64, 1), {}), TxStatus::kOk);
+  front->queue(0).flush_tx();
+  const auto requests = backend_->take_tx(0);
+  backend_->respond_tx(0, {{static_cast<std::uint16_t>(requests[0].id + 1), protocol::kRspOkay}});
+  expect_failed(*front, "not outstanding");
+}
+
+TEST_F(NetfrontTest, TxResponseIdOutOfRangeFailsTheDevice) {
+  auto front = start_connected();
+  ASSERT_EQ(front->queue(0).send(pattern(64, 1), {}), TxStatus::kOk);
+  front->queue(0).flush_tx();
+  backend_->take_tx(0);
+  backend_->respond_tx(0, {{4000, protocol::kRspOkay}});
+  expect_failed(*front, "out of range");
+}
+
+TEST_F(NetfrontTest, DuplicateTxResponseFailsTheDevice) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  ASSERT_EQ(queue.send(pattern(64, 1), {}), TxStatus::kOk);
+  ASSERT_EQ(queue.send(pattern(64, 2), {}), TxStatus::kOk);
+  queue.flush_tx();
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 2U);
+  backend_->respond_tx(
+      0, {{requests[0].id, protocol::kRspOkay}, {requests[0].id, protocol::kRspOkay}});
+  expect_failed(*front, "not outstanding");
+}
+
+TEST_F(NetfrontTest, TxResponseWithUnknownStatusFailsTheDevice) {
+  auto front = start_connected();
+  ASSERT_EQ(front->queue(0).send(pattern(64, 1), {}), TxStatus::kOk);
+  front->queue(0).flush_tx();
+  const auto requests = backend_->take_tx(0);
+  backend_->respond_tx(0, {{requests[0].id, 77}});
+  expect_failed(*front, "unknown status");
+}
+
+TEST_F(NetfrontTest, RxOffsetPlusSizeBeyondPageFailsTheDevice) {
+  auto front = start_connected();
+  const auto requests = backend_->take_rx(0, 1);
+  protocol::RxResponse response{};
+  response.id = requests[0].id;
+  response.offset = 4000;
+  response.status = 200;
+  backend_->respond_rx(0, {response});
+  expect_failed(*front, "exceeds the page");
+}
+
+TEST_F(NetfrontTest, RxResponseWithWrongIdFailsTheDevice) {
+  auto front = start_connected();
+  backend_->take_rx(0, 1);
+  protocol::RxResponse response{};
+  response.id = 17;
+  response.status = 60;
+  backend_->respond_rx(0, {response});
+  expect_failed(*front, "expected 0");
+}
+
+TEST_F(NetfrontTest, RxPacketOfTooManySlotsFailsTheDevice) {
+  auto front = start_connected();
+  const auto requests = backend_->take_rx(0, 40);
+  std::vector<protocol::RxResponse> responses;
+  for (const auto& request : requests) {
+    protocol::RxResponse response{};
+    response.id = request.id;
+    response.status = 100;
+    response.flags = protocol::kRxfMoreData;
+    responses.push_back(response);
+  }
+  backend_->respond_rx(0, responses);
+  expect_failed(*front, "more than 32 slots");
+}
+
+TEST_F(NetfrontTest, RxProducerOverflowFailsTheDevice) {
+  auto front = start_connected();
+  // rsp_prod (word 2 of the shared ring) far beyond anything posted.
+  auto* words = static_cast<std::uint32_t*>(backend_->queues()[0].rx_page);
+  std::atomic_ref<std::uint32_t>(words[2]).store(1000);
+  expect_failed(*front, "producer");
+}
+
+TEST_F(NetfrontTest, TxProducerOverflowFailsTheDevice) {
+  auto front = start_connected();
+  auto* words = static_cast<std::uint32_t*>(backend_->queues()[0].tx_page);
+  std::atomic_ref<std::uint32_t>(words[2]).store(5);
+  expect_failed(*front, "producer");
+}
+
+TEST_F(NetfrontTest, FailedDeviceRecoversWhenBackendReturnsToInitWait) {
+  auto front = start_connected();
+  auto* words = static_cast<std::uint32_t*>(backend_->queues()[0].tx_page);
+  std::atomic_ref<std::uint32_t>(words[2]).store(5);
+  expect_failed(*front, "producer");
+  backend_->detach();
+  front->process_xenstore();
+  EXPECT_EQ(front->state(), NetfrontState::kFailed) << "backend still Connected: no reconnect";
+  backend_->set_state(XenbusState::kClosed);
+  front->process_xenstore();
+  backend_->offer({});
+  front->process_xenstore();
+  EXPECT_TRUE(front->connected());
+  EXPECT_EQ(front->connect_count(), 2U);
+}
+
+// ---- lifecycle -------------------------------------------------------------------
+
+TEST_F(NetfrontTest, BackendClosingDisconnectsAndInitWaitReconnects) {
+  auto front = start_connected();
+  const std::size_t shares = guest_->share_calls;
+  backend_->set_state(XenbusState::kClosing);
+  front->process_xenstore();
+  EXPECT_EQ(front->state(), NetfrontState::kClosed);
+  EXPECT_EQ(backend_->frontend_value("state"), "6");
+  EXPECT_FALSE(backend_->frontend_value("tx-ring-ref").has_value()) << "stale refs removed";
+  EXPECT_EQ(front->queue_count(), 0U);
+  backend_->detach();
+  backend_->set_state(XenbusState::kClosed);
+  front->process_xenstore();
+  EXPECT_EQ(front->state(), NetfrontState::kClosed);
+
+  backend_->offer({});
+  front->process_xenstore();
+  ASSERT_TRUE(front->connected());
+  EXPECT_EQ(front->connect_count(), 2U);
+  EXPECT_EQ(guest_->share_calls, 2 * shares) << "a new connection shares new pages once";
+  backend_->attach();
+  ASSERT_EQ(front->queue(0).send(pattern(80, 3), {}), TxStatus::kOk);
+  front->queue(0).flush_tx();
+  EXPECT_EQ(backend_->take_tx(0).size(), 1U);
+}
+
+TEST_F(NetfrontTest, BackendRemovedDisconnects) {
+  auto front = start_connected();
+  backend_->detach();
+  backend_->xenstore().rm(backend_->backend_path());
+  front->process_xenstore();
+  EXPECT_EQ(front->state(), NetfrontState::kClosed);
+  EXPECT_EQ(backend_->frontend_value("state"), "6");
+}
+
+TEST_F(NetfrontTest, CloseGoesClosingThenClosed) {
+  auto front = start_connected();
+  backend_->set_state(XenbusState::kClosing);
+  front->close(std::chrono::milliseconds(2000));
+  EXPECT_EQ(front->state(), NetfrontState::kClosed);
+  EXPECT_EQ(backend_->frontend_value("state"), "6");
+  EXPECT_FALSE(backend_->frontend_value("rx-ring-ref").has_value());
+  backend_->offer({});
+  front->process_xenstore();
+  EXPECT_EQ(front->state(), NetfrontState::kClosed) << "a closed device stays closed";
+}
+
+TEST_F(NetfrontTest, MultiQueueTrafficUsesEveryQueue) {
+  BackendOffer offer;
+  NetfrontOptions options;
+  options.queues = 4;
+  auto front = start(offer, options);
+  ASSERT_EQ(front->queue_count(), 4U);
+  backend_->attach();
+  for (std::size_t q = 0; q < 4; ++q) {
+    ASSERT_EQ(front->queue(q).send(pattern(100 + q, 1), {}), TxStatus::kOk);
+    front->queue(q).flush_tx();
+    const auto requests = backend_->take_tx(q);
+    ASSERT_EQ(requests.size(), 1U);
+    EXPECT_EQ(requests[0].size, 100U + q);
+    backend_->deliver_rx(q, pattern(70 + q, 2), 0);
+    std::size_t length = 0;
+    front->queue(q).poll([&](const RxFrame& rx) { length = rx.length; });
+    EXPECT_EQ(length, 70U + q);
+  }
+}
+
+}  // namespace
+}  // namespace vifd::frontend::testing
