@@ -41,22 +41,22 @@ struct VifSpec {
   platform::DomId backend_domid = 0;
   std::optional<std::uint32_t> devid;  // std::nullopt: the next free one
   protocol::MacAddress mac;
-  std::optional<std::string> bridge;
-  std::optional<std::string> script;  // absolute path
+  std::optional<std::string> bridge{};
+  std::optional<std::string> script{};  // absolute path
   std::uint32_t mtu = kDefaultMtu;
   std::optional<protocol::RateLimit> rate;
 };
 
 // The attach arguments as typed by the operator.
 struct AttachArguments {
-  std::string domid;
-  std::optional<std::string> devid;
-  std::optional<std::string> mac;
-  std::optional<std::string> bridge;
-  std::optional<std::string> script;
-  std::optional<std::string> mtu;
-  std::optional<std::string> rate;
-  std::optional<std::string> backend_domid;
+  std::string domid{};
+  std::optional<std::string> devid{};
+  std::optional<std::string> mac{};
+  std::optional<std::string> bridge{};
+  std::optional<std::string> script{};
+  std::optional<std::string> mtu{};
+  std::optional<std::string> rate{};
+  std::optional<std::string> backend_domid{};
 };
 
 // Validates every argument; throws ArgumentError naming the first bad one.
