@@ -10,14 +10,17 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <span>
 #include <string>
 
+#include "backend/lib/datapath/queue_stats.h"
 #include "common/platform/event_channels.h"
 #include "common/platform/grant_table.h"
 #include "common/protocol/mac_address.h"
@@ -26,15 +29,19 @@
 namespace vifd::backend {
 
 class Switch;
+class MulticastFilter;
+namespace detail {
+class QueueEngine;
+}
 
 // What the frontend negotiated; validated by the control plane.
 struct VifFeatures {
-  bool sg = false;          // frontend feature-sg: accepts multi-slot RX packets
-  bool gso_tcpv4 = false;   // frontend feature-gso-tcpv4: accepts TCPv4 GSO on RX
-  bool gso_tcpv6 = false;   // frontend feature-gso-tcpv6
-  bool csum_ipv4 = true;    // not feature-no-csum-offload
-  bool csum_ipv6 = false;   // frontend feature-ipv6-csum-offload
-  bool rx_notify = true;    // frontend feature-rx-notify
+  bool sg = false;                 // frontend feature-sg: accepts multi-slot RX packets
+  bool gso_tcpv4 = false;          // frontend feature-gso-tcpv4: accepts TCPv4 GSO on RX
+  bool gso_tcpv6 = false;          // frontend feature-gso-tcpv6
+  bool csum_ipv4 = true;           // not feature-no-csum-offload
+  bool csum_ipv6 = false;          // frontend feature-ipv6-csum-offload
+  bool rx_notify = true;           // frontend feature-rx-notify
   bool multicast_control = false;  // frontend request-multicast-control
   unsigned mtu = 1500;
 };
@@ -57,7 +64,7 @@ struct QueueSetup {
   int tap_fd = -1;
   VifFeatures features;
   std::optional<protocol::RateLimit> rate;  // the backend `rate` key
-  protocol::MacAddress guest_mac;            // the backend `mac` key
+  protocol::MacAddress guest_mac;           // the backend `mac` key
   // The in-process switch this vif is a port of, or nullptr.
   Switch* network_switch = nullptr;
   // Re-attach to a ring a previous vifd served: continue from its indices.
@@ -66,6 +73,52 @@ struct QueueSetup {
   // badly enough that the vif must be disconnected (xenvif_fatal_tx_err).
   // The callee must only post work to its own thread.
   std::function<void(const std::string& reason)> on_fatal_error;
+
+  // ---- Data-path tuning; the defaults suit a daemon, tests shorten them ----
+  // Frames waiting for guest RX buffers before further ones are dropped
+  // (rx_no_buffers).
+  std::size_t rx_backlog_frames = 256;
+  // How long frames may wait while the guest posts no RX buffer before the
+  // queue counts a stall and drops its backlog (netback's rx_drain_timeout).
+  std::chrono::milliseconds rx_stall_timeout{10000};
+  // Frames other vifs may queue for this queue through the switch.
+  std::size_t switch_inbox_frames = 512;
+  // The vif's multicast subscriptions, shared by its queues so that an
+  // MCAST_ADD on one queue filters RX on all. nullptr: this queue keeps its own.
+  std::shared_ptr<MulticastFilter> multicast_filter;
+};
+
+// The data path of one queue: a thread that serves the TX and RX rings.
+// Control-plane object: construct, start(), stats(), stop() from one thread.
+class Queue {
+ public:
+  // Validates the setup (rings, handles, ports); throws std::invalid_argument
+  // naming the domid/devid/queue. Nothing runs until start().
+  explicit Queue(QueueSetup setup);
+  // Stops the thread if it still runs.
+  ~Queue();
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  // Attaches to the switch (if any) and starts the queue thread.
+  void start();
+  // Detaches from the switch, completes or drops every frame in flight
+  // through it, joins the thread. Idempotent. When it returns no grant of
+  // this frontend is copied again and the rings, event channels and TAP fd
+  // are no longer used: the control plane may unmap and unbind.
+  void stop();
+  bool running() const noexcept;
+
+  // True once the frontend broke the protocol (on_fatal_error was called).
+  bool failed() const noexcept;
+
+  // A snapshot of the counters and ring indices; callable at any time.
+  QueueStats stats() const noexcept;
+  // The same, in the control socket's schema (ISSUE3 decision 4).
+  nlohmann::json stats_json() const;
+
+ private:
+  std::unique_ptr<detail::QueueEngine> engine_;
 };
 
 }  // namespace vifd::backend

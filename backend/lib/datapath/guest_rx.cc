@@ -1,0 +1,412 @@
+// Guest RX (backend -> frontend), after Linux netback's rx.c: frames from the
+// TAP (read into preallocated buffers) and from the switch (descriptors of
+// another guest's grants) wait in a bounded backlog until the frontend posts
+// RX requests; a batch of frames becomes one grant-copy call into the posted
+// pages (offset 0, up to a page per slot, the GSO extra in the slot after the
+// first), then the responses are pushed and the frontend notified if it
+// asked. A frontend that posts nothing stalls only itself: the backlog is
+// bounded and flushed by the stall timer.
+#include <algorithm>
+#include <cstring>
+
+#include "backend/lib/datapath/queue_engine.h"
+#include "common/net/tap_device.h"
+
+namespace vifd::backend::detail {
+
+namespace {
+
+std::uint32_t data_slots_for(std::uint32_t length) noexcept {
+  const auto page = static_cast<std::uint32_t>(protocol::kXenPageSize);
+  return std::max<std::uint32_t>(1, (length + page - 1) / page);
+}
+
+}  // namespace
+
+std::uint8_t* QueueEngine::rx_buffer(std::uint32_t slot) noexcept {
+  return rx_buffers_.get() + static_cast<std::size_t>(slot) * rx_frame_capacity_;
+}
+
+std::uint32_t QueueEngine::rx_slots_needed(const RxItem& item) const noexcept {
+  return data_slots_for(item.length) + (item.meta.gso_type != net::GsoType::none ? 1 : 0);
+}
+
+bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexcept {
+  const std::uint32_t data_slots = data_slots_for(item.length);
+  // Without feature-sg a frame must fit one page; with it, netfront takes at
+  // most XEN_NETIF_NR_SLOTS_MIN slots.
+  if ((data_slots > 1 && !setup_.features.sg) || data_slots > kMaxTxDataSlots ||
+      rx_slots_needed(item) > rx_.size()) {
+    reason = DropReason::rx_frame_too_large;
+    return false;
+  }
+  if ((item.meta.gso_type == net::GsoType::tcpv4 && !setup_.features.gso_tcpv4) ||
+      (item.meta.gso_type == net::GsoType::tcpv6 && !setup_.features.gso_tcpv6)) {
+    reason = DropReason::rx_gso_not_negotiated;
+    return false;
+  }
+  return true;
+}
+
+void QueueEngine::rx_release(const RxItem& item, ForwardResult result) noexcept {
+  if (item.kind == RxItem::Kind::forward) {
+    const ForwardDescriptor& frame = rx_descriptors_[item.slot];
+    if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+    rx_completions_.push_back({frame.sender, {frame.handle, result}});
+  }
+  rx_free_slots_.push_back(item.slot);
+}
+
+void QueueEngine::rx_post_completions() noexcept {
+  // One wake-up per sender and batch: group the completions by sender.
+  for (std::size_t i = 0; i < rx_completions_.size(); ++i) {
+    SwitchEndpoint* sender = rx_completions_[i].first;
+    if (sender == nullptr) continue;
+    rx_completion_batch_.clear();
+    for (std::size_t j = i; j < rx_completions_.size(); ++j) {
+      if (rx_completions_[j].first != sender) continue;
+      rx_completion_batch_.push_back(rx_completions_[j].second);
+      rx_completions_[j].first = nullptr;
+    }
+    // The sender may be gone once this returns (see switch.h).
+    sender->post_completions(rx_completion_batch_);
+  }
+  rx_completions_.clear();
+}
+
+void QueueEngine::rx_flush_backlog(DropReason reason) noexcept {
+  while (rx_backlog_count_ != 0) {
+    const RxItem item = rx_backlog_[rx_backlog_head_];
+    rx_backlog_head_ = (rx_backlog_head_ + 1) % rx_backlog_.size();
+    --rx_backlog_count_;
+    counters_.drop(reason);
+    rx_release(item, ForwardResult::dropped);
+  }
+}
+
+void QueueEngine::rx_drop_stopped_senders() noexcept {
+  std::size_t kept = 0;
+  const std::size_t size = rx_backlog_.size();
+  for (std::size_t i = 0; i < rx_backlog_count_; ++i) {
+    const RxItem item = rx_backlog_[(rx_backlog_head_ + i) % size];
+    if (item.kind == RxItem::Kind::forward && rx_descriptors_[item.slot].sender->stopping()) {
+      counters_.drop(DropReason::rx_port_stopped);
+      rx_release(item, ForwardResult::dropped);
+      continue;
+    }
+    rx_backlog_[(rx_backlog_head_ + kept) % size] = item;
+    ++kept;
+  }
+  rx_backlog_count_ = kept;
+}
+
+void QueueEngine::rx_ingest() noexcept {
+  // A stalled queue drops frames on arrival until the guest posts buffers
+  // again (netback turns the carrier back on then).
+  if (rx_stalled_ && (rx_tail_ != rx_head_ || rx_.pending_requests().count != 0)) {
+    rx_stalled_ = false;
+  }
+  rx_ingest_switch();
+  rx_ingest_tap();
+}
+
+void QueueEngine::rx_ingest_switch() noexcept {
+  if (!endpoint_) return;
+  ForwardDescriptor discard;
+  // Bounded by what the inbox can hold, so a flood of senders cannot keep
+  // this thread from its own rings.
+  for (std::size_t n = 0; n < setup_.switch_inbox_frames; ++n) {
+    const bool room = !failed() && !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
+    if (!room) {
+      if (!endpoint_->pop_frame(discard)) break;
+      counters_.drop(failed() ? DropReason::rx_port_stopped : DropReason::rx_no_buffers);
+      if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+      rx_completions_.push_back({discard.sender, {discard.handle, ForwardResult::dropped}});
+      continue;
+    }
+    const std::uint32_t slot = rx_free_slots_.back();
+    ForwardDescriptor& frame = rx_descriptors_[slot];
+    if (!endpoint_->pop_frame(frame)) break;
+    rx_free_slots_.pop_back();
+    RxItem item{RxItem::Kind::forward, slot, frame.length, frame.meta};
+    DropReason reason{};
+    if (!rx_accepts(item, reason)) {
+      counters_.drop(reason);
+      rx_release(item, ForwardResult::dropped);
+      continue;
+    }
+    rx_backlog_[(rx_backlog_head_ + rx_backlog_count_) % rx_backlog_.size()] = item;
+    ++rx_backlog_count_;
+  }
+}
+
+void QueueEngine::rx_ingest_tap() noexcept {
+  if (setup_.tap_fd < 0 || failed()) return;
+  const auto scratch = static_cast<std::uint32_t>(rx_backlog_.size());
+  const Clock::time_point now = Clock::now();
+  for (std::size_t n = 0; n <= rx_backlog_.size(); ++n) {
+    // With no room the frame is still read (into the scratch buffer) and
+    // dropped: a guest that posts no buffers must not back up the host.
+    const bool room = !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
+    const std::uint32_t slot = room ? rx_free_slots_.back() : scratch;
+    net::VirtioNetHdr header{};
+    const std::span<std::uint8_t> buffer(rx_buffer(slot), rx_frame_capacity_);
+    const net::TapIoResult read = net::tap_read(setup_.tap_fd, header, buffer);
+    if (read.status == net::TapIoStatus::would_block) break;
+    if (read.status == net::TapIoStatus::error) {
+      counters_.drop(DropReason::rx_tap_error);
+      if (log_limiter_.allow(now)) {
+        log_->warn("domain {} vif {} queue {}: TAP read: errno {}", setup_.frontend_domid,
+                   setup_.devid, setup_.queue_index, read.error);
+      }
+      break;
+    }
+    counters_.tap_reads.add();
+    if (read.status == net::TapIoStatus::oversize) {
+      counters_.drop(DropReason::rx_tap_oversize);
+      continue;
+    }
+    if (!room) {
+      counters_.drop(DropReason::rx_no_buffers);
+      continue;
+    }
+    const std::span<std::uint8_t> frame = buffer.first(read.bytes);
+    RxItem item{RxItem::Kind::tap, slot, static_cast<std::uint32_t>(read.bytes), {}};
+    net::PacketStatus status = net::meta_from_virtio(header, item.meta);
+    if (status == net::PacketStatus::ok && frame.size() < kEthernetHeaderSize) {
+      status = net::PacketStatus::truncated;
+    }
+    if (status != net::PacketStatus::ok) {
+      counters_.drop(DropReason::rx_bad_offload);
+      continue;
+    }
+    // netback drops multicast the frontend did not subscribe to
+    // (xenvif_mcast_match); broadcast always passes.
+    const bool group = (frame[0] & 0x01U) != 0;
+    const bool broadcast =
+        std::all_of(frame.begin(), frame.begin() + 6, [](std::uint8_t b) { return b == 0xFF; });
+    if (setup_.features.multicast_control && group && !broadcast &&
+        !multicast_->contains(std::span<const std::uint8_t, 6>(frame.data(), 6))) {
+      counters_.drop(DropReason::rx_multicast_filtered);
+      continue;
+    }
+    // A partial checksum the frontend cannot take is finished here; GSO it
+    // did not negotiate is refused (the TAP's offloads should prevent it).
+    status = net::adapt_to_peer(frame, item.meta, frontend_offloads_);
+    if (status != net::PacketStatus::ok) {
+      counters_.drop(status == net::PacketStatus::gso_not_supported_by_peer
+                         ? DropReason::rx_gso_not_negotiated
+                         : DropReason::rx_bad_offload);
+      continue;
+    }
+    DropReason reason{};
+    if (!rx_accepts(item, reason)) {
+      counters_.drop(reason);
+      continue;
+    }
+    rx_free_slots_.pop_back();
+    rx_backlog_[(rx_backlog_head_ + rx_backlog_count_) % rx_backlog_.size()] = item;
+    ++rx_backlog_count_;
+  }
+}
+
+bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
+  if (rx_tail_ - rx_head_ >= needed) return true;
+  if (rx_head_ != 0) {
+    std::copy(rx_staging_.begin() + static_cast<std::ptrdiff_t>(rx_head_),
+              rx_staging_.begin() + static_cast<std::ptrdiff_t>(rx_tail_), rx_staging_.begin());
+    rx_tail_ -= rx_head_;
+    rx_head_ = 0;
+  }
+  const auto taken = rx_.take_requests(std::span(rx_staging_).subspan(rx_tail_));
+  if (taken.status == protocol::RingStatus::kProducerOverflow) {
+    fatal("RX request producer index overflows the ring");
+    return false;
+  }
+  if (taken.count != 0) {
+    // The guest posted buffers: it is alive, whatever the backlog looks like.
+    rx_tail_ += taken.count;
+    rx_blocked_since_.reset();
+    rx_stalled_ = false;
+  }
+  return rx_tail_ - rx_head_ >= needed;
+}
+
+void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
+  const RxItem& item = delivery.item;
+  const std::uint32_t data_slots = data_slots_for(item.length);
+  const bool gso = item.meta.gso_type != net::GsoType::none;
+  const std::uint16_t first_flags = net::netif_rx_flags(item.meta);
+  const platform::DomId frontend = setup_.frontend_domid;
+  const ForwardDescriptor* frame =
+      item.kind == RxItem::Kind::forward ? &rx_descriptors_[item.slot] : nullptr;
+  std::size_t source_slot = 0;  // switch: position in the sender's slots
+  std::uint32_t source_offset = 0;
+  std::uint32_t position = 0;
+  std::uint32_t remaining = item.length;
+
+  const auto push_response = [&](const protocol::RxResponse& response) {
+    rx_responses_[delivery.first_response + delivery.response_count] = response;
+    return delivery.first_response + delivery.response_count++;
+  };
+  const auto add_segment = [&](const platform::GrantCopySegment& segment, std::uint32_t response) {
+    const std::uint32_t index = delivery.first_segment + delivery.segment_count++;
+    rx_segments_[index] = segment;
+    rx_segment_response_[index] = response;
+  };
+
+  for (std::uint32_t s = 0; s < data_slots; ++s) {
+    const protocol::RxRequest request = rx_staging_[rx_head_++];
+    const auto chunk =
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kXenPageSize));
+    remaining -= chunk;
+    protocol::RxResponse response{};
+    response.id = request.id;
+    response.offset = 0;
+    response.flags = static_cast<std::uint16_t>((s == 0 ? first_flags : 0) |
+                                                (remaining != 0 ? protocol::kRxfMoreData : 0));
+    response.status = static_cast<std::int16_t>(chunk);
+    const std::uint32_t response_index = push_response(response);
+
+    if (frame == nullptr) {
+      platform::GrantCopySegment segment{};
+      segment.source.virt = rx_buffer(item.slot) + position;
+      segment.dest.foreign = {request.gref, 0, frontend};
+      segment.len = chunk;
+      segment.flags = platform::kCopyDestGref;
+      add_segment(segment, response_index);
+    } else {
+      // Both sides foreign: the hypervisor copies from the sender's granted
+      // page straight into this guest's posted page.
+      std::uint16_t filled = 0;
+      while (filled < chunk && source_slot < frame->slot_count) {
+        const ForwardSlot& source = frame->slots[source_slot];
+        const std::uint32_t available = source.size - source_offset;
+        if (available == 0) {
+          ++source_slot;
+          source_offset = 0;
+          continue;
+        }
+        const auto len =
+            static_cast<std::uint16_t>(std::min<std::uint32_t>(available, chunk - filled));
+        platform::GrantCopySegment segment{};
+        segment.source.foreign = {source.gref,
+                                  static_cast<std::uint16_t>(source.offset + source_offset),
+                                  frame->sender_domid};
+        segment.dest.foreign = {request.gref, filled, frontend};
+        segment.len = len;
+        segment.flags = platform::kCopySourceGref | platform::kCopyDestGref;
+        add_segment(segment, response_index);
+        filled = static_cast<std::uint16_t>(filled + len);
+        source_offset += len;
+      }
+    }
+    position += chunk;
+
+    if (s == 0 && gso) {
+      // The GSO extra goes in the slot after the first data slot (rx.c:
+      // "extras must go after the first data slot"); it uses up a request.
+      // The request's buffer is not written; netfront recycles it.
+      ++rx_head_;
+      protocol::ExtraInfo extra{};
+      net::fill_gso_extra(item.meta, extra);
+      protocol::RxResponse as_response{};
+      static_assert(sizeof(extra) == sizeof(as_response));
+      std::memcpy(&as_response, &extra, sizeof(extra));
+      push_response(as_response);
+    }
+  }
+}
+
+void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
+  if (failed()) {
+    rx_flush_backlog(DropReason::rx_port_stopped);
+    return;
+  }
+  std::size_t deliveries = 0;
+  std::uint32_t responses = 0;
+  std::uint32_t segments = 0;
+  while (rx_backlog_count_ != 0 && deliveries < rx_deliveries_.size()) {
+    const RxItem& item = rx_backlog_[rx_backlog_head_];
+    const std::uint32_t needed = rx_slots_needed(item);
+    const std::uint32_t max_segments =
+        item.kind == RxItem::Kind::forward
+            ? data_slots_for(item.length) + rx_descriptors_[item.slot].slot_count
+            : data_slots_for(item.length);
+    if (segments + max_segments > rx_segments_.size() ||
+        responses + needed > rx_responses_.size()) {
+      break;
+    }
+    if (!rx_take_requests(needed)) break;
+    RxDelivery& delivery = rx_deliveries_[deliveries++];
+    delivery = RxDelivery{item, responses, 0, segments, 0};
+    rx_build(delivery);
+    responses += delivery.response_count;
+    segments += delivery.segment_count;
+    rx_backlog_head_ = (rx_backlog_head_ + 1) % rx_backlog_.size();
+    --rx_backlog_count_;
+  }
+
+  if (deliveries != 0) {
+    grant_copy(std::span(rx_segments_.data(), segments));
+    for (std::uint32_t s = 0; s < segments; ++s) {
+      if (rx_segments_[s].status != platform::kGntstOkay) {
+        rx_responses_[rx_segment_response_[s]].status = protocol::kRspError;
+      }
+    }
+    for (std::size_t d = 0; d < deliveries; ++d) {
+      const RxDelivery& delivery = rx_deliveries_[d];
+      bool ok = true;
+      for (std::uint32_t s = 0; s < delivery.segment_count; ++s) {
+        if (rx_segments_[delivery.first_segment + s].status != platform::kGntstOkay) ok = false;
+      }
+      if (ok) {
+        counters_.rx_packets.add();
+        counters_.rx_bytes.add(delivery.item.length);
+        if (delivery.item.kind == RxItem::Kind::forward) {
+          counters_.switch_received_packets.add();
+          counters_.switch_received_segments.add(delivery.segment_count);
+        }
+      } else {
+        counters_.drop(DropReason::rx_grant_copy_failed);
+        if (log_limiter_.allow(now)) {
+          log_->warn("domain {} vif {} queue {}: RX grant copy failed", setup_.frontend_domid,
+                     setup_.devid, setup_.queue_index);
+        }
+      }
+      rx_release(delivery.item, ok ? ForwardResult::delivered : ForwardResult::copy_failed);
+    }
+    const std::size_t pushed =
+        rx_.push_responses(std::span<const protocol::RxResponse>(rx_responses_.data(), responses));
+    if (pushed != responses && log_limiter_.allow(now)) {
+      log_->critical("domain {} vif {} queue {}: {} RX responses but {} owed",
+                     setup_.frontend_domid, setup_.devid, setup_.queue_index, responses, pushed);
+    }
+    if (rx_.push_responses_and_check_notify()) notify_rx_ = true;
+    counters_.batch(deliveries);
+    rx_blocked_since_.reset();
+  }
+
+  // Stall detection (netback's rx_stall_timeout / rx_drain_timeout): frames
+  // waiting while the guest posts nothing for too long are dropped, and new
+  // frames are dropped on arrival until it posts again.
+  if (rx_backlog_count_ == 0) {
+    rx_blocked_since_.reset();
+  } else if (!rx_blocked_since_) {
+    rx_blocked_since_ = now;
+  } else if (now - *rx_blocked_since_ >= setup_.rx_stall_timeout) {
+    counters_.rx_stalls.add();
+    if (log_limiter_.allow(now)) {
+      log_->warn(
+          "domain {} vif {} queue {}: guest posted no RX buffers for {} ms; dropping {} "
+          "frames",
+          setup_.frontend_domid, setup_.devid, setup_.queue_index, setup_.rx_stall_timeout.count(),
+          rx_backlog_count_);
+    }
+    rx_flush_backlog(DropReason::rx_stall_flush);
+    rx_stalled_ = true;
+    rx_blocked_since_.reset();
+  }
+}
+
+}  // namespace vifd::backend::detail

@@ -1,0 +1,391 @@
+// Guest TX (frontend -> backend), after Linux netback's netback.c: take a
+// batch of requests (each copied out of the ring once), group and validate
+// them (tx_parser), then either hand a packet to another vif through the
+// switch (its grants, not its bytes) or copy the batch's TAP-bound packets
+// with one grant-copy call into a preallocated arena and write them to the
+// TAP with their virtio header. Every request gets exactly one response.
+#include <algorithm>
+#include <cstring>
+
+#include "backend/lib/datapath/queue_engine.h"
+#include "common/net/tap_device.h"
+
+namespace vifd::backend::detail {
+
+using protocol::TxRequest;
+
+namespace {
+
+constexpr std::uint16_t kEthTypeIpv4 = 0x0800;
+constexpr std::uint16_t kEthTypeIpv6 = 0x86DD;
+
+std::span<const std::uint8_t, 6> destination_mac(const std::uint8_t* header) noexcept {
+  return std::span<const std::uint8_t, 6>(header, 6);
+}
+std::span<const std::uint8_t, 6> source_mac(const std::uint8_t* header) noexcept {
+  return std::span<const std::uint8_t, 6>(header + 6, 6);
+}
+
+// Whether a receiving vif can take the packet exactly as the sender's flags
+// describe it; if not, it goes out the TAP and the host stack adapts it.
+bool receiver_accepts(const VifFeatures& receiver, const TxPacket& packet,
+                      std::uint16_t ethertype) noexcept {
+  if (packet.gso) {
+    const bool v4 = packet.gso->u.gso.type == protocol::kGsoTypeTcpv4;
+    if (v4 ? !receiver.gso_tcpv4 : !receiver.gso_tcpv6) return false;
+  }
+  if ((packet.first_flags & protocol::kTxfCsumBlank) != 0) {
+    if (ethertype == kEthTypeIpv4 && !receiver.csum_ipv4) return false;
+    if (ethertype == kEthTypeIpv6 && !receiver.csum_ipv6) return false;
+    if (ethertype != kEthTypeIpv4 && ethertype != kEthTypeIpv6) return false;
+  }
+  return receiver.sg || packet.total_length <= protocol::kXenPageSize;
+}
+
+std::size_t flow_hash(const std::uint8_t* header) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over both MACs
+  for (std::size_t i = 0; i < 12; ++i) h = (h ^ header[i]) * 0x100000001b3ULL;
+  return static_cast<std::size_t>(h ^ (h >> 32));
+}
+
+}  // namespace
+
+bool QueueEngine::tx_stage_requests() noexcept {
+  if (tx_head_ != 0) {
+    std::copy(tx_staging_.begin() + static_cast<std::ptrdiff_t>(tx_head_),
+              tx_staging_.begin() + static_cast<std::ptrdiff_t>(tx_tail_), tx_staging_.begin());
+    tx_tail_ -= tx_head_;
+    tx_head_ = 0;
+  }
+  const auto taken = tx_.take_requests(std::span(tx_staging_).subspan(tx_tail_));
+  if (taken.status == protocol::RingStatus::kProducerOverflow) {
+    fatal("TX request producer index overflows the ring");
+    return false;
+  }
+  tx_tail_ += taken.count;
+  return true;
+}
+
+void QueueEngine::tx_push_response(std::uint16_t id, std::int16_t status) noexcept {
+  if (tx_response_count_ == tx_responses_.size()) tx_flush_responses();
+  tx_responses_[tx_response_count_++] = {id, status};
+}
+
+void QueueEngine::tx_flush_responses() noexcept {
+  if (tx_response_count_ == 0) return;
+  const std::span<const protocol::TxResponse> responses(tx_responses_.data(), tx_response_count_);
+  const std::size_t pushed = tx_.push_responses(responses);
+  if (pushed != tx_response_count_ && log_limiter_.allow(Clock::now())) {
+    // Every response answers a consumed request; fewer slots than answers
+    // means our own accounting is broken.
+    log_->critical("domain {} vif {} queue {}: {} TX responses but {} owed", setup_.frontend_domid,
+                   setup_.devid, setup_.queue_index, tx_response_count_, pushed);
+  }
+  tx_response_count_ = 0;
+  if (tx_.push_responses_and_check_notify()) notify_tx_ = true;
+}
+
+void QueueEngine::tx_respond(std::size_t position, const TxPacket& packet,
+                             std::int16_t status) noexcept {
+  tx_push_response(tx_staging_[position].id, status);
+  // Extra-info slots are answered with NETIF_RSP_NULL (netback's
+  // make_tx_response for extra_count), which frontends skip.
+  for (std::size_t i = 0; i < packet.extra_count; ++i) tx_push_response(0, protocol::kRspNull);
+  for (std::size_t n = 1; n < packet.data_slots; ++n) {
+    tx_push_response(tx_staging_[position + packet.data_slot_position(n)].id, status);
+  }
+}
+
+void QueueEngine::tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept {
+  std::int16_t status = protocol::kRspOkay;
+  if (setup_.features.multicast_control) {
+    if (packet.mcast_add) {
+      const std::span<const std::uint8_t, 6> mac(packet.mcast_add->u.mcast.addr);
+      if (!multicast_->add(mac)) status = protocol::kRspError;  // filter full (-ENOSPC)
+    }
+    if (packet.mcast_del) {
+      multicast_->remove(std::span<const std::uint8_t, 6>(packet.mcast_del->u.mcast.addr));
+    }
+    counters_.multicast_updates.add();
+  }
+  tx_respond(position, packet, status);
+}
+
+bool QueueEngine::tx_round(Clock::time_point now) noexcept {
+  if (failed()) return false;
+  if (!tx_stage_requests()) return false;
+  std::size_t work_count = 0;
+  std::size_t arena_used = 0;
+  credit_blocked_ = false;
+  while (tx_head_ < tx_tail_) {
+    const TxRequest& first = tx_staging_[tx_head_];
+    // Cannot trigger (a batch's bytes fit its slots' pages), but a batch must
+    // never write past the arena whatever the parser let through.
+    if (arena_used + first.size > tx_arena_size_) break;
+    const bool was_waiting = credit_.waiting(now);
+    if (!credit_.try_consume(first.size, now)) {
+      if (!was_waiting) counters_.tx_credit_stalls.add();
+      credit_blocked_ = true;
+      break;
+    }
+    const TxPacket packet = parse_tx_packet(
+        std::span<const TxRequest>(tx_staging_).subspan(tx_head_, tx_tail_ - tx_head_));
+    switch (packet.verdict) {
+      case TxVerdict::fatal:
+        fatal(to_string(packet.fatal_reason));
+        return false;
+      case TxVerdict::drop:
+        tx_respond(tx_head_, packet, protocol::kRspError);
+        counters_.drop(packet.drop_reason);
+        if (log_limiter_.allow(now)) {
+          log_->warn("domain {} vif {} queue {}: TX packet dropped: {}", setup_.frontend_domid,
+                     setup_.devid, setup_.queue_index, to_string(packet.drop_reason));
+        }
+        break;
+      case TxVerdict::multicast:
+        tx_handle_multicast(tx_head_, packet);
+        break;
+      case TxVerdict::packet: {
+        TxWork& work = tx_work_[work_count++];
+        work = TxWork{};
+        work.position = tx_head_;
+        work.packet = packet;
+        work.arena_offset = static_cast<std::uint32_t>(arena_used);
+        arena_used += packet.total_length;
+        break;
+      }
+    }
+    tx_head_ += packet.consumed;
+  }
+  if (work_count != 0) {
+    counters_.batch(work_count);
+    tx_route(work_count);
+    tx_to_tap(work_count);
+    for (SwitchEndpoint* destination : tx_woken_) destination->wake();
+    tx_woken_.clear();
+  }
+  tx_flush_responses();
+  if (credit_blocked_) return false;
+  return tx_.pending_requests().count != 0;
+}
+
+void QueueEngine::tx_route(std::size_t work_count) noexcept {
+  // The switch needs the Ethernet header of each packet; without a second
+  // vif on the switch every packet goes to the TAP and nothing is peeked.
+  const bool switching = endpoint_ && topology_ && topology_->ports.size() >= 2;
+  if (!switching) return;
+  std::size_t count = 0;
+  for (std::size_t w = 0; w < work_count; ++w) {
+    const TxWork& work = tx_work_[w];
+    const TxRequest& first = tx_staging_[work.position];
+    auto& segment = tx_segments_[count];
+    segment = {};
+    segment.source.foreign = {first.gref, first.offset, setup_.frontend_domid};
+    segment.dest.virt = tx_arena_.get() + work.arena_offset;
+    segment.len = kEthernetHeaderSize;
+    segment.flags = platform::kCopySourceGref;
+    tx_segment_owner_[count++] = static_cast<std::uint32_t>(w);
+  }
+  grant_copy(std::span(tx_segments_.data(), count));
+  for (std::size_t s = 0; s < count; ++s) {
+    TxWork& work = tx_work_[tx_segment_owner_[s]];
+    if (tx_segments_[s].status != platform::kGntstOkay) {
+      work.copy_failed = true;
+      continue;
+    }
+    work.header_copied = true;
+    const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
+    setup_.network_switch->learn(source_mac(header), port_tag_);
+    const auto destination = destination_mac(header);
+    if ((destination[0] & 0x01U) != 0) continue;  // broadcast/multicast: the bridge floods
+    const PortTag tag = setup_.network_switch->lookup(destination);
+    if (tag == 0 || tag == port_tag_) continue;
+    const Switch::Port* port = topology_->find(tag);
+    if (port == nullptr || port->queues.empty()) continue;
+    const std::uint16_t ethertype = static_cast<std::uint16_t>(header[12] << 8 | header[13]);
+    if (!receiver_accepts(port->features, work.packet, ethertype)) continue;
+    work.destination = port->queues[flow_hash(header) % port->queues.size()].get();
+    work.route = TxWork::Route::forward;
+  }
+  for (std::size_t w = 0; w < work_count; ++w) {
+    TxWork& work = tx_work_[w];
+    if (work.route != TxWork::Route::forward) continue;
+    if (tx_forward(work)) continue;
+    // Congestion, not a guest error: netback answers OKAY for such drops.
+    work.route = TxWork::Route::drop;
+    counters_.drop(DropReason::tx_switch_inbox_full);
+    tx_respond(work.position, work.packet, protocol::kRspOkay);
+  }
+}
+
+bool QueueEngine::tx_forward(TxWork& work) noexcept {
+  if (free_forwards_.empty()) return false;
+  const TxPacket& packet = work.packet;
+  ForwardDescriptor frame;
+  if (net::meta_from_netif_tx(packet.first_flags, packet.gso ? &*packet.gso : nullptr,
+                              frame.meta) != net::PacketStatus::ok) {
+    return false;
+  }
+  const std::uint32_t handle = free_forwards_.back();
+  PendingForward& pending = pending_forwards_[handle];
+  pending.data_slots = static_cast<std::uint8_t>(packet.data_slots);
+  pending.extra_count = static_cast<std::uint8_t>(packet.extra_count);
+  pending.length = packet.total_length;
+  frame.sender = endpoint_.get();
+  frame.handle = handle;
+  frame.sender_domid = setup_.frontend_domid;
+  frame.slot_count = static_cast<std::uint16_t>(packet.data_slots);
+  frame.length = packet.total_length;
+  for (std::size_t n = 0; n < packet.data_slots; ++n) {
+    const TxRequest& request = tx_staging_[work.position + packet.data_slot_position(n)];
+    pending.ids[n] = request.id;
+    frame.slots[n] = {request.gref, request.offset, n == 0 ? packet.first_size : request.size};
+  }
+  endpoint_->begin_forward();
+  if (!work.destination->push_frame(frame)) {
+    endpoint_->cancel_forward();
+    return false;
+  }
+  pending.in_use = true;
+  free_forwards_.pop_back();
+  counters_.tx_packets.add();
+  counters_.tx_bytes.add(packet.total_length);
+  if (std::find(tx_woken_.begin(), tx_woken_.end(), work.destination) == tx_woken_.end()) {
+    if (tx_woken_.size() == tx_woken_.capacity()) {
+      work.destination->wake();
+    } else {
+      tx_woken_.push_back(work.destination);
+    }
+  }
+  return true;
+}
+
+void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
+  std::size_t count = 0;
+  for (std::size_t w = 0; w < work_count; ++w) {
+    TxWork& work = tx_work_[w];
+    if (work.route != TxWork::Route::tap || work.copy_failed) continue;
+    if (setup_.tap_fd < 0) {
+      work.route = TxWork::Route::drop;
+      counters_.drop(DropReason::tx_no_host_port);
+      tx_respond(work.position, work.packet, protocol::kRspOkay);
+      continue;
+    }
+    std::uint8_t* destination = tx_arena_.get() + work.arena_offset;
+    for (std::size_t n = 0; n < work.packet.data_slots; ++n) {
+      const TxRequest& request = tx_staging_[work.position + work.packet.data_slot_position(n)];
+      std::uint16_t offset = request.offset;
+      std::uint16_t size = n == 0 ? work.packet.first_size : request.size;
+      if (n == 0 && work.header_copied) {
+        // The switch already copied the header into place.
+        offset = static_cast<std::uint16_t>(offset + kEthernetHeaderSize);
+        size = static_cast<std::uint16_t>(size - kEthernetHeaderSize);
+        destination += kEthernetHeaderSize;
+      }
+      if (size == 0) continue;
+      auto& segment = tx_segments_[count];
+      segment = {};
+      segment.source.foreign = {request.gref, offset, setup_.frontend_domid};
+      segment.dest.virt = destination;
+      segment.len = size;
+      segment.flags = platform::kCopySourceGref;
+      tx_segment_owner_[count++] = static_cast<std::uint32_t>(w);
+      destination += size;
+    }
+  }
+  grant_copy(std::span(tx_segments_.data(), count));
+  for (std::size_t s = 0; s < count; ++s) {
+    if (tx_segments_[s].status != platform::kGntstOkay) {
+      tx_work_[tx_segment_owner_[s]].copy_failed = true;
+    }
+  }
+
+  // TAP writes may hand the kernel any offload: writes are not limited by
+  // the TAP's TUNSETOFFLOAD set, which only governs what it sends us.
+  constexpr net::PeerOffloads kTapTakesAll{true, true, true, true};
+  const Clock::time_point now = Clock::now();
+  for (std::size_t w = 0; w < work_count; ++w) {
+    TxWork& work = tx_work_[w];
+    if (work.copy_failed) {
+      // A grant the frontend cannot back (bad ref, not granted to us):
+      // netback's xenvif_tx_check_gop answers NETIF_RSP_ERROR.
+      counters_.drop(DropReason::tx_grant_copy_failed);
+      tx_respond(work.position, work.packet, protocol::kRspError);
+      if (log_limiter_.allow(now)) {
+        log_->warn("domain {} vif {} queue {}: TX grant copy failed", setup_.frontend_domid,
+                   setup_.devid, setup_.queue_index);
+      }
+      continue;
+    }
+    if (work.route != TxWork::Route::tap) continue;
+    const std::span<std::uint8_t> frame(tx_arena_.get() + work.arena_offset,
+                                        work.packet.total_length);
+    net::PacketMeta meta;
+    net::VirtioNetHdr header{};
+    net::PacketStatus status = net::meta_from_netif_tx(
+        work.packet.first_flags, work.packet.gso ? &*work.packet.gso : nullptr, meta);
+    if (status == net::PacketStatus::ok) status = net::prepare_offload(frame, meta);
+    if (status == net::PacketStatus::ok) status = net::adapt_to_peer(frame, meta, kTapTakesAll);
+    if (status == net::PacketStatus::ok) status = net::meta_to_virtio(meta, header);
+    if (status != net::PacketStatus::ok) {
+      // netback drops a frame whose checksum cannot be set up after having
+      // answered OKAY; so do we.
+      counters_.drop(DropReason::tx_bad_offload);
+      tx_respond(work.position, work.packet, protocol::kRspOkay);
+      if (log_limiter_.allow(now)) {
+        log_->warn("domain {} vif {} queue {}: TX offload metadata rejected: {}",
+                   setup_.frontend_domid, setup_.devid, setup_.queue_index, net::to_string(status));
+      }
+      continue;
+    }
+    const net::TapIoResult written = net::tap_write(setup_.tap_fd, header, frame);
+    if (written.status == net::TapIoStatus::ok) {
+      counters_.tap_writes.add();
+      counters_.tx_packets.add();
+      counters_.tx_bytes.add(frame.size());
+    } else if (written.status == net::TapIoStatus::would_block) {
+      counters_.drop(DropReason::tx_tap_full);
+    } else {
+      counters_.drop(DropReason::tx_tap_error);
+      if (log_limiter_.allow(now)) {
+        log_->warn("domain {} vif {} queue {}: TAP write: errno {}", setup_.frontend_domid,
+                   setup_.devid, setup_.queue_index, written.error);
+      }
+    }
+    tx_respond(work.position, work.packet, protocol::kRspOkay);
+  }
+}
+
+void QueueEngine::tx_process_completions() noexcept {
+  if (!endpoint_) return;
+  ForwardCompletion completion;
+  while (endpoint_->pop_completion(completion)) {
+    if (completion.handle >= pending_forwards_.size() ||
+        !pending_forwards_[completion.handle].in_use) {
+      continue;  // cannot happen: handles come from our own descriptors
+    }
+    PendingForward& pending = pending_forwards_[completion.handle];
+    const std::int16_t status =
+        completion.result == ForwardResult::copy_failed ? protocol::kRspError : protocol::kRspOkay;
+    tx_push_response(pending.ids[0], status);
+    for (std::size_t i = 0; i < pending.extra_count; ++i) tx_push_response(0, protocol::kRspNull);
+    for (std::size_t n = 1; n < pending.data_slots; ++n) tx_push_response(pending.ids[n], status);
+    switch (completion.result) {
+      case ForwardResult::delivered:
+        counters_.forwarded_packets.add();
+        counters_.forwarded_segments.add(pending.data_slots);
+        break;
+      case ForwardResult::dropped:
+        counters_.drop(DropReason::tx_switch_dropped);
+        break;
+      case ForwardResult::copy_failed:
+        counters_.drop(DropReason::tx_grant_copy_failed);
+        break;
+    }
+    pending.in_use = false;
+    free_forwards_.push_back(completion.handle);
+  }
+  tx_flush_responses();
+}
+
+}  // namespace vifd::backend::detail

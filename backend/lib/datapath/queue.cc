@@ -1,0 +1,392 @@
+// Queue lifecycle and the queue thread's loop: wait on the event channel, the
+// TAP, the switch eventfd and the stop eventfd; serve TX and RX in batches;
+// unmask the delivered ports; notify the frontend only when the ring says so;
+// re-check the rings with the final-check idiom before sleeping.
+#include <poll.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <system_error>
+
+#include "backend/lib/datapath/queue_engine.h"
+
+namespace vifd::backend {
+
+namespace detail {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> datapath_logger() {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  if (auto existing = spdlog::get("datapath")) return existing;
+  auto logger = spdlog::stderr_color_mt("datapath");
+  logger->set_level(spdlog::level::warn);
+  return logger;
+}
+
+std::string queue_name(const QueueSetup& setup) {
+  return "domain " + std::to_string(setup.frontend_domid) + " vif " + std::to_string(setup.devid) +
+         " queue " + std::to_string(setup.queue_index);
+}
+
+const QueueSetup& validated(const QueueSetup& setup) {
+  const auto fail = [&](const std::string& what) {
+    throw std::invalid_argument(queue_name(setup) + ": " + what);
+  };
+  if (!setup.events) fail("no event-channel handle");
+  if (!setup.grants) fail("no grant-table handle");
+  if (setup.tx_port == 0 || setup.rx_port == 0) fail("event-channel port 0");
+  if (setup.tx_shared_ring.size() < protocol::kXenPageSize ||
+      setup.rx_shared_ring.size() < protocol::kXenPageSize) {
+    fail("shared ring smaller than a page");
+  }
+  if (setup.rx_backlog_frames == 0 || setup.rx_backlog_frames > 4096) {
+    fail("rx_backlog_frames " + std::to_string(setup.rx_backlog_frames) + " outside 1..4096");
+  }
+  if (setup.rx_stall_timeout.count() <= 0) fail("rx_stall_timeout must be positive");
+  return setup;
+}
+
+protocol::TxBackRing attach_tx(const QueueSetup& setup) {
+  return setup.resume ? protocol::TxBackRing::resume(setup.tx_shared_ring)
+                      : protocol::TxBackRing(setup.tx_shared_ring);
+}
+protocol::RxBackRing attach_rx(const QueueSetup& setup) {
+  return setup.resume ? protocol::RxBackRing::resume(setup.rx_shared_ring)
+                      : protocol::RxBackRing(setup.rx_shared_ring);
+}
+
+}  // namespace
+
+QueueEngine::QueueEngine(QueueSetup setup)
+    : setup_(std::move(setup)),
+      log_(datapath_logger()),
+      tx_(attach_tx(validated(setup_))),
+      rx_(attach_rx(setup_)),
+      multicast_(setup_.multicast_filter ? setup_.multicast_filter
+                                         : std::make_shared<MulticastFilter>()),
+      credit_(setup_.rate, Clock::now()) {
+  const std::size_t tx_size = tx_.size();
+  const std::size_t rx_size = rx_.size();
+  const std::size_t backlog = setup_.rx_backlog_frames;
+
+  stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (stop_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), queue_name(setup_) + ": eventfd");
+  }
+
+  tx_staging_.resize(tx_size);
+  tx_work_.resize(tx_size);
+  tx_responses_.resize(tx_size);
+  tx_arena_size_ = tx_size * protocol::kXenPageSize;
+  // Default-initialised: pages are only touched (made resident) when used.
+  tx_arena_.reset(new std::uint8_t[tx_arena_size_]);
+  tx_segments_.resize(tx_size);
+  tx_segment_owner_.resize(tx_size);
+  pending_forwards_.resize(tx_size);
+  free_forwards_.reserve(tx_size);
+  for (std::size_t i = tx_size; i > 0; --i)
+    free_forwards_.push_back(static_cast<std::uint32_t>(i - 1));
+  tx_woken_.reserve(64);
+
+  rx_staging_.resize(rx_size);
+  rx_backlog_.resize(backlog);
+  rx_free_slots_.reserve(backlog);
+  for (std::size_t i = backlog; i > 0; --i)
+    rx_free_slots_.push_back(static_cast<std::uint32_t>(i - 1));
+  const auto& features = setup_.features;
+  // The largest frame the TAP may hand us (tap_read wants one byte more to
+  // detect truncation): 64 KiB with TSO, else the MTU plus Ethernet and VLAN.
+  const std::size_t largest_frame = (features.gso_tcpv4 || features.gso_tcpv6)
+                                        ? 65535 + 18
+                                        : std::max<std::size_t>(features.mtu, 1500) + 18;
+  rx_frame_capacity_ = largest_frame + 1;
+  rx_buffers_.reset(new std::uint8_t[(backlog + 1) * rx_frame_capacity_]);
+  rx_descriptors_.resize(backlog);
+  rx_deliveries_.resize(rx_size);
+  rx_responses_.resize(rx_size);
+  // A switched frame needs at most one segment per source slot plus one per
+  // destination page; every frame uses at least one RX request.
+  rx_segments_.resize(rx_size * (kMaxTxDataSlots + 1));
+  rx_segment_response_.resize(rx_segments_.size());
+  rx_completions_.reserve(backlog + setup_.switch_inbox_frames + rx_size);
+  rx_completion_batch_.reserve(rx_completions_.capacity());
+  frontend_offloads_ = {features.csum_ipv4, features.csum_ipv6, features.gso_tcpv4,
+                        features.gso_tcpv6};
+
+  if (setup_.network_switch != nullptr) {
+    endpoint_ =
+        std::make_shared<SwitchEndpoint>(setup_.frontend_domid, setup_.devid, setup_.queue_index,
+                                         features, setup_.switch_inbox_frames, tx_size);
+  }
+  publish_ring_indices();
+}
+
+QueueEngine::~QueueEngine() {
+  stop();
+  ::close(stop_fd_);
+}
+
+void QueueEngine::start() {
+  if (thread_.joinable()) return;
+  if (setup_.network_switch != nullptr) {
+    port_tag_ = setup_.network_switch->attach(endpoint_, setup_.guest_mac);
+  }
+  stop_requested_.store(false, std::memory_order_relaxed);
+  thread_ = std::thread([this] { run(); });
+}
+
+void QueueEngine::stop() {
+  if (!thread_.joinable()) return;
+  Switch* network_switch = setup_.network_switch;
+  // Out of the topology first, so other queues stop choosing this one.
+  if (network_switch != nullptr) network_switch->detach(*endpoint_);
+  stop_requested_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t written = ::write(stop_fd_, &one, sizeof(one));
+  thread_.join();
+  // The thread may have learned our MAC again after detach; forget it unless
+  // other queues of this vif still serve the port.
+  if (network_switch != nullptr && network_switch->topology()->find(port_tag_) == nullptr) {
+    network_switch->forget(port_tag_);
+  }
+}
+
+void QueueEngine::fatal(std::string_view reason) noexcept {
+  if (fatal_.exchange(true, std::memory_order_acq_rel)) return;
+  counters_.fatal_error.set(1);
+  log_->error("{}: frontend disabled: {}", queue_name(setup_), reason);
+  if (setup_.on_fatal_error) {
+    // The callback only posts work to the control plane; a failure to do so
+    // must not take the data path down with it.
+    try {
+      setup_.on_fatal_error(std::string(reason));
+    } catch (const std::exception& error) {
+      log_->error("{}: on_fatal_error failed: {}", queue_name(setup_), error.what());
+    }
+  }
+}
+
+int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noexcept {
+  if (segments.empty()) return 0;
+  const int rc = setup_.grants->copy(segments);
+  counters_.grant_copy_calls.add();
+  counters_.grant_copy_segments.add(segments.size());
+  if (rc < 0) {
+    // The batch as a whole was refused: every segment failed.
+    for (auto& segment : segments) segment.status = platform::kGntstGeneralError;
+    if (log_limiter_.allow(Clock::now())) {
+      log_->warn("{}: grant copy of {} segments refused: errno {}", queue_name(setup_),
+                 segments.size(), -rc);
+    }
+    return rc;
+  }
+  std::uint64_t bytes = 0;
+  for (const auto& segment : segments) {
+    if (segment.status == platform::kGntstOkay) bytes += segment.len;
+  }
+  counters_.grant_copy_bytes.add(bytes);
+  return rc;
+}
+
+void QueueEngine::drain_events() noexcept {
+  while (const auto port = setup_.events->pending()) {
+    counters_.notifications_received.add();
+    const bool known = std::find(handled_ports_.begin(), handled_ports_.begin() + handled_count_,
+                                 *port) != handled_ports_.begin() + handled_count_;
+    if (known) continue;
+    if (handled_count_ < handled_ports_.size()) {
+      handled_ports_[handled_count_++] = *port;
+    } else {
+      // Not one of ours (a handle serves one queue): unmask so it cannot
+      // stay stuck.
+      setup_.events->unmask(*port);
+    }
+  }
+}
+
+void QueueEngine::unmask_handled() noexcept {
+  if (failed()) {
+    // A disabled frontend keeps its ports masked, as netback disables the
+    // interrupt: its notifications can no longer wake this thread.
+    handled_count_ = 0;
+    return;
+  }
+  for (std::size_t i = 0; i < handled_count_; ++i) {
+    if (const int rc = setup_.events->unmask(handled_ports_[i]); rc < 0) {
+      if (log_limiter_.allow(Clock::now())) {
+        log_->warn("{}: unmask port {}: errno {}", queue_name(setup_), handled_ports_[i], -rc);
+      }
+    }
+  }
+  handled_count_ = 0;
+}
+
+void QueueEngine::send_notifications() noexcept {
+  const auto notify = [this](platform::EvtchnPort port) {
+    counters_.notifications_sent.add();
+    if (const int rc = setup_.events->notify(port); rc < 0 && log_limiter_.allow(Clock::now())) {
+      log_->warn("{}: notify port {}: errno {}", queue_name(setup_), port, -rc);
+    }
+  };
+  if (setup_.tx_port == setup_.rx_port) {
+    if (notify_tx_ || notify_rx_) notify(setup_.tx_port);
+  } else {
+    if (notify_tx_) notify(setup_.tx_port);
+    if (notify_rx_) notify(setup_.rx_port);
+  }
+  notify_tx_ = false;
+  notify_rx_ = false;
+}
+
+void QueueEngine::publish_ring_indices() noexcept {
+  const auto tx_pending = tx_.pending_requests();
+  const auto rx_pending = rx_.pending_requests();
+  counters_.tx_req_cons.set(tx_.request_consumer());
+  counters_.tx_req_prod.set(tx_.request_consumer() + tx_pending.count);
+  counters_.tx_rsp_prod.set(tx_.response_producer());
+  counters_.rx_req_cons.set(rx_.request_consumer());
+  counters_.rx_req_prod.set(rx_.request_consumer() + rx_pending.count);
+  counters_.rx_rsp_prod.set(rx_.response_producer());
+}
+
+void QueueEngine::refresh_topology() noexcept {
+  if (setup_.network_switch == nullptr) return;
+  const std::uint64_t generation = setup_.network_switch->generation();
+  if (generation == topology_generation_) return;
+  topology_ = setup_.network_switch->topology();
+  topology_generation_ = generation;
+}
+
+int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
+  std::optional<Clock::time_point> deadline;
+  const auto earliest = [&](Clock::time_point t) {
+    if (!deadline || t < *deadline) deadline = t;
+  };
+  if (credit_blocked_) earliest(credit_.refill_time());
+  if (rx_backlog_count_ != 0 && rx_blocked_since_) {
+    earliest(*rx_blocked_since_ + setup_.rx_stall_timeout);
+    // Without feature-rx-notify the frontend never says it posted buffers.
+    if (!setup_.features.rx_notify) earliest(now + std::chrono::milliseconds(10));
+  }
+  if (!deadline) return -1;
+  if (*deadline <= now) return 0;
+  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now);
+  return static_cast<int>(std::min<std::chrono::milliseconds::rep>(wait.count(), 60000));
+}
+
+void QueueEngine::run() noexcept {
+  // Requests may already be waiting (a resumed ring, or a frontend faster
+  // than start()): serve before the first sleep.
+  bool busy = true;
+  while (!stop_requested_.load(std::memory_order_acquire)) {
+    if (!busy) {
+      std::array<pollfd, 4> fds{};
+      fds[0] = {setup_.events->fd(), POLLIN, 0};
+      fds[1] = {stop_fd_, POLLIN, 0};
+      fds[2] = {endpoint_ ? endpoint_->wake_fd() : -1, POLLIN, 0};
+      fds[3] = {failed() ? -1 : setup_.tap_fd, POLLIN, 0};
+      const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
+      if (ready < 0 && errno != EINTR && log_limiter_.allow(Clock::now())) {
+        log_->error("{}: poll: errno {}", queue_name(setup_), errno);
+      }
+    }
+    drain_events();
+    const Clock::time_point now = Clock::now();
+    refresh_topology();
+    if (endpoint_) {
+      // Consume the wake-up before looking at the inboxes, so a push that
+      // lands after our look wakes us again.
+      endpoint_->consume_wake();
+      tx_process_completions();
+      rx_drop_stopped_senders();
+    }
+    bool tx_more = false;
+    for (int round = 0; round < 4; ++round) {
+      tx_more = tx_round(now);
+      if (!tx_more) break;
+    }
+    rx_ingest();
+    rx_deliver(now);
+    rx_post_completions();
+    publish_ring_indices();
+    unmask_handled();
+    send_notifications();
+
+    busy = tx_more;
+    if (!busy && !failed()) {
+      // RING_FINAL_CHECK_FOR_REQUESTS: ask for a notification on the next
+      // request and look once more, closing the race with a request pushed
+      // after our last take.
+      if (!credit_blocked_ && tx_.final_check_for_requests()) busy = true;
+      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests()) busy = true;
+    }
+  }
+  shutdown_switch();
+  tx_flush_responses();
+  publish_ring_indices();
+  send_notifications();
+}
+
+void QueueEngine::shutdown_switch() noexcept {
+  if (!endpoint_) return;
+  endpoint_->mark_stopping();
+  endpoint_->close_inbox();
+  // Frames other vifs sent us will never be delivered: complete them now.
+  rx_flush_backlog(DropReason::rx_port_stopped);
+  ForwardDescriptor frame;
+  while (endpoint_->pop_frame(frame)) {
+    counters_.drop(DropReason::rx_port_stopped);
+    rx_completions_.push_back({frame.sender, {frame.handle, ForwardResult::dropped}});
+    if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+  }
+  rx_post_completions();
+  // Frames we sent may wait in other queues' backlogs for guest buffers: ask
+  // those queues to drop them, and wait until every one is completed, so no
+  // grant of our frontend is copied after stop() returns.
+  if (topology_) {
+    for (const auto& port : topology_->ports) {
+      for (const auto& queue : port.queues) queue->wake();
+    }
+  }
+  setup_.network_switch->wake_all();
+  while (endpoint_->outstanding() != 0) {
+    tx_process_completions();
+    pollfd fd{endpoint_->wake_fd(), POLLIN, 0};
+    ::poll(&fd, 1, 10);
+    endpoint_->consume_wake();
+  }
+  tx_process_completions();
+}
+
+}  // namespace detail
+
+Queue::Queue(QueueSetup setup) : engine_(std::make_unique<detail::QueueEngine>(std::move(setup))) {}
+Queue::~Queue() = default;
+void Queue::start() {
+  engine_->start();
+}
+void Queue::stop() {
+  engine_->stop();
+}
+bool Queue::running() const noexcept {
+  return engine_->running();
+}
+bool Queue::failed() const noexcept {
+  return engine_->failed();
+}
+QueueStats Queue::stats() const noexcept {
+  return engine_->stats();
+}
+nlohmann::json Queue::stats_json() const {
+  return to_json(stats());
+}
+
+}  // namespace vifd::backend

@@ -1,0 +1,215 @@
+// The queue thread's state and loop (internal to backend/lib/datapath).
+//
+// Everything here is owned by the queue thread between start() and stop():
+// the rings, the staging copies of requests, the buffers, the grant-copy
+// segment arrays. All of it is allocated in the constructor (control plane),
+// sized from the ring sizes, so the loop never allocates.
+//
+// Files: queue.cc (lifecycle, poll loop, events), guest_tx.cc (guest TX:
+// parse, grant copy to the TAP or forward through the switch),
+// guest_rx.cc (guest RX: TAP and switch frames into posted buffers).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/lib/datapath/credit_limiter.h"
+#include "backend/lib/datapath/multicast_filter.h"
+#include "backend/lib/datapath/queue.h"
+#include "backend/lib/datapath/queue_stats.h"
+#include "backend/lib/datapath/switch.h"
+#include "backend/lib/datapath/tx_parser.h"
+#include "common/net/packet_meta.h"
+#include "common/platform/types.h"
+#include "common/protocol/ring.h"
+
+namespace vifd::backend::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// A message at most every `interval` per queue, so a hostile guest cannot
+// flood the log (netback's net_ratelimit()).
+class LogLimiter {
+ public:
+  bool allow(Clock::time_point now) noexcept {
+    if (now < next_) {
+      ++suppressed_;
+      return false;
+    }
+    next_ = now + std::chrono::seconds(1);
+    return true;
+  }
+  std::uint64_t take_suppressed() noexcept { return std::exchange(suppressed_, 0); }
+
+ private:
+  Clock::time_point next_{};
+  std::uint64_t suppressed_ = 0;
+};
+
+// A guest TX packet of the current batch.
+struct TxWork {
+  enum class Route : std::uint8_t { tap, forward, drop };
+  std::size_t position = 0;  // of its first request in the staging array
+  TxPacket packet;
+  Route route = Route::tap;
+  std::uint32_t arena_offset = 0;
+  bool header_copied = false;  // the first kEthernetHeaderSize bytes are in the arena
+  bool copy_failed = false;
+  SwitchEndpoint* destination = nullptr;
+};
+
+// The answers a forwarded packet still owes, kept until its completion.
+struct PendingForward {
+  std::array<std::uint16_t, kMaxTxDataSlots> ids{};
+  std::uint8_t data_slots = 0;
+  std::uint8_t extra_count = 0;
+  std::uint32_t length = 0;
+  bool in_use = false;
+};
+
+// A frame waiting for guest RX buffers: a TAP frame in buffer `slot`, or a
+// switch descriptor in descriptor storage `slot`.
+struct RxItem {
+  enum class Kind : std::uint8_t { tap, forward };
+  Kind kind = Kind::tap;
+  std::uint32_t slot = 0;
+  std::uint32_t length = 0;
+  net::PacketMeta meta{};
+};
+
+// What one frame of an RX batch became: its responses and its outcome.
+struct RxDelivery {
+  RxItem item;
+  std::uint32_t first_response = 0;
+  std::uint32_t response_count = 0;
+  std::uint32_t first_segment = 0;
+  std::uint32_t segment_count = 0;
+};
+
+class QueueEngine {
+ public:
+  explicit QueueEngine(QueueSetup setup);
+  ~QueueEngine();
+
+  void start();
+  void stop();
+  bool running() const noexcept { return thread_.joinable(); }
+  bool failed() const noexcept { return fatal_.load(std::memory_order_acquire); }
+  QueueStats stats() const noexcept { return counters_.snapshot(setup_.queue_index); }
+
+ private:
+  // ---- loop (queue.cc) ----
+  void run() noexcept;
+  void drain_events() noexcept;
+  void unmask_handled() noexcept;
+  void send_notifications() noexcept;
+  int poll_timeout(Clock::time_point now) const noexcept;
+  void refresh_topology() noexcept;
+  void shutdown_switch() noexcept;
+  void fatal(std::string_view reason) noexcept;
+  void publish_ring_indices() noexcept;
+  int grant_copy(std::span<platform::GrantCopySegment> segments) noexcept;
+
+  // ---- guest TX (guest_tx.cc) ----
+  // One batch; returns true when more requests are ready to be processed now.
+  bool tx_round(Clock::time_point now) noexcept;
+  bool tx_stage_requests() noexcept;
+  void tx_respond(std::size_t position, const TxPacket& packet, std::int16_t status) noexcept;
+  void tx_push_response(std::uint16_t id, std::int16_t status) noexcept;
+  void tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept;
+  void tx_route(std::size_t work_count) noexcept;
+  bool tx_forward(TxWork& work) noexcept;
+  void tx_to_tap(std::size_t work_count) noexcept;
+  void tx_process_completions() noexcept;
+  void tx_flush_responses() noexcept;
+
+  // ---- guest RX (guest_rx.cc) ----
+  void rx_ingest() noexcept;
+  void rx_ingest_switch() noexcept;
+  void rx_ingest_tap() noexcept;
+  bool rx_accepts(const RxItem& item, DropReason& reason) const noexcept;
+  std::uint32_t rx_slots_needed(const RxItem& item) const noexcept;
+  bool rx_take_requests(std::size_t needed) noexcept;
+  void rx_deliver(Clock::time_point now) noexcept;
+  void rx_build(RxDelivery& delivery) noexcept;
+  void rx_release(const RxItem& item, ForwardResult result) noexcept;
+  void rx_flush_backlog(DropReason reason) noexcept;
+  void rx_drop_stopped_senders() noexcept;
+  void rx_post_completions() noexcept;
+  std::uint8_t* rx_buffer(std::uint32_t slot) noexcept;
+
+  QueueSetup setup_;
+  std::shared_ptr<spdlog::logger> log_;
+  LogLimiter log_limiter_;
+  QueueCounters counters_;
+  std::atomic<bool> fatal_{false};
+  std::atomic<bool> stop_requested_{false};
+  int stop_fd_ = -1;
+  std::thread thread_;
+
+  protocol::TxBackRing tx_;
+  protocol::RxBackRing rx_;
+  std::shared_ptr<MulticastFilter> multicast_;
+  CreditLimiter credit_;
+  bool credit_blocked_ = false;
+
+  // Event-channel ports delivered and not yet unmasked; notifications owed.
+  std::array<platform::EvtchnPort, 2> handled_ports_{};
+  std::size_t handled_count_ = 0;
+  bool notify_tx_ = false;
+  bool notify_rx_ = false;
+
+  // ---- guest TX state ----
+  std::vector<protocol::TxRequest> tx_staging_;  // copies of consumed, unparsed requests
+  std::size_t tx_head_ = 0;                      // first unparsed
+  std::size_t tx_tail_ = 0;                      // one past the last staged
+  std::vector<TxWork> tx_work_;
+  std::vector<protocol::TxResponse> tx_responses_;
+  std::size_t tx_response_count_ = 0;
+  std::unique_ptr<std::uint8_t[]> tx_arena_;  // ring size pages: a batch's packets, back to back
+  std::size_t tx_arena_size_ = 0;
+  std::vector<platform::GrantCopySegment> tx_segments_;
+  std::vector<std::uint32_t> tx_segment_owner_;
+  std::vector<PendingForward> pending_forwards_;
+  std::vector<std::uint32_t> free_forwards_;
+  std::vector<SwitchEndpoint*> tx_woken_;  // destinations to wake after the batch
+
+  // ---- guest RX state ----
+  std::vector<protocol::RxRequest> rx_staging_;  // copies of consumed, unused RX requests
+  std::size_t rx_head_ = 0;
+  std::size_t rx_tail_ = 0;
+  std::vector<RxItem> rx_backlog_;  // circular, capacity rx_backlog_frames
+  std::size_t rx_backlog_head_ = 0;
+  std::size_t rx_backlog_count_ = 0;
+  std::vector<std::uint32_t> rx_free_slots_;
+  std::size_t rx_frame_capacity_ = 0;           // bytes of one TAP buffer
+  std::unique_ptr<std::uint8_t[]> rx_buffers_;  // rx_backlog_frames + 1 (scratch) buffers
+  std::vector<ForwardDescriptor> rx_descriptors_;
+  std::vector<RxDelivery> rx_deliveries_;
+  std::vector<protocol::RxResponse> rx_responses_;
+  std::vector<platform::GrantCopySegment> rx_segments_;
+  std::vector<std::uint32_t> rx_segment_response_;
+  std::vector<std::pair<SwitchEndpoint*, ForwardCompletion>> rx_completions_;
+  std::vector<ForwardCompletion> rx_completion_batch_;
+  std::optional<Clock::time_point> rx_blocked_since_;
+  bool rx_stalled_ = false;
+  net::PeerOffloads frontend_offloads_{};
+
+  // ---- switch ----
+  std::shared_ptr<SwitchEndpoint> endpoint_;
+  PortTag port_tag_ = 0;
+  std::uint64_t topology_generation_ = 0;
+  std::shared_ptr<const Switch::Topology> topology_;
+};
+
+}  // namespace vifd::backend::detail

@@ -1,0 +1,233 @@
+#include "backend/lib/datapath/switch.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace vifd::backend {
+
+namespace {
+
+std::uint64_t mac48(std::span<const std::uint8_t, 6> mac) noexcept {
+  std::uint64_t value = 0;
+  for (const std::uint8_t octet : mac) value = value << 8 | octet;
+  return value;
+}
+
+// The inbox sizes boost::lockfree accepts with fixed_sized nodes.
+std::size_t checked_capacity(std::size_t capacity, const char* what) {
+  if (capacity == 0 || capacity >= 65535) {
+    throw std::invalid_argument(std::string("switch endpoint: ") + what + " capacity " +
+                                std::to_string(capacity) + " outside 1..65534");
+  }
+  return capacity;
+}
+
+}  // namespace
+
+SwitchEndpoint::SwitchEndpoint(platform::DomId domid, std::uint32_t devid,
+                               std::uint32_t queue_index, const VifFeatures& features,
+                               std::size_t inbox_capacity, std::size_t completion_capacity)
+    : domid_(domid),
+      devid_(devid),
+      queue_index_(queue_index),
+      features_(features),
+      frames_(checked_capacity(inbox_capacity, "inbox")),
+      completions_(checked_capacity(completion_capacity, "completion")) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "eventfd for switch endpoint of domain " + std::to_string(domid) +
+                                " vif " + std::to_string(devid) + " queue " +
+                                std::to_string(queue_index));
+  }
+}
+
+SwitchEndpoint::~SwitchEndpoint() {
+  ::close(wake_fd_);
+}
+
+void SwitchEndpoint::wake() noexcept {
+  const std::uint64_t one = 1;
+  // EAGAIN means the counter is saturated: the reader is awake anyway.
+  [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void SwitchEndpoint::consume_wake() noexcept {
+  std::uint64_t value = 0;
+  [[maybe_unused]] const ssize_t got = ::read(wake_fd_, &value, sizeof(value));
+}
+
+bool SwitchEndpoint::push_frame(const ForwardDescriptor& frame) noexcept {
+  // Announce the push before looking at closed_: close_inbox() sets closed_
+  // and then waits for pushers_ to drain, so (seq_cst on both sides) either
+  // we see closed_ or the closer sees our push and waits for it.
+  pushers_.fetch_add(1, std::memory_order_seq_cst);
+  bool pushed = false;
+  if (!closed_.load(std::memory_order_seq_cst)) pushed = frames_.bounded_push(frame);
+  pushers_.fetch_sub(1, std::memory_order_release);
+  return pushed;
+}
+
+bool SwitchEndpoint::pop_frame(ForwardDescriptor& frame) noexcept {
+  return frames_.pop(frame);
+}
+
+void SwitchEndpoint::close_inbox() noexcept {
+  closed_.store(true, std::memory_order_seq_cst);
+  // A pusher holds the count only across one bounded_push: never blocks.
+  while (pushers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+}
+
+void SwitchEndpoint::post_completions(std::span<const ForwardCompletion> completions) noexcept {
+  if (completions.empty()) return;
+  for (const ForwardCompletion& completion : completions) {
+    // Cannot fail: at most `outstanding` completions exist and the queue
+    // holds the sender's whole TX ring.
+    [[maybe_unused]] const bool pushed = completions_.bounded_push(completion);
+  }
+  wake();
+  // Last access: after this the sender may see zero and be destroyed.
+  outstanding_.fetch_sub(static_cast<std::uint32_t>(completions.size()), std::memory_order_release);
+}
+
+bool SwitchEndpoint::pop_completion(ForwardCompletion& completion) noexcept {
+  return completions_.pop(completion);
+}
+
+const Switch::Port* Switch::Topology::find(PortTag tag) const noexcept {
+  for (const Port& port : ports) {
+    if (port.tag == tag) return &port;
+  }
+  return nullptr;
+}
+
+Switch::Switch(std::string name)
+    : name_(std::move(name)), topology_(std::make_shared<const Topology>()) {}
+
+Switch::~Switch() = default;
+
+void Switch::publish(std::shared_ptr<const Topology> next) {
+  topology_.store(std::move(next));
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
+                       const protocol::MacAddress& guest_mac) {
+  std::lock_guard lock(control_mutex_);
+  auto next = std::make_shared<Topology>(*topology_.load());
+  Port* port = nullptr;
+  for (Port& candidate : next->ports) {
+    if (candidate.domid == endpoint->domid() && candidate.devid == endpoint->devid()) {
+      port = &candidate;
+    }
+  }
+  if (port == nullptr) {
+    Port fresh;
+    // Skip 0 and tags still in use after a wrap.
+    while (next_tag_ == 0 || next->find(next_tag_) != nullptr) ++next_tag_;
+    fresh.tag = next_tag_++;
+    fresh.domid = endpoint->domid();
+    fresh.devid = endpoint->devid();
+    fresh.features = endpoint->features();
+    next->ports.push_back(std::move(fresh));
+    port = &next->ports.back();
+  }
+  for (const auto& queue : port->queues) {
+    if (queue->queue_index() == endpoint->queue_index()) {
+      throw std::invalid_argument("switch " + name_ + ": domain " +
+                                  std::to_string(endpoint->domid()) + " vif " +
+                                  std::to_string(endpoint->devid()) + " queue " +
+                                  std::to_string(endpoint->queue_index()) + " already attached");
+    }
+  }
+  port->queues.push_back(std::move(endpoint));
+  const PortTag tag = port->tag;
+  if (!guest_mac.is_zero()) learn(std::span<const std::uint8_t, 6>(guest_mac.octets), tag);
+  publish(std::move(next));
+  return tag;
+}
+
+void Switch::detach(const SwitchEndpoint& endpoint) {
+  std::lock_guard lock(control_mutex_);
+  auto next = std::make_shared<Topology>(*topology_.load());
+  for (auto port = next->ports.begin(); port != next->ports.end(); ++port) {
+    if (port->domid != endpoint.domid() || port->devid != endpoint.devid()) continue;
+    std::erase_if(port->queues, [&](const auto& queue) { return queue.get() == &endpoint; });
+    if (port->queues.empty()) {
+      forget(port->tag);
+      next->ports.erase(port);
+    }
+    break;
+  }
+  publish(std::move(next));
+}
+
+void Switch::forget(PortTag tag) noexcept {
+  for (auto& bucket : mac_table_) {
+    std::uint64_t value = bucket.load(std::memory_order_relaxed);
+    if (value != 0 && static_cast<PortTag>(value & 0xFFFF) == tag) {
+      bucket.compare_exchange_strong(value, 0, std::memory_order_acq_rel);
+    }
+  }
+}
+
+std::size_t Switch::port_count() const {
+  return topology_.load()->ports.size();
+}
+
+void Switch::wake_all() const {
+  const auto topology = topology_.load();
+  for (const Port& port : topology->ports) {
+    for (const auto& queue : port.queues) queue->wake();
+  }
+}
+
+std::size_t Switch::bucket_of(std::uint64_t mac) noexcept {
+  // Fibonacci hashing: the top bits of mac * 2^64/phi.
+  return static_cast<std::size_t>((mac * 0x9E3779B97F4A7C15ULL) >> 52) & (kMacBuckets - 1);
+}
+
+void Switch::learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept {
+  if ((mac[0] & 0x01U) != 0 || tag == 0) return;
+  const std::uint64_t key = mac48(mac);
+  const std::uint64_t wanted = key << 16 | tag;
+  const std::size_t home = bucket_of(key);
+  // Known MAC: rewrite only when it moved, so the common case is read-only
+  // and the cache line stays shared between queue threads.
+  for (std::size_t i = 0; i < kMacProbe; ++i) {
+    auto& bucket = mac_table_[(home + i) & (kMacBuckets - 1)];
+    const std::uint64_t value = bucket.load(std::memory_order_relaxed);
+    if (value >> 16 == key) {
+      if (value != wanted) bucket.store(wanted, std::memory_order_release);
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < kMacProbe; ++i) {
+    auto& bucket = mac_table_[(home + i) & (kMacBuckets - 1)];
+    std::uint64_t expected = 0;
+    if (bucket.compare_exchange_strong(expected, wanted, std::memory_order_acq_rel)) return;
+    if (expected >> 16 == key) return;  // another queue learned it meanwhile
+  }
+  // Neighbourhood full: evict the home bucket (the newest MAC wins, as a
+  // bridge's table would age the oldest out).
+  mac_table_[home].store(wanted, std::memory_order_release);
+}
+
+PortTag Switch::lookup(std::span<const std::uint8_t, 6> mac) const noexcept {
+  const std::uint64_t key = mac48(mac);
+  const std::size_t home = bucket_of(key);
+  for (std::size_t i = 0; i < kMacProbe; ++i) {
+    const std::uint64_t value =
+        mac_table_[(home + i) & (kMacBuckets - 1)].load(std::memory_order_acquire);
+    if (value != 0 && value >> 16 == key) return static_cast<PortTag>(value & 0xFFFF);
+  }
+  return 0;
+}
+
+}  // namespace vifd::backend

@@ -1,0 +1,209 @@
+// The in-process L2 switch between vifs whose backend `bridge` key names the
+// same bridge (ISSUE3 decision 3): the fast path that moves a domU->domU
+// frame as grant-copy segments from the sender's granted page straight into
+// the receiver's granted page, with no dom0 buffer.
+//
+// Roles:
+//  * a SwitchEndpoint is one queue's attachment: an inbox of frames other
+//    vifs send it, an inbox of completions for frames it sent, and one
+//    eventfd that wakes its thread for both;
+//  * a port is one vif (domid, devid): the endpoints of its queues;
+//  * the MAC table maps a learned source MAC to a port.
+//
+// Threads: attach()/detach() are control-plane calls and serialise on a
+// mutex the data path never takes. The data path reads an immutable
+// Topology snapshot that attach/detach replace as a whole; a queue thread
+// re-reads it only when generation() changed, so the per-packet path costs
+// one relaxed load. The MAC table is an array of atomic words (MAC + port
+// tag); queue threads learn and look up without locks.
+//
+// Lifetime rules that keep a stopped sender's grants from being copied:
+//  * a sender counts every descriptor it hands out (outstanding) and its
+//    stop waits until each was completed (delivered or dropped);
+//  * a receiver's last access to a sender endpoint is the release decrement
+//    of that count, so the sender may be destroyed as soon as it reads zero;
+//  * an inbox, once closed, accepts nothing (pushes racing with the close are
+//    waited for), and the closing queue completes what is left in it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <boost/lockfree/policies.hpp>
+#include <boost/lockfree/queue.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/lib/datapath/queue.h"
+#include "backend/lib/datapath/tx_parser.h"
+#include "common/net/packet_meta.h"
+#include "common/platform/types.h"
+#include "common/protocol/mac_address.h"
+
+namespace vifd::backend {
+
+class SwitchEndpoint;
+
+struct ForwardSlot {
+  platform::GrantRef gref = 0;
+  std::uint16_t offset = 0;
+  std::uint16_t size = 0;
+};
+
+// A guest TX packet on its way to another vif: the sender's grants, not its
+// bytes. Fixed size so the inboxes never allocate.
+struct ForwardDescriptor {
+  SwitchEndpoint* sender = nullptr;  // where the completion goes
+  std::uint32_t handle = 0;          // the sender's pending-forward slot
+  platform::DomId sender_domid = 0;
+  std::uint16_t slot_count = 0;
+  std::uint32_t length = 0;
+  net::PacketMeta meta{};
+  std::array<ForwardSlot, kMaxTxDataSlots> slots{};
+};
+
+enum class ForwardResult : std::uint8_t {
+  delivered,
+  dropped,      // no buffers, receiver stopped: the sender answers OKAY (netback's drop)
+  copy_failed,  // a grant copy segment failed: the sender answers ERROR
+};
+
+struct ForwardCompletion {
+  std::uint32_t handle = 0;
+  ForwardResult result = ForwardResult::delivered;
+};
+
+class SwitchEndpoint {
+ public:
+  // inbox_capacity: frames other vifs may queue here; completion_capacity:
+  // at least the sender's TX ring size, so a completion push never fails.
+  SwitchEndpoint(platform::DomId domid, std::uint32_t devid, std::uint32_t queue_index,
+                 const VifFeatures& features, std::size_t inbox_capacity,
+                 std::size_t completion_capacity);
+  ~SwitchEndpoint();
+  SwitchEndpoint(const SwitchEndpoint&) = delete;
+  SwitchEndpoint& operator=(const SwitchEndpoint&) = delete;
+
+  platform::DomId domid() const noexcept { return domid_; }
+  std::uint32_t devid() const noexcept { return devid_; }
+  std::uint32_t queue_index() const noexcept { return queue_index_; }
+  const VifFeatures& features() const noexcept { return features_; }
+  int wake_fd() const noexcept { return wake_fd_; }
+
+  // Makes wake_fd readable. Data path; one write per batch.
+  void wake() noexcept;
+  // Empties the eventfd after a wake-up.
+  void consume_wake() noexcept;
+
+  // ---- receiver side ----
+  // Queues a frame; false when the inbox is full or closed.
+  bool push_frame(const ForwardDescriptor& frame) noexcept;
+  bool pop_frame(ForwardDescriptor& frame) noexcept;
+  // After this returns no push_frame succeeds; pushes that raced with it
+  // have finished, so what is in the inbox is all there will ever be.
+  void close_inbox() noexcept;
+
+  // ---- sender side ----
+  // Called before a descriptor is handed to another endpoint (and undone
+  // with cancel_forward when the push fails).
+  void begin_forward() noexcept { outstanding_.fetch_add(1, std::memory_order_relaxed); }
+  void cancel_forward() noexcept { outstanding_.fetch_sub(1, std::memory_order_relaxed); }
+  std::uint32_t outstanding() const noexcept {
+    return outstanding_.load(std::memory_order_acquire);
+  }
+  // Receiver: hands back the completions of frames this endpoint sent, wakes
+  // it, and drops its claim. Must be the receiver's last use of `this`.
+  void post_completions(std::span<const ForwardCompletion> completions) noexcept;
+  bool pop_completion(ForwardCompletion& completion) noexcept;
+  // A stopping sender asks receivers to drop its frames instead of waiting
+  // for guest buffers.
+  void mark_stopping() noexcept { stopping_.store(true, std::memory_order_release); }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+ private:
+  using FrameQueue = boost::lockfree::queue<ForwardDescriptor, boost::lockfree::fixed_sized<true>>;
+  using CompletionQueue =
+      boost::lockfree::queue<ForwardCompletion, boost::lockfree::fixed_sized<true>>;
+
+  platform::DomId domid_;
+  std::uint32_t devid_;
+  std::uint32_t queue_index_;
+  VifFeatures features_;
+  int wake_fd_ = -1;
+  FrameQueue frames_;
+  CompletionQueue completions_;
+  std::atomic<std::uint32_t> outstanding_{0};
+  std::atomic<std::uint32_t> pushers_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> stopping_{false};
+};
+
+// Port tags name a port in the MAC table; 0 means "no port".
+using PortTag = std::uint16_t;
+
+class Switch {
+ public:
+  struct Port {
+    PortTag tag = 0;
+    platform::DomId domid = 0;
+    std::uint32_t devid = 0;
+    VifFeatures features;
+    std::vector<std::shared_ptr<SwitchEndpoint>> queues;  // attached queues, by index
+  };
+  struct Topology {
+    std::vector<Port> ports;
+    const Port* find(PortTag tag) const noexcept;
+  };
+
+  explicit Switch(std::string name);
+  ~Switch();
+  Switch(const Switch&) = delete;
+  Switch& operator=(const Switch&) = delete;
+
+  const std::string& name() const noexcept { return name_; }
+
+  // ---- control plane (Queue::start/stop call these) ----
+  // Adds a queue's endpoint to its vif's port (creating the port with the
+  // vif's MAC pre-learned) and returns the port's tag. Throws
+  // std::invalid_argument when that queue is already attached.
+  PortTag attach(std::shared_ptr<SwitchEndpoint> endpoint, const protocol::MacAddress& guest_mac);
+  // Removes a queue's endpoint; the last one removes the port and forgets
+  // every MAC learned on it.
+  void detach(const SwitchEndpoint& endpoint);
+  // Forgets the MACs of a port (after its queues stopped learning).
+  void forget(PortTag tag) noexcept;
+  std::size_t port_count() const;
+  // Wakes every attached queue (a stopping sender asks them to drop its frames).
+  void wake_all() const;
+
+  // ---- data path ----
+  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Topology> topology() const noexcept { return topology_.load(); }
+  // Records that `mac` was seen as a source on `tag`. Group addresses are
+  // never learned.
+  void learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept;
+  // The port `mac` was learned on, or 0.
+  PortTag lookup(std::span<const std::uint8_t, 6> mac) const noexcept;
+
+ private:
+  static constexpr std::size_t kMacBuckets = 4096;  // power of two
+  static constexpr std::size_t kMacProbe = 8;
+
+  static std::size_t bucket_of(std::uint64_t mac48) noexcept;
+  void publish(std::shared_ptr<const Topology> next);
+
+  std::string name_;
+  mutable std::mutex control_mutex_;  // attach/detach only; never on the data path
+  std::atomic<std::shared_ptr<const Topology>> topology_;
+  std::atomic<std::uint64_t> generation_{1};
+  PortTag next_tag_ = 1;
+  std::array<std::atomic<std::uint64_t>, kMacBuckets> mac_table_{};
+};
+
+}  // namespace vifd::backend
