@@ -57,6 +57,10 @@ const char* to_string(NetfrontState state) noexcept;
 
 class Netfront {
  public:
+  // The largest frame a TAP with TSO may hand over that one netif packet can
+  // carry (its size field is 16 bits).
+  static constexpr std::size_t kMaxTapFrame = NetfrontQueue::kMaxFrame;
+
   // Reads and validates the frontend directory, watches the backend state and
   // writes state Initialising. Throws (XenstoreValueError, XsError,
   // std::runtime_error) naming the key when the toolstack's nodes are

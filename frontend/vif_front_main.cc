@@ -1,0 +1,209 @@
+// vif-front: exposes this domain's vif `device/vif/<devid>` as a TAP
+// interface, with the userspace netfront (frontend/lib/netfront) on the ring
+// side. One thread, one poll() loop over the xenstore watch, a signalfd,
+// every queue's event channel and every TAP queue.
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "common/net/tap_device.h"
+#include "common/platform/platform.h"
+#include "common/xenstore/client.h"
+#include "frontend/lib/netfront/netfront.h"
+#include "frontend/lib/netfront/tap_pump.h"
+
+namespace {
+
+using vifd::frontend::Netfront;
+using vifd::frontend::NetfrontOptions;
+using vifd::frontend::TapPump;
+
+constexpr std::size_t kTapBudget = 64;  // frames per TAP queue per loop turn
+constexpr int kMaxPollRounds = 16;      // re-polls of a busy ring per turn
+constexpr std::chrono::milliseconds kCloseGrace{5000};
+
+// Frames the TAP may hand us: MTU + Ethernet header + one VLAN tag, or a
+// whole 64 KiB GSO frame when TSO is on.
+std::size_t max_tap_frame(const vifd::net::TapOffloads& offloads, unsigned mtu) {
+  return offloads.tso4 || offloads.tso6 ? Netfront::kMaxTapFrame : mtu + 18;
+}
+
+class SignalFd {
+ public:
+  SignalFd() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    fd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
+  }
+  ~SignalFd() { ::close(fd_); }
+  SignalFd(const SignalFd&) = delete;
+  SignalFd& operator=(const SignalFd&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+class Daemon {
+ public:
+  Daemon(vifd::platform::Platform& platform, const NetfrontOptions& options,
+         const std::string& ifname)
+      : front_(platform, vifd::xs::Client::open(platform.xenstore_socket()), options),
+        tap_(make_tap(ifname, options.queues)),
+        pump_(front_.config().mtu + 18) {
+    const auto& config = front_.config();
+    tap_.set_mac(config.mac.octets);
+    tap_.set_mtu(config.mtu);
+    tap_.set_carrier(false);
+    tap_.set_link_up(true);
+    spdlog::info("vif-front: {} up with mac {}, mtu {}, {} queue(s)", tap_.name(),
+                 config.mac.to_string(), config.mtu, tap_.queue_count());
+  }
+
+  int run() {
+    SignalFd signals;
+    front_.process_xenstore();
+    apply_link_state();
+    std::vector<pollfd> fds;
+    for (;;) {
+      fds.clear();
+      fds.push_back({signals.fd(), POLLIN, 0});
+      fds.push_back({front_.xenstore_fd(), POLLIN, 0});
+      const std::size_t queues = front_.queue_count();
+      for (std::size_t q = 0; q < queues; ++q) fds.push_back({front_.queue(q).event_fd(), POLLIN, 0});
+      for (std::size_t t = 0; t < tap_.queue_count(); ++t) {
+        // Read the TAP only while its ring has room; a TX response (event)
+        // wakes us up when it does again.
+        const bool room = queues > 0 && front_.queue(t % queues).tx_can_reserve(max_read());
+        fds.push_back({tap_.queue_fd(t), static_cast<short>(room ? POLLIN : 0), 0});
+      }
+      if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) {
+        spdlog::error("vif-front: poll: {}", std::strerror(errno));
+        return 1;
+      }
+      if (fds[0].revents != 0) {
+        spdlog::info("vif-front: signal received, closing {}", front_.path());
+        break;
+      }
+      if (fds[1].revents != 0) {
+        front_.process_xenstore();
+        apply_link_state();
+      }
+      if (!front_.connected()) continue;
+      // Rings first: responses free TX pages for the TAP reads below.
+      for (std::size_t q = 0; q < front_.queue_count(); ++q) service_ring(q);
+      for (std::size_t t = 0; t < tap_.queue_count() && front_.connected(); ++t) {
+        if (2 + queues + t < fds.size() && (fds[2 + queues + t].revents & POLLIN) != 0) {
+          bool drained = false;
+          pump_.tap_to_ring(tap_.queue_fd(t), front_.queue(t % front_.queue_count()), kTapBudget,
+                            drained);
+        }
+      }
+      if (front_.check_failed()) apply_link_state();
+    }
+    front_.close(kCloseGrace);
+    tap_.destroy();
+    const auto& stats = pump_.stats();
+    spdlog::info(
+        "vif-front: closed; tap->ring {} ring->tap {} linearized {} drops: oversize {} "
+        "vnet-header {} tx-refused {} rx-offload {} tap-write {}",
+        stats.tap_to_ring, stats.ring_to_tap, stats.rx_linearized, stats.drop_oversize,
+        stats.drop_bad_vnet_header, stats.drop_tx_refused, stats.drop_rx_offload,
+        stats.drop_tap_write);
+    return 0;
+  }
+
+ private:
+  static vifd::net::TapDevice make_tap(const std::string& name, unsigned queues) {
+    vifd::net::TapOptions options;
+    options.name = name;
+    options.queues = queues;
+    options.multi_queue = queues > 1;
+    return vifd::net::TapDevice(options);
+  }
+
+  std::size_t max_read() const { return max_tap_frame(tap_.offloads(), front_.config().mtu); }
+
+  void service_ring(std::size_t q) {
+    auto& queue = front_.queue(q);
+    const int fd = tap_.queue_fd(q % tap_.queue_count());
+    const auto deliver = [this, fd](const vifd::frontend::RxFrame& frame) {
+      pump_.ring_to_tap(fd, frame);
+    };
+    for (int round = 0; round < kMaxPollRounds; ++round) {
+      if (!queue.poll(deliver).more_work) break;
+    }
+  }
+
+  // Carrier follows the backend; offloads follow what the backend takes.
+  void apply_link_state() {
+    const bool carrier = front_.backend_connected();
+    if (carrier != carrier_) {
+      tap_.set_carrier(carrier);
+      carrier_ = carrier;
+      spdlog::info("vif-front: {} carrier {}", tap_.name(), carrier ? "on" : "off");
+    }
+    vifd::net::TapOffloads offloads;
+    if (front_.connected()) {
+      const auto peer = front_.tx_offloads();
+      // TUN_F_CSUM covers both IP versions; the backend must take both.
+      offloads.csum = peer.csum_ipv4 && peer.csum_ipv6;
+      offloads.tso4 = offloads.csum && peer.tso4;
+      offloads.tso6 = offloads.csum && peer.tso6;
+    }
+    if (offloads != tap_.offloads()) {
+      tap_.set_offloads(offloads);
+      pump_.set_max_frame(max_read());
+    }
+  }
+
+  Netfront front_;
+  vifd::net::TapDevice tap_;
+  TapPump pump_;
+  bool carrier_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vif-front: a Xen vif of this domain as a TAP interface (userspace netfront)"};
+  std::string platform_name;
+  NetfrontOptions options;
+  std::optional<std::string> ifname;
+  bool verbose = false;
+  app.add_option("--platform", platform_name, "xen or sim (default: sim when VIF_SIM_DIR is set)")
+      ->check(CLI::IsMember({"xen", "sim"}));
+  app.add_option("--devid", options.devid, "device/vif/<devid> to drive (default 0)");
+  app.add_option("--ifname", ifname, "TAP interface name (default eth<devid>)");
+  app.add_option("--queues", options.queues, "queues to request (default 1)")
+      ->check(CLI::Range(1, 16));
+  app.add_flag("-v,--verbose", verbose, "debug logging");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  try {
+    auto platform = vifd::platform::make_platform(platform_name);
+    Daemon daemon(*platform, options, ifname.value_or("eth" + std::to_string(options.devid)));
+    return daemon.run();
+  } catch (const std::exception& error) {
+    spdlog::error("vif-front: {}", error.what());
+    return 1;
+  }
+}
