@@ -4,12 +4,11 @@
 // every queue's event channel and every TAP queue.
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
-
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -88,7 +87,8 @@ class Daemon {
       fds.push_back({signals.fd(), POLLIN, 0});
       fds.push_back({front_.xenstore_fd(), POLLIN, 0});
       const std::size_t queues = front_.queue_count();
-      for (std::size_t q = 0; q < queues; ++q) fds.push_back({front_.queue(q).event_fd(), POLLIN, 0});
+      for (std::size_t q = 0; q < queues; ++q)
+        fds.push_back({front_.queue(q).event_fd(), POLLIN, 0});
       for (std::size_t t = 0; t < tap_.queue_count(); ++t) {
         // Read the TAP only while its ring has room; a TX response (event)
         // wakes us up when it does again.

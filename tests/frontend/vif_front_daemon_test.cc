@@ -1,0 +1,221 @@
+// vif-front as a real child process of domain 1 in its own network
+// namespace: it creates its TAP with the MAC and MTU from xenstore, connects
+// to the test backend in dom0, moves frames both ways between the TAP and
+// the rings, and closes the device on SIGTERM.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "common/net/link.h"
+#include "frontend/lib/netfront/xenbus.h"
+#include "tests/frontend/test_backend.h"
+
+namespace vifd::frontend::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::XenbusState;
+
+constexpr std::uint16_t kTestEthertype = 0x88B5;  // IEEE local experimental
+
+// vif-front in a fresh network namespace, killed and reaped at the end.
+class DaemonProcess {
+ public:
+  DaemonProcess(const vifd::testing::SimHostProcess& host, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{vifd::testing::SimHostProcess::binary("vif-front").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto env = host.environment(kGuest);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::unshare(CLONE_NEWNET) != 0) ::_exit(120);
+      for (const auto& entry : env) ::putenv(const_cast<char*>(entry.c_str()));
+      std::vector<char*> raw;
+      for (auto& arg : argv) raw.push_back(arg.data());
+      raw.push_back(nullptr);
+      ::execv(raw[0], raw.data());
+      ::_exit(127);
+    }
+  }
+  ~DaemonProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running() {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exit_status_ = status;
+      pid_ = -1;
+    }
+    return pid_ > 0;
+  }
+  // SIGTERM and wait; returns the exit status (as waitpid reports it).
+  int terminate() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  int exit_status() const { return exit_status_; }
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+};
+
+// Runs `body` on a thread that joined the daemon's network namespace
+// (setns changes only the calling thread).
+void in_namespace(pid_t pid, const std::function<void()>& body) {
+  std::thread worker([&] {
+    const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << path;
+    ASSERT_EQ(::setns(fd, CLONE_NEWNET), 0) << std::strerror(errno);
+    ::close(fd);
+    body();
+  });
+  worker.join();
+}
+
+// Polls `condition` until it holds or 20 s pass (a deadline against hangs,
+// not a timing assertion).
+bool eventually(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+std::vector<std::uint8_t> test_frame(const net::MacAddress& dst, const net::MacAddress& src,
+                                     std::size_t payload, std::uint8_t seed) {
+  std::vector<std::uint8_t> frame(14 + payload);
+  std::memcpy(frame.data(), dst.data(), 6);
+  std::memcpy(frame.data() + 6, src.data(), 6);
+  frame[12] = kTestEthertype >> 8;
+  frame[13] = kTestEthertype & 0xFF;
+  for (std::size_t i = 0; i < payload; ++i) frame[14 + i] = static_cast<std::uint8_t>(seed + i);
+  return frame;
+}
+
+int packet_socket(const std::string& ifname) {
+  const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kTestEthertype));
+  if (fd < 0) return -1;
+  sockaddr_ll address{};
+  address.sll_family = AF_PACKET;
+  address.sll_protocol = htons(kTestEthertype);
+  address.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval timeout{20, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  return fd;
+}
+
+TEST(VifFrontDaemonTest, TapInPrivateNamespaceCarriesFramesBothWays) {
+  vifd::testing::SimHostProcess host;
+  host.create_domain(kGuest);
+  {
+    auto dom0 = host.xenstore(0);
+    attach_vif(dom0, kGuest, 0, 1400);
+  }
+  TestBackend backend(host, kGuest, 0);
+  backend.offer({});
+  DaemonProcess daemon(host, {"--platform", "sim", "--devid", "0", "--ifname", "eth0"});
+
+  ASSERT_TRUE(eventually([&] {
+    return backend.frontend_value("state") == "4" || !daemon.running();
+  })) << "vif-front never connected";
+  ASSERT_TRUE(daemon.running()) << "vif-front exited with status " << daemon.exit_status();
+  backend.attach();
+  backend.set_state(XenbusState::kConnected);
+
+  const net::MacAddress guest_mac = net::parse_mac(kGuestMac);
+  const net::MacAddress peer_mac = net::parse_mac("00:16:3e:00:00:01");
+  in_namespace(daemon.pid(), [&] {
+    ASSERT_TRUE(net::link_exists("eth0"));
+    EXPECT_EQ(net::link_mac("eth0"), guest_mac);
+    EXPECT_EQ(net::link_mtu("eth0"), 1400U);
+    EXPECT_TRUE(net::link_is_up("eth0"));
+    ASSERT_TRUE(eventually([] { return net::link_is_running("eth0"); }))
+        << "carrier never came on after the backend connected";
+
+    const int socket = packet_socket("eth0");
+    ASSERT_GE(socket, 0) << std::strerror(errno);
+
+    // Namespace -> TAP -> vif-front -> TX ring -> backend.
+    const auto sent = test_frame(peer_mac, guest_mac, 300, 7);
+    ASSERT_EQ(::send(socket, sent.data(), sent.size(), 0), static_cast<ssize_t>(sent.size()));
+    bool found = false;
+    ASSERT_TRUE(eventually([&] {
+      for (const auto& request : backend.take_tx(0)) {
+        // The kernel may send IPv6 autoconfiguration frames too; answer all.
+        std::vector<std::uint8_t> bytes(request.size);
+        if (request.size <= 4096) {
+          backend.copy_from_guest(request.gref, request.offset, bytes);
+          if (bytes == sent) found = true;
+        }
+        backend.respond_tx(0, {{request.id, protocol::kRspOkay}});
+      }
+      return found;
+    })) << "the frame never reached the TX ring";
+
+    // Backend -> RX ring -> vif-front -> TAP -> namespace.
+    const auto delivered = test_frame(guest_mac, peer_mac, 500, 11);
+    backend.deliver_rx(0, delivered, protocol::kRxfDataValidated);
+    std::vector<std::uint8_t> received(2048);
+    const ssize_t n = ::recv(socket, received.data(), received.size(), 0);
+    ASSERT_EQ(n, static_cast<ssize_t>(delivered.size())) << std::strerror(errno);
+    received.resize(static_cast<std::size_t>(n));
+    EXPECT_EQ(received, delivered);
+    ::close(socket);
+  });
+
+  // Answer the frontend's Closing as a backend does, so the daemon's orderly
+  // close does not have to wait out its grace period.
+  std::thread closer([&] {
+    auto dom0 = host.xenstore(0);
+    if (eventually([&] { return dom0.read(backend.frontend_path() + "/state") == "5"; })) {
+      dom0.write(backend.backend_path() + "/state", "6");
+    }
+  });
+  const int status = daemon.terminate();
+  closer.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_EQ(backend.frontend_value("state"), "6");
+  EXPECT_FALSE(backend.frontend_value("tx-ring-ref").has_value());
+}
+
+TEST(VifFrontDaemonTest, ExitsWithAnErrorWhenTheVifDoesNotExist) {
+  vifd::testing::SimHostProcess host;
+  host.create_domain(kGuest);
+  DaemonProcess daemon(host, {"--platform", "sim", "--devid", "3"});
+  ASSERT_TRUE(eventually([&] { return !daemon.running(); }));
+  EXPECT_TRUE(WIFEXITED(daemon.exit_status()));
+  EXPECT_EQ(WEXITSTATUS(daemon.exit_status()), 1);
+}
+
+}  // namespace
+}  // namespace vifd::frontend::testing
