@@ -1,0 +1,147 @@
+#include "backend/lib/control/control_socket.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <istream>
+#include <system_error>
+#include <vector>
+
+#include "backend/lib/control/asio.h"
+#include "backend/lib/control/log.h"
+
+namespace vifd::backend {
+
+namespace asio = boost::asio;
+using asio::local::stream_protocol;
+
+class ControlSocket::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(stream_protocol::socket socket, Handler handler, std::weak_ptr<bool> server_alive)
+      : socket_(std::move(socket)),
+        handler_(std::move(handler)),
+        server_alive_(std::move(server_alive)),
+        buffer_(kMaxRequestBytes) {}
+
+  void read_request() {
+    asio::async_read_until(
+        socket_, buffer_, '\n',
+        [self = shared_from_this()](const boost::system::error_code& error, std::size_t length) {
+          self->on_request(error, length);
+        });
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  void on_request(const boost::system::error_code& error, std::size_t length) {
+    // The server (and the daemon behind the handler) may be gone by the time
+    // a completed read is dispatched.
+    if (server_alive_.expired()) {
+      return;
+    }
+    if (error == asio::error::not_found) {
+      // The line outgrew kMaxRequestBytes: answer, then hang up.
+      send(nlohmann::json{{"ok", false}, {"error", "request line too long"}}, false);
+      return;
+    }
+    if (error) {
+      return;  // peer closed, or we are shutting down
+    }
+    std::string line(length, '\0');
+    std::istream(&buffer_).read(line.data(), static_cast<std::streamsize>(length));
+    line.pop_back();  // '\n'
+    nlohmann::json response;
+    try {
+      response = handler_(line);
+    } catch (const std::exception& e) {
+      response = nlohmann::json{{"ok", false}, {"error", e.what()}};
+    }
+    send(response, true);
+  }
+
+  void send(const nlohmann::json& response, bool keep_reading) {
+    // Replace invalid UTF-8 (error texts can quote guest-written values)
+    // instead of throwing.
+    reply_ = response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    asio::async_write(socket_, asio::buffer(reply_),
+                      [self = shared_from_this(), keep_reading](
+                          const boost::system::error_code& error, std::size_t) {
+                        if (!error && keep_reading && !self->server_alive_.expired()) {
+                          self->read_request();
+                        }
+                      });
+  }
+
+  stream_protocol::socket socket_;
+  Handler handler_;
+  std::weak_ptr<bool> server_alive_;
+  asio::streambuf buffer_;
+  std::string reply_;
+};
+
+ControlSocket::ControlSocket(asio::io_context& io, std::string path, Handler handler)
+    : io_(io),
+      path_(std::move(path)),
+      handler_(std::move(handler)),
+      acceptor_(io),
+      alive_(std::make_shared<bool>(true)) {
+  const std::filesystem::path socket_path(path_);
+  std::error_code ec;
+  if (socket_path.has_parent_path()) {
+    std::filesystem::create_directories(socket_path.parent_path(), ec);
+  }
+  // A socket file left by a vifd that did not exit cleanly.
+  if (std::filesystem::is_socket(socket_path, ec)) {
+    std::filesystem::remove(socket_path, ec);
+  }
+  boost::system::error_code error;
+  acceptor_.open(stream_protocol(), error);
+  if (!error) {
+    acceptor_.bind(stream_protocol::endpoint(path_), error);
+  }
+  if (!error) {
+    acceptor_.listen(asio::socket_base::max_listen_connections, error);
+  }
+  if (error) {
+    throw std::system_error(error.value(), std::generic_category(),
+                            fmt::format("control socket {}", path_));
+  }
+  control_log().info("control socket {}", path_);
+  accept();
+}
+
+ControlSocket::~ControlSocket() {
+  alive_.reset();
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (const auto& weak : connections_) {
+    if (const auto connection = weak.lock()) {
+      connection->close();
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove(path_, ec);
+}
+
+void ControlSocket::accept() {
+  acceptor_.async_accept(
+      [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error,
+                                                  stream_protocol::socket socket) {
+        if (alive.expired() || error == asio::error::operation_aborted) {
+          return;
+        }
+        if (!error) {
+          auto connection = std::make_shared<Connection>(std::move(socket), handler_, alive);
+          std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
+          connections_.push_back(connection);
+          connection->read_request();
+        }
+        accept();
+      });
+}
+
+}  // namespace vifd::backend

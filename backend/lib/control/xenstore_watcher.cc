@@ -1,0 +1,100 @@
+#include "backend/lib/control/xenstore_watcher.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <charconv>
+#include <exception>
+
+#include "backend/lib/control/log.h"
+
+namespace vifd::backend {
+namespace {
+
+std::atomic<std::uint64_t> next_instance{1};
+
+}  // namespace
+
+XenstoreWatcher::XenstoreWatcher(boost::asio::io_context& io, xs::Client& client)
+    : client_(client),
+      descriptor_(io, client.fileno()),
+      token_prefix_(fmt::format("vifd-{}-", next_instance.fetch_add(1))) {
+  wait_for_events();
+}
+
+XenstoreWatcher::~XenstoreWatcher() {
+  for (auto& [id, registration] : watches_) {
+    try {
+      client_.unwatch(registration.path, registration.token);
+    } catch (const xs::XsError& e) {
+      control_log().warn("unwatching {}: {}", registration.path, e.what());
+    }
+  }
+  // The fd belongs to the xenstore client: cancel our wait, then let go of
+  // it without closing.
+  boost::system::error_code ignored;
+  descriptor_.cancel(ignored);
+  descriptor_.release();
+}
+
+XenstoreWatcher::WatchId XenstoreWatcher::watch(const std::string& path, Callback callback) {
+  const WatchId id = next_id_++;
+  Registration registration{path, token_prefix_ + std::to_string(id),
+                            std::make_shared<Callback>(std::move(callback))};
+  client_.watch(registration.path, registration.token);
+  watches_.emplace(id, std::move(registration));
+  return id;
+}
+
+void XenstoreWatcher::unwatch(WatchId id) noexcept {
+  const auto it = watches_.find(id);
+  if (it == watches_.end()) {
+    return;
+  }
+  try {
+    client_.unwatch(it->second.path, it->second.token);
+  } catch (const xs::XsError& e) {
+    control_log().warn("unwatching {}: {}", it->second.path, e.what());
+  }
+  watches_.erase(it);
+}
+
+void XenstoreWatcher::wait_for_events() {
+  descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                         [this](const boost::system::error_code& error) {
+                           if (error) {
+                             return;  // cancelled: the watcher is going away
+                           }
+                           dispatch_pending();
+                           wait_for_events();
+                         });
+}
+
+void XenstoreWatcher::dispatch_pending() {
+  while (auto event = client_.check_watch()) {
+    if (!event->token.starts_with(token_prefix_)) {
+      continue;
+    }
+    WatchId id = 0;
+    const std::string_view digits = std::string_view(event->token).substr(token_prefix_.size());
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+    if (ec != std::errc() || end != digits.data() + digits.size()) {
+      continue;
+    }
+    const auto it = watches_.find(id);
+    if (it == watches_.end()) {
+      continue;  // removed while the event was queued
+    }
+    // Hold the callback: it may unwatch itself while it runs.
+    const std::shared_ptr<Callback> callback = it->second.callback;
+    // A handler that lets an exception escape is a bug in that handler, but
+    // it must not take the whole control plane (every other vif) down.
+    try {
+      (*callback)(event->path);
+    } catch (const std::exception& e) {
+      control_log().error("watch handler for {}: {}", event->path, e.what());
+    }
+  }
+}
+
+}  // namespace vifd::backend
