@@ -76,6 +76,10 @@ std::uint8_t* TestFrontend::tx_page(std::size_t page) const {
   return static_cast<std::uint8_t*>(tx_pages_) + page * protocol::kXenPageSize;
 }
 
+void TestFrontend::notify() {
+  EXPECT_EQ(events_->notify(port_), 0);
+}
+
 void TestFrontend::publish_tx() {
   if (tx_->push_requests_and_check_notify()) events_->notify(port_);
 }

@@ -63,6 +63,8 @@ class TestFrontend {
                                         std::uint16_t flags = 0,
                                         const protocol::ExtraInfo* extra = nullptr,
                                         std::size_t slot_bytes = 4096);
+  // Kicks the backend whatever the ring asked for.
+  void notify();
   // Pushes requests exactly as given (hostile frontends).
   void push_raw(std::span<const protocol::TxRequest> requests);
   platform::GrantRef tx_page_ref(std::size_t page) const { return tx_refs_[page]; }
