@@ -5,6 +5,8 @@
 #include "frontend/lib/netfront/netfront.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <bit>
 #include <numeric>
@@ -12,6 +14,7 @@
 
 #include "common/platform/error.h"
 #include "common/protocol/xs_parse.h"
+#include "frontend/lib/netfront/tap_pump.h"
 #include "tests/frontend/test_backend.h"
 
 namespace vifd::frontend::testing {
@@ -665,6 +668,115 @@ TEST_F(NetfrontTest, MultiQueueTrafficUsesEveryQueue) {
     front->queue(q).poll([&](const RxFrame& rx) { length = rx.length; });
     EXPECT_EQ(length, 70U + q);
   }
+}
+
+// ---- TAP pump (a datagram socketpair stands in for the TAP fd) ------------------
+
+// Ethernet + IPv4 + TCP (20-byte headers) with `payload` bytes of data.
+std::vector<std::uint8_t> tcp4_frame(std::size_t payload) {
+  std::vector<std::uint8_t> frame = pattern(14 + 20 + 20 + payload, 1);
+  frame[12] = 0x08;
+  frame[13] = 0x00;
+  const std::size_t ip_total = 20 + 20 + payload;
+  frame[14] = 0x45;
+  frame[15] = 0;
+  frame[16] = static_cast<std::uint8_t>(ip_total >> 8);
+  frame[17] = static_cast<std::uint8_t>(ip_total);
+  frame[20] = 0x40;  // don't fragment, offset 0
+  frame[21] = 0;
+  frame[23] = 6;               // TCP
+  frame[14 + 20 + 12] = 0x50;  // data offset 5 words
+  return frame;
+}
+
+class SocketPair {
+ public:
+  SocketPair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, fds_), 0); }
+  ~SocketPair() {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  int tap() const { return fds_[0]; }   // the daemon's end
+  int host() const { return fds_[1]; }  // the kernel's end
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+TEST_F(NetfrontTest, PumpMovesTapGsoFrameIntoTxRing) {
+  auto front = start_connected();
+  SocketPair pair;
+  TapPump pump(NetfrontQueue::kMaxFrame);
+  const auto frame = tcp4_frame(9000);
+  net::VirtioNetHdr header{};
+  header.flags = net::kVirtioNetHdrFNeedsCsum;
+  header.gso_type = net::kVirtioNetHdrGsoTcpv4;
+  header.hdr_len = 54;
+  header.gso_size = 1448;
+  header.csum_start = 34;
+  header.csum_offset = 16;
+  std::vector<std::uint8_t> datagram(sizeof(header));
+  std::memcpy(datagram.data(), &header, sizeof(header));
+  datagram.insert(datagram.end(), frame.begin(), frame.end());
+  ASSERT_EQ(::send(pair.host(), datagram.data(), datagram.size(), 0),
+            static_cast<ssize_t>(datagram.size()));
+  bool drained = false;
+  EXPECT_EQ(pump.tap_to_ring(pair.tap(), front->queue(0), 64, drained), 1U);
+  EXPECT_TRUE(drained);
+  EXPECT_EQ(pump.stats().tap_to_ring, 1U);
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 4U) << "9054 bytes: first, GSO extra, two continuations";
+  EXPECT_EQ(requests[0].size, frame.size());
+  EXPECT_EQ(requests[0].flags, protocol::kTxfCsumBlank | protocol::kTxfDataValidated |
+                                   protocol::kTxfExtraInfo | protocol::kTxfMoreData);
+  protocol::ExtraInfo extra{};
+  std::memcpy(&extra, &requests[1], sizeof(extra));
+  EXPECT_EQ(extra.u.gso.size, 1448U);
+  std::vector<std::uint8_t> copied(frame.size());
+  std::size_t done = 0;
+  for (const std::size_t index : {0U, 2U, 3U}) {
+    const std::size_t bytes = std::min<std::size_t>(kPageSize, frame.size() - done);
+    backend_->copy_from_guest(requests[index].gref, 0, std::span(copied).subspan(done, bytes));
+    done += bytes;
+  }
+  EXPECT_EQ(copied, frame);
+}
+
+TEST_F(NetfrontTest, PumpDropsOversizeTapFrame) {
+  auto front = start_connected();
+  SocketPair pair;
+  TapPump pump(1500 + 18);
+  std::vector<std::uint8_t> datagram(sizeof(net::VirtioNetHdr) + 3000, 0);
+  ASSERT_GT(::send(pair.host(), datagram.data(), datagram.size(), 0), 0);
+  bool drained = false;
+  pump.tap_to_ring(pair.tap(), front->queue(0), 64, drained);
+  EXPECT_EQ(pump.stats().drop_oversize, 1U);
+  EXPECT_EQ(front->queue(0).tx_free_pages(), 256U);
+  EXPECT_TRUE(backend_->take_tx(0).empty());
+}
+
+TEST_F(NetfrontTest, PumpWritesMultiSlotGsoFrameWithLocatedChecksum) {
+  auto front = start_connected();
+  SocketPair pair;
+  TapPump pump(NetfrontQueue::kMaxFrame);
+  const auto frame = tcp4_frame(9000);
+  backend_->deliver_rx(0, frame, protocol::kRxfCsumBlank | protocol::kRxfDataValidated,
+                       protocol::kGsoTypeTcpv4, 1448);
+  const int tap = pair.tap();
+  front->queue(0).poll([&](const RxFrame& rx) { pump.ring_to_tap(tap, rx); });
+  EXPECT_EQ(pump.stats().ring_to_tap, 1U);
+  EXPECT_EQ(pump.stats().rx_linearized, 0U) << "headers were all in the first slot";
+  std::vector<std::uint8_t> datagram(70000);
+  const ssize_t n = ::recv(pair.host(), datagram.data(), datagram.size(), 0);
+  ASSERT_EQ(n, static_cast<ssize_t>(sizeof(net::VirtioNetHdr) + frame.size()));
+  net::VirtioNetHdr header{};
+  std::memcpy(&header, datagram.data(), sizeof(header));
+  EXPECT_EQ(header.flags, net::kVirtioNetHdrFNeedsCsum);
+  EXPECT_EQ(header.gso_type, net::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(header.gso_size, 1448U);
+  EXPECT_EQ(header.csum_start, 34U);
+  EXPECT_EQ(header.csum_offset, 16U);
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), datagram.begin() + sizeof(header)));
 }
 
 }  // namespace
