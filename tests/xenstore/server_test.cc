@@ -250,5 +250,23 @@ TEST_F(ServerTest, LargeDirectoryFallsBackToDirectoryPart) {
   EXPECT_EQ(children->back(), fmt::format("child-{:018}", 299));
 }
 
+TEST_F(ServerTest, PermsRoundTripThroughLibxenstore) {
+  start();
+  auto admin = dom0();
+  admin.write("/perm", "v");
+  const std::vector<xs::Perm> perms{
+      {3, Access::kNone}, {4, Access::kRead}, {5, Access::kWrite}, {6, Access::kBoth}};
+  admin.set_perms("/perm", perms);
+  EXPECT_EQ(admin.get_perms("/perm"), perms);
+  EXPECT_THROW(admin.set_perms("/missing/node", perms), xs::XsError);
+  try {
+    admin.set_perms("/missing/node", perms);
+  } catch (const xs::XsError& e) {
+    EXPECT_NE(std::string(e.what()).find("/missing/node"), std::string::npos) << e.what();
+    EXPECT_EQ(e.errno_value(), ENOENT);
+  }
+  EXPECT_THROW(Client::open((dir_ / "no-such.sock").string()), xs::XsError);
+}
+
 }  // namespace
 }  // namespace vifd::xenstored
