@@ -177,6 +177,19 @@ TEST_F(VifctlTest, DefaultDevidIsNextFree) {
   EXPECT_THAT(attach_error({.domid = "1", .devid = "5"}), HasSubstr("vif 1/5 already exists"));
 }
 
+TEST_F(VifctlTest, GuestLeftoverFrontendDirectoryIsReplaced) {
+  ASSERT_EQ(attach({.domid = "1"}), 0);
+  auto s = session();
+  ASSERT_EQ(detach_command(s, "1/0", /*wait=*/false), 0);
+  // A frontend that writes its state after the detach recreates its node.
+  auto guest = host_.xenstore(kGuest);
+  guest.write("/local/domain/1/device/vif/0/state", "6");
+  guest.write("/local/domain/1/device/vif/0/tx-ring-ref", "9");
+  ASSERT_EQ(attach({.domid = "1", .devid = "0"}), 0);
+  EXPECT_EQ(dom0_.read("/local/domain/1/device/vif/0/state"), "1");
+  EXPECT_FALSE(dom0_.read("/local/domain/1/device/vif/0/tx-ring-ref").has_value());
+}
+
 TEST_F(VifctlTest, BadArgumentsAreRejectedNamingTheArgument) {
   EXPECT_THAT(attach_error({.domid = "1", .mac = "01:16:3e:00:00:01"}), HasSubstr("--mac"));
   EXPECT_THAT(attach_error({.domid = "1", .mac = "00:16:3e:00:00"}), HasSubstr("--mac"));

@@ -120,12 +120,17 @@ AttachPlan write_attach(xs::Client& xs, const VifSpec& spec) {
     }
     const std::uint32_t devid = spec.devid ? *spec.devid : next_free_devid(xs, tx, spec);
     plan = plan_attach(spec, devid);
-    for (const auto& path : {plan.paths.libxl, plan.paths.frontend, plan.paths.backend}) {
+    // A vif exists while the toolstack's copy or the backend directory does.
+    // A frontend directory alone is a guest's leftover (a frontend that wrote
+    // its state after detach removed it; the guest owns device/): replaced,
+    // as libxl__device_generic_add replaces it.
+    for (const auto& path : {plan.paths.libxl, plan.paths.backend}) {
       if (xs.directory(path, tx)) {
         throw std::runtime_error(
             fmt::format("vif {}/{} already exists ({})", spec.domid, devid, path));
       }
     }
+    if (xs.directory(plan.paths.frontend, tx)) xs.rm(plan.paths.frontend, tx);
     // The toolstack's copy: the frontend and backend paths plus every
     // backend key, so detach works from it even if a backend scribbled on
     // its own directory.
