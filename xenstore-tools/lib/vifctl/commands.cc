@@ -31,6 +31,11 @@ std::string string_cell(const nlohmann::json& value) {
   return value.is_string() && !value.get<std::string>().empty() ? value.get<std::string>() : "-";
 }
 
+// Numbers and flags as found; "-" for an absent key.
+std::string value_cell(const nlohmann::json& value) {
+  return value.is_null() ? std::string("-") : dump_json(value, -1);
+}
+
 platform::DomId backend_of(Session& session, const std::optional<std::string>& backend_domid) {
   return backend_domid ? parse_domid_argument("--backend-domid", *backend_domid)
                        : session.self_domid;
@@ -153,15 +158,15 @@ int show_command(Session& session, const std::string& vif,
   const auto& front = shown["frontend"];
   fmt::print(session.out, "vif {}/{}\n", id.domid, id.devid);
   fmt::print(session.out, "  backend  {}  state {}  online {}  hotplug-status {}\n",
-             back["path"].get<std::string>(), state_cell(back["state"]),
-             dump_json(back["online"], -1), string_cell(back["hotplug_status"]));
+             back["path"].get<std::string>(), state_cell(back["state"]), value_cell(back["online"]),
+             string_cell(back["hotplug_status"]));
   fmt::print(session.out, "           mac {}  bridge {}  script {}  mtu {}  rate {}\n",
              string_cell(back["mac"]), string_cell(back["bridge"]), string_cell(back["script"]),
-             dump_json(back["mtu"], -1), string_cell(back["rate"]));
+             value_cell(back["mtu"]), string_cell(back["rate"]));
   fmt::print(session.out, "           features {}\n", dump_json(back["features"], -1));
   fmt::print(session.out, "  frontend {}  state {}  mac {}  mtu {}\n",
              front["path"].get<std::string>(), state_cell(front["state"]),
-             string_cell(front["mac"]), dump_json(front["mtu"], -1));
+             string_cell(front["mac"]), value_cell(front["mtu"]));
   fmt::print(session.out, "           features {}\n", dump_json(front["features"], -1));
   for (const auto& queue : front["queues"]) {
     fmt::print(session.out, "  queue    {}\n", dump_json(queue, -1));
