@@ -90,9 +90,10 @@ class Daemon {
       for (std::size_t q = 0; q < queues; ++q)
         fds.push_back({front_.queue(q).event_fd(), POLLIN, 0});
       for (std::size_t t = 0; t < tap_.queue_count(); ++t) {
-        // Read the TAP only while its ring has room; a TX response (event)
-        // wakes us up when it does again.
-        const bool room = queues > 0 && front_.queue(t % queues).tx_can_reserve(max_read());
+        // Read the TAP only while its ring has room for the reservation
+        // TapPump makes (largest frame + 1 byte); a TX response (event) wakes
+        // us up when it does again.
+        const bool room = queues > 0 && front_.queue(t % queues).tx_can_reserve(max_read() + 1);
         fds.push_back({tap_.queue_fd(t), static_cast<short>(room ? POLLIN : 0), 0});
       }
       if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) {

@@ -49,7 +49,9 @@ Netfront::Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOp
 }
 
 Netfront::~Netfront() {
-  disconnect();
+  // Like a crash: xenstore keeps our last state, the grants end with the
+  // pages. An orderly shutdown is close().
+  queues_.clear();
   try {
     xenstore_.unwatch(config_.backend_path + "/state", watch_token_);
   } catch (const std::exception& error) {

@@ -66,7 +66,8 @@ class Netfront {
   // std::runtime_error) naming the key when the toolstack's nodes are
   // missing or malformed.
   Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOptions options);
-  // Releases queues, grants and channels; writes nothing (use close()).
+  // Releases queues, grants and channels; writes nothing to xenstore (an
+  // orderly shutdown is close()).
   ~Netfront();
   Netfront(const Netfront&) = delete;
   Netfront& operator=(const Netfront&) = delete;
