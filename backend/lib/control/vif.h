@@ -1,0 +1,106 @@
+// One vif: the backend half of /local/domain/<self>/backend/vif/<domid>/<devid>.
+//
+// The Vif owns the device's host port (TAP), its connection to the frontend
+// (ring mappings, event channels, one data-path Queue per netif queue) and
+// the xenbus state machine that decides when to build and tear them down.
+// All of it runs on the control-plane thread; the only thing that comes
+// from elsewhere is a data-path fatal error, which arrives as a posted
+// handler.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/lib/control/asio.h"
+#include "backend/lib/control/tap_queues.h"
+#include "backend/lib/control/vif_config.h"
+#include "backend/lib/control/xenbus_device.h"
+#include "backend/lib/datapath/queue.h"
+#include "common/net/tap_device.h"
+#include "common/platform/platform.h"
+
+namespace vifd::backend {
+
+class Switch;
+
+// What every vif of one daemon shares.
+struct VifEnvironment {
+  boost::asio::io_context& io;
+  XenstoreWatcher& watcher;
+  platform::Platform& platform;
+  unsigned max_queues = 1;
+  // The in-process switch for a bridge name, or nullptr when the fast path
+  // is disabled.
+  std::function<std::shared_ptr<Switch>(const std::string& bridge)> switch_for;
+};
+
+class Vif {
+ public:
+  Vif(VifEnvironment& environment, VifId id, std::string backend_path);
+  // Stops the data path and releases every resource; leaves xenstore as is.
+  ~Vif();
+  Vif(const Vif&) = delete;
+  Vif& operator=(const Vif&) = delete;
+
+  // Validates the backend keys, creates the TAP, writes the features and
+  // InitWait, or re-attaches to a connection a previous vifd left Connected.
+  void start();
+
+  // Daemon exit. With close_device the frontend is told (Closing, Closed) and
+  // the TAP removed; without it xenstore is left untouched so that the next
+  // vifd re-attaches, and only our threads, mappings and channels go.
+  void shutdown(bool close_device);
+
+  const VifId& id() const { return id_; }
+  protocol::XenbusState state() const { return state_; }
+  nlohmann::json describe() const;
+
+ private:
+  class RingMapping;
+  struct ConnectedQueue;
+
+  // Re-reads what the toolstack and the frontend published and moves the
+  // state machine; run for every watch event on the device.
+  void on_xenstore_change();
+  void react_to_frontend(protocol::XenbusState frontend_state, bool online);
+  bool hotplug_ready();
+
+  // The one transition function; see the diagram in vif.cc.
+  void set_state(protocol::XenbusState target);
+  bool enter(protocol::XenbusState next);
+  // Writes `error`, marks the vif failed and moves to `target`.
+  void fail(const std::string& message, protocol::XenbusState target);
+
+  void create_host_port();
+  void remove_host_port() noexcept;
+  void write_features_and_init_wait();
+  void connect(bool resume);
+  void disconnect() noexcept;
+  void on_fatal_error(const std::string& reason);
+
+  VifEnvironment& env_;
+  VifId id_;
+  XenbusDevice device_;
+  std::optional<BackendConfig> config_;
+  protocol::XenbusState state_ = protocol::XenbusState::kInitialising;
+  // Set by an error; while set, a frontend that still says Connected is not
+  // connected again (it must go through Closing/Closed/Initialising first).
+  bool failed_ = false;
+  bool toolstack_closed_ = false;
+  std::string last_error_;
+
+  std::optional<net::TapDevice> tap_;
+  std::optional<TapQueueAttachment> tap_queues_;
+  std::shared_ptr<Switch> switch_;
+  std::unique_ptr<platform::GrantTable> ring_grants_;  // maps the rings
+  std::optional<FrontendConnection> connection_;
+  std::vector<std::unique_ptr<ConnectedQueue>> queues_;
+  // Invalidates fatal-error handlers posted by queues of an old connection.
+  std::shared_ptr<bool> connection_alive_;
+};
+
+}  // namespace vifd::backend

@@ -1,0 +1,85 @@
+// vifd's control plane: discovers the vifs under
+// /local/domain/<self>/backend/vif, runs one Vif per device and removes it
+// when its directory goes, owns the in-process switches and answers the
+// control socket. Everything runs on one io_context thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "backend/lib/control/asio.h"
+#include "backend/lib/control/vif.h"
+#include "backend/lib/control/xenstore_watcher.h"
+#include "common/platform/platform.h"
+#include "common/xenstore/client.h"
+
+namespace vifd::backend {
+
+class ControlSocket;
+
+struct DaemonOptions {
+  // Serve only these frontend domains (one vifd per domU); empty serves all.
+  std::set<platform::DomId> domains;
+  unsigned max_queues = 1;
+  // In-process switch between vifs naming the same bridge.
+  bool fast_path = true;
+  // Unix socket for `stats`/`show`; empty for none.
+  std::string control_socket;
+};
+
+// min(4, online CPUs): Linux netback's default (xenvif_max_queues) is the CPU
+// count; four keeps the thread count modest on big hosts.
+unsigned default_max_queues();
+
+class VifBackendDaemon {
+ public:
+  // `platform` and `xenstore` must outlive the daemon; all methods run on
+  // the io_context's thread.
+  VifBackendDaemon(boost::asio::io_context& io, platform::Platform& platform, xs::Client& xenstore,
+                   DaemonOptions options);
+  ~VifBackendDaemon();
+  VifBackendDaemon(const VifBackendDaemon&) = delete;
+  VifBackendDaemon& operator=(const VifBackendDaemon&) = delete;
+
+  // Opens the control socket and starts watching; vifs already present are
+  // picked up (and re-attached if they were connected).
+  void start();
+  // Stops serving: every vif releases its threads, mappings, channels and
+  // TAP. With close_vifs the frontends are told (Closing, Closed); without,
+  // xenstore is left as it is so the next vifd re-attaches.
+  void shutdown(bool close_vifs);
+
+  const std::string& base_path() const { return base_path_; }
+  // The `vifs` array of the control socket's answer; all vifs or one.
+  nlohmann::json describe(const std::optional<VifId>& only) const;
+  // One control-socket request line -> one response object.
+  nlohmann::json handle_request(const std::string& line) const;
+
+ private:
+  void on_change(const std::string& path);
+  void scan_all();
+  void scan_domain(const std::string& domid_name);
+  void check_vif(const std::string& domid_name, const std::string& devid_name);
+  std::optional<VifId> parse_vif_names(const std::string& domid_name,
+                                       const std::string& devid_name);
+  std::shared_ptr<Switch> switch_for(const std::string& bridge);
+
+  boost::asio::io_context& io_;
+  platform::Platform& platform_;
+  DaemonOptions options_;
+  std::string base_path_;
+  XenstoreWatcher watcher_;
+  VifEnvironment environment_;
+  std::map<VifId, std::unique_ptr<Vif>> vifs_;
+  std::map<std::string, std::weak_ptr<Switch>> switches_;
+  // Names already reported as invalid, so a hostile name is logged once.
+  std::set<std::string> ignored_names_;
+  std::unique_ptr<ControlSocket> control_socket_;
+  bool started_ = false;
+};
+
+}  // namespace vifd::backend

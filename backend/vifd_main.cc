@@ -1,0 +1,110 @@
+// vifd: the userspace Xen network backend daemon. Parses the command line,
+// picks the platform and runs the control plane (VifBackendDaemon) on one
+// io_context thread until SIGTERM/SIGINT.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/lib/control/asio.h"
+#include "backend/lib/control/log.h"
+#include "backend/lib/control/vif_backend_daemon.h"
+#include "common/platform/platform.h"
+#include "common/xenstore/client.h"
+
+namespace {
+
+// The default control socket: next to the simulated host in sim mode, so
+// several sim hosts (and their vifds) can run side by side.
+std::string default_control_socket(const vifd::platform::Platform& platform) {
+  if (platform.name() == "sim") {
+    if (const char* dir = std::getenv("VIF_SIM_DIR"); dir != nullptr && *dir != '\0') {
+      return std::string(dir) + "/vifd.sock";
+    }
+  }
+  return "/run/vifd/vifd.sock";
+}
+
+void make_logger(const std::string& name, const std::string& level) {
+  auto logger = spdlog::get(name);
+  if (!logger) {
+    logger = spdlog::stderr_color_mt(name);
+  }
+  logger->set_level(spdlog::level::from_str(level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vifd: userspace Xen network backend (netback)"};
+  std::string platform_name;
+  std::vector<unsigned> domains;
+  unsigned max_queues = vifd::backend::default_max_queues();
+  std::string control_socket;
+  bool no_fast_path = false;
+  bool close_on_exit = false;
+  std::string log_level = "info";
+  std::string datapath_log_level = "warn";
+  const std::vector<std::string> levels = {"trace", "debug",    "info", "warn",
+                                           "error", "critical", "off"};
+  app.add_option("--platform", platform_name, "xen or sim (default: sim if VIF_SIM_DIR is set)")
+      ->check(CLI::IsMember({"xen", "sim"}));
+  app.add_option("--domain", domains, "serve only this frontend domain (repeatable; default: all)")
+      ->check(CLI::Range(0U, 0x7FEFU));
+  app.add_option("--max-queues", max_queues, "multi-queue-max-queues to advertise")
+      ->check(CLI::Range(1U, 64U));
+  app.add_option("--control-socket", control_socket,
+                 "unix socket for stats/show (default /run/vifd/vifd.sock; "
+                 "$VIF_SIM_DIR/vifd.sock in sim mode)");
+  app.add_flag("--no-fast-path", no_fast_path,
+               "no in-process switch: every frame goes through the vif's TAP");
+  app.add_flag("--close-on-exit", close_on_exit,
+               "on SIGTERM close every vif (frontends see Closing/Closed) instead of leaving "
+               "them for the next vifd to re-attach");
+  app.add_option("--log-level", log_level, "control-plane log level")->check(CLI::IsMember(levels));
+  app.add_option("--datapath-log-level", datapath_log_level, "data-path log level")
+      ->check(CLI::IsMember(levels));
+  CLI11_PARSE(app, argc, argv);
+
+  make_logger("vifd", log_level);
+  make_logger("datapath", datapath_log_level);
+  auto& log = vifd::backend::control_log();
+
+  try {
+    const auto platform = vifd::platform::make_platform(platform_name);
+    auto xenstore = vifd::xs::Client::open(platform->xenstore_socket());
+
+    vifd::backend::DaemonOptions options;
+    options.domains = std::set<vifd::platform::DomId>(domains.begin(), domains.end());
+    options.max_queues = max_queues;
+    options.fast_path = !no_fast_path;
+    options.control_socket =
+        control_socket.empty() ? default_control_socket(*platform) : control_socket;
+
+    boost::asio::io_context io;
+    vifd::backend::VifBackendDaemon daemon(io, *platform, xenstore, options);
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& error, int signal) {
+      if (error) {
+        return;
+      }
+      log.info("signal {}: {}", signal,
+               close_on_exit ? "closing every vif" : "leaving vifs for the next vifd");
+      daemon.shutdown(close_on_exit);
+      io.stop();
+    });
+    daemon.start();
+    log.info("vifd on platform {} as domain {}", platform->name(), platform->self_domid());
+    io.run();
+  } catch (const std::exception& e) {
+    log.critical("{}", e.what());
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
