@@ -138,7 +138,7 @@ void Vif::start() {
       published == XenbusState::kConnected && frontend_state == XenbusState::kConnected &&
       frontend_published_rings([this](std::string_view key) { return device_.read_frontend(key); });
   try {
-    create_host_port();
+    create_host_port(resumable);
   } catch (const std::exception& e) {
     fail(e.what(), XenbusState::kClosed);
     device_.watch([this](const std::string&) { on_xenstore_change(); });
@@ -180,7 +180,7 @@ void Vif::shutdown(bool close_device) {
   remove_host_port();
 }
 
-void Vif::create_host_port() {
+void Vif::create_host_port(bool reattach) {
   if (tap_) {
     return;
   }
@@ -197,7 +197,7 @@ void Vif::create_host_port() {
   tap_->set_link_up(true);
   // With a script, the toolstack runs it after InitWait and it does the
   // bridging; without one, vifd does what vif-bridge would.
-  if (config_->bridge && !config_->script) {
+  if (config_->bridge && (!config_->script || reattach)) {
     if (!net::link_exists(*config_->bridge)) {
       const std::string bridge = *config_->bridge;
       remove_host_port();

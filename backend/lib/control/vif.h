@@ -75,7 +75,10 @@ class Vif {
   // Writes `error`, marks the vif failed and moves to `target`.
   void fail(const std::string& message, protocol::XenbusState target);
 
-  void create_host_port();
+  // reattach: a previous vifd's TAP (and the bridge membership its hotplug
+  // script gave it) went with that process, so enslave to `bridge` even when
+  // a script is configured.
+  void create_host_port(bool reattach = false);
   void remove_host_port() noexcept;
   void write_features_and_init_wait();
   void connect(bool resume);
