@@ -322,11 +322,14 @@ void Vif::on_xenstore_change() {
 
   // libxl detaches by writing online=0 and state=5 on the BACKEND. A state
   // key that differs from what we last wrote was written by the toolstack.
+  // vifd never writes `online`, so online=0 with state 5 is the toolstack's
+  // even when we had written 5 ourselves already.
   const auto backend_state = device_.read_backend_state();
-  if (backend_state && device_.published_state() && *backend_state != *device_.published_state() &&
-      *backend_state == XenbusState::kClosing) {
+  const bool state_is_ours = backend_state && device_.published_state() &&
+                             *backend_state == *device_.published_state();
+  if (backend_state == XenbusState::kClosing && (!state_is_ours || !online)) {
     toolstack_closed_ = true;
-    state_ = XenbusState::kClosing;
+    state_ = XenbusState::kClosing;  // the toolstack took this step for us
   }
   if (toolstack_closed_) {
     // Answer promptly: libxl waits up to 10 s for Closed.
