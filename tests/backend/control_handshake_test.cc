@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <string>
 #include <tuple>
 
@@ -131,6 +132,10 @@ struct HostileFrontendCase {
   std::string key_named;
 };
 
+void PrintTo(const HostileFrontendCase& test, std::ostream* out) {
+  *out << test.name;
+}
+
 class HostileFrontendTest : public ControlPlaneTest,
                             public ::testing::WithParamInterface<HostileFrontendCase> {};
 
@@ -185,6 +190,10 @@ struct HostileBackendCase {
   std::map<std::string, std::string> overrides;
   std::string key_named;
 };
+
+void PrintTo(const HostileBackendCase& test, std::ostream* out) {
+  *out << test.name;
+}
 
 class HostileBackendTest : public ControlPlaneTest,
                            public ::testing::WithParamInterface<HostileBackendCase> {};

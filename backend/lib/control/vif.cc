@@ -134,6 +134,7 @@ void Vif::start() {
 
   const auto published = device_.read_backend_state();
   const XenbusState frontend_state = device_.read_frontend_state();
+  seen_frontend_state_ = frontend_state;
   const bool resumable =
       published == XenbusState::kConnected && frontend_state == XenbusState::kConnected &&
       frontend_published_rings([this](std::string_view key) { return device_.read_frontend(key); });
@@ -325,8 +326,8 @@ void Vif::on_xenstore_change() {
   // vifd never writes `online`, so online=0 with state 5 is the toolstack's
   // even when we had written 5 ourselves already.
   const auto backend_state = device_.read_backend_state();
-  const bool state_is_ours = backend_state && device_.published_state() &&
-                             *backend_state == *device_.published_state();
+  const bool state_is_ours =
+      backend_state && device_.published_state() && *backend_state == *device_.published_state();
   if (backend_state == XenbusState::kClosing && (!state_is_ours || !online)) {
     toolstack_closed_ = true;
     state_ = XenbusState::kClosing;  // the toolstack took this step for us
@@ -347,9 +348,17 @@ void Vif::on_xenstore_change() {
 
 void Vif::react_to_frontend(XenbusState frontend_state, bool online) {
   const KeyReader frontend = [this](std::string_view key) { return device_.read_frontend(key); };
+  // Like netback's frontend_changed(), a new attempt starts only when the
+  // frontend MOVES to Initialising/InitWait: our own writes (error, state)
+  // fire the same watch and must not retry a vif that just failed.
+  const bool frontend_moved = frontend_state != seen_frontend_state_;
+  seen_frontend_state_ = frontend_state;
   switch (frontend_state) {
     case XenbusState::kInitialising:
     case XenbusState::kInitWait:
+      if (!frontend_moved) {
+        break;
+      }
       failed_ = false;
       if (state_ == XenbusState::kClosed && online) {
         device_.remove_backend("error");

@@ -94,6 +94,8 @@ class Vif {
   // connected again (it must go through Closing/Closed/Initialising first).
   bool failed_ = false;
   bool toolstack_closed_ = false;
+  // The frontend state seen by the last watch event.
+  protocol::XenbusState seen_frontend_state_ = protocol::XenbusState::kUnknown;
   std::string last_error_;
 
   std::optional<net::TapDevice> tap_;
