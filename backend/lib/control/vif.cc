@@ -25,30 +25,6 @@ namespace {
 // port (and choose it as its own address).
 constexpr net::MacAddress kHostSideMac = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-const char* json_state_name(XenbusState state) {
-  switch (state) {
-    case XenbusState::kUnknown:
-      return "Unknown";
-    case XenbusState::kInitialising:
-      return "Initialising";
-    case XenbusState::kInitWait:
-      return "InitWait";
-    case XenbusState::kInitialised:
-      return "Initialised";
-    case XenbusState::kConnected:
-      return "Connected";
-    case XenbusState::kClosing:
-      return "Closing";
-    case XenbusState::kClosed:
-      return "Closed";
-    case XenbusState::kReconfiguring:
-      return "Reconfiguring";
-    case XenbusState::kReconfigured:
-      return "Reconfigured";
-  }
-  return "Unknown";
-}
-
 net::TapOffloads offloads_for(const VifFeatures& features) {
   // The TAP's offloads say what the kernel may hand us for the guest's RX
   // ring. Partial checksums of the IP version the guest does not take are
@@ -501,7 +477,7 @@ nlohmann::json Vif::describe() const {
   nlohmann::json vif;
   vif["domid"] = id_.domid;
   vif["devid"] = id_.devid;
-  vif["state"] = json_state_name(state_);
+  vif["state"] = std::string(protocol::name(state_));
   vif["tap"] = tap_ ? nlohmann::json(tap_->name()) : nlohmann::json(nullptr);
   vif["switch"] = (switch_ && config_) ? nlohmann::json(*config_->bridge) : nlohmann::json(nullptr);
   if (!last_error_.empty()) {
