@@ -100,7 +100,7 @@ void Vif::start() {
     // Nothing was advertised yet: straight to Closed, so a toolstack waiting
     // for InitWait sees the failure instead of running hotplug scripts.
     fail(e.what(), XenbusState::kClosed);
-    device_.watch([this](const std::string&) { on_xenstore_change(); });
+    watch_device();
     return;
   }
   device_.set_frontend_path(config_->frontend_path);
@@ -118,7 +118,7 @@ void Vif::start() {
     create_host_port(resumable);
   } catch (const std::exception& e) {
     fail(e.what(), XenbusState::kClosed);
-    device_.watch([this](const std::string&) { on_xenstore_change(); });
+    watch_device();
     return;
   }
   if (resumable) {
@@ -145,7 +145,7 @@ void Vif::start() {
   } else {
     write_features_and_init_wait();
   }
-  device_.watch([this](const std::string&) { on_xenstore_change(); });
+  watch_device();
 }
 
 void Vif::shutdown(bool close_device) {
@@ -203,6 +203,7 @@ void Vif::write_features_and_init_wait() {
       {"feature-rx-flip", "0"},
       {"feature-split-event-channels", "1"},
       {"feature-multicast-control", "1"},
+      {"feature-dynamic-multicast-control", "1"},
       {"multi-queue-max-queues", std::to_string(env_.max_queues)},
   };
   if (!device_.write_backend_if_present(features)) {
@@ -320,6 +321,39 @@ void Vif::on_xenstore_change() {
     return;  // failed validation: nothing to drive until the device is removed
   }
   react_to_frontend(device_.read_frontend_state(), online);
+  if (state_ == XenbusState::kConnected) {
+    refresh_multicast_control();
+  }
+}
+
+void Vif::watch_device() {
+  // request-multicast-control: the frontend may change it while connected
+  // (feature-dynamic-multicast-control, as netback's xen_mcast_ctrl_changed).
+  device_.watch([this](const std::string&) { on_xenstore_change(); },
+                {"request-multicast-control"});
+}
+
+void Vif::refresh_multicast_control() {
+  if (!connection_ || !multicast_filter_) {
+    return;
+  }
+  const auto text = device_.read_frontend("request-multicast-control");
+  // Absent reads as off, as netback's xenbus_read_unsigned(..., 0).
+  bool requested = false;
+  if (text) {
+    const auto parsed = protocol::parse_bool("request-multicast-control", *text);
+    if (!parsed) {
+      fail(parsed.error().message(), XenbusState::kClosing);
+      return;
+    }
+    requested = parsed.value();
+  }
+  if (requested == connection_->features.multicast_control) {
+    return;
+  }
+  connection_->features.multicast_control = requested;
+  multicast_filter_->set_enabled(requested);
+  control_log().info("{}: multicast control {}", tap_name(id_), requested ? "on" : "off");
 }
 
 void Vif::react_to_frontend(XenbusState frontend_state, bool online) {
@@ -383,6 +417,7 @@ void Vif::connect(bool resume) {
   connection_alive_ = std::make_shared<bool>(true);
   // One subscription list per vif: MCAST_ADD on any queue filters RX on all.
   const auto multicast_filter = std::make_shared<MulticastFilter>();
+  multicast_filter->set_enabled(connection.features.multicast_control);
   const std::weak_ptr<bool> alive = connection_alive_;
 
   for (std::size_t i = 0; i < connection.queues.size(); ++i) {
@@ -441,6 +476,7 @@ void Vif::connect(bool resume) {
     connected->queue->start();
   }
   connection_ = std::move(connection);
+  multicast_filter_ = multicast_filter;
   tap_->set_carrier(true);
   control_log().info("{}: connected, {} queue(s), {} event channels{}", tap_name(id_),
                      queues_.size(),
@@ -457,6 +493,7 @@ void Vif::disconnect() noexcept {
   // then the ring mappings they used.
   queues_.clear();
   connection_.reset();
+  multicast_filter_.reset();
   if (tap_) {
     try {
       tap_->set_carrier(false);

@@ -25,6 +25,7 @@
 
 namespace vifd::backend {
 
+class MulticastFilter;
 class Switch;
 
 // What every vif of one daemon shares.
@@ -84,6 +85,11 @@ class Vif {
   void connect(bool resume);
   void disconnect() noexcept;
   void on_fatal_error(const std::string& reason);
+  // feature-dynamic-multicast-control: follows the frontend's
+  // request-multicast-control while connected.
+  void refresh_multicast_control();
+  // Every watch registration of this vif (backend directory, frontend keys).
+  void watch_device();
 
   VifEnvironment& env_;
   VifId id_;
@@ -104,6 +110,9 @@ class Vif {
   std::unique_ptr<platform::GrantTable> ring_grants_;  // maps the rings
   std::optional<FrontendConnection> connection_;
   std::vector<std::unique_ptr<ConnectedQueue>> queues_;
+  // Shared with the queues of the connection; the control plane only flips
+  // its enabled flag.
+  std::shared_ptr<MulticastFilter> multicast_filter_;
   // Invalidates fatal-error handlers posted by queues of an old connection.
   std::shared_ptr<bool> connection_alive_;
 };

@@ -83,11 +83,15 @@ protocol::XenbusState XenbusDevice::read_frontend_state() {
   return protocol::parse_xenbus_state("state", *text).value_or(protocol::XenbusState::kUnknown);
 }
 
-void XenbusDevice::watch(XenstoreWatcher::Callback on_change) {
+void XenbusDevice::watch(XenstoreWatcher::Callback on_change,
+                         const std::vector<std::string>& frontend_keys) {
   unwatch();
   watches_.push_back(watcher_.watch(backend_path_, on_change));
   if (!frontend_path_.empty()) {
-    watches_.push_back(watcher_.watch(frontend_key("state"), std::move(on_change)));
+    watches_.push_back(watcher_.watch(frontend_key("state"), on_change));
+    for (const auto& key : frontend_keys) {
+      watches_.push_back(watcher_.watch(frontend_key(key), on_change));
+    }
   }
 }
 

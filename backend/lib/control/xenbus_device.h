@@ -52,9 +52,11 @@ class XenbusDevice {
   // (0), as Linux's xenbus_read_driver_state() does.
   protocol::XenbusState read_frontend_state();
 
-  // Watches the whole backend directory and the frontend's `state` key; the
-  // callback runs on the control-plane thread for each event.
-  void watch(XenstoreWatcher::Callback on_change);
+  // Watches the whole backend directory, the frontend's `state` key and the
+  // frontend keys in `frontend_keys` (ones the frontend may change while
+  // connected); the callback runs on the control-plane thread for each event.
+  void watch(XenstoreWatcher::Callback on_change,
+             const std::vector<std::string>& frontend_keys = {});
   void unwatch() noexcept;
 
   // Writes `error` (below the backend directory), as xenbus_dev_fatal does.

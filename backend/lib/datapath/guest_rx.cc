@@ -185,7 +185,7 @@ void QueueEngine::rx_ingest_tap() noexcept {
     const bool group = (frame[0] & 0x01U) != 0;
     const bool broadcast =
         std::all_of(frame.begin(), frame.begin() + 6, [](std::uint8_t b) { return b == 0xFF; });
-    if (setup_.features.multicast_control && group && !broadcast &&
+    if (group && !broadcast && multicast_->enabled() &&
         !multicast_->contains(std::span<const std::uint8_t, 6>(frame.data(), 6))) {
       counters_.drop(DropReason::rx_multicast_filtered);
       continue;

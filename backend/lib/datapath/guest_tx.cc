@@ -98,7 +98,7 @@ void QueueEngine::tx_respond(std::size_t position, const TxPacket& packet,
 
 void QueueEngine::tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept {
   std::int16_t status = protocol::kRspOkay;
-  if (setup_.features.multicast_control) {
+  if (multicast_->enabled()) {
     if (packet.mcast_add) {
       const std::span<const std::uint8_t, 6> mac(packet.mcast_add->u.mcast.addr);
       if (!multicast_->add(mac)) status = protocol::kRspError;  // filter full (-ENOSPC)

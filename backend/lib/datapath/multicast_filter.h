@@ -5,6 +5,11 @@
 // Lock-free: each entry is one atomic word holding a MAC and a valid bit, so
 // readers never wait and the writers (TX threads of one vif) race only by
 // compare-and-swap. At most 64 addresses, netback's XEN_NETBK_MCAST_MAX.
+//
+// Whether filtering applies at all is the frontend's request-multicast-control
+// key, which it may change while connected (feature-dynamic-multicast-control).
+// The control plane flips `enabled` and the queues read it where they filter: one
+// atomic flag, so the per-packet path never shares a lock with xenstore work.
 #pragma once
 
 #include <array>
@@ -26,10 +31,16 @@ class MulticastFilter {
   bool contains(std::span<const std::uint8_t, 6> mac) const noexcept;
   std::size_t size() const noexcept;
 
+  // Relaxed ordering is enough: the flag guards no other data, and a batch
+  // that still sees the old value is as if the change came a moment later.
+  void set_enabled(bool enabled) noexcept { enabled_.store(enabled, std::memory_order_relaxed); }
+  bool enabled() const noexcept { return enabled_.load(std::memory_order_relaxed); }
+
  private:
   static std::uint64_t encode(std::span<const std::uint8_t, 6> mac) noexcept;
 
   std::array<std::atomic<std::uint64_t>, kCapacity> entries_{};
+  std::atomic<bool> enabled_{false};
 };
 
 }  // namespace vifd::backend

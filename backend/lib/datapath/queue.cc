@@ -63,6 +63,12 @@ protocol::RxBackRing attach_rx(const QueueSetup& setup) {
                       : protocol::RxBackRing(setup.rx_shared_ring);
 }
 
+std::shared_ptr<MulticastFilter> own_multicast_filter(const VifFeatures& features) {
+  auto filter = std::make_shared<MulticastFilter>();
+  filter->set_enabled(features.multicast_control);
+  return filter;
+}
+
 }  // namespace
 
 QueueEngine::QueueEngine(QueueSetup setup)
@@ -71,7 +77,7 @@ QueueEngine::QueueEngine(QueueSetup setup)
       tx_(attach_tx(validated(setup_))),
       rx_(attach_rx(setup_)),
       multicast_(setup_.multicast_filter ? setup_.multicast_filter
-                                         : std::make_shared<MulticastFilter>()),
+                                         : own_multicast_filter(setup_.features)),
       credit_(setup_.rate, Clock::now()) {
   const std::size_t tx_size = tx_.size();
   const std::size_t rx_size = rx_.size();

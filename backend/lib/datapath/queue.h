@@ -42,7 +42,7 @@ struct VifFeatures {
   bool csum_ipv4 = true;           // not feature-no-csum-offload
   bool csum_ipv6 = false;          // frontend feature-ipv6-csum-offload
   bool rx_notify = true;           // frontend feature-rx-notify
-  bool multicast_control = false;  // frontend request-multicast-control
+  bool multicast_control = false;  // request-multicast-control at connect (see multicast_filter)
   unsigned mtu = 1500;
 };
 
@@ -84,7 +84,10 @@ struct QueueSetup {
   // Frames other vifs may queue for this queue through the switch.
   std::size_t switch_inbox_frames = 512;
   // The vif's multicast subscriptions, shared by its queues so that an
-  // MCAST_ADD on one queue filters RX on all. nullptr: this queue keeps its own.
+  // MCAST_ADD on one queue filters RX on all, and the control plane turns
+  // filtering on and off through it (request-multicast-control changes while
+  // connected). nullptr: this queue keeps its own, enabled as
+  // features.multicast_control says.
   std::shared_ptr<MulticastFilter> multicast_filter;
 };
 
