@@ -1,0 +1,108 @@
+#include "backend/lib/control/ctrl_ring.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "backend/lib/control/log.h"
+#include "common/platform/error.h"
+
+namespace vifd::backend {
+
+CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
+                   platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
+                   std::function<void(const std::string&)> on_fatal)
+    : io_(io),
+      domid_(domid),
+      on_fatal_(std::move(on_fatal)),
+      grants_(platform.open_grant_table()),
+      event_fd_(io) {
+  const platform::DomId domids[] = {domid};
+  const platform::GrantRef refs[] = {ref};
+  try {
+    page_ = grants_->map(domids, refs, true);
+  } catch (const platform::PlatformError& e) {
+    throw std::runtime_error(
+        fmt::format("ctrl-ring-ref: cannot map grant {} of domain {}: {}", ref, domid, e.what()));
+  }
+  try {
+    events_ = platform.open_event_channels();
+    local_port_ = events_->bind_interdomain(domid, remote_port);
+  } catch (const platform::PlatformError& e) {
+    grants_->unmap(page_, 1);
+    throw std::runtime_error(fmt::format("event-channel-ctrl: cannot bind port {} of domain {}: {}",
+                                         remote_port, domid, e.what()));
+  }
+  ring_.emplace(std::span(static_cast<std::byte*>(page_), platform::kPageSize));
+  hash_ = std::make_unique<HashControl>(*grants_, domid, num_queues);
+  event_fd_.assign(events_->fd());
+  // Requests the frontend queued before we bound (its notification may have
+  // gone nowhere) are answered now.
+  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired()) serve();
+  });
+  wait_for_event();
+}
+
+CtrlRing::~CtrlRing() {
+  // The fd belongs to events_: Asio must forget it without closing it.
+  boost::system::error_code ignored;
+  event_fd_.cancel(ignored);
+  event_fd_.release();
+  alive_.reset();
+  events_.reset();  // closing the handle unbinds the port
+  try {
+    grants_->unmap(page_, 1);
+  } catch (const platform::PlatformError& e) {
+    control_log().error("unmapping the ctrl ring of domain {}: {}", domid_, e.what());
+  }
+}
+
+void CtrlRing::wait_for_event() {
+  event_fd_.async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
+        if (alive.expired() || error) return;
+        on_event();
+      });
+}
+
+void CtrlRing::on_event() {
+  // Includes the spurious event a fresh interdomain binding delivers.
+  while (const auto port = events_->pending()) {
+    events_->unmask(*port);
+  }
+  serve();
+  if (!failed_) wait_for_event();
+}
+
+void CtrlRing::serve() {
+  if (failed_) return;
+  std::array<protocol::CtrlRequest, protocol::kCtrlRingSizeOnePage> requests;
+  for (;;) {
+    const auto taken = ring_->take_requests(requests);
+    if (taken.status == protocol::RingStatus::kProducerOverflow) {
+      failed_ = true;
+      boost::asio::post(io_, [on_fatal = on_fatal_] {
+        on_fatal("ctrl-ring-ref: request producer index overflows the control ring");
+      });
+      return;
+    }
+    std::size_t answered = 0;
+    // take_requests consumed exactly these, so a response slot is owed to
+    // each; push_response cannot refuse.
+    while (answered < taken.count && ring_->push_response(hash_->handle(requests[answered]))) {
+      ++answered;
+    }
+    if (answered != 0 && ring_->push_responses_and_check_notify()) {
+      if (const int rc = events_->notify(local_port_); rc < 0) {
+        control_log().warn("ctrl ring of domain {}: notify port {}: errno {}", domid_, local_port_,
+                           -rc);
+      }
+    }
+    if (!ring_->final_check_for_requests()) return;
+  }
+}
+
+}  // namespace vifd::backend

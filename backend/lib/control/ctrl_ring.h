@@ -1,0 +1,63 @@
+// The backend end of a netif control ring (netif.h, "Control ring"): one
+// shared page the frontend grants (ctrl-ring-ref) and one event channel
+// (event-channel-ctrl), served on the control-plane io_context.
+//
+// Why the io_context and not a thread of its own: the ring carries a handful
+// of configuration messages per connection, each answered in microseconds
+// (at most one grant copy), so an Asio wait on the channel's fd costs nothing
+// and needs no synchronisation with the rest of the vif's control plane. The
+// data path only ever sees the result, HashControl's immutable snapshot.
+//
+// Every request is copied out of the shared page once (take_requests) and
+// answered by HashControl; a producer index that overflows the ring is a
+// fatal guest error for the vif.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend/lib/control/asio.h"
+#include "backend/lib/control/hash_control.h"
+#include "common/platform/platform.h"
+#include "common/protocol/ring.h"
+
+namespace vifd::backend {
+
+class CtrlRing {
+ public:
+  // Maps `ref` of `domid` and binds its `remote_port`; throws
+  // std::runtime_error naming ctrl-ring-ref or event-channel-ctrl. on_fatal
+  // is posted (never called from inside the ring's handlers), so it may
+  // destroy this object.
+  CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
+           platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
+           std::function<void(const std::string&)> on_fatal);
+  ~CtrlRing();
+  CtrlRing(const CtrlRing&) = delete;
+  CtrlRing& operator=(const CtrlRing&) = delete;
+
+  const HashControl& hash() const { return *hash_; }
+
+ private:
+  void wait_for_event();
+  void on_event();
+  void serve();
+
+  boost::asio::io_context& io_;
+  platform::DomId domid_;
+  std::function<void(const std::string&)> on_fatal_;
+  std::unique_ptr<platform::GrantTable> grants_;
+  void* page_ = nullptr;
+  std::unique_ptr<platform::EventChannels> events_;
+  platform::EvtchnPort local_port_ = 0;
+  std::optional<protocol::CtrlBackRing> ring_;
+  std::unique_ptr<HashControl> hash_;
+  boost::asio::posix::stream_descriptor event_fd_;
+  bool failed_ = false;
+  // Handlers still queued when this object goes check it first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace vifd::backend

@@ -1,0 +1,160 @@
+// A netif control ring between a test frontend (domain 1: shared ring page,
+// unbound port, FrontRing) and vifd's CtrlRing (dom0) on an io_context the
+// test drives: requests go through the shared page and the event channel,
+// responses come back the same way.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/lib/control/ctrl_ring.h"
+#include "tests/backend/control_harness.h"
+
+namespace vifd::backend::testing {
+namespace {
+
+class CtrlRingTest : public ControlPlaneTest {
+ protected:
+  void SetUp() override {
+    ControlPlaneTest::SetUp();
+    backend_platform_ = host().platform(0);
+    frontend_platform_ = host().platform(1);
+    share_ = frontend_platform_->open_grant_share();
+    events_ = frontend_platform_->open_event_channels();
+    ring_page_ = share_->share(0, std::span(&ring_ref_, 1), true);
+    data_page_ = share_->share(0, std::span(&data_ref_, 1), false);
+    front_.emplace(protocol::CtrlFrontRing::init(
+        std::span(static_cast<std::byte*>(ring_page_), platform::kPageSize)));
+    port_ = events_->bind_unbound(0);
+  }
+  void TearDown() override {
+    ctrl_.reset();
+    share_->unshare(ring_page_, 1);
+    share_->unshare(data_page_, 1);
+  }
+
+  void start(unsigned queues = 4) {
+    ctrl_ = std::make_unique<CtrlRing>(io_, *backend_platform_, 1, ring_ref_, port_, queues,
+                                       [this](const std::string& reason) { fatal_ = reason; });
+  }
+
+  // Sends the requests and runs the backend until all are answered.
+  std::vector<protocol::CtrlResponse> exchange(const std::vector<protocol::CtrlRequest>& requests) {
+    EXPECT_EQ(front_->push_requests(requests), requests.size());
+    if (front_->push_requests_and_check_notify()) events_->notify(port_);
+    std::vector<protocol::CtrlResponse> responses;
+    std::array<protocol::CtrlResponse, 128> batch;
+    EXPECT_TRUE(eventually([&] {
+      io_.poll();
+      io_.restart();
+      const auto taken = front_->take_responses(batch);
+      responses.insert(responses.end(), batch.begin(),
+                       batch.begin() + static_cast<std::ptrdiff_t>(taken.count));
+      return responses.size() >= requests.size();
+    }));
+    return responses;
+  }
+
+  static protocol::CtrlRequest request(std::uint16_t id, std::uint16_t type, std::uint32_t a = 0,
+                                       std::uint32_t b = 0, std::uint32_t c = 0) {
+    protocol::CtrlRequest r{};
+    r.id = id;
+    r.type = type;
+    r.data[0] = a;
+    r.data[1] = b;
+    r.data[2] = c;
+    return r;
+  }
+
+  boost::asio::io_context io_;
+  std::unique_ptr<platform::Platform> backend_platform_;
+  std::unique_ptr<platform::Platform> frontend_platform_;
+  std::unique_ptr<platform::GrantShare> share_;
+  std::unique_ptr<platform::EventChannels> events_;
+  platform::GrantRef ring_ref_ = 0;
+  platform::GrantRef data_ref_ = 0;
+  void* ring_page_ = nullptr;
+  void* data_page_ = nullptr;
+  std::optional<protocol::CtrlFrontRing> front_;
+  platform::EvtchnPort port_ = 0;
+  std::unique_ptr<CtrlRing> ctrl_;
+  std::optional<std::string> fatal_;
+};
+
+TEST_F(CtrlRingTest, AnswersEachRequestThroughTheRing) {
+  start(4);
+  auto* data = static_cast<std::uint8_t*>(data_page_);
+  for (std::uint8_t i = 0; i < 40; ++i) data[i] = static_cast<std::uint8_t>(0xA0 + i);
+  const auto responses = exchange({
+      request(1, XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS),
+      request(2, XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ),
+      request(3, XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP),
+      request(4, XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, 1U << 7),
+      request(5, XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, data_ref_, 40),
+      request(6, XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE),
+      request(7, XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING),
+      request(8, 12345),
+  });
+  ASSERT_EQ(responses.size(), 8U);
+  const std::uint32_t expected_status[] = {
+      XEN_NETIF_CTRL_STATUS_SUCCESS,       XEN_NETIF_CTRL_STATUS_SUCCESS,
+      XEN_NETIF_CTRL_STATUS_SUCCESS,       XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+      XEN_NETIF_CTRL_STATUS_SUCCESS,       XEN_NETIF_CTRL_STATUS_SUCCESS,
+      XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED, XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED};
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    EXPECT_EQ(responses[i].id, i + 1);
+    EXPECT_EQ(responses[i].status, expected_status[i]) << "request " << i + 1;
+  }
+  EXPECT_EQ(responses[0].data, HashControl::kSupportedFlags);
+  EXPECT_EQ(responses[5].data, HashControl::kMaxMappingSize);
+
+  const auto snapshot = ctrl_->hash().snapshot();
+  EXPECT_TRUE(snapshot->toeplitz);
+  EXPECT_EQ(snapshot->flags, std::uint32_t{XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP});
+  ASSERT_EQ(snapshot->key.size(), 40U);
+  EXPECT_EQ(snapshot->key[0], 0xA0);
+  EXPECT_FALSE(fatal_);
+
+  // A second round on the same ring (the backend re-armed its wait).
+  const auto more = exchange({request(9, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 4)});
+  ASSERT_EQ(more.size(), 1U);
+  EXPECT_EQ(more[0].status, XEN_NETIF_CTRL_STATUS_SUCCESS);
+  EXPECT_EQ(ctrl_->hash().snapshot()->mapping.size(), 4U);
+}
+
+TEST_F(CtrlRingTest, ProducerOverflowIsFatalForTheVif) {
+  start(1);
+  // A hostile req_prod: far more requests than the ring holds.
+  auto* sring = static_cast<std::uint32_t*>(ring_page_);
+  sring[0] = 1000;  // req_prod
+  events_->notify(port_);
+  EXPECT_TRUE(eventually([&] {
+    io_.poll();
+    io_.restart();
+    return fatal_.has_value();
+  }));
+  ASSERT_TRUE(fatal_);
+  EXPECT_NE(fatal_->find("ctrl-ring-ref"), std::string::npos) << *fatal_;
+}
+
+TEST_F(CtrlRingTest, BadRingRefOrPortNamesTheKey) {
+  try {
+    CtrlRing bad(io_, *backend_platform_, 1, 4000, port_, 1, [](const std::string&) {});
+    ADD_FAILURE() << "mapped a grant that does not exist";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("ctrl-ring-ref"), std::string::npos) << e.what();
+  }
+  try {
+    CtrlRing bad(io_, *backend_platform_, 1, ring_ref_, 999, 1, [](const std::string&) {});
+    ADD_FAILURE() << "bound a port that was not offered";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("event-channel-ctrl"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vifd::backend::testing
