@@ -54,7 +54,7 @@ class HashControlTest : public ControlPlaneTest {
 };
 
 TEST_F(HashControlTest, AnswersEveryMessageType) {
-  control_ = std::make_unique<HashControl>(*grants_, 1, 4);
+  control_ = std::make_unique<HashControl>(*grants_, 1, 4, std::make_shared<FlowSteering>());
 
   auto r = send(XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS);
   EXPECT_EQ(r.status, XEN_NETIF_CTRL_STATUS_SUCCESS);
@@ -131,7 +131,7 @@ TEST_F(HashControlTest, AnswersEveryMessageType) {
 }
 
 TEST_F(HashControlTest, SnapshotsAreImmutableAndSwappedWhole) {
-  control_ = std::make_unique<HashControl>(*grants_, 1, 2);
+  control_ = std::make_unique<HashControl>(*grants_, 1, 2, std::make_shared<FlowSteering>());
   const auto before = control_->snapshot();
   EXPECT_FALSE(before->toeplitz);
   EXPECT_EQ(

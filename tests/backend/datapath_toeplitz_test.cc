@@ -4,12 +4,14 @@
 // TCP variants) source port, destination port, all in network byte order.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <xen/io/netif.h>
 
 #include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "backend/lib/datapath/flow_steering.h"
 #include "backend/lib/datapath/toeplitz.h"
 
 namespace vifd::backend {
@@ -81,6 +83,55 @@ TEST(ToeplitzHash, MissingKeyOctetsCountAsZero) {
   for (std::size_t i = 0; i < 5; ++i) padded[i] = kRssKey[i];
   EXPECT_EQ(toeplitz_hash(std::span(kRssKey).first(5), input), toeplitz_hash(padded, input));
   EXPECT_NE(toeplitz_hash(padded, input), 0U);
+}
+
+// An Ethernet + IPv4 + TCP header for the first RSS vector.
+std::vector<std::uint8_t> ipv4_tcp_frame() {
+  std::vector<std::uint8_t> frame(14 + 20 + 20, 0);
+  frame[12] = 0x08;   // IPv4
+  frame[14] = 0x45;   // version 4, 20-byte header
+  frame[14 + 9] = 6;  // TCP
+  const auto source = address_bytes(AF_INET, "66.9.149.187");
+  const auto destination = address_bytes(AF_INET, "161.142.100.80");
+  std::copy(source.begin(), source.end(), frame.begin() + 14 + 12);
+  std::copy(destination.begin(), destination.end(), frame.begin() + 14 + 16);
+  frame[34] = 2794 >> 8;
+  frame[35] = 2794 & 0xFF;
+  frame[36] = 1766 >> 8;
+  frame[37] = 1766 & 0xFF;
+  return frame;
+}
+
+HashSnapshot toeplitz(std::uint32_t flags) {
+  HashSnapshot hash;
+  hash.toeplitz = true;
+  hash.flags = flags;
+  hash.key.assign(kRssKey.begin(), kRssKey.end());
+  return hash;
+}
+
+TEST(FlowSteering, HashesTheFlowTheFrontendAskedFor) {
+  const auto frame = ipv4_tcp_frame();
+  // 0x51ccc178 (addresses and ports) and 0x323e8fc2 (addresses only).
+  EXPECT_EQ(steer(toeplitz(XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP), frame, 4), 0x51ccc178U % 4);
+  EXPECT_EQ(steer(toeplitz(XEN_NETIF_CTRL_HASH_TYPE_IPV4), frame, 3), 0x323e8fc2U % 3);
+  // The mapping table decides the queue.
+  HashSnapshot mapped = toeplitz(XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP);
+  mapped.mapping = {3, 2, 1, 0, 3, 2, 1, 0};
+  EXPECT_EQ(steer(mapped, frame, 4), mapped.mapping[0x51ccc178U % 8]);
+}
+
+TEST(FlowSteering, LeavesUncoveredFramesToTheCaller) {
+  const auto frame = ipv4_tcp_frame();
+  EXPECT_EQ(steer(HashSnapshot{}, frame, 4), std::nullopt) << "no algorithm";
+  EXPECT_EQ(steer(toeplitz(XEN_NETIF_CTRL_HASH_TYPE_IPV6), frame, 4), std::nullopt)
+      << "IPv4 not enabled";
+  EXPECT_EQ(steer(toeplitz(XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP), std::span(frame).first(30), 4),
+            std::nullopt)
+      << "truncated IPv4 header";
+  HashSnapshot mapped = toeplitz(XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP);
+  mapped.mapping = {3};
+  EXPECT_EQ(steer(mapped, frame, 2), std::nullopt) << "queue 3 of a port with 2";
 }
 
 }  // namespace

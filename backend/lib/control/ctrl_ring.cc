@@ -12,6 +12,7 @@ namespace vifd::backend {
 
 CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
                    platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
+                   std::shared_ptr<FlowSteering> steering,
                    std::function<void(const std::string&)> on_fatal)
     : io_(io),
       domid_(domid),
@@ -35,7 +36,7 @@ CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, pl
                                          remote_port, domid, e.what()));
   }
   ring_.emplace(std::span(static_cast<std::byte*>(page_), platform::kPageSize));
-  hash_ = std::make_unique<HashControl>(*grants_, domid, num_queues);
+  hash_ = std::make_unique<HashControl>(*grants_, domid, num_queues, std::move(steering));
   event_fd_.assign(events_->fd());
   // Requests the frontend queued before we bound (its notification may have
   // gone nowhere) are answered now.

@@ -33,6 +33,7 @@ class CtrlRing {
   // destroy this object.
   CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
            platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
+           std::shared_ptr<FlowSteering> steering,
            std::function<void(const std::string&)> on_fatal);
   ~CtrlRing();
   CtrlRing(const CtrlRing&) = delete;

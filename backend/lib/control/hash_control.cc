@@ -7,8 +7,11 @@
 namespace vifd::backend {
 
 HashControl::HashControl(platform::GrantTable& grants, platform::DomId frontend,
-                         unsigned num_queues)
-    : grants_(grants), frontend_(frontend), num_queues_(num_queues) {
+                         unsigned num_queues, std::shared_ptr<FlowSteering> steering)
+    : grants_(grants),
+      frontend_(frontend),
+      num_queues_(num_queues),
+      steering_(std::move(steering)) {
   publish();
 }
 
@@ -129,7 +132,7 @@ bool HashControl::copy_from_frontend(platform::GrantRef ref, void* destination,
 }
 
 void HashControl::publish() {
-  published_.store(std::make_shared<const HashSnapshot>(current_));
+  steering_->publish(std::make_shared<const HashSnapshot>(current_));
 }
 
 }  // namespace vifd::backend

@@ -4,28 +4,20 @@
 // plane, one request at a time; the data path reads the resulting
 // configuration as an immutable snapshot swapped atomically, never a lock.
 //
-// Not wired to a ring yet (feature-ctrl-ring is not advertised): this is the
-// message semantics, validated field by field, that the ring server uses.
+// CtrlRing feeds it the requests of the ring; the result goes to the
+// vif's FlowSteering, which the switch reads to pick the receiving queue.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "backend/lib/datapath/flow_steering.h"
 #include "common/platform/grant_table.h"
 #include "common/platform/types.h"
 #include "common/protocol/xen_abi.h"
 
 namespace vifd::backend {
-
-struct HashSnapshot {
-  bool toeplitz = false;          // XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ selected
-  std::uint32_t flags = 0;        // XEN_NETIF_CTRL_HASH_TYPE_* hashed
-  std::vector<std::uint8_t> key;  // missing octets count as zero
-  // Hash -> queue; empty means hash modulo the number of queues.
-  std::vector<std::uint32_t> mapping;
-};
 
 class HashControl {
  public:
@@ -36,8 +28,10 @@ class HashControl {
   // Linux netback's XEN_NETBK_MAX_HASH_MAPPING_SIZE.
   static constexpr std::uint32_t kMaxMappingSize = 128;
 
-  // grants: copies the key and mapping out of the frontend's granted pages.
-  HashControl(platform::GrantTable& grants, platform::DomId frontend, unsigned num_queues);
+  // grants: copies the key and mapping out of the frontend's granted pages;
+  // steering: where each accepted configuration is published.
+  HashControl(platform::GrantTable& grants, platform::DomId frontend, unsigned num_queues,
+              std::shared_ptr<FlowSteering> steering);
 
   // Answers one request (already copied out of the ring). Unknown types and
   // the static grant mapping messages (ADD/DEL/GET_GREF_MAPPING, future
@@ -45,7 +39,7 @@ class HashControl {
   protocol::CtrlResponse handle(const protocol::CtrlRequest& request);
 
   // What the data path hashes with now.
-  std::shared_ptr<const HashSnapshot> snapshot() const noexcept { return published_.load(); }
+  std::shared_ptr<const HashSnapshot> snapshot() const noexcept { return steering_->current(); }
 
  private:
   std::uint32_t set_algorithm(std::uint32_t algorithm);
@@ -61,7 +55,7 @@ class HashControl {
   platform::DomId frontend_;
   unsigned num_queues_;
   HashSnapshot current_;  // control plane's working copy
-  std::atomic<std::shared_ptr<const HashSnapshot>> published_;
+  std::shared_ptr<FlowSteering> steering_;
 };
 
 }  // namespace vifd::backend

@@ -48,6 +48,21 @@ std::size_t flow_hash(const std::uint8_t* header) noexcept {
   return static_cast<std::size_t>(h ^ (h >> 32));
 }
 
+// The receiving vif's queue for a forwarded frame: its control-ring hash
+// when it configured one that covers this flow, otherwise spread by MACs.
+std::size_t receive_queue(const Switch::Port& port, const HashSnapshot* hash,
+                          const std::uint8_t* header, std::size_t header_length) noexcept {
+  if (hash != nullptr) {
+    if (const auto queue = steer(*hash, std::span(header, header_length), port.queues.size())) {
+      // Attach order need not be queue order.
+      for (std::size_t i = 0; i < port.queues.size(); ++i) {
+        if (port.queues[i]->queue_index() == *queue) return i;
+      }
+    }
+  }
+  return flow_hash(header) % port.queues.size();
+}
+
 }  // namespace
 
 bool QueueEngine::tx_stage_requests() noexcept {
@@ -193,7 +208,7 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
       work.copy_failed = true;
       continue;
     }
-    work.header_copied = true;
+    work.header_copied = kEthernetHeaderSize;
     const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
     setup_.network_switch->learn(source_mac(header), port_tag_);
     const auto destination = destination_mac(header);
@@ -204,9 +219,10 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
     if (port == nullptr || port->queues.empty()) continue;
     const std::uint16_t ethertype = static_cast<std::uint16_t>(header[12] << 8 | header[13]);
     if (!receiver_accepts(port->features, work.packet, ethertype)) continue;
-    work.destination = port->queues[flow_hash(header) % port->queues.size()].get();
+    work.receiver = port;
     work.route = TxWork::Route::forward;
   }
+  tx_choose_receive_queues(work_count);
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
     if (work.route != TxWork::Route::forward) continue;
@@ -215,6 +231,49 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
     work.route = TxWork::Route::drop;
     counters_.drop(DropReason::tx_switch_inbox_full);
     tx_respond(work.position, work.packet, protocol::kRspOkay);
+  }
+}
+
+void QueueEngine::tx_choose_receive_queues(std::size_t work_count) noexcept {
+  // A receiver that configured a hash over its control ring needs the IP and
+  // TCP headers too: a second peek, only for those frames, so that frames to
+  // other vifs still cost dom0 just the Ethernet header.
+  std::size_t count = 0;
+  for (std::size_t w = 0; w < work_count; ++w) {
+    TxWork& work = tx_work_[w];
+    if (work.route != TxWork::Route::forward) continue;
+    work.hash = work.receiver->steering ? work.receiver->steering->current() : nullptr;
+    if (!work.hash || !work.hash->toeplitz || work.hash->flags == 0) continue;
+    const std::size_t length = std::min<std::size_t>(work.packet.first_size, kSteeringHeaderBytes);
+    if (length <= kEthernetHeaderSize) continue;
+    const TxRequest& first = tx_staging_[work.position];
+    auto& segment = tx_segments_[count];
+    segment = {};
+    // The parser keeps offset + first_size within the granted page.
+    segment.source.foreign = {first.gref,
+                              static_cast<std::uint16_t>(first.offset + kEthernetHeaderSize),
+                              setup_.frontend_domid};
+    segment.dest.virt = tx_arena_.get() + work.arena_offset + kEthernetHeaderSize;
+    segment.len = static_cast<std::uint16_t>(length - kEthernetHeaderSize);
+    segment.flags = platform::kCopySourceGref;
+    tx_segment_owner_[count++] = static_cast<std::uint32_t>(w);
+  }
+  if (count != 0) grant_copy(std::span(tx_segments_.data(), count));
+  for (std::size_t s = 0; s < count; ++s) {
+    TxWork& work = tx_work_[tx_segment_owner_[s]];
+    // A failed peek is not a failed packet: the frame then goes by MACs.
+    if (tx_segments_[s].status == platform::kGntstOkay) {
+      work.header_copied = static_cast<std::uint16_t>(kEthernetHeaderSize + tx_segments_[s].len);
+    }
+  }
+  for (std::size_t w = 0; w < work_count; ++w) {
+    TxWork& work = tx_work_[w];
+    if (work.route != TxWork::Route::forward) continue;
+    const Switch::Port& port = *work.receiver;
+    const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
+    work.destination =
+        port.queues[receive_queue(port, work.hash.get(), header, work.header_copied)].get();
+    work.hash.reset();
   }
 }
 
@@ -276,11 +335,11 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       const TxRequest& request = tx_staging_[work.position + work.packet.data_slot_position(n)];
       std::uint16_t offset = request.offset;
       std::uint16_t size = n == 0 ? work.packet.first_size : request.size;
-      if (n == 0 && work.header_copied) {
-        // The switch already copied the header into place.
-        offset = static_cast<std::uint16_t>(offset + kEthernetHeaderSize);
-        size = static_cast<std::uint16_t>(size - kEthernetHeaderSize);
-        destination += kEthernetHeaderSize;
+      if (n == 0 && work.header_copied != 0) {
+        // The switch already copied the start of the frame into place.
+        offset = static_cast<std::uint16_t>(offset + work.header_copied);
+        size = static_cast<std::uint16_t>(size - work.header_copied);
+        destination += work.header_copied;
       }
       if (size == 0) continue;
       auto& segment = tx_segments_[count];

@@ -128,9 +128,9 @@ QueueEngine::QueueEngine(QueueSetup setup)
                         features.gso_tcpv6};
 
   if (setup_.network_switch != nullptr) {
-    endpoint_ =
-        std::make_shared<SwitchEndpoint>(setup_.frontend_domid, setup_.devid, setup_.queue_index,
-                                         features, setup_.switch_inbox_frames, tx_size);
+    endpoint_ = std::make_shared<SwitchEndpoint>(
+        setup_.frontend_domid, setup_.devid, setup_.queue_index, features,
+        setup_.switch_inbox_frames, tx_size, setup_.flow_steering);
   }
   publish_ring_indices();
 }

@@ -30,6 +30,7 @@ namespace vifd::backend {
 
 class Switch;
 class MulticastFilter;
+class FlowSteering;
 namespace detail {
 class QueueEngine;
 }
@@ -89,6 +90,10 @@ struct QueueSetup {
   // connected). nullptr: this queue keeps its own, enabled as
   // features.multicast_control says.
   std::shared_ptr<MulticastFilter> multicast_filter;
+  // The vif's receive-side hash configuration (control ring); the switch
+  // uses it to pick this vif's queue for frames from other vifs. nullptr:
+  // no control ring, frames are spread by MAC addresses.
+  std::shared_ptr<const FlowSteering> flow_steering;
 };
 
 // The data path of one queue: a thread that serves the TX and RX rings.

@@ -63,9 +63,14 @@ struct TxWork {
   TxPacket packet;
   Route route = Route::tap;
   std::uint32_t arena_offset = 0;
-  bool header_copied = false;  // the first kEthernetHeaderSize bytes are in the arena
+  // Bytes at the start of the frame the switch already copied into the arena
+  // (the Ethernet header and what flow steering looks at).
+  std::uint16_t header_copied = 0;
   bool copy_failed = false;
   SwitchEndpoint* destination = nullptr;
+  // While routing: the receiving port (in topology_) and its hash snapshot.
+  const Switch::Port* receiver = nullptr;
+  std::shared_ptr<const HashSnapshot> hash;
 };
 
 // The answers a forwarded packet still owes, kept until its completion.
@@ -127,6 +132,7 @@ class QueueEngine {
   void tx_respond(std::size_t position, const TxPacket& packet, std::int16_t status) noexcept;
   void tx_push_response(std::uint16_t id, std::int16_t status) noexcept;
   void tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept;
+  void tx_choose_receive_queues(std::size_t work_count) noexcept;
   void tx_route(std::size_t work_count) noexcept;
   bool tx_forward(TxWork& work) noexcept;
   void tx_to_tap(std::size_t work_count) noexcept;

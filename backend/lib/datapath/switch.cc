@@ -32,11 +32,13 @@ std::size_t checked_capacity(std::size_t capacity, const char* what) {
 
 SwitchEndpoint::SwitchEndpoint(platform::DomId domid, std::uint32_t devid,
                                std::uint32_t queue_index, const VifFeatures& features,
-                               std::size_t inbox_capacity, std::size_t completion_capacity)
+                               std::size_t inbox_capacity, std::size_t completion_capacity,
+                               std::shared_ptr<const FlowSteering> steering)
     : domid_(domid),
       devid_(devid),
       queue_index_(queue_index),
       features_(features),
+      steering_(std::move(steering)),
       frames_(checked_capacity(inbox_capacity, "inbox")),
       completions_(checked_capacity(completion_capacity, "completion")) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -135,6 +137,7 @@ PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
     fresh.domid = endpoint->domid();
     fresh.devid = endpoint->devid();
     fresh.features = endpoint->features();
+    fresh.steering = endpoint->steering();
     next->ports.push_back(std::move(fresh));
     port = &next->ports.back();
   }

@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/lib/datapath/flow_steering.h"
 #include "backend/lib/datapath/queue.h"
 #include "backend/lib/datapath/tx_parser.h"
 #include "common/net/packet_meta.h"
@@ -85,7 +86,8 @@ class SwitchEndpoint {
   // at least the sender's TX ring size, so a completion push never fails.
   SwitchEndpoint(platform::DomId domid, std::uint32_t devid, std::uint32_t queue_index,
                  const VifFeatures& features, std::size_t inbox_capacity,
-                 std::size_t completion_capacity);
+                 std::size_t completion_capacity,
+                 std::shared_ptr<const FlowSteering> steering = nullptr);
   ~SwitchEndpoint();
   SwitchEndpoint(const SwitchEndpoint&) = delete;
   SwitchEndpoint& operator=(const SwitchEndpoint&) = delete;
@@ -94,6 +96,7 @@ class SwitchEndpoint {
   std::uint32_t devid() const noexcept { return devid_; }
   std::uint32_t queue_index() const noexcept { return queue_index_; }
   const VifFeatures& features() const noexcept { return features_; }
+  const std::shared_ptr<const FlowSteering>& steering() const noexcept { return steering_; }
   int wake_fd() const noexcept { return wake_fd_; }
 
   // Makes wake_fd readable. Data path; one write per batch.
@@ -135,6 +138,7 @@ class SwitchEndpoint {
   std::uint32_t devid_;
   std::uint32_t queue_index_;
   VifFeatures features_;
+  std::shared_ptr<const FlowSteering> steering_;
   int wake_fd_ = -1;
   FrameQueue frames_;
   CompletionQueue completions_;
@@ -154,6 +158,8 @@ class Switch {
     platform::DomId domid = 0;
     std::uint32_t devid = 0;
     VifFeatures features;
+    // The receiving vif's hash configuration, or nullptr (spread by MACs).
+    std::shared_ptr<const FlowSteering> steering;
     std::vector<std::shared_ptr<SwitchEndpoint>> queues;  // attached queues, by index
   };
   struct Topology {
