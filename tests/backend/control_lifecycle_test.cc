@@ -240,7 +240,15 @@ TEST_F(ControlPlaneTest, ThousandAttachDetachCyclesLeakNothing) {
   EXPECT_EQ(counters.grant_map_calls, counters.grant_unmap_calls);
   EXPECT_GE(counters.grant_map_pages, 2U * 1000U);
   // Per cycle a leak of even one ring page or queue would add >4 MiB here.
-  EXPECT_LT(rss_after, rss_before + 4096);
+  // Under AddressSanitizer freed memory sits in its quarantine (up to 256 MiB)
+  // and stays resident, so RSS only bounds gross leaks there; LeakSanitizer
+  // checks every allocation at exit instead.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr std::size_t kRssSlackKib = 512 * 1024;
+#else
+  constexpr std::size_t kRssSlackKib = 4096;
+#endif
+  EXPECT_LT(rss_after, rss_before + kRssSlackKib);
 }
 
 }  // namespace
