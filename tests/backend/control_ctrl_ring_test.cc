@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -157,6 +158,62 @@ TEST_F(CtrlRingTest, BadRingRefOrPortNamesTheKey) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("event-channel-ctrl"), std::string::npos) << e.what();
   }
+}
+
+// The whole path: vifd advertises feature-ctrl-ring, the frontend publishes
+// ctrl-ring-ref and event-channel-ctrl with its queues, and the vif's ring
+// answers on the daemon's control plane.
+TEST_F(CtrlRingTest, VifServesTheControlRingTheFrontendPublished) {
+  DaemonThread vifd(host(), options(4));
+  toolstack_->attach(1, 0);
+  ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
+  EXPECT_EQ(backend_key(1, 0, "feature-ctrl-ring"), "1");
+
+  TestFrontend frontend(host(), 1, 0);
+  FrontendOptions frontend_options;
+  frontend_options.queues = 2;
+  frontend_options.overrides["ctrl-ring-ref"] = std::to_string(ring_ref_);
+  frontend_options.overrides["event-channel-ctrl"] = std::to_string(port_);
+  frontend.connect(frontend_options);
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  const auto vifs = vifd.call([&] { return vifd.daemon().describe(VifId{1, 0}); });
+  EXPECT_EQ(vifs[0]["features"]["ctrl_ring"], true);
+
+  const std::array<std::uint32_t, 4> valid = {1, 0, 1, 0};
+  std::memcpy(data_page_, valid.data(), sizeof valid);
+  auto responses = exchange({
+      request(1, XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ),
+      request(2, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 4),
+      request(3, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, data_ref_, 4, 0),
+  });
+  ASSERT_EQ(responses.size(), 3U);
+  for (const auto& response : responses) {
+    EXPECT_EQ(response.status, XEN_NETIF_CTRL_STATUS_SUCCESS) << "request " << response.id;
+  }
+  // Queue 2 of a vif with 2 queues.
+  const std::array<std::uint32_t, 1> out_of_range = {2};
+  std::memcpy(data_page_, out_of_range.data(), sizeof out_of_range);
+  responses = exchange({request(4, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, data_ref_, 1, 0)});
+  ASSERT_EQ(responses.size(), 1U);
+  EXPECT_EQ(responses[0].status, XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(backend_key(1, 0, "state"), "4");
+}
+
+TEST_F(CtrlRingTest, HostileCtrlRingKeysCloseTheVifNamingTheKey) {
+  DaemonThread vifd(host(), options(4));
+  toolstack_->attach(1, 0);
+  ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
+  TestFrontend frontend(host(), 1, 0);
+  FrontendOptions frontend_options;
+  frontend_options.overrides["ctrl-ring-ref"] = std::to_string(ring_ref_);
+  frontend_options.overrides["event-channel-ctrl"] = "not-a-port";
+  frontend.connect(frontend_options);
+  ASSERT_TRUE(eventually([&] {
+    const auto state = backend_key(1, 0, "state");
+    return state == "5" || state == "6";
+  }));
+  EXPECT_NE(backend_key(1, 0, "error").find("event-channel-ctrl"), std::string::npos)
+      << backend_key(1, 0, "error");
 }
 
 }  // namespace

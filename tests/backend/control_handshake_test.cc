@@ -45,7 +45,8 @@ TEST_P(HandshakeTest, ReachesConnectedWithTheNegotiatedFeatures) {
   EXPECT_EQ(backend_key(1, 0, "feature-rx-flip"), "0");
   EXPECT_EQ(backend_key(1, 0, "feature-split-event-channels"), "1");
   EXPECT_EQ(backend_key(1, 0, "multi-queue-max-queues"), "4");
-  EXPECT_EQ(backend_key(1, 0, "feature-ctrl-ring"), "");
+  EXPECT_EQ(backend_key(1, 0, "feature-ctrl-ring"), "1");
+  EXPECT_EQ(backend_key(1, 0, "feature-dynamic-multicast-control"), "1");
 
   TestFrontend frontend(host(), 1, 0);
   FrontendOptions frontend_options;

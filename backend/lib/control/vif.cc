@@ -7,7 +7,9 @@
 #include <system_error>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/ctrl_ring.h"
 #include "backend/lib/control/log.h"
+#include "backend/lib/datapath/flow_steering.h"
 #include "backend/lib/datapath/multicast_filter.h"
 #include "backend/lib/datapath/queue.h"
 #include "backend/lib/datapath/switch.h"
@@ -204,6 +206,7 @@ void Vif::write_features_and_init_wait() {
       {"feature-split-event-channels", "1"},
       {"feature-multicast-control", "1"},
       {"feature-dynamic-multicast-control", "1"},
+      {"feature-ctrl-ring", "1"},
       {"multi-queue-max-queues", std::to_string(env_.max_queues)},
   };
   if (!device_.write_backend_if_present(features)) {
@@ -418,7 +421,24 @@ void Vif::connect(bool resume) {
   // One subscription list per vif: MCAST_ADD on any queue filters RX on all.
   const auto multicast_filter = std::make_shared<MulticastFilter>();
   multicast_filter->set_enabled(connection.features.multicast_control);
+  // Without a control ring nothing configures a hash: frames from other vifs
+  // are spread over the queues by MAC addresses.
+  const auto steering =
+      connection.ctrl_ring ? std::make_shared<FlowSteering>() : std::shared_ptr<FlowSteering>();
   const std::weak_ptr<bool> alive = connection_alive_;
+  const auto post_fatal = [this, alive, &io = env_.io](const std::string& reason) {
+    boost::asio::post(io, [this, alive, reason] {
+      if (!alive.expired()) {
+        on_fatal_error(reason);
+      }
+    });
+  };
+  if (connection.ctrl_ring) {
+    ctrl_ring_ = std::make_unique<CtrlRing>(
+        env_.io, env_.platform, id_.domid, connection.ctrl_ring->ring_ref,
+        connection.ctrl_ring->port, static_cast<unsigned>(connection.queues.size()), steering,
+        post_fatal);
+  }
 
   for (std::size_t i = 0; i < connection.queues.size(); ++i) {
     const QueueConnection& wire = connection.queues[i];
@@ -461,14 +481,9 @@ void Vif::connect(bool resume) {
     setup.network_switch = switch_.get();
     setup.resume = resume;
     setup.multicast_filter = multicast_filter;
-    setup.on_fatal_error = [this, alive, &io = env_.io](const std::string& reason) {
-      // Runs on the queue thread: only hand the work to the control plane.
-      boost::asio::post(io, [this, alive, reason] {
-        if (!alive.expired()) {
-          on_fatal_error(reason);
-        }
-      });
-    };
+    setup.flow_steering = steering;
+    // Runs on the queue thread: only hands the work to the control plane.
+    setup.on_fatal_error = post_fatal;
     connected->queue = std::make_unique<Queue>(std::move(setup));
     queues_.push_back(std::move(connected));
   }
@@ -492,6 +507,7 @@ void Vif::disconnect() noexcept {
   // Queues first (closing their event-channel handles unbinds the ports),
   // then the ring mappings they used.
   queues_.clear();
+  ctrl_ring_.reset();
   connection_.reset();
   multicast_filter_.reset();
   if (tap_) {
@@ -532,6 +548,7 @@ nlohmann::json Vif::describe() const {
                 {"multicast_control", f.multicast_control},
                 {"mtu", f.mtu},
                 {"split_event_channels", connection_->queues.front().split_event_channels},
+                {"ctrl_ring", connection_->ctrl_ring.has_value()},
                 {"num_queues", connection_->queues.size()}};
   }
   vif["features"] = features;

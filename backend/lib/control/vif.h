@@ -25,6 +25,8 @@
 
 namespace vifd::backend {
 
+class CtrlRing;
+class FlowSteering;
 class MulticastFilter;
 class Switch;
 
@@ -113,6 +115,9 @@ class Vif {
   // Shared with the queues of the connection; the control plane only flips
   // its enabled flag.
   std::shared_ptr<MulticastFilter> multicast_filter_;
+  // The frontend's control ring, when it offered one (after the queues in
+  // teardown order: it only configures them).
+  std::unique_ptr<CtrlRing> ctrl_ring_;
   // Invalidates fatal-error handlers posted by queues of an old connection.
   std::shared_ptr<bool> connection_alive_;
 };

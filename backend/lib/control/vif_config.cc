@@ -152,6 +152,16 @@ FrontendConnection parse_frontend_connection(const KeyReader& frontend, unsigned
     queue_count = static_cast<unsigned>(
         protocol::parse_uint("multi-queue-num-queues", *requested, 1, max_queues).value());
   }
+  // Either key announces a control ring; then both must be valid.
+  if (frontend("ctrl-ring-ref") || frontend("event-channel-ctrl")) {
+    CtrlRingConnection ctrl;
+    ctrl.ring_ref =
+        protocol::parse_grant_ref("ctrl-ring-ref", require(frontend, "ctrl-ring-ref")).value();
+    ctrl.port =
+        protocol::parse_evtchn_port("event-channel-ctrl", require(frontend, "event-channel-ctrl"))
+            .value();
+    connection.ctrl_ring = ctrl;
+  }
   if (queue_count == 1) {
     connection.queues.push_back(parse_queue(frontend, ""));
   } else {

@@ -69,9 +69,17 @@ struct QueueConnection {
   bool split_event_channels = false;
 };
 
+// The control ring a frontend offers when we advertise feature-ctrl-ring.
+struct CtrlRingConnection {
+  platform::GrantRef ring_ref = 0;  // ctrl-ring-ref
+  platform::EvtchnPort port = 0;    // event-channel-ctrl
+};
+
 struct FrontendConnection {
   VifFeatures features;
   std::vector<QueueConnection> queues;
+  // Optional for the frontend: absent when it publishes neither key.
+  std::optional<CtrlRingConnection> ctrl_ring;
 };
 
 // Whether the frontend has published its rings (netfront writes them before
