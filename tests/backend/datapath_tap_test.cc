@@ -5,15 +5,23 @@
 // root); each test runs in its own process (gtest_discover_tests), so the
 // namespace and every link in it vanish with the process.
 #include <gtest/gtest.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 
 #include "common/net/link.h"
 #include "common/net/packet_meta.h"
@@ -50,6 +58,74 @@ std::optional<Received> receive_from(int fd, const protocol::MacAddress& source)
   return std::nullopt;
 }
 
+// Turns off br0's multicast snooping over rtnetlink (sysfs still shows the
+// parent namespace's links). A snooping bridge joins the IPv4 all-snoopers
+// group 224.0.0.106 when it comes up (RFC 4286, br_multicast_join_snoopers)
+// and sends an unsolicited IGMPv3 report for it, repeated up to a second
+// later; the bridge floods those to vif1.0, so they would land in the
+// guest's RX buffers next to the test's own frames, at a time that varies
+// from run to run. With IPv6 disabled and no IPv4 address, nothing else in
+// the namespace's own stack sends on the bridge.
+void disable_multicast_snooping(const char* bridge) {
+  std::vector<std::uint8_t> message(NLMSG_LENGTH(sizeof(ifinfomsg)));
+  ifinfomsg info{};
+  info.ifi_family = AF_UNSPEC;
+  info.ifi_index = net::link_index(bridge);
+  std::memcpy(message.data() + NLMSG_LENGTH(0), &info, sizeof(info));
+  // Appends an attribute and returns its offset, so a nest's length can be
+  // patched once its contents are in.
+  const auto append = [&](unsigned short type, const void* data, std::size_t length) {
+    const std::size_t at = message.size();
+    rtattr attribute{};
+    attribute.rta_type = type;
+    attribute.rta_len = static_cast<unsigned short>(RTA_LENGTH(length));
+    message.resize(at + RTA_ALIGN(RTA_LENGTH(length)));
+    std::memcpy(message.data() + at, &attribute, sizeof(attribute));
+    if (length != 0) std::memcpy(message.data() + at + RTA_LENGTH(0), data, length);
+    return at;
+  };
+  const auto close_nest = [&](std::size_t at) {
+    const auto length = static_cast<unsigned short>(message.size() - at);
+    std::memcpy(message.data() + at + offsetof(rtattr, rta_len), &length, sizeof(length));
+  };
+  const std::size_t link_info = append(IFLA_LINKINFO, nullptr, 0);
+  append(IFLA_INFO_KIND, "bridge", sizeof("bridge"));
+  const std::size_t info_data = append(IFLA_INFO_DATA, nullptr, 0);
+  const std::uint8_t off = 0;
+  append(IFLA_BR_MCAST_SNOOPING, &off, sizeof(off));
+  close_nest(info_data);
+  close_nest(link_info);
+  nlmsghdr header{};
+  header.nlmsg_len = static_cast<std::uint32_t>(message.size());
+  header.nlmsg_type = RTM_NEWLINK;
+  header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  header.nlmsg_seq = 1;
+  std::memcpy(message.data(), &header, sizeof(header));
+
+  const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "netlink socket");
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  const ssize_t sent = ::sendto(fd, message.data(), message.size(), 0,
+                                reinterpret_cast<const sockaddr*>(&kernel), sizeof(kernel));
+  std::vector<std::uint8_t> reply(4096);
+  const ssize_t received = sent < 0 ? -1 : ::recv(fd, reply.data(), reply.size(), 0);
+  const int error = errno;
+  ::close(fd);
+  const std::string what = std::string("turning off multicast snooping on ") + bridge;
+  if (received < 0) throw std::system_error(error, std::generic_category(), what);
+  // With NLM_F_ACK the only answer is NLMSG_ERROR, error 0 on success.
+  nlmsghdr answer{};
+  nlmsgerr ack{};
+  if (static_cast<std::size_t>(received) < NLMSG_LENGTH(sizeof(ack))) {
+    throw std::runtime_error(what + ": short netlink reply");
+  }
+  std::memcpy(&answer, reply.data(), sizeof(answer));
+  std::memcpy(&ack, reply.data() + NLMSG_LENGTH(0), sizeof(ack));
+  if (answer.nlmsg_type != NLMSG_ERROR) throw std::runtime_error(what + ": no netlink ack");
+  if (ack.error != 0) throw std::system_error(-ack.error, std::generic_category(), what);
+}
+
 class TapQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -64,6 +140,7 @@ class TapQueueTest : public ::testing::Test {
 
   void start(const VifFeatures& features, unsigned mtu = 1500) {
     net::create_bridge("br0");
+    disable_multicast_snooping("br0");
     const net::TapOffloads offloads{
         .csum = true, .tso4 = features.gso_tcpv4, .tso6 = features.gso_tcpv6};
     vif_.emplace(net::TapOptions{.name = "vif1.0", .offloads = offloads});
