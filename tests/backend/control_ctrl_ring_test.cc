@@ -40,7 +40,7 @@ class CtrlRingTest : public ControlPlaneTest {
 
   void start(unsigned queues = 4) {
     ctrl_ = std::make_unique<CtrlRing>(io_, *backend_platform_, 1, ring_ref_, port_, queues,
-                                       std::make_shared<FlowSteering>(),
+                                       std::make_shared<FlowSteering>(), false,
                                        [this](const std::string& reason) { fatal_ = reason; });
   }
 
@@ -146,14 +146,14 @@ TEST_F(CtrlRingTest, ProducerOverflowIsFatalForTheVif) {
 TEST_F(CtrlRingTest, BadRingRefOrPortNamesTheKey) {
   try {
     CtrlRing bad(io_, *backend_platform_, 1, 4000, port_, 1, std::make_shared<FlowSteering>(),
-                 [](const std::string&) {});
+                 false, [](const std::string&) {});
     ADD_FAILURE() << "mapped a grant that does not exist";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("ctrl-ring-ref"), std::string::npos) << e.what();
   }
   try {
     CtrlRing bad(io_, *backend_platform_, 1, ring_ref_, 999, 1, std::make_shared<FlowSteering>(),
-                 [](const std::string&) {});
+                 false, [](const std::string&) {});
     ADD_FAILURE() << "bound a port that was not offered";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("event-channel-ctrl"), std::string::npos) << e.what();

@@ -12,7 +12,7 @@ namespace vifd::backend {
 
 CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
                    platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
-                   std::shared_ptr<FlowSteering> steering,
+                   std::shared_ptr<FlowSteering> steering, bool resume,
                    std::function<void(const std::string&)> on_fatal)
     : io_(io),
       domid_(domid),
@@ -35,7 +35,8 @@ CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, pl
     throw std::runtime_error(fmt::format("event-channel-ctrl: cannot bind port {} of domain {}: {}",
                                          remote_port, domid, e.what()));
   }
-  ring_.emplace(std::span(static_cast<std::byte*>(page_), platform::kPageSize));
+  const std::span<std::byte> shared(static_cast<std::byte*>(page_), platform::kPageSize);
+  ring_.emplace(resume ? protocol::CtrlBackRing::resume(shared) : protocol::CtrlBackRing(shared));
   hash_ = std::make_unique<HashControl>(*grants_, domid, num_queues, std::move(steering));
   event_fd_.assign(events_->fd());
   // Requests the frontend queued before we bound (its notification may have

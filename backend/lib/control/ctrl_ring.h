@@ -27,13 +27,15 @@ namespace vifd::backend {
 
 class CtrlRing {
  public:
-  // Maps `ref` of `domid` and binds its `remote_port`; throws
+  // Maps `ref` of `domid` and binds its `remote_port` (resume: a previous
+  // vifd served this ring; continue after the responses it published, as
+  // the data rings do, instead of answering old requests again); throws
   // std::runtime_error naming ctrl-ring-ref or event-channel-ctrl. on_fatal
   // is posted (never called from inside the ring's handlers), so it may
   // destroy this object.
   CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
            platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
-           std::shared_ptr<FlowSteering> steering,
+           std::shared_ptr<FlowSteering> steering, bool resume,
            std::function<void(const std::string&)> on_fatal);
   ~CtrlRing();
   CtrlRing(const CtrlRing&) = delete;

@@ -437,7 +437,7 @@ void Vif::connect(bool resume) {
     ctrl_ring_ = std::make_unique<CtrlRing>(
         env_.io, env_.platform, id_.domid, connection.ctrl_ring->ring_ref,
         connection.ctrl_ring->port, static_cast<unsigned>(connection.queues.size()), steering,
-        post_fatal);
+        resume, post_fatal);
   }
 
   for (std::size_t i = 0; i < connection.queues.size(); ++i) {
