@@ -1,0 +1,384 @@
+#!/bin/bash
+# Runs inside dom0 (Xen 4.17 under QEMU). Each scenario prints
+# "PASS Sn ..." or "FAIL Sn: reason"; each transfer prints a RESULT line the
+# host turns into the side-by-side table. Exit status: number of failures.
+#
+# Phase 1, vifd is the vif backend (xen-netback not loaded):
+#   S1 stock netfront domU <-> dom0 ; S2 domU <-> domU (vifd switch, then the
+#   Linux bridge after a vifd restart with --no-fast-path) ; S7 multi-queue ;
+#   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic.
+# Phase 2, vifd stopped, xen-netback loaded, the same guests and configs:
+#   S3 the S1/S2 transfers through the kernel netback ; S4 vif-front against it.
+set -u
+mode=${E2E_MODE:-full}
+T=${E2E_TTCP_SECONDS:-10}
+failures=0
+vifd_pid=""
+log() { echo "[e2e] $*"; }
+pass() { echo "PASS $1 $2"; }
+fail() {
+  echo "FAIL $1: $2"
+  failures=$((failures + 1))
+}
+result() { echo "RESULT $*"; }
+now() { date +%s; }
+
+# --- dom0 setup ---------------------------------------------------------------
+setup_dom0() {
+  local m
+  for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd tun bridge; do
+    modprobe "$m" || { log "modprobe $m failed"; return 1; }
+  done
+  mountpoint -q /proc/xen || mount -t xenfs xenfs /proc/xen
+  /etc/init.d/xen start >/tmp/xen-init.log 2>&1 || { cat /tmp/xen-init.log; return 1; }
+  ip link set lo up
+  ip link add xenbr0 type bridge forward_delay 0 stp_state 0
+  ip addr add 10.0.0.1/24 dev xenbr0
+  ip link set xenbr0 up
+  xl info | grep -E '^(xen_version|nr_cpus|total_memory|free_memory)' | sed 's/^/[e2e]   /'
+}
+
+dump_debug() {
+  log "---- debug: xl list ----"
+  xl list 2>&1 | sed 's/^/[e2e]   /'
+  log "---- vifd log (tail) ----"
+  tail -40 /var/log/vifd.log 2>/dev/null | sed 's/^/[e2e]   /'
+  local f
+  for f in /var/log/xen/console/guest-*.log; do
+    [[ -e $f ]] || continue
+    log "---- $f (tail) ----"
+    tail -60 "$f" | sed 's/^/[e2e]   /'
+  done
+  log "---- xenstore backend/vif ----"
+  xenstore-ls -f /local/domain/0/backend/vif 2>&1 | head -60 | sed 's/^/[e2e]   /'
+  dmesg | tail -15 | sed 's/^/[e2e]   dmesg: /'
+}
+
+# --- vifd ----------------------------------------------------------------------
+start_vifd() {
+  log "starting vifd --platform xen $*"
+  vifd --platform xen "$@" >>/var/log/vifd.log 2>&1 &
+  vifd_pid=$!
+  local i
+  for i in $(seq 50); do
+    [[ -S /run/vifd/vifd.sock ]] && vifctl stats --json >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  log "vifd did not open its control socket"
+  return 1
+}
+stop_vifd() {
+  [[ -n $vifd_pid ]] || return 0
+  kill -TERM "$vifd_pid" 2>/dev/null
+  local i
+  for i in $(seq 50); do
+    kill -0 "$vifd_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$vifd_pid" 2>/dev/null; then
+    log "vifd did not exit on SIGTERM"
+    kill -9 "$vifd_pid"
+  fi
+  wait "$vifd_pid" 2>/dev/null
+  vifd_pid=""
+  rm -f /run/vifd/vifd.sock
+}
+vif_json() { vifctl stats --json 2>/dev/null | jq -c ".vifs[] | select(.domid == $1 and .devid == ${2:-0})"; }
+vif_state() { vif_json "$1" "${2:-0}" | jq -r '.state // empty'; }
+# vifd's grant-mapped pages and event channels as the dom0 kernel sees them:
+# gntdev mappings in vifd's address space, evtchn IRQs bound by the process.
+vifd_mappings() { grep -c '/dev/xen/gntdev' "/proc/$vifd_pid/maps"; }
+vifd_evtchns() { grep -c 'evtchn:vifd' /proc/interrupts; }
+
+# --- guests --------------------------------------------------------------------
+declare -A domid_of ip_of mac_of
+write_cfg() { # name role ip mac vcpus
+  cat >"/e2e/$1.cfg" <<CFG
+name = "$1"
+type = "pv"
+kernel = "/e2e/vmlinuz"
+ramdisk = "/e2e/domU.cpio"
+extra = "console=hvc0 quiet e2e.role=$2 e2e.ip=$3/24"
+memory = 128
+vcpus = $5
+vif = [ 'mac=$4,bridge=xenbr0' ]
+on_crash = "destroy"
+CFG
+}
+create_guest() { # name role ip mac vcpus
+  local name=$1 t0
+  t0=$(now)
+  write_cfg "$@"
+  if ! timeout 120 xl create "/e2e/$name.cfg" >/tmp/xl-create-$name.log 2>&1; then
+    log "xl create $name failed:"
+    sed 's/^/[e2e]   /' /tmp/xl-create-$name.log
+    return 1
+  fi
+  local d
+  d=$(xl domid "$name")
+  domid_of[$name]=$d ip_of[$name]=$3 mac_of[$name]=$4
+  local i
+  for i in $(seq 450); do
+    [[ $(xenstore-read "/local/domain/$d/data/e2e-ready" 2>/dev/null) == 1 ]] && {
+      log "$name is domain $d ($2, $3, $5 vCPU), ready after $(($(now) - t0)) s"
+      return 0
+    }
+    sleep 0.2
+  done
+  log "$name (domain $d) not ready after 90 s"
+  return 1
+}
+destroy_guest() {
+  xl destroy "$1" 2>&1 | sed 's/^/[e2e]   /'
+  unset "domid_of[$1]"
+}
+# guest NAME TIMEOUT CMD: run CMD in the guest's agent; prints its output,
+# returns its status (124 when no answer in TIMEOUT seconds).
+guest() {
+  local name=$1 limit=$2 cmd=$3 d=${domid_of[$1]:-} out head i
+  [[ -n $d ]] || { log "guest: no domain named $name"; return 1; }
+  # Unique without a shared counter: callers often run in $(...) subshells.
+  local seq_no
+  seq_no=$(date +%s%N)
+  xenstore-write "/local/domain/$d/data/e2e-cmd" "$seq_no	$cmd"
+  for i in $(seq $((limit * 5))); do
+    out=$(xenstore-read -R "/local/domain/$d/data/e2e-out" 2>/dev/null)
+    head=${out%%$'\n'*}
+    if [[ ${head%% *} == "$seq_no" ]]; then
+      [[ $out == *$'\n'* ]] && printf '%s\n' "${out#*$'\n'}"
+      return "${head#* }"
+    fi
+    sleep 0.2
+  done
+  return 124
+}
+
+# --- ttcp ---------------------------------------------------------------------
+port=5100
+ttcp_flags="-s --checksum -l 65536"
+# run_on WHERE CMD: WHERE is dom0 or a guest name.
+run_on() {
+  if [[ $1 == dom0 ]]; then bash -c "$3"; else guest "$1" "$2" "$3"; fi
+}
+# transfer PATH DIR SRC DST DST_IP: ttcp for T seconds from SRC to DST;
+# prints RESULT path=PATH dir=DIR kbps=... and checks bytes and CRC-32.
+last_kbps=""
+transfer() {
+  local path=$1 dir=$2 src=$3 dst=$4 ip=$5 r t rc
+  port=$((port + 1))
+  last_kbps=""
+  run_on "$dst" 10 "vif-ttcp -r $ttcp_flags -p $port --timeout $((T + 60)) >/tmp/ttcp-r.$port 2>&1 &"
+  sleep 1
+  t=$(run_on "$src" $((T + 60)) "timeout $((T + 50)) vif-ttcp -t $ttcp_flags -T $T -p $port $ip 2>&1")
+  rc=$?
+  local i
+  for i in $(seq 40); do
+    r=$(run_on "$dst" 10 "cat /tmp/ttcp-r.$port")
+    [[ $r == *crc32* || $r == *rror* ]] && break
+    sleep 0.5
+  done
+  local tline rline tcrc rcrc
+  rline=$(grep 'real seconds' <<<"$r")
+  tcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$t")
+  rcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$r")
+  if ((rc != 0)) || [[ -z $rline || -z $tcrc || $tcrc != "$rcrc" ]]; then
+    log "transfer $path $dir failed (transmitter status $rc)"
+    log "transmitter: $(tr '\n' '|' <<<"$t")"
+    log "receiver: $(tr '\n' '|' <<<"$r")"
+    return 1
+  fi
+  last_kbps=$(sed -n 's/.*= \([0-9.]*\) KB\/sec.*/\1/p' <<<"$rline")
+  local bytes=${rcrc##* }
+  result "path=$path dir=$dir kbps=$last_kbps bytes=$bytes ${tcrc%% over*}"
+  log "  $path $dir: $bytes bytes, $last_kbps KB/sec, ${tcrc%% over*} both ends"
+}
+ping_both() { # NAME: dom0 -> guest and guest -> dom0
+  ping -c 3 -W 3 "${ip_of[$1]}" >/tmp/ping.log 2>&1 || { log "ping dom0 -> $1: $(tail -2 /tmp/ping.log | tr '\n' ' ')"; return 1; }
+  guest "$1" 30 "ping -c 3 -W 3 10.0.0.1" >/tmp/ping.log 2>&1 || { log "ping $1 -> dom0: $(tail -2 /tmp/ping.log | tr '\n' ' ')"; return 1; }
+}
+wait_vifd_connected() { # DOMID [QUEUES]
+  local i
+  for i in $(seq 100); do
+    [[ $(vif_state "$1") == Connected ]] && return 0
+    sleep 0.2
+  done
+  log "vifd: vif $1/0 is '$(vif_state "$1")', not Connected"
+  return 1
+}
+forwarded() { vifctl stats --json | jq '[.vifs[].queues[].switch.forwarded_packets] | add // 0'; }
+
+# --- scenarios -----------------------------------------------------------------
+s1() {
+  create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 || { fail S1 "domU1 did not come up"; return 1; }
+  local d=${domid_of[domU1]}
+  wait_vifd_connected "$d" || { fail S1 "vifd did not connect vif $d/0"; return 1; }
+  local fe
+  fe=$(xenstore-read "/local/domain/$d/device/vif/0/state")
+  [[ $fe == 4 ]] || { fail S1 "frontend state $fe"; return 1; }
+  ping_both domU1 || { fail S1 "ping"; return 1; }
+  transfer vifd domU-dom0 domU1 dom0 10.0.0.1 || { fail S1 "ttcp domU1 -> dom0"; return 1; }
+  local up=$last_kbps
+  transfer vifd dom0-domU dom0 domU1 10.0.0.11 || { fail S1 "ttcp dom0 -> domU1"; return 1; }
+  pass S1 "stock netfront on vifd: ping both ways, ttcp domU->dom0 $up KB/sec, dom0->domU $last_kbps KB/sec"
+}
+
+s2() {
+  create_guest domU2 netfront 10.0.0.12 00:16:3e:00:00:12 1 || { fail S2 "domU2 did not come up"; return 1; }
+  wait_vifd_connected "${domid_of[domU2]}" || { fail S2 "vifd did not connect domU2"; return 1; }
+  guest domU1 30 "ping -c 3 -W 3 10.0.0.12" >/dev/null || { fail S2 "ping domU1 -> domU2"; return 1; }
+  local f0 f1
+  f0=$(forwarded)
+  transfer vifd domU1-domU2 domU1 domU2 10.0.0.12 || { fail S2 "ttcp domU1 -> domU2 (switch)"; return 1; }
+  local a=$last_kbps
+  transfer vifd domU2-domU1 domU2 domU1 10.0.0.11 || { fail S2 "ttcp domU2 -> domU1 (switch)"; return 1; }
+  local b=$last_kbps
+  f1=$(forwarded)
+  ((f1 > f0 + 1000)) || { fail S2 "vifd's switch forwarded $((f1 - f0)) packets (expected the transfers)"; return 1; }
+  # The same guests through the Linux bridge: vifd restarted without its
+  # switch re-attaches to the Connected vifs from the published rings.
+  stop_vifd
+  start_vifd --no-fast-path || { fail S2 "vifd restart"; return 1; }
+  wait_vifd_connected "${domid_of[domU1]}" && wait_vifd_connected "${domid_of[domU2]}" ||
+    { fail S2 "vifd restart did not re-attach"; return 1; }
+  guest domU1 30 "ping -c 3 -W 3 10.0.0.12" >/dev/null || { fail S2 "ping after restart"; return 1; }
+  transfer vifd-bridge domU1-domU2 domU1 domU2 10.0.0.12 || { fail S2 "ttcp domU1 -> domU2 (bridge)"; return 1; }
+  local c=$last_kbps
+  transfer vifd-bridge domU2-domU1 domU2 domU1 10.0.0.11 || { fail S2 "ttcp domU2 -> domU1 (bridge)"; return 1; }
+  [[ $(forwarded) == 0 ]] || { fail S2 "switch forwarded with --no-fast-path"; return 1; }
+  stop_vifd
+  start_vifd || { fail S2 "vifd restart"; return 1; }
+  wait_vifd_connected "${domid_of[domU1]}" && wait_vifd_connected "${domid_of[domU2]}" ||
+    { fail S2 "second vifd restart did not re-attach"; return 1; }
+  pass S2 "domU<->domU: switch $a/$b KB/sec ($((f1 - f0)) packets switched), Linux bridge $c/$last_kbps KB/sec, vifd restarted twice under live guests"
+}
+
+s7() {
+  create_guest domU3 netfront 10.0.0.13 00:16:3e:00:00:13 2 || { fail S7 "domU3 did not come up"; return 1; }
+  local d=${domid_of[domU3]}
+  wait_vifd_connected "$d" || { fail S7 "vifd did not connect domU3"; return 1; }
+  local fq vq
+  fq=$(xenstore-read "/local/domain/$d/device/vif/0/multi-queue-num-queues" 2>/dev/null)
+  vq=$(vif_json "$d" | jq '.features.num_queues')
+  [[ $fq == 2 && $vq == 2 ]] || { fail S7 "frontend asked for '$fq' queues, vifd runs '$vq'"; return 1; }
+  transfer vifd-mq domU-dom0 domU3 dom0 10.0.0.1 || { fail S7 "ttcp domU3 -> dom0"; return 1; }
+  local up=$last_kbps
+  transfer vifd-mq dom0-domU dom0 domU3 10.0.0.13 || { fail S7 "ttcp dom0 -> domU3"; return 1; }
+  local busy
+  busy=$(vif_json "$d" | jq '[.queues[] | select(.tx.packets > 0 or .rx.packets > 0)] | length')
+  pass S7 "2 vCPUs -> 2 queues negotiated (frontend and vifd agree), $busy queues carried traffic; ttcp $up / $last_kbps KB/sec"
+}
+
+s5() {
+  create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { fail S5 "domU4 did not come up"; return 1; }
+  local d=${domid_of[domU4]}
+  wait_vifd_connected "$d" || { fail S5 "vifd did not connect vif-front"; return 1; }
+  ping_both domU4 || { fail S5 "ping"; return 1; }
+  transfer vif-front-vifd domU-dom0 domU4 dom0 10.0.0.1 || { fail S5 "ttcp domU4 -> dom0"; return 1; }
+  local up=$last_kbps
+  transfer vif-front-vifd dom0-domU dom0 domU4 10.0.0.14 || { fail S5 "ttcp dom0 -> domU4"; return 1; }
+  pass S5 "vif-front <-> vifd: ping both ways, ttcp $up / $last_kbps KB/sec"
+}
+
+s6() {
+  local d=${domid_of[domU1]} m0 e0 m1 e1 m2 e2
+  # Detach under traffic.
+  guest domU1 10 "vif-ttcp -t $ttcp_flags -T $((T * 4)) -p 5999 10.0.0.1 >/tmp/bg.log 2>&1 &" >/dev/null
+  vif-ttcp -r $ttcp_flags -p 5999 --timeout $((T * 6)) >/tmp/bg-r.log 2>&1 &
+  sleep 3
+  timeout 60 xl network-detach domU1 0 >/tmp/detach.log 2>&1 || { fail S6 "xl network-detach: $(cat /tmp/detach.log)"; return 1; }
+  sleep 1
+  [[ -z $(vif_json "$d") ]] || { fail S6 "vifd still serves $d/0 after network-detach"; return 1; }
+  m0=$(vifd_mappings) e0=$(vifd_evtchns)
+  ping -c 2 -W 2 10.0.0.12 >/dev/null || { fail S6 "domU2 unreachable after detaching domU1"; return 1; }
+  # Attach again: netfront gets a new device.
+  timeout 60 xl network-attach domU1 mac=00:16:3e:00:00:11,bridge=xenbr0 >/tmp/attach.log 2>&1 ||
+    { fail S6 "xl network-attach: $(cat /tmp/attach.log)"; return 1; }
+  local devid
+  devid=$(xenstore-list "/local/domain/0/backend/vif/$d" | tail -1)
+  wait_vifd_connected "$d" "$devid" 2>/dev/null
+  local i
+  for i in $(seq 50); do [[ $(vif_state "$d" "$devid") == Connected ]] && break; sleep 0.2; done
+  [[ $(vif_state "$d" "$devid") == Connected ]] || { fail S6 "re-attached vif $d/$devid not Connected"; return 1; }
+  guest domU1 30 'for i in $(seq 50); do for n in /sys/class/net/eth*; do [ -e $n ] && n=${n##*/} && break; done; [ -n "$n" ] && break; sleep 0.2; done; ip addr add 10.0.0.11/24 dev $n; ip link set $n up; echo $n' >/tmp/ifname.log
+  ping -c 3 -W 3 10.0.0.11 >/dev/null || { fail S6 "domU1 unreachable after network-attach ($(cat /tmp/ifname.log))"; return 1; }
+  m1=$(vifd_mappings) e1=$(vifd_evtchns)
+  ((m1 > m0 && e1 > e0)) || { fail S6 "mappings $m0 -> $m1, event channels $e0 -> $e1 on attach"; return 1; }
+  # Destroy under traffic.
+  guest domU1 10 "vif-ttcp -t $ttcp_flags -T $((T * 4)) -p 5998 10.0.0.1 >/tmp/bg2.log 2>&1 &" >/dev/null
+  vif-ttcp -r $ttcp_flags -p 5998 --timeout $((T * 6)) >/tmp/bg2-r.log 2>&1 &
+  sleep 3
+  timeout 60 xl destroy domU1 || { fail S6 "xl destroy domU1"; return 1; }
+  unset "domid_of[domU1]"
+  for i in $(seq 50); do [[ -z $(vif_json "$d" "$devid") ]] && break; sleep 0.2; done
+  [[ -z $(vif_json "$d" "$devid") ]] || { fail S6 "vifd still serves $d/$devid after xl destroy"; return 1; }
+  m2=$(vifd_mappings) e2=$(vifd_evtchns)
+  ((m2 == m0 && e2 == e0)) || { fail S6 "after destroy: grant mappings $m2 (expected $m0), event channels $e2 (expected $e0)"; return 1; }
+  [[ -z $(xenstore-list "/local/domain/0/backend/vif/$d" 2>/dev/null) ]] || { fail S6 "backend nodes of $d left"; return 1; }
+  ping -c 2 -W 2 10.0.0.12 >/dev/null && ping -c 2 -W 2 10.0.0.14 >/dev/null || { fail S6 "other guests unreachable after destroy"; return 1; }
+  transfer vifd domU-dom0-after-destroy domU2 dom0 10.0.0.1 || { fail S6 "ttcp domU2 -> dom0 after destroy"; return 1; }
+  pass S6 "network-detach/attach and destroy under traffic: vifd mappings $m0 -> $m1 -> $m2, event channels $e0 -> $e1 -> $e2, other guests unaffected"
+}
+
+phase_kernel() {
+  # Every guest gone: vifd must hold nothing.
+  local name
+  for name in "${!domid_of[@]}"; do destroy_guest "$name"; done
+  sleep 1
+  local m e
+  m=$(vifd_mappings) e=$(vifd_evtchns)
+  log "vifd with no guests: $m grant mappings, $e event channels"
+  stop_vifd
+  modprobe xen-netback || { fail S3 "modprobe xen-netback"; return 1; }
+  log "xen-netback loaded; vifd stopped"
+}
+
+s3() {
+  create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 &&
+    create_guest domU2 netfront 10.0.0.12 00:16:3e:00:00:12 1 || { fail S3 "guests did not come up on netback"; return 1; }
+  ping_both domU1 || { fail S3 "ping"; return 1; }
+  transfer kernel domU-dom0 domU1 dom0 10.0.0.1 || { fail S3 "ttcp domU1 -> dom0"; return 1; }
+  local a=$last_kbps
+  transfer kernel dom0-domU dom0 domU1 10.0.0.11 || { fail S3 "ttcp dom0 -> domU1"; return 1; }
+  local b=$last_kbps
+  transfer kernel domU1-domU2 domU1 domU2 10.0.0.12 || { fail S3 "ttcp domU1 -> domU2"; return 1; }
+  local c=$last_kbps
+  transfer kernel domU2-domU1 domU2 domU1 10.0.0.11 || { fail S3 "ttcp domU2 -> domU1"; return 1; }
+  pass S3 "kernel netback, same guests: $a / $b / $c / $last_kbps KB/sec"
+}
+
+s4() {
+  create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { fail S4 "domU4 did not come up"; return 1; }
+  local d=${domid_of[domU4]} be fe
+  be=$(xenstore-read "/local/domain/0/backend/vif/$d/0/state")
+  fe=$(xenstore-read "/local/domain/$d/device/vif/0/state")
+  [[ $be == 4 && $fe == 4 ]] || { fail S4 "states backend $be frontend $fe"; return 1; }
+  ping_both domU4 || { fail S4 "ping"; return 1; }
+  transfer vif-front-kernel domU-dom0 domU4 dom0 10.0.0.1 || { fail S4 "ttcp domU4 -> dom0"; return 1; }
+  local up=$last_kbps
+  transfer vif-front-kernel dom0-domU dom0 domU4 10.0.0.14 || { fail S4 "ttcp dom0 -> domU4"; return 1; }
+  pass S4 "vif-front <-> kernel netback: handshake, ping, ttcp $up / $last_kbps KB/sec"
+}
+
+run_scenario() {
+  local s=$1 t0
+  t0=$(now)
+  log "== $s"
+  if ! "${s,,}"; then
+    dump_debug
+  fi
+  log "== $s took $(($(now) - t0)) s"
+}
+
+setup_dom0 || { fail S0 "dom0 setup"; exit 1; }
+start_vifd || { fail S0 "vifd"; dump_debug; exit 1; }
+run_scenario S1
+if [[ $mode == full ]]; then
+  run_scenario S2
+  run_scenario S7
+  run_scenario S5
+  run_scenario S6
+  phase_kernel
+  run_scenario S3
+  run_scenario S4
+fi
+exit "$failures"

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Builds the images the real-Xen harness boots, from Debian packages only:
+#   $E2E_DIR/xen.elf        Xen 4.17 (xen-hypervisor-4.17-amd64), gunzipped:
+#                           QEMU's -kernel takes the ELF32 multiboot image
+#   $E2E_DIR/vmlinuz        Debian's 6.1 kernel, dom0 and every domU
+#   $E2E_DIR/dom0.cpio      dom0's whole root: debootstrap minbase bookworm
+#                           with xen-utils-4.17, the project's binaries
+#                           (cmake --install), the harness's scripts, and the
+#                           domU kernel + initramfs under /e2e
+# The packages and the debootstrap tree are cached in $E2E_CACHE; the per-run
+# parts (binaries, scripts, domU initramfs) are redone every time (seconds).
+#
+# Usage: build-images.sh REPO BUILD_DIR E2E_DIR E2E_CACHE
+set -euo pipefail
+repo=$1 build_dir=$2 out=$3 cache=$4
+mirror=${E2E_MIRROR:-http://deb.debian.org/debian}
+mkdir -p "$out" "$cache"
+
+log() { printf '[images] %s\n' "$*"; }
+
+# --- Xen and the kernel: apt-get download + dpkg -x, nothing installed -------
+kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+[[ -n $kernel_pkg ]] || { echo "build-images: cannot resolve linux-image-amd64" >&2; exit 1; }
+kver=${kernel_pkg#linux-image-}
+pkgs=$cache/pkgs
+if [[ ! -f $pkgs/.stamp-$kver ]]; then
+  log "fetching xen-hypervisor-4.17-amd64 and $kernel_pkg"
+  rm -rf "$pkgs" && mkdir -p "$pkgs/debs" "$pkgs/root"
+  (cd "$pkgs/debs" && apt-get download -q xen-hypervisor-4.17-amd64 "$kernel_pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  for deb in "$pkgs"/debs/*.deb; do dpkg -x "$deb" "$pkgs/root"; done
+  touch "$pkgs/.stamp-$kver"
+fi
+gunzip -c "$pkgs"/root/boot/xen-4.17-amd64.gz >"$out/xen.elf"
+cp "$pkgs/root/boot/vmlinuz-$kver" "$out/vmlinuz"
+moddir=$pkgs/root/lib/modules/$kver
+
+# --- the project's binaries --------------------------------------------------
+binaries=(backend/vifd frontend/vif-front frontend/vif-ttcp xenstore-tools/vifctl)
+for b in "${binaries[@]}"; do
+  [[ -x $build_dir/$b ]] || { echo "build-images: $build_dir/$b missing (build first)" >&2; exit 1; }
+done
+
+# Debian packages that hold the shared libraries of the project's binaries,
+# so that dom0's root gets them from the archive like any other dependency.
+lib_packages() {
+  local lib pkg
+  for b in "${binaries[@]}"; do ldd "$build_dir/$b"; done | awk '/=> \// {print $3}' | sort -u |
+    while read -r lib; do
+      pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [[ -z $pkg ]] && pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [[ -n $pkg ]] && echo "$pkg"
+    done | sort -u
+}
+
+# --- dom0 root: debootstrap, cached by its package list -----------------------
+base_pkgs=(xen-utils-4.17 xenstore-utils bridge-utils iproute2 iputils-ping kmod procps
+  psmisc jq busybox-static cpio gzip python3-minimal)
+mapfile -t extra < <(lib_packages)
+include=$(printf '%s\n' "${base_pkgs[@]}" "${extra[@]}" | sort -u | paste -sd,)
+key=$(printf '%s\n' "$include" "$mirror" | sha256sum | cut -c1-16)
+base=$cache/rootfs-$key
+if [[ ! -f $base/.stamp ]]; then
+  log "debootstrap --variant=minbase bookworm (once; cached as $base)"
+  rm -rf "$base" "$base.tmp"
+  debootstrap --variant=minbase --include="$include" bookworm "$base.tmp" "$mirror" \
+    >"$cache/debootstrap.log" 2>&1 || {
+    tail -30 "$cache/debootstrap.log" >&2
+    exit 1
+  }
+  rm -rf "$base.tmp"/usr/share/{doc,man,info,locale,i18n} "$base.tmp"/var/cache/apt/* \
+    "$base.tmp"/var/lib/apt/lists/* "$base.tmp"/usr/share/zoneinfo \
+    "$base.tmp"/usr/lib/udev/hwdb.bin "$base.tmp"/usr/lib/udev/hwdb.d
+  touch "$base.tmp/.stamp"
+  mv "$base.tmp" "$base"
+fi
+
+root=$out/dom0-root
+rm -rf "$root"
+cp -a "$base" "$root"
+rm -f "$root/.stamp"
+
+# Kernel modules: Xen's device drivers, both netbacks' peers, TAP, bridge.
+mods=(drivers/xen drivers/net/xen-netback drivers/net/xen-netfront.ko drivers/net/tun.ko
+  net/bridge/bridge.ko net/802 net/llc)
+mkdir -p "$root/lib/modules/$kver/kernel"
+for m in "${mods[@]}"; do
+  mkdir -p "$root/lib/modules/$kver/kernel/$(dirname "$m")"
+  cp -a "$moddir/kernel/$m" "$root/lib/modules/$kver/kernel/$(dirname "$m")/"
+done
+cp "$moddir"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2>/dev/null || true
+depmod -b "$root" "$kver"
+
+# The project, installed as a package would install it.
+DESTDIR=$root cmake --install "$build_dir" --prefix /usr/local --strip >/dev/null
+for b in "${binaries[@]}"; do
+  name=$(basename "$b")
+  [[ -x $root/usr/local/sbin/$name || -x $root/usr/local/bin/$name ]] ||
+    { echo "build-images: cmake --install did not install $name" >&2; exit 1; }
+done
+# Keep the kernel netback off until a scenario loads it on purpose, as an
+# operator would (docs/real-xen.md).
+printf 'blacklist xen-netback\n' >"$root/etc/modprobe.d/vifd.conf"
+printf 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"\n' >>"$root/etc/default/xen"
+
+# --- domU initramfs: busybox, the netfront module, vif-front, vif-ttcp --------
+domu=$out/domU-root
+rm -rf "$domu"
+mkdir -p "$domu"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,run,tmp,etc,var/run}
+cp /bin/busybox "$domu/bin/busybox"
+for applet in $("$domu/bin/busybox" --list); do
+  [[ $applet == busybox ]] || ln -sf busybox "$domu/bin/$applet"
+done
+copy_with_libs() {
+  local src=$1 dst=$2 lib
+  mkdir -p "$(dirname "$domu$dst")"
+  cp "$src" "$domu$dst"
+  ldd "$src" | awk '/=> \// {print $3} /^\t\/lib64\// {print $1}' | while read -r lib; do
+    mkdir -p "$domu$(dirname "$lib")"
+    cp -L "$lib" "$domu$lib"
+  done
+}
+copy_with_libs "$root/usr/local/sbin/vif-front" /usr/sbin/vif-front
+copy_with_libs "$root/usr/local/bin/vif-ttcp" /usr/bin/vif-ttcp
+for t in xenstore-read xenstore-write xenstore-rm xenstore-ls xenstore-exists; do
+  [[ -e $root/usr/bin/$t ]] && copy_with_libs "$(readlink -f "$root/usr/bin/$t")" "/usr/bin/$t"
+done
+mkdir -p "$domu/lib/modules/$kver/kernel"
+for m in drivers/net/xen-netfront.ko drivers/net/tun.ko drivers/xen/xen-gntalloc.ko \
+  drivers/xen/xen-evtchn.ko drivers/xen/xen-gntdev.ko; do
+  cp "$moddir/kernel/$m" "$domu/lib/modules/$kver/kernel/"
+done
+depmod -b "$domu" "$kver"
+install -m 0755 "$repo/tests/e2e-xen/guest/domU-init" "$domu/init"
+
+mkdir -p "$root/e2e"
+(cd "$domu" && find . | cpio -o -H newc --quiet) >"$root/e2e/domU.cpio"
+cp "$out/vmlinuz" "$root/e2e/vmlinuz"
+install -m 0755 "$repo/tests/e2e-xen/guest/dom0-init" "$root/init"
+install -m 0755 "$repo/tests/e2e-xen/guest/scenarios.sh" "$root/e2e/scenarios.sh"
+cp "$repo/tests/e2e-xen/guest/"*.cfg "$root/e2e/" 2>/dev/null || true
+
+log "packing dom0 root ($(du -sm "$root" | cut -f1) MB, uncompressed cpio)"
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$out/dom0.cpio"
+log "images ready: xen.elf, vmlinuz ($kver), dom0.cpio ($(du -m "$out/dom0.cpio" | cut -f1) MB), domU.cpio ($(du -m "$root/e2e/domU.cpio" | cut -f1) MB)"
