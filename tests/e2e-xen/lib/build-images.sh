@@ -129,6 +129,7 @@ for m in drivers/net/xen-netfront.ko drivers/net/tun.ko drivers/xen/xen-gntalloc
   drivers/xen/xen-evtchn.ko drivers/xen/xen-gntdev.ko; do
   cp "$moddir/kernel/$m" "$domu/lib/modules/$kver/kernel/"
 done
+cp "$moddir"/modules.{order,builtin,builtin.modinfo} "$domu/lib/modules/$kver/"
 depmod -b "$domu" "$kver"
 install -m 0755 "$repo/tests/e2e-xen/guest/domU-init" "$domu/init"
 
