@@ -14,7 +14,10 @@ mode=${E2E_MODE:-full}
 T=${E2E_TTCP_SECONDS:-10}
 failures=0
 vifd_pid=""
-log() { echo "[e2e] $*"; }
+log() {
+  echo "[e2e] $*"
+  touch /run/e2e-progress
+}
 pass() { echo "PASS $1 $2"; }
 fail() {
   echo "FAIL $1: $2"
@@ -83,6 +86,7 @@ stop_vifd() {
   vifd_pid=""
   rm -f /run/vifd/vifd.sock
 }
+vifctl() { timeout -k 2 15 /usr/local/bin/vifctl "$@"; }
 vif_json() { vifctl stats --json 2>/dev/null | jq -c ".vifs[] | select(.domid == $1 and .devid == ${2:-0})"; }
 vif_state() { vif_json "$1" "${2:-0}" | jq -r '.state // empty'; }
 # vifd's grant-mapped pages and event channels as the dom0 kernel sees them:
@@ -109,7 +113,7 @@ create_guest() { # name role ip mac vcpus
   local name=$1 t0
   t0=$(now)
   write_cfg "$@"
-  if ! timeout 120 xl create "/e2e/$name.cfg" >/tmp/xl-create-$name.log 2>&1; then
+  if ! timeout -k 5 120 xl create "/e2e/$name.cfg" >/tmp/xl-create-$name.log 2>&1; then
     log "xl create $name failed:"
     sed 's/^/[e2e]   /' /tmp/xl-create-$name.log
     return 1
@@ -233,6 +237,8 @@ s2() {
   transfer vifd domU2-domU1 domU2 domU1 10.0.0.11 || { fail S2 "ttcp domU2 -> domU1 (switch)"; return 1; }
   local b=$last_kbps
   f1=$(forwarded)
+  log "vifd counters after the switched transfers (vifctl stats):"
+  vifctl stats 2>&1 | sed 's/^/[e2e]   /'
   ((f1 > f0 + 1000)) || { fail S2 "vifd's switch forwarded $((f1 - f0)) packets (expected the transfers)"; return 1; }
   # The same guests through the Linux bridge: vifd restarted without its
   # switch re-attaches to the Connected vifs from the published rings.
@@ -285,13 +291,13 @@ s6() {
   guest domU1 10 "vif-ttcp -t $ttcp_flags -T $((T * 4)) -p 5999 10.0.0.1 >/tmp/bg.log 2>&1 &" >/dev/null
   vif-ttcp -r $ttcp_flags -p 5999 --timeout $((T * 6)) >/tmp/bg-r.log 2>&1 &
   sleep 3
-  timeout 60 xl network-detach domU1 0 >/tmp/detach.log 2>&1 || { fail S6 "xl network-detach: $(cat /tmp/detach.log)"; return 1; }
+  timeout -k 5 60 xl network-detach domU1 0 >/tmp/detach.log 2>&1 || { fail S6 "xl network-detach: $(cat /tmp/detach.log)"; return 1; }
   sleep 1
   [[ -z $(vif_json "$d") ]] || { fail S6 "vifd still serves $d/0 after network-detach"; return 1; }
   m0=$(vifd_mappings) e0=$(vifd_evtchns)
   ping -c 2 -W 2 10.0.0.12 >/dev/null || { fail S6 "domU2 unreachable after detaching domU1"; return 1; }
   # Attach again: netfront gets a new device.
-  timeout 60 xl network-attach domU1 mac=00:16:3e:00:00:11,bridge=xenbr0 >/tmp/attach.log 2>&1 ||
+  timeout -k 5 60 xl network-attach domU1 mac=00:16:3e:00:00:11,bridge=xenbr0 >/tmp/attach.log 2>&1 ||
     { fail S6 "xl network-attach: $(cat /tmp/attach.log)"; return 1; }
   local devid
   devid=$(xenstore-list "/local/domain/0/backend/vif/$d" | tail -1)
@@ -307,7 +313,7 @@ s6() {
   guest domU1 10 "vif-ttcp -t $ttcp_flags -T $((T * 4)) -p 5998 10.0.0.1 >/tmp/bg2.log 2>&1 &" >/dev/null
   vif-ttcp -r $ttcp_flags -p 5998 --timeout $((T * 6)) >/tmp/bg2-r.log 2>&1 &
   sleep 3
-  timeout 60 xl destroy domU1 || { fail S6 "xl destroy domU1"; return 1; }
+  timeout -k 5 60 xl destroy domU1 || { fail S6 "xl destroy domU1"; return 1; }
   unset "domid_of[domU1]"
   for i in $(seq 50); do [[ -z $(vif_json "$d" "$devid") ]] && break; sleep 0.2; done
   [[ -z $(vif_json "$d" "$devid") ]] || { fail S6 "vifd still serves $d/$devid after xl destroy"; return 1; }
@@ -369,6 +375,32 @@ run_scenario() {
   log "== $s took $(($(now) - t0)) s"
 }
 
+# A scenario that stops making progress (no log line for 120 s) gets the
+# state of every process dumped once: where vifd's threads wait in the
+# kernel, what xl is doing, vifd's last words.
+stall_monitor() {
+  local dumped=0 age
+  while sleep 10; do
+    age=$(($(date +%s) - $(stat -c %Y /run/e2e-progress 2>/dev/null || date +%s)))
+    if ((age > 120 && !dumped)); then
+      dumped=1
+      echo "[e2e] stall: no progress for $age s; processes:"
+      ps -eo pid,stat,wchan:32,etime,args | grep -v '\[' | sed 's/^/[e2e]   /'
+      local pid t
+      for pid in $(pidof vifd xl vif-ttcp 2>/dev/null); do
+        for t in /proc/$pid/task/*; do
+          echo "[e2e]   $pid/${t##*/} $(cat "$t/comm") $(cat "$t/wchan") $(tr '\n' ' ' <"$t/stack" 2>/dev/null | cut -c1-300)"
+        done
+      done
+      tail -20 /var/log/vifd.log | sed 's/^/[e2e]   vifd: /'
+    elif ((age < 120)); then
+      dumped=0
+    fi
+  done
+}
+touch /run/e2e-progress
+stall_monitor &
+
 setup_dom0 || { fail S0 "dom0 setup"; exit 1; }
 start_vifd || { fail S0 "vifd"; dump_debug; exit 1; }
 run_scenario S1
@@ -381,4 +413,9 @@ if [[ $mode == full ]]; then
   run_scenario S3
   run_scenario S4
 fi
+# What vifd had to say on real Xen beyond routine state changes: every
+# warning and error of the run, for the differences table in
+# docs/architecture.md.
+log "vifd warnings and errors during the run:"
+grep -E '\[(warning|error|critical)\]' /var/log/vifd.log | sed 's/^/[e2e]   vifd: /' | tail -40
 exit "$failures"
