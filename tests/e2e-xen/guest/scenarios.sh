@@ -322,7 +322,7 @@ s6() {
   [[ -z $(xenstore-list "/local/domain/0/backend/vif/$d" 2>/dev/null) ]] || { fail S6 "backend nodes of $d left"; return 1; }
   ping -c 2 -W 2 10.0.0.12 >/dev/null && ping -c 2 -W 2 10.0.0.14 >/dev/null || { fail S6 "other guests unreachable after destroy"; return 1; }
   transfer vifd domU-dom0-after-destroy domU2 dom0 10.0.0.1 || { fail S6 "ttcp domU2 -> dom0 after destroy"; return 1; }
-  pass S6 "network-detach/attach and destroy under traffic: vifd mappings $m0 -> $m1 -> $m2, event channels $e0 -> $e1 -> $e2, other guests unaffected"
+  pass S6 "network-detach/attach and destroy under traffic: re-attached as vif $d/$devid ($(tail -1 /tmp/ifname.log) in the guest), vifd gntdev mappings $m0 -> $m1 -> $m2, event channels $e0 -> $e1 -> $e2, other guests unaffected"
 }
 
 phase_kernel() {
