@@ -69,7 +69,7 @@ class Daemon {
         tap_(make_tap(ifname, options.queues)),
         pump_(front_.config().mtu + 18) {
     const auto& config = front_.config();
-    tap_.set_mac(config.mac.octets);
+    tap_.set_mac(config.mac);
     tap_.set_mtu(config.mtu);
     tap_.set_carrier(false);
     tap_.set_link_up(true);

@@ -15,8 +15,10 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace vifd::net {
@@ -180,19 +182,19 @@ unsigned link_mtu(std::string_view name) {
   return static_cast<unsigned>(request.ifr_mtu);
 }
 
-void set_mac(std::string_view name, const MacAddress& mac) {
+void set_mac(std::string_view name, const protocol::MacAddress& mac) {
   ifreq request = make_ifreq(name);
   request.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-  std::memcpy(request.ifr_hwaddr.sa_data, mac.data(), mac.size());
+  std::memcpy(request.ifr_hwaddr.sa_data, mac.octets.data(), mac.octets.size());
   interface_ioctl(name, SIOCSIFHWADDR, request,
-                  fmt::format("setting MAC {}", format_mac(mac)).c_str());
+                  fmt::format("setting MAC {}", mac.to_string()).c_str());
 }
 
-MacAddress link_mac(std::string_view name) {
+protocol::MacAddress link_mac(std::string_view name) {
   ifreq request = make_ifreq(name);
   interface_ioctl(name, SIOCGIFHWADDR, request, "SIOCGIFHWADDR");
-  MacAddress mac{};
-  std::memcpy(mac.data(), request.ifr_hwaddr.sa_data, mac.size());
+  protocol::MacAddress mac;
+  std::memcpy(mac.octets.data(), request.ifr_hwaddr.sa_data, mac.octets.size());
   return mac;
 }
 
@@ -268,29 +270,6 @@ void set_address(std::string_view name, std::string_view cidr) {
   add_attribute(message, sizeof(buffer), IFA_ADDRESS, bytes, length);
   rtnetlink_request(message, NLM_F_CREATE | NLM_F_EXCL, name,
                     fmt::format("adding address {}", cidr).c_str());
-}
-
-MacAddress parse_mac(std::string_view text) {
-  MacAddress mac{};
-  if (text.size() != 17) throw std::invalid_argument(fmt::format("bad MAC address '{}'", text));
-  for (std::size_t i = 0; i < mac.size(); ++i) {
-    const std::size_t at = i * 3;
-    if (i > 0 && text[at - 1] != ':') {
-      throw std::invalid_argument(fmt::format("bad MAC address '{}'", text));
-    }
-    unsigned value = 0;
-    const auto [end, error] = std::from_chars(text.data() + at, text.data() + at + 2, value, 16);
-    if (error != std::errc() || end != text.data() + at + 2) {
-      throw std::invalid_argument(fmt::format("bad MAC address '{}'", text));
-    }
-    mac[i] = static_cast<std::uint8_t>(value);
-  }
-  return mac;
-}
-
-std::string format_mac(const MacAddress& mac) {
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3],
-                     mac[4], mac[5]);
 }
 
 }  // namespace vifd::net

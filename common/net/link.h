@@ -7,14 +7,11 @@
 // std::invalid_argument, and every message names the interface.
 #pragma once
 
-#include <array>
-#include <cstdint>
-#include <string>
 #include <string_view>
 
-namespace vifd::net {
+#include "common/protocol/mac_address.h"
 
-using MacAddress = std::array<std::uint8_t, 6>;
+namespace vifd::net {
 
 // Throws std::invalid_argument unless `name` is a valid Linux interface name:
 // 1..15 bytes (IFNAMSIZ - 1), none of '/', ':', whitespace, not "." or "..".
@@ -31,8 +28,10 @@ bool link_is_up(std::string_view name);
 bool link_is_running(std::string_view name);
 void set_mtu(std::string_view name, unsigned mtu);
 unsigned link_mtu(std::string_view name);
-void set_mac(std::string_view name, const MacAddress& mac);
-MacAddress link_mac(std::string_view name);
+// MACs are protocol::MacAddress: parse text with protocol::parse_mac
+// (common/protocol/xs_parse.h), print with MacAddress::to_string().
+void set_mac(std::string_view name, const protocol::MacAddress& mac);
+protocol::MacAddress link_mac(std::string_view name);
 
 // Linux bridge (SIOCBRADDBR / SIOCBRADDIF / SIOCBRDELIF).
 void create_bridge(std::string_view bridge);
@@ -44,9 +43,5 @@ void delete_link(std::string_view name);
 
 // Adds an IPv4 or IPv6 address in CIDR form ("10.0.0.1/24", "fd00::1/64").
 void set_address(std::string_view name, std::string_view cidr);
-
-// "aa:bb:cc:dd:ee:ff" <-> MacAddress; parse throws std::invalid_argument.
-MacAddress parse_mac(std::string_view text);
-std::string format_mac(const MacAddress& mac);
 
 }  // namespace vifd::net

@@ -74,7 +74,7 @@ class TapDevice {
 
   void set_offloads(const TapOffloads& offloads);
   void set_mtu(unsigned mtu) { net::set_mtu(name_, mtu); }
-  void set_mac(const MacAddress& mac) { net::set_mac(name_, mac); }
+  void set_mac(const protocol::MacAddress& mac) { net::set_mac(name_, mac); }
   void set_link_up(bool up) { net::set_link_up(name_, up); }
   // TUNSETCARRIER (Linux >= 5.0): operstate follows the vif, not the fds.
   void set_carrier(bool on);

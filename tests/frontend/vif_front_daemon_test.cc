@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/net/link.h"
+#include "common/protocol/xs_parse.h"
 #include "frontend/lib/netfront/xenbus.h"
 #include "tests/frontend/test_backend.h"
 
@@ -107,11 +108,12 @@ bool eventually(const std::function<bool()>& condition) {
   return condition();
 }
 
-std::vector<std::uint8_t> test_frame(const net::MacAddress& dst, const net::MacAddress& src,
-                                     std::size_t payload, std::uint8_t seed) {
+std::vector<std::uint8_t> test_frame(const protocol::MacAddress& dst,
+                                     const protocol::MacAddress& src, std::size_t payload,
+                                     std::uint8_t seed) {
   std::vector<std::uint8_t> frame(14 + payload);
-  std::memcpy(frame.data(), dst.data(), 6);
-  std::memcpy(frame.data() + 6, src.data(), 6);
+  std::memcpy(frame.data(), dst.octets.data(), 6);
+  std::memcpy(frame.data() + 6, src.octets.data(), 6);
   frame[12] = kTestEthertype >> 8;
   frame[13] = kTestEthertype & 0xFF;
   for (std::size_t i = 0; i < payload; ++i) frame[14 + i] = static_cast<std::uint8_t>(seed + i);
@@ -152,8 +154,8 @@ TEST(VifFrontDaemonTest, TapInPrivateNamespaceCarriesFramesBothWays) {
   backend.attach();
   backend.set_state(XenbusState::kConnected);
 
-  const net::MacAddress guest_mac = net::parse_mac(kGuestMac);
-  const net::MacAddress peer_mac = net::parse_mac("00:16:3e:00:00:01");
+  const protocol::MacAddress guest_mac = protocol::parse_mac("mac", kGuestMac).value();
+  const protocol::MacAddress peer_mac = protocol::parse_mac("mac", "00:16:3e:00:00:01").value();
   in_namespace(daemon.pid(), [&] {
     ASSERT_TRUE(net::link_exists("eth0"));
     EXPECT_EQ(net::link_mac("eth0"), guest_mac);

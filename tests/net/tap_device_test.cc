@@ -27,6 +27,7 @@
 
 #include "common/net/link.h"
 #include "common/net/packet_meta.h"
+#include "common/protocol/xs_parse.h"
 #include "tests/net/frame_builder.h"
 
 namespace vifd::net {
@@ -188,10 +189,10 @@ TEST_F(TapTest, LinkSettingsApply) {
   TapDevice tap({.name = "vif3.0"});
   tap.set_mtu(9000);
   EXPECT_EQ(link_mtu("vif3.0"), 9000U);
-  const MacAddress mac = parse_mac("fe:ff:ff:ff:ff:ff");
+  const protocol::MacAddress mac = protocol::parse_mac("mac", "fe:ff:ff:ff:ff:ff").value();
   tap.set_mac(mac);
   EXPECT_EQ(link_mac("vif3.0"), mac);
-  EXPECT_EQ(format_mac(mac), "fe:ff:ff:ff:ff:ff");
+  EXPECT_EQ(link_mac("vif3.0").to_string(), "fe:ff:ff:ff:ff:ff");
   tap.set_link_up(true);
   EXPECT_TRUE(link_is_up("vif3.0"));
   set_address("vif3.0", "192.0.2.1/24");
@@ -203,8 +204,9 @@ TEST_F(TapTest, LinkSettingsApply) {
   tap.set_link_up(false);
   EXPECT_FALSE(link_is_up("vif3.0"));
   EXPECT_THROW(set_mtu("nosuchlink", 1500), std::system_error);
-  EXPECT_THROW(parse_mac("fe:ff:ff:ff:ff"), std::invalid_argument);
-  EXPECT_THROW(parse_mac("fe:ff:ff:ff:ff:fg"), std::invalid_argument);
+  EXPECT_THROW(protocol::parse_mac("mac", "fe:ff:ff:ff:ff").value(), protocol::XenstoreValueError);
+  EXPECT_THROW(protocol::parse_mac("mac", "fe:ff:ff:ff:ff:fg").value(),
+               protocol::XenstoreValueError);
 }
 
 TEST_F(TapTest, CarrierFollowsTunSetCarrier) {

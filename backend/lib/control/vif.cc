@@ -25,7 +25,7 @@ namespace {
 // The address Linux netback gives every vif netdev: the guest's own MAC must
 // not appear on the host side, or the bridge would learn it on the wrong
 // port (and choose it as its own address).
-constexpr net::MacAddress kHostSideMac = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff};
+constexpr protocol::MacAddress kHostSideMac{{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff}};
 
 net::TapOffloads offloads_for(const VifFeatures& features) {
   // The TAP's offloads say what the kernel may hand us for the guest's RX
