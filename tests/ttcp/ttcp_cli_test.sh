@@ -31,7 +31,8 @@ start_receiver() {
   receiver_pid=$!
   port=
   for _ in $(seq 200); do
-    port=$(sed -n 's/^ttcp-r: listening on port \([0-9]*\)$/\1/p' "$work/$name.err")
+    # The background job creates NAME.err itself: it may not exist yet.
+    port=$(sed -n 's/^ttcp-r: listening on port \([0-9]*\)$/\1/p' "$work/$name.err" 2>/dev/null || true)
     [[ -n $port ]] && return 0
     kill -0 "$receiver_pid" 2>/dev/null || fail "$name: receiver exited early"
     sleep 0.05
