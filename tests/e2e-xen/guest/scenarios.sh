@@ -393,6 +393,10 @@ stall_monitor() {
         done
       done
       tail -20 /var/log/vifd.log | sed 's/^/[e2e]   vifd: /'
+    elif ((age > 120 && age % 60 < 10)); then
+      # A heartbeat while stalled: the host treats a silent console as a
+      # stopped emulator, so a slow or hung scenario must keep talking.
+      echo "[e2e] stall: still no progress after $age s"
     elif ((age < 120)); then
       dumped=0
     fi

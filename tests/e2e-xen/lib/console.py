@@ -8,7 +8,10 @@ RESULT) to stdout as they come, and stops on the end marker the dom0 script
 prints, on a hypervisor or kernel panic, or after TIMEOUT seconds.
 
 Exit status: the scenarios' status from "E2E-END rc=N"; 3 on a panic; 4 on
-a timeout; 5 when the console closed before the end marker.
+a timeout; 5 when the console closed before the end marker; 6 when the
+console stayed silent for SILENCE seconds (default 300). dom0 prints a
+heartbeat every minute while a scenario is stalled, so silence means the
+emulated machine itself stopped, not a scenario.
 """
 import re
 import socket
@@ -21,6 +24,7 @@ PANIC = re.compile(r"Kernel panic|\(XEN\) Panic on CPU|\*\*\*\* Panic|BUG: unabl
 
 def main() -> int:
     path, log_path, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    silence = float(sys.argv[4]) if len(sys.argv) > 4 else 300.0
     start = time.monotonic()
     sock = None
     while sock is None:
@@ -36,18 +40,24 @@ def main() -> int:
     sock.settimeout(1.0)
     buffer = b""
     status = 5
+    last_output = time.monotonic()
     with open(log_path, "w", encoding="utf-8", errors="replace") as log:
         while True:
             elapsed = time.monotonic() - start
             if elapsed > timeout:
                 print(f"[host] console: no end marker after {timeout:.0f} s", flush=True)
                 return 4
+            if time.monotonic() - last_output > silence:
+                print(f"[host] console: silent for {silence:.0f} s; the emulated machine stopped",
+                      flush=True)
+                return 6
             try:
                 chunk = sock.recv(65536)
             except socket.timeout:
                 continue
             if not chunk:
                 return status
+            last_output = time.monotonic()
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for raw in lines:
