@@ -141,10 +141,10 @@ TEST_F(QueueTest, GsoFrameKeepsItsMetadataOnTheHostPort) {
   const auto received = tap_.receive(&header);
   ASSERT_EQ(received.size(), frame.size());
   net::PacketMeta meta;
-  ASSERT_EQ(net::meta_from_virtio(header, meta), net::PacketStatus::ok);
-  EXPECT_EQ(meta.gso_type, net::GsoType::tcpv4);
+  ASSERT_EQ(net::meta_from_virtio(header, meta), net::PacketStatus::kOk);
+  EXPECT_EQ(meta.gso_type, net::GsoType::kTcpv4);
   EXPECT_EQ(meta.gso_size, 1448);
-  EXPECT_EQ(meta.checksum, net::ChecksumState::partial);
+  EXPECT_EQ(meta.checksum, net::ChecksumState::kPartial);
   EXPECT_EQ(meta.csum_start, 34);
   EXPECT_EQ(meta.csum_offset, 16);
   // Everything but the checksum field (seeded with the pseudo-header sum).
@@ -172,7 +172,7 @@ TEST_F(QueueTest, ZeroSizeFirstSlotIsAnErrorNotFatal) {
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(responses[0].id, 7);
   EXPECT_EQ(responses[0].status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_bad_packet_size) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxBadPacketSize) == 1; }));
   // The queue goes on: a good frame afterwards is delivered.
   const auto frame = ethernet_frame(test_mac(9), test_mac(1), 100, 4);
   frontend_.send_frame(frame);
@@ -187,7 +187,7 @@ TEST_F(QueueTest, BadGrantRefIsAnErrorResponse) {
   const auto responses = frontend_.wait_tx_responses(1);
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(responses[0].status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_grant_copy_failed) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxGrantCopyFailed) == 1; }));
   EXPECT_EQ(stats().tap_writes, 0U);
   EXPECT_EQ(backend_->fatal_calls(), 0);
 }
@@ -201,7 +201,7 @@ TEST_F(QueueTest, ContinuationLargerThanThePacketIsAnError) {
   const auto responses = frontend_.wait_tx_responses(2);
   ASSERT_EQ(responses.size(), 2U);
   for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_slot_exceeds_packet) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxSlotExceedsPacket) == 1; }));
   EXPECT_EQ(backend_->fatal_calls(), 0);
 }
 
@@ -217,7 +217,7 @@ TEST_F(QueueTest, NineteenSlotsAreDroppedWithAnErrorPerSlot) {
   const auto responses = frontend_.wait_tx_responses(19);
   ASSERT_EQ(responses.size(), 19U);
   for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_too_many_slots) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxTooManySlots) == 1; }));
   EXPECT_EQ(backend_->fatal_calls(), 0);
 }
 
