@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <vector>
 
 #include "backend/lib/datapath/multicast_filter.h"
@@ -22,36 +21,6 @@ namespace {
 
 using protocol::TxRequest;
 using protocol::TxResponse;
-
-// The host end of the fake TAP.
-class FakeTap {
- public:
-  FakeTap() {
-    int fds[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    queue_end_ = fds[0];
-    host_end_ = fds[1];
-  }
-  ~FakeTap() {
-    ::close(queue_end_);
-    ::close(host_end_);
-  }
-  int queue_fd() const { return queue_end_; }
-  // The next frame the queue wrote, header stripped; empty on timeout.
-  std::vector<std::uint8_t> receive(net::VirtioNetHdr* header = nullptr) {
-    pollfd p{host_end_, POLLIN, 0};
-    if (::poll(&p, 1, 10000) != 1) return {};
-    std::vector<std::uint8_t> datagram(70000);
-    const ssize_t n = ::recv(host_end_, datagram.data(), datagram.size(), 0);
-    if (n < static_cast<ssize_t>(net::kVirtioNetHdrSize)) return {};
-    if (header != nullptr) std::memcpy(header, datagram.data(), net::kVirtioNetHdrSize);
-    return {datagram.begin() + net::kVirtioNetHdrSize, datagram.begin() + n};
-  }
-
- private:
-  int queue_end_ = -1;
-  int host_end_ = -1;
-};
 
 class QueueTest : public ::testing::Test {
  protected:
@@ -230,12 +199,21 @@ class FatalTest : public QueueTest {
     EXPECT_TRUE(backend_->queue().failed());
     EXPECT_TRUE(stats().fatal_error);
     // Further garbage changes nothing: the callback fired once, nothing is
-    // answered or written any more.
+    // answered or written any more. A disabled queue keeps its port masked,
+    // so no notification wakes it; stop() does, and its thread publishes the
+    // ring indices once more on the way out, after this push: the request
+    // is seen there, still unconsumed.
     const std::vector<TxRequest> more{{frontend_.tx_page_ref(0), 0, 0, 99, 100}};
     frontend_.push_raw(more);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    frontend_.notify();
+    const std::uint32_t answered = stats().ring.tx_rsp_prod;
+    backend_->stop();
+    const QueueStats s = stats();
+    EXPECT_EQ(s.ring.tx_req_prod, s.ring.tx_req_cons + 1) << "the request was left in the ring";
+    EXPECT_EQ(s.ring.tx_rsp_prod, answered);
     EXPECT_EQ(backend_->fatal_calls(), 1);
-    EXPECT_EQ(stats().tap_writes, 0U);
+    EXPECT_EQ(s.tap_writes, 0U);
+    EXPECT_FALSE(tap_.has_frame());
   }
 };
 
@@ -341,12 +319,29 @@ TEST_F(QueueTest, StatsJsonFollowsTheControlSocketSchema) {
 
 TEST_F(QueueTest, StopIsIdempotentAndStopsServing) {
   start();
+  ASSERT_TRUE(backend_->settle());
   backend_->stop();
   backend_->stop();
   EXPECT_FALSE(backend_->queue().running());
-  frontend_.send_frame(ethernet_frame(test_mac(9), test_mac(1), 100, 1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::uint64_t turns = stats().loop_iterations;
+  const auto frame = ethernet_frame(test_mac(9), test_mac(1), 100, 1);
+  frontend_.send_frame(frame);
+  frontend_.notify();
+  // The thread is joined: nothing turns, nothing is answered or written.
+  EXPECT_EQ(stats().loop_iterations, turns);
   EXPECT_EQ(stats().tx_packets, 0U);
+  EXPECT_FALSE(tap_.has_frame());
+  // The request is still in the ring, unanswered: a queue that takes the
+  // ring over delivers it, once.
+  backend_.reset();
+  start({.resume = true});
+  EXPECT_EQ(tap_.receive(), frame);
+  const auto responses = frontend_.wait_tx_responses(1);
+  ASSERT_EQ(responses.size(), 1U);
+  EXPECT_EQ(responses[0].status, protocol::kRspOkay);
+  ASSERT_TRUE(backend_->settle());
+  EXPECT_EQ(stats().tx_packets, 1U);
+  EXPECT_FALSE(tap_.has_frame());
 }
 
 }  // namespace

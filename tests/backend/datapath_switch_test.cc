@@ -155,10 +155,13 @@ TEST_F(SwitchTest, StoppingASenderCompletesItsFramesWaitingInAnotherBacklog) {
   EXPECT_EQ(stats(2).drop(DropReason::kRxPortStopped), 5U);
   EXPECT_EQ(frontend(1).wait_tx_responses(5).size(), 5U);
   EXPECT_EQ(network_switch_.port_count(), 1U);
-  // Guest 2 posting now receives nothing from the stopped sender.
+  // Guest 2 posting now receives nothing from the stopped sender, once its
+  // queue has looked at the buffers.
   frontend(2).post_rx(8);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(backends_[2]->settle());
+  EXPECT_EQ(stats(2).ring.rx_req_prod, 8U);
   EXPECT_EQ(stats(2).rx_packets, 0U);
+  EXPECT_TRUE(frontend(2).wait_rx_responses(0).empty());
   EXPECT_EQ(network_switch_.lookup(std::span<const std::uint8_t, 6>(test_mac(1).octets)), 0)
       << "a departed port's MACs are forgotten";
 }

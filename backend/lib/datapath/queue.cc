@@ -325,6 +325,7 @@ void QueueEngine::run() noexcept {
     publish_ring_indices();
     unmask_handled();
     send_notifications();
+    counters_.loop_iterations.add();
 
     busy = tx_more;
     if (!busy && !failed()) {

@@ -104,6 +104,7 @@ nlohmann::json to_json(const QueueStats& stats) {
       {"rx_stalls", stats.rx_stalls},
       {"tx_credit_stalls", stats.tx_credit_stalls},
       {"multicast_updates", stats.multicast_updates},
+      {"loop_iterations", stats.loop_iterations},
       {"fatal_error", stats.fatal_error},
       {"ring",
        {{"tx_req_prod", stats.ring.tx_req_prod},
@@ -142,6 +143,7 @@ QueueStats QueueCounters::snapshot(std::uint32_t index) const noexcept {
   s.rx_stalls = rx_stalls.get();
   s.tx_credit_stalls = tx_credit_stalls.get();
   s.multicast_updates = multicast_updates.get();
+  s.loop_iterations = loop_iterations.get();
   s.fatal_error = fatal_error.get() != 0;
   const auto index32 = [](const Counter& c) { return static_cast<std::uint32_t>(c.get()); };
   s.ring = {index32(tx_req_prod), index32(tx_req_cons), index32(tx_rsp_prod),

@@ -89,6 +89,10 @@ struct QueueStats {
   std::uint64_t rx_stalls = 0;
   std::uint64_t tx_credit_stalls = 0;   // times the rate limit stopped TX
   std::uint64_t multicast_updates = 0;  // MCAST_ADD/DEL extras honoured
+  // Turns of the queue thread's loop (each one serves both rings once): a
+  // turn that ends after some moment began after it or was already under
+  // way, so two further turns mean everything before was looked at.
+  std::uint64_t loop_iterations = 0;
   bool fatal_error = false;
   RingIndices ring{};
 
@@ -100,7 +104,8 @@ struct QueueStats {
 
 // {"index", "tx":{...}, "rx":{...}, "drops":{reason:n} (nonzero reasons only),
 //  "grant_copy", "switch", "tap", "notifications", "batch_histogram",
-//  "rx_stalls", "tx_credit_stalls", "multicast_updates", "fatal_error", "ring"}.
+//  "rx_stalls", "tx_credit_stalls", "multicast_updates", "loop_iterations",
+//  "fatal_error", "ring"}.
 nlohmann::json to_json(const QueueStats& stats);
 
 namespace detail {
@@ -129,6 +134,7 @@ struct QueueCounters {
   Counter notifications_sent, notifications_received;
   std::array<Counter, kBatchHistogramBuckets> batch_histogram;
   Counter rx_stalls, tx_credit_stalls, multicast_updates;
+  Counter loop_iterations;
   Counter fatal_error;
   Counter tx_req_prod, tx_req_cons, tx_rsp_prod, rx_req_prod, rx_req_cons, rx_rsp_prod;
 
