@@ -312,6 +312,7 @@ TEST_F(QueueTest, StatsJsonFollowsTheControlSocketSchema) {
   EXPECT_EQ(json["batch_histogram"]["1"], 1);
   EXPECT_TRUE(json["batch_histogram"].contains("256+"));
   EXPECT_EQ(json["rx_stalls"], 0);
+  EXPECT_GE(json["loop_iterations"], 1);
   EXPECT_EQ(json["ring"]["tx_req_prod"], 1);
   EXPECT_EQ(json["ring"]["tx_req_cons"], 1);
   EXPECT_EQ(json["ring"]["tx_rsp_prod"], 1);
