@@ -4,6 +4,7 @@
 // (vifd's Vif) names keys, never paths.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
