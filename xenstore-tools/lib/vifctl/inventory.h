@@ -11,7 +11,7 @@
 
 namespace vifd::vifctl {
 
-// Every vif under /local/domain/<backend>/backend/vif, ordered by domid and
+// Every vif under xenbus::backend_vif_root(backend_domid), ordered by domid and
 // devid: [{"domid","devid","backend_state","frontend_state","mac","bridge",
 // "script","online","hotplug_status"}]; states are {"value","name"} or null.
 nlohmann::json list_vifs(xs::Client& xs, platform::DomId backend_domid);
