@@ -108,7 +108,7 @@ TEST_F(ControlPlaneTest, WaitsForHotplugStatusWhenAScriptIsConfigured) {
   // is seen (state stays 2) until hotplug-status says so.
   ASSERT_TRUE(eventually([&] { return frontend.read(key::kState) == "4"; }));
   EXPECT_EQ(backend_key(1, 0, key::kState), "2");
-  toolstack_->xenstore().write(backend_path(1, 0) + "/hotplug-status", "connected");
+  toolstack_->xenstore().write(xenbus::join(backend_path(1, 0), key::kHotplugStatus), "connected");
   ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
 }
 
