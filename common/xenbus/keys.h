@@ -67,6 +67,10 @@ inline constexpr std::string_view kRxRingRef = "rx-ring-ref";
 inline constexpr std::string_view kEventChannel = "event-channel";
 inline constexpr std::string_view kEventChannelTx = "event-channel-tx";
 inline constexpr std::string_view kEventChannelRx = "event-channel-rx";
+// The per-queue directories' names start with this, then the index.
+inline constexpr std::string_view kQueueDirectoryPrefix = "queue-";
+// Headroom Linux netfront asks for in front of each RX packet for XDP.
+inline constexpr std::string_view kXdpHeadroom = "xdp-headroom";
 
 // The directory prefix of queue `index`'s keys: "" when the frontend uses
 // one queue (keys flat in its directory), "queue-<index>/" otherwise.

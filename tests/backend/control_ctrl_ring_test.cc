@@ -140,7 +140,7 @@ TEST_F(CtrlRingTest, ProducerOverflowIsFatalForTheVif) {
     return fatal_.has_value();
   }));
   ASSERT_TRUE(fatal_);
-  EXPECT_NE(fatal_->find("ctrl-ring-ref"), std::string::npos) << *fatal_;
+  EXPECT_NE(fatal_->find(key::kCtrlRingRef), std::string::npos) << *fatal_;
 }
 
 TEST_F(CtrlRingTest, BadRingRefOrPortNamesTheKey) {
@@ -149,14 +149,14 @@ TEST_F(CtrlRingTest, BadRingRefOrPortNamesTheKey) {
                  false, [](const std::string&) {});
     ADD_FAILURE() << "mapped a grant that does not exist";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("ctrl-ring-ref"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(key::kCtrlRingRef), std::string::npos) << e.what();
   }
   try {
     CtrlRing bad(io_, *backend_platform_, 1, ring_ref_, 999, 1, std::make_shared<FlowSteering>(),
                  false, [](const std::string&) {});
     ADD_FAILURE() << "bound a port that was not offered";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("event-channel-ctrl"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(key::kEventChannelCtrl), std::string::npos) << e.what();
   }
 }
 
@@ -167,15 +167,15 @@ TEST_F(CtrlRingTest, VifServesTheControlRingTheFrontendPublished) {
   DaemonThread vifd(host(), options(4));
   toolstack_->attach(1, 0);
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
-  EXPECT_EQ(backend_key(1, 0, "feature-ctrl-ring"), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureCtrlRing), "1");
 
   TestFrontend frontend(host(), 1, 0);
   FrontendOptions frontend_options;
   frontend_options.queues = 2;
-  frontend_options.overrides["ctrl-ring-ref"] = std::to_string(ring_ref_);
-  frontend_options.overrides["event-channel-ctrl"] = std::to_string(port_);
+  frontend_options.overrides[std::string(key::kCtrlRingRef)] = std::to_string(ring_ref_);
+  frontend_options.overrides[std::string(key::kEventChannelCtrl)] = std::to_string(port_);
   frontend.connect(frontend_options);
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(VifId{1, 0}); });
   EXPECT_EQ(vifs[0]["features"]["ctrl_ring"], true);
 
@@ -196,7 +196,7 @@ TEST_F(CtrlRingTest, VifServesTheControlRingTheFrontendPublished) {
   responses = exchange({request(4, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, data_ref_, 1, 0)});
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(responses[0].status, XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
-  EXPECT_EQ(backend_key(1, 0, "state"), "4");
+  EXPECT_EQ(backend_key(1, 0, key::kState), "4");
 }
 
 TEST_F(CtrlRingTest, HostileCtrlRingKeysCloseTheVifNamingTheKey) {
@@ -205,15 +205,15 @@ TEST_F(CtrlRingTest, HostileCtrlRingKeysCloseTheVifNamingTheKey) {
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
   TestFrontend frontend(host(), 1, 0);
   FrontendOptions frontend_options;
-  frontend_options.overrides["ctrl-ring-ref"] = std::to_string(ring_ref_);
-  frontend_options.overrides["event-channel-ctrl"] = "not-a-port";
+  frontend_options.overrides[std::string(key::kCtrlRingRef)] = std::to_string(ring_ref_);
+  frontend_options.overrides[std::string(key::kEventChannelCtrl)] = "not-a-port";
   frontend.connect(frontend_options);
   ASSERT_TRUE(eventually([&] {
-    const auto state = backend_key(1, 0, "state");
+    const auto state = backend_key(1, 0, key::kState);
     return state == "5" || state == "6";
   }));
-  EXPECT_NE(backend_key(1, 0, "error").find("event-channel-ctrl"), std::string::npos)
-      << backend_key(1, 0, "error");
+  EXPECT_NE(backend_key(1, 0, key::kError).find(key::kEventChannelCtrl), std::string::npos)
+      << backend_key(1, 0, key::kError);
 }
 
 }  // namespace

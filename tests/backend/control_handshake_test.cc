@@ -37,16 +37,16 @@ TEST_P(HandshakeTest, ReachesConnectedWithTheNegotiatedFeatures) {
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
   // The TAP exists before InitWait (vif-bridge runs right after it).
   EXPECT_TRUE(net::link_exists("vif1.0"));
-  EXPECT_EQ(backend_key(1, 0, "feature-sg"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-gso-tcpv4"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-gso-tcpv6"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-ipv6-csum-offload"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-rx-copy"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-rx-flip"), "0");
-  EXPECT_EQ(backend_key(1, 0, "feature-split-event-channels"), "1");
-  EXPECT_EQ(backend_key(1, 0, "multi-queue-max-queues"), "4");
-  EXPECT_EQ(backend_key(1, 0, "feature-ctrl-ring"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-dynamic-multicast-control"), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureSg), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureGsoTcpv4), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureGsoTcpv6), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureIpv6CsumOffload), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureRxCopy), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureRxFlip), "0");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureSplitEventChannels), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kMultiQueueMaxQueues), "4");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureCtrlRing), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureDynamicMulticastControl), "1");
 
   TestFrontend frontend(host(), 1, 0);
   FrontendOptions frontend_options;
@@ -56,8 +56,8 @@ TEST_P(HandshakeTest, ReachesConnectedWithTheNegotiatedFeatures) {
   frontend_options.gso = gso;
   frontend_options.csum = csum;
   frontend.connect(frontend_options);
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
-  EXPECT_EQ(backend_key(1, 0, "error"), "");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
+  EXPECT_EQ(backend_key(1, 0, key::kError), "");
 
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(std::nullopt); });
   ASSERT_EQ(vifs.size(), 1U);
@@ -92,7 +92,7 @@ TEST_F(ControlPlaneTest, OneQueueWithoutNumQueuesKeyUsesTopLevelKeys) {
   FrontendOptions frontend_options;
   frontend_options.write_num_queues = false;
   frontend.connect(frontend_options);
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
 }
 
 TEST_F(ControlPlaneTest, WaitsForHotplugStatusWhenAScriptIsConfigured) {
@@ -106,10 +106,10 @@ TEST_F(ControlPlaneTest, WaitsForHotplugStatusWhenAScriptIsConfigured) {
   frontend.connect();
   // Not Connected while the script has not reported: the frontend's Connected
   // is seen (state stays 2) until hotplug-status says so.
-  ASSERT_TRUE(eventually([&] { return frontend.read("state") == "4"; }));
-  EXPECT_EQ(backend_key(1, 0, "state"), "2");
-  toolstack_->xenstore().write(backend_path(1, 0) + "/hotplug-status", "connected");
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(eventually([&] { return frontend.read(key::kState) == "4"; }));
+  EXPECT_EQ(backend_key(1, 0, key::kState), "2");
+  toolstack_->xenstore().write(xenbus::join(backend_path(1, 0), key::kHotplugStatus), "connected");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
 }
 
 TEST_F(ControlPlaneTest, AddsTheTapToTheBridgeWithoutAScript) {
@@ -129,8 +129,8 @@ TEST_F(ControlPlaneTest, AddsTheTapToTheBridgeWithoutAScript) {
 // the key and closes; the daemon keeps serving other vifs.
 struct HostileFrontendCase {
   std::string name;
-  std::map<std::string, std::string> overrides;
-  std::string key_named;
+  KeyValues overrides;
+  std::string_view key_named;
 };
 
 void PrintTo(const HostileFrontendCase& test, std::ostream* out) {
@@ -153,16 +153,16 @@ TEST_P(HostileFrontendTest, ErrorNamesTheKeyAndOtherVifsStillConnect) {
   bad_options.overrides = hostile.overrides;
   bad.connect(bad_options);
   ASSERT_TRUE(eventually([&] {
-    const auto state = backend_key(1, 0, "state");
+    const auto state = backend_key(1, 0, key::kState);
     return state == "5" || state == "6";
   })) << "state "
-      << backend_key(1, 0, "state");
-  EXPECT_NE(backend_key(1, 0, "error").find(hostile.key_named), std::string::npos)
-      << backend_key(1, 0, "error");
+      << backend_key(1, 0, key::kState);
+  EXPECT_NE(backend_key(1, 0, key::kError).find(hostile.key_named), std::string::npos)
+      << backend_key(1, 0, key::kError);
 
   TestFrontend good(host(), 2, 0);
   good.connect();
-  EXPECT_TRUE(backend_state_becomes(2, 0, "4")) << backend_key(2, 0, "error");
+  EXPECT_TRUE(backend_state_becomes(2, 0, "4")) << backend_key(2, 0, key::kError);
   // A failed vif holds nothing of the frontend's.
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(VifId{1, 0}); });
   EXPECT_TRUE(vifs[0]["queues"].empty());
@@ -171,25 +171,34 @@ TEST_P(HostileFrontendTest, ErrorNamesTheKeyAndOtherVifsStillConnect) {
 INSTANTIATE_TEST_SUITE_P(
     Keys, HostileFrontendTest,
     ::testing::Values(
-        HostileFrontendCase{"RingRefNotANumber", {{"tx-ring-ref", "abc"}}, "tx-ring-ref"},
-        HostileFrontendCase{"RingRefReserved", {{"rx-ring-ref", "3"}}, "rx-ring-ref"},
-        HostileFrontendCase{"RingRefNotGranted", {{"tx-ring-ref", "4000"}}, "tx-ring-ref"},
-        HostileFrontendCase{"PortZero", {{"event-channel-tx", "0"}}, "event-channel-tx"},
-        HostileFrontendCase{"PortNotOffered", {{"event-channel-rx", "999"}}, "event-channel-rx"},
-        HostileFrontendCase{
-            "ZeroQueues", {{"multi-queue-num-queues", "0"}}, "multi-queue-num-queues"},
-        HostileFrontendCase{
-            "ThousandQueues", {{"multi-queue-num-queues", "1000"}}, "multi-queue-num-queues"},
-        HostileFrontendCase{"RxFlip", {{"request-rx-copy", "0"}}, "request-rx-copy"},
-        HostileFrontendCase{"NoRxNotify", {{"feature-rx-notify", ""}}, "feature-rx-notify"},
-        HostileFrontendCase{"FlagNotABoolean", {{"feature-sg", "yes"}}, "feature-sg"},
-        HostileFrontendCase{"MissingRingRef", {{"tx-ring-ref", ""}}, "tx-ring-ref"}),
+        HostileFrontendCase{"RingRefNotANumber", key_values({{key::kTxRingRef, "abc"}}),
+                            key::kTxRingRef},
+        HostileFrontendCase{"RingRefReserved", key_values({{key::kRxRingRef, "3"}}),
+                            key::kRxRingRef},
+        HostileFrontendCase{"RingRefNotGranted", key_values({{key::kTxRingRef, "4000"}}),
+                            key::kTxRingRef},
+        HostileFrontendCase{"PortZero", key_values({{key::kEventChannelTx, "0"}}),
+                            key::kEventChannelTx},
+        HostileFrontendCase{"PortNotOffered", key_values({{key::kEventChannelRx, "999"}}),
+                            key::kEventChannelRx},
+        HostileFrontendCase{"ZeroQueues", key_values({{key::kMultiQueueNumQueues, "0"}}),
+                            key::kMultiQueueNumQueues},
+        HostileFrontendCase{"ThousandQueues", key_values({{key::kMultiQueueNumQueues, "1000"}}),
+                            key::kMultiQueueNumQueues},
+        HostileFrontendCase{"RxFlip", key_values({{key::kRequestRxCopy, "0"}}),
+                            key::kRequestRxCopy},
+        HostileFrontendCase{"NoRxNotify", key_values({{key::kFeatureRxNotify, ""}}),
+                            key::kFeatureRxNotify},
+        HostileFrontendCase{"FlagNotABoolean", key_values({{key::kFeatureSg, "yes"}}),
+                            key::kFeatureSg},
+        HostileFrontendCase{"MissingRingRef", key_values({{key::kTxRingRef, ""}}),
+                            key::kTxRingRef}),
     [](const auto& test) { return test.param.name; });
 
 struct HostileBackendCase {
   std::string name;
-  std::map<std::string, std::string> overrides;
-  std::string key_named;
+  KeyValues overrides;
+  std::string_view key_named;
 };
 
 void PrintTo(const HostileBackendCase& test, std::ostream* out) {
@@ -207,32 +216,35 @@ TEST_P(HostileBackendTest, ErrorNamesTheKeyAndTheVifCloses) {
   toolstack_->attach(1, 0, attach);
   toolstack_->attach(2, 0);
   ASSERT_TRUE(backend_state_becomes(1, 0, "6"));
-  EXPECT_NE(backend_key(1, 0, "error").find(hostile.key_named), std::string::npos)
-      << backend_key(1, 0, "error");
+  EXPECT_NE(backend_key(1, 0, key::kError).find(hostile.key_named), std::string::npos)
+      << backend_key(1, 0, key::kError);
   EXPECT_FALSE(net::link_exists("vif1.0"));
   EXPECT_TRUE(backend_state_becomes(2, 0, "2"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Keys, HostileBackendTest,
-    ::testing::Values(HostileBackendCase{"BadMac", {{"mac", "zz:16:3e:00:00:01"}}, "mac"},
-                      HostileBackendCase{"MulticastMac", {{"mac", "01:16:3e:00:00:01"}}, "mac"},
-                      HostileBackendCase{"OtherFrontendId", {{"frontend-id", "2"}}, "frontend-id"},
-                      HostileBackendCase{"OtherFrontendPath",
-                                         {{"frontend", "/local/domain/2/device/vif/0"}},
-                                         "frontend"},
-                      HostileBackendCase{"BadRate", {{"rate", "0,100"}}, "rate"},
-                      HostileBackendCase{"BadMtu", {{"mtu", "20"}}, "mtu"},
-                      HostileBackendCase{"BridgeNameInvalid", {{"bridge", "a/b"}}, "bridge"},
-                      HostileBackendCase{"MissingBridge", {{"bridge", "nosuchbr"}}, "bridge"}),
+    ::testing::Values(
+        HostileBackendCase{"BadMac", key_values({{key::kMac, "zz:16:3e:00:00:01"}}), key::kMac},
+        HostileBackendCase{"MulticastMac", key_values({{key::kMac, "01:16:3e:00:00:01"}}),
+                           key::kMac},
+        HostileBackendCase{"OtherFrontendId", key_values({{key::kFrontendId, "2"}}),
+                           key::kFrontendId},
+        HostileBackendCase{"OtherFrontendPath", key_values({{key::kFrontend, frontend_path(2, 0)}}),
+                           key::kFrontend},
+        HostileBackendCase{"BadRate", key_values({{key::kRate, "0,100"}}), key::kRate},
+        HostileBackendCase{"BadMtu", key_values({{key::kMtu, "20"}}), key::kMtu},
+        HostileBackendCase{"BridgeNameInvalid", key_values({{key::kBridge, "a/b"}}), key::kBridge},
+        HostileBackendCase{"MissingBridge", key_values({{key::kBridge, "nosuchbr"}}),
+                           key::kBridge}),
     [](const auto& test) { return test.param.name; });
 
 TEST_F(ControlPlaneTest, IgnoresMalformedDirectoryNames) {
   DaemonThread vifd(host(), options(1));
   auto& xs = toolstack_->xenstore();
-  xs.write("/local/domain/0/backend/vif/abc/0/state", "1");
-  xs.write("/local/domain/0/backend/vif/1/-1/state", "1");
-  xs.write("/local/domain/0/backend/vif/40000/0/state", "1");
+  for (const char* bad_ids : {"abc/0", "1/-1", "40000/0"}) {
+    xs.write(xenbus::join(xenbus::join(xenbus::backend_vif_root(0), bad_ids), key::kState), "1");
+  }
   toolstack_->attach(1, 0);
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(std::nullopt); });
@@ -246,7 +258,7 @@ TEST_F(ControlPlaneTest, ServesOnlyTheDomainsItWasGiven) {
   toolstack_->attach(1, 0);
   toolstack_->attach(2, 0);
   ASSERT_TRUE(backend_state_becomes(2, 0, "2"));
-  EXPECT_EQ(backend_key(1, 0, "state"), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kState), "1");
   EXPECT_FALSE(net::link_exists("vif1.0"));
 }
 

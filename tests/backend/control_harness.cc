@@ -1,7 +1,6 @@
 #include "tests/backend/control_harness.h"
 
 #include <dirent.h>
-#include <fmt/format.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -15,15 +14,22 @@
 
 namespace vifd::backend::testing {
 
+using xenbus::join;
 using xs::Access;
 using xs::Perm;
 
 std::string backend_path(platform::DomId domid, std::uint32_t devid) {
-  return fmt::format("/local/domain/0/backend/vif/{}/{}", domid, devid);
+  return xenbus::backend_path(0, {domid, devid});
 }
 
 std::string frontend_path(platform::DomId domid, std::uint32_t devid) {
-  return fmt::format("/local/domain/{}/device/vif/{}", domid, devid);
+  return xenbus::frontend_path({domid, devid});
+}
+
+KeyValues key_values(std::initializer_list<std::pair<std::string_view, std::string_view>> entries) {
+  KeyValues values;
+  for (const auto& [name, value] : entries) values.emplace(name, value);
+  return values;
 }
 
 Toolstack::Toolstack(const vifd::testing::SimHostProcess& host) : xenstore_(host.xenstore(0)) {}
@@ -31,23 +37,29 @@ Toolstack::Toolstack(const vifd::testing::SimHostProcess& host) : xenstore_(host
 void Toolstack::attach(platform::DomId domid, std::uint32_t devid, const AttachOptions& options) {
   const std::string back = backend_path(domid, devid);
   const std::string front = frontend_path(domid, devid);
-  std::map<std::string, std::string> backend_keys = {{"frontend", front},
-                                                     {"frontend-id", std::to_string(domid)},
-                                                     {"handle", std::to_string(devid)},
-                                                     {"mac", options.mac},
-                                                     {"online", "1"},
-                                                     {"state", "1"},
-                                                     {"type", "vif"},
-                                                     {"hotplug-status", ""}};
-  if (options.bridge) backend_keys["bridge"] = *options.bridge;
-  if (options.script) backend_keys["script"] = *options.script;
-  if (options.rate) backend_keys["rate"] = *options.rate;
-  if (options.mtu) backend_keys["mtu"] = *options.mtu;
-  for (const auto& [key, value] : options.backend_overrides) backend_keys[key] = value;
-  const std::map<std::string, std::string> frontend_keys = {
-      {"backend", back},    {"backend-id", "0"}, {"handle", std::to_string(devid)},
-      {"mac", options.mac}, {"mtu", "1500"},     {"state", "1"},
-      {"trusted", "1"}};
+  KeyValues backend_keys = key_values({{key::kFrontend, front},
+                                       {key::kFrontendId, std::to_string(domid)},
+                                       {key::kHandle, std::to_string(devid)},
+                                       {key::kMac, options.mac},
+                                       {key::kOnline, "1"},
+                                       {key::kState, "1"},
+                                       {key::kType, "vif"},
+                                       {key::kHotplugStatus, ""}});
+  const auto set = [&backend_keys](std::string_view name, const std::optional<std::string>& value) {
+    if (value) backend_keys[std::string(name)] = *value;
+  };
+  set(key::kBridge, options.bridge);
+  set(key::kScript, options.script);
+  set(key::kRate, options.rate);
+  set(key::kMtu, options.mtu);
+  for (const auto& [name, value] : options.backend_overrides) backend_keys[name] = value;
+  const KeyValues frontend_keys = key_values({{key::kBackend, back},
+                                              {key::kBackendId, "0"},
+                                              {key::kHandle, std::to_string(devid)},
+                                              {key::kMac, options.mac},
+                                              {key::kMtu, "1500"},
+                                              {key::kState, "1"},
+                                              {key::kTrusted, "1"}});
   // As libxl: the directories with their permissions first (children
   // inherit them), then the keys, all in one transaction.
   xenstore_.transact([&](xs::TxId tx) {
@@ -55,16 +67,16 @@ void Toolstack::attach(platform::DomId domid, std::uint32_t devid, const AttachO
     xenstore_.set_perms(back, {Perm{0, Access::kNone}, Perm{domid, Access::kRead}}, tx);
     xenstore_.mkdir(front, tx);
     xenstore_.set_perms(front, {Perm{domid, Access::kNone}, Perm{0, Access::kRead}}, tx);
-    for (const auto& [key, value] : backend_keys) xenstore_.write(back + "/" + key, value, tx);
-    for (const auto& [key, value] : frontend_keys) xenstore_.write(front + "/" + key, value, tx);
+    for (const auto& [name, value] : backend_keys) xenstore_.write(join(back, name), value, tx);
+    for (const auto& [name, value] : frontend_keys) xenstore_.write(join(front, name), value, tx);
   });
 }
 
 void Toolstack::request_detach(platform::DomId domid, std::uint32_t devid) {
   const std::string back = backend_path(domid, devid);
   xenstore_.transact([&](xs::TxId tx) {
-    xenstore_.write(back + "/online", "0", tx);
-    xenstore_.write(back + "/state", "5", tx);
+    xenstore_.write(join(back, key::kOnline), "0", tx);
+    xenstore_.write(join(back, key::kState), "5", tx);
   });
 }
 
@@ -101,19 +113,20 @@ std::byte* TestFrontend::tx_ring(unsigned queue) const {
 
 void TestFrontend::connect(const FrontendOptions& options) {
   release();
-  std::map<std::string, std::string> keys = {
-      {"request-rx-copy", "1"},
-      {"feature-rx-notify", "1"},
-      {"feature-sg", options.sg ? "1" : "0"},
-      {"feature-gso-tcpv4", options.gso ? "1" : "0"},
-      {"feature-gso-tcpv6", options.gso ? "1" : "0"},
-      {"feature-no-csum-offload", options.csum ? "0" : "1"},
-      {"feature-ipv6-csum-offload", options.csum ? "1" : "0"}};
+  KeyValues keys = key_values({{key::kRequestRxCopy, "1"},
+                               {key::kFeatureRxNotify, "1"},
+                               {key::kFeatureSg, options.sg ? "1" : "0"},
+                               {key::kFeatureGsoTcpv4, options.gso ? "1" : "0"},
+                               {key::kFeatureGsoTcpv6, options.gso ? "1" : "0"},
+                               {key::kFeatureNoCsumOffload, options.csum ? "0" : "1"},
+                               {key::kFeatureIpv6CsumOffload, options.csum ? "1" : "0"}});
   if (options.queues > 1 || options.write_num_queues) {
-    keys["multi-queue-num-queues"] = std::to_string(options.queues);
+    keys[std::string(key::kMultiQueueNumQueues)] = std::to_string(options.queues);
   }
   for (unsigned q = 0; q < options.queues; ++q) {
-    const std::string prefix = options.queues == 1 ? "" : fmt::format("queue-{}/", q);
+    const auto queue_key = [&](std::string_view name) {
+      return key::queue_key(q, options.queues, name);
+    };
     platform::GrantRef refs[2] = {};
     void* pages = share_->share(0, refs, true);
     pages_.push_back(pages);
@@ -122,41 +135,41 @@ void TestFrontend::connect(const FrontendOptions& options) {
         std::span<std::byte>(bytes, platform::kPageSize));
     protocol::FrontRing<protocol::RxRequest, protocol::RxResponse>::init(
         std::span<std::byte>(bytes + platform::kPageSize, platform::kPageSize));
-    keys[prefix + "tx-ring-ref"] = std::to_string(refs[0]);
-    keys[prefix + "rx-ring-ref"] = std::to_string(refs[1]);
+    keys[queue_key(key::kTxRingRef)] = std::to_string(refs[0]);
+    keys[queue_key(key::kRxRingRef)] = std::to_string(refs[1]);
     if (options.split_event_channels) {
       const auto tx = events_->bind_unbound(0);
       const auto rx = events_->bind_unbound(0);
       ports_.push_back(tx);
       ports_.push_back(rx);
-      keys[prefix + "event-channel-tx"] = std::to_string(tx);
-      keys[prefix + "event-channel-rx"] = std::to_string(rx);
+      keys[queue_key(key::kEventChannelTx)] = std::to_string(tx);
+      keys[queue_key(key::kEventChannelRx)] = std::to_string(rx);
     } else {
       const auto port = events_->bind_unbound(0);
       ports_.push_back(port);
-      keys[prefix + "event-channel"] = std::to_string(port);
+      keys[queue_key(key::kEventChannel)] = std::to_string(port);
     }
   }
-  for (const auto& [key, value] : options.overrides) keys[key] = value;
+  for (const auto& [name, value] : options.overrides) keys[name] = value;
   const std::string front = frontend_path(domid_, devid_);
   xenstore_.transact([&](xs::TxId tx) {
-    for (const auto& [key, value] : keys) {
+    for (const auto& [name, value] : keys) {
       if (value.empty()) {
-        xenstore_.rm(front + "/" + key, tx);
+        xenstore_.rm(join(front, name), tx);
       } else {
-        xenstore_.write(front + "/" + key, value, tx);
+        xenstore_.write(join(front, name), value, tx);
       }
     }
-    xenstore_.write(front + "/state", "4", tx);
+    xenstore_.write(join(front, key::kState), "4", tx);
   });
 }
 
 void TestFrontend::set_state(int state) {
-  xenstore_.write(frontend_path(domid_, devid_) + "/state", std::to_string(state));
+  xenstore_.write(join(frontend_path(domid_, devid_), key::kState), std::to_string(state));
 }
 
-std::optional<std::string> TestFrontend::read(const std::string& key) {
-  return xenstore_.read(frontend_path(domid_, devid_) + "/" + key);
+std::optional<std::string> TestFrontend::read(std::string_view name) {
+  return xenstore_.read(join(frontend_path(domid_, devid_), name));
 }
 
 DaemonThread::DaemonThread(const vifd::testing::SimHostProcess& host, DaemonOptions options)
@@ -192,13 +205,14 @@ void ControlPlaneTest::SetUp() {
 }
 
 std::string ControlPlaneTest::backend_key(platform::DomId domid, std::uint32_t devid,
-                                          const std::string& key) {
-  return toolstack_->xenstore().read(backend_path(domid, devid) + "/" + key).value_or("");
+                                          std::string_view name) {
+  return toolstack_->xenstore().read(join(backend_path(domid, devid), name)).value_or("");
 }
 
 bool ControlPlaneTest::backend_state_becomes(platform::DomId domid, std::uint32_t devid,
                                              const std::string& state) {
-  return static_cast<bool>(eventually([&] { return backend_key(domid, devid, "state") == state; }));
+  return static_cast<bool>(
+      eventually([&] { return backend_key(domid, devid, key::kState) == state; }));
 }
 
 DaemonOptions ControlPlaneTest::options(unsigned max_queues) const {

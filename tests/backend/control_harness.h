@@ -14,20 +14,31 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "backend/lib/control/asio.h"
 #include "backend/lib/control/vif_backend_daemon.h"
 #include "common/platform/platform.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "common/xenstore/client.h"
 #include "tests/support/eventually.h"
 #include "tests/support/sim_host_process.h"
 
 namespace vifd::backend::testing {
 
+namespace key = xenbus::key;
+
+// The directories of vif <domid>/<devid> served by dom0.
 std::string backend_path(platform::DomId domid, std::uint32_t devid);
 std::string frontend_path(platform::DomId domid, std::uint32_t devid);
+
+// Keys relative to a device directory and their values; built from key::k*
+// names, which std::string does not take implicitly.
+using KeyValues = std::map<std::string, std::string>;
+KeyValues key_values(std::initializer_list<std::pair<std::string_view, std::string_view>> entries);
 
 struct AttachOptions {
   std::string mac = "00:16:3e:00:00:01";
@@ -78,7 +89,7 @@ class TestFrontend {
   // Ends the grants and closes the ports of the last connect().
   void release();
   xs::Client& xenstore() { return xenstore_; }
-  std::optional<std::string> read(const std::string& key);
+  std::optional<std::string> read(std::string_view key);
   // Shared TX ring page of queue 0 (to check indices).
   std::byte* tx_ring(unsigned queue) const;
 
@@ -126,7 +137,7 @@ class ControlPlaneTest : public ::testing::Test {
   void SetUp() override;
   vifd::testing::SimHostProcess& host() { return *host_; }
   // The backend `state` key as the toolstack reads it ("" when absent).
-  std::string backend_key(platform::DomId domid, std::uint32_t devid, const std::string& key);
+  std::string backend_key(platform::DomId domid, std::uint32_t devid, std::string_view key);
   bool backend_state_becomes(platform::DomId domid, std::uint32_t devid, const std::string& state);
   DaemonOptions options(unsigned max_queues = 4) const;
 

@@ -36,7 +36,7 @@ TEST_F(ControlPlaneTest, FrontendReconnects) {
   FrontendOptions two_queues;
   two_queues.queues = 2;
   frontend.connect(two_queues);
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(std::nullopt); });
   EXPECT_EQ(vifs[0]["queues"].size(), 2U);
 }
@@ -47,7 +47,7 @@ TEST_F(ControlPlaneTest, FatalFrontendErrorThenReconnect) {
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
   TestFrontend frontend(host(), 1, 0);
   FrontendOptions bad;
-  bad.overrides = {{"tx-ring-ref", "abc"}};
+  bad.overrides = key_values({{key::kTxRingRef, "abc"}});
   frontend.connect(bad);
   ASSERT_TRUE(backend_state_becomes(1, 0, "5"));
   frontend.set_state(5);
@@ -55,9 +55,9 @@ TEST_F(ControlPlaneTest, FatalFrontendErrorThenReconnect) {
   ASSERT_TRUE(backend_state_becomes(1, 0, "6"));
   frontend.set_state(1);
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
-  EXPECT_EQ(backend_key(1, 0, "error"), "");  // cleared for the new attempt
+  EXPECT_EQ(backend_key(1, 0, key::kError), "");  // cleared for the new attempt
   frontend.connect();
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
 }
 
 TEST_F(ControlPlaneTest, ToolstackDetachAnswersClosedAndRemovesTheTap) {
@@ -72,7 +72,7 @@ TEST_F(ControlPlaneTest, ToolstackDetachAnswersClosedAndRemovesTheTap) {
   toolstack_->request_detach(1, 0);
   // libxl waits at most 10 s for Closed; the bound here is well below it.
   ASSERT_TRUE(
-      eventually([&] { return backend_key(1, 0, "state") == "6"; }, std::chrono::seconds(5)));
+      eventually([&] { return backend_key(1, 0, key::kState) == "6"; }, std::chrono::seconds(5)));
   EXPECT_TRUE(eventually([] { return !net::link_exists("vif1.0"); }));
   toolstack_->remove(1, 0);
   EXPECT_TRUE(eventually(
@@ -95,7 +95,7 @@ TEST_F(ControlPlaneTest, RestartReattachesToConnectedVifs) {
     vifd.stop(false);  // as SIGTERM without --close-on-exit
   }
   // Left as it was for the next vifd.
-  EXPECT_EQ(backend_key(1, 0, "state"), "4");
+  EXPECT_EQ(backend_key(1, 0, key::kState), "4");
   const auto maps_before = sim::read_counters(dir, 0).grant_map_pages;
 
   DaemonThread vifd(host(), options(2));
@@ -103,8 +103,8 @@ TEST_F(ControlPlaneTest, RestartReattachesToConnectedVifs) {
     const auto vifs = vifd.call([&] { return vifd.daemon().describe(std::nullopt); });
     return vifs.size() == 1 && vifs[0]["state"] == "Connected" && vifs[0]["queues"].size() == 2;
   }));
-  EXPECT_EQ(backend_key(1, 0, "state"), "4");
-  EXPECT_EQ(backend_key(1, 0, "error"), "");
+  EXPECT_EQ(backend_key(1, 0, key::kState), "4");
+  EXPECT_EQ(backend_key(1, 0, key::kError), "");
   // Both rings of both queues mapped again.
   EXPECT_EQ(sim::read_counters(dir, 0).grant_map_pages, maps_before + 4);
   const auto after = vifd.call([&] { return vifd.daemon().describe(std::nullopt); });
@@ -122,7 +122,7 @@ TEST_F(ControlPlaneTest, CloseOnExitClosesTheVifs) {
   frontend.connect();
   ASSERT_TRUE(backend_state_becomes(1, 0, "4"));
   vifd.stop(true);
-  EXPECT_EQ(backend_key(1, 0, "state"), "6");
+  EXPECT_EQ(backend_key(1, 0, key::kState), "6");
   EXPECT_FALSE(net::link_exists("vif1.0"));
 }
 
@@ -206,7 +206,7 @@ TEST_F(ControlPlaneTest, ThousandAttachDetachCyclesLeakNothing) {
     FrontendOptions options;
     options.queues = queues;
     frontend.connect(options);
-    ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+    ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
     toolstack_->request_detach(1, 0);
     ASSERT_TRUE(backend_state_becomes(1, 0, "6"));
     toolstack_->remove(1, 0);

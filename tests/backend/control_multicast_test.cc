@@ -10,7 +10,7 @@
 namespace vifd::backend::testing {
 namespace {
 
-const std::string kKey = "request-multicast-control";
+constexpr std::string_view kKey = key::kRequestMulticastControl;
 
 bool negotiated_multicast_control(DaemonThread& vifd) {
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(VifId{1, 0}); });
@@ -21,8 +21,8 @@ TEST_F(ControlPlaneTest, AdvertisesDynamicMulticastControlInInitWait) {
   DaemonThread vifd(host(), options(1));
   toolstack_->attach(1, 0);
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
-  EXPECT_EQ(backend_key(1, 0, "feature-multicast-control"), "1");
-  EXPECT_EQ(backend_key(1, 0, "feature-dynamic-multicast-control"), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureMulticastControl), "1");
+  EXPECT_EQ(backend_key(1, 0, key::kFeatureDynamicMulticastControl), "1");
 }
 
 TEST_F(ControlPlaneTest, FollowsRequestMulticastControlWhileConnected) {
@@ -31,12 +31,12 @@ TEST_F(ControlPlaneTest, FollowsRequestMulticastControlWhileConnected) {
   ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
   TestFrontend frontend(host(), 1, 0);
   FrontendOptions frontend_options;
-  frontend_options.overrides[kKey] = "0";
+  frontend_options.overrides[std::string(kKey)] = "0";
   frontend.connect(frontend_options);
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
   EXPECT_FALSE(negotiated_multicast_control(vifd));
 
-  const std::string key_path = frontend_path(1, 0) + "/" + kKey;
+  const std::string key_path = xenbus::join(frontend_path(1, 0), kKey);
   frontend.xenstore().write(key_path, "1");
   EXPECT_TRUE(eventually([&] { return negotiated_multicast_control(vifd); }));
   frontend.xenstore().write(key_path, "0");
@@ -48,8 +48,8 @@ TEST_F(ControlPlaneTest, FollowsRequestMulticastControlWhileConnected) {
   EXPECT_TRUE(eventually([&] { return !negotiated_multicast_control(vifd); }));
 
   // None of it was a reconnection.
-  EXPECT_EQ(backend_key(1, 0, "state"), "4");
-  EXPECT_EQ(backend_key(1, 0, "error"), "");
+  EXPECT_EQ(backend_key(1, 0, key::kState), "4");
+  EXPECT_EQ(backend_key(1, 0, key::kError), "");
 }
 
 TEST_F(ControlPlaneTest, HostileRequestMulticastControlClosesTheVifNamingTheKey) {
@@ -60,22 +60,23 @@ TEST_F(ControlPlaneTest, HostileRequestMulticastControlClosesTheVifNamingTheKey)
   ASSERT_TRUE(backend_state_becomes(2, 0, "2"));
   TestFrontend frontend(host(), 1, 0);
   frontend.connect();
-  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, "error");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
 
-  frontend.xenstore().write(frontend_path(1, 0) + "/" + kKey, "yes please");
+  frontend.xenstore().write(xenbus::join(frontend_path(1, 0), kKey), "yes please");
   ASSERT_TRUE(eventually([&] {
-    const auto state = backend_key(1, 0, "state");
+    const auto state = backend_key(1, 0, key::kState);
     return state == "5" || state == "6";
   })) << "state "
-      << backend_key(1, 0, "state");
-  EXPECT_NE(backend_key(1, 0, "error").find(kKey), std::string::npos) << backend_key(1, 0, "error");
+      << backend_key(1, 0, key::kState);
+  EXPECT_NE(backend_key(1, 0, key::kError).find(kKey), std::string::npos)
+      << backend_key(1, 0, key::kError);
   const auto vifs = vifd.call([&] { return vifd.daemon().describe(VifId{1, 0}); });
   EXPECT_TRUE(vifs[0]["queues"].empty());
 
   // The daemon keeps serving the other vif.
   TestFrontend other(host(), 2, 0);
   other.connect();
-  EXPECT_TRUE(backend_state_becomes(2, 0, "4")) << backend_key(2, 0, "error");
+  EXPECT_TRUE(backend_state_becomes(2, 0, "4")) << backend_key(2, 0, key::kError);
 }
 
 }  // namespace

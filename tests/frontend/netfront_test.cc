@@ -14,14 +14,18 @@
 
 #include "common/platform/error.h"
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "frontend/lib/netfront/tap_pump.h"
 #include "tests/frontend/test_backend.h"
 
 namespace vifd::frontend::testing {
 namespace {
 
+namespace key = xenbus::key;
 using platform::kPageSize;
 using protocol::XenbusState;
+using KeySet = std::set<std::string, std::less<>>;
 
 std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   std::vector<std::uint8_t> bytes(size);
@@ -95,8 +99,8 @@ class NetfrontTest : public ::testing::Test {
     return front;
   }
 
-  std::set<std::string> frontend_keys() {
-    std::set<std::string> keys;
+  KeySet frontend_keys() {
+    KeySet keys;
     for (const auto& [key, value] : read_tree(backend_->xenstore(), backend_->frontend_path())) {
       keys.insert(key);
     }
@@ -109,8 +113,8 @@ class NetfrontTest : public ::testing::Test {
     EXPECT_TRUE(front.check_failed());
     EXPECT_EQ(front.state(), NetfrontState::kFailed);
     EXPECT_NE(front.error().find(reason_part), std::string::npos) << front.error();
-    EXPECT_EQ(backend_->frontend_value("state"), "6");
-    const auto error = backend_->xenstore().read(frontend_error_path(kGuest, 0));
+    EXPECT_EQ(backend_->frontend_value(key::kState), "6");
+    const auto error = backend_->xenstore().read(xenbus::frontend_error_path({kGuest, 0}));
     ASSERT_TRUE(error.has_value());
     EXPECT_NE(error->find(reason_part), std::string::npos) << *error;
     EXPECT_EQ(front.queue_count(), 0U);
@@ -140,37 +144,41 @@ TEST_P(HandshakeTest, PublishesExactlyLinuxNetfrontKeys) {
   ASSERT_TRUE(front->connected()) << front->error();
   EXPECT_EQ(front->queue_count(), layout.queues);
 
-  std::set<std::string> expected{"backend",
-                                 "backend-id",
-                                 "handle",
-                                 "mac",
-                                 "mtu",
-                                 "trusted",
-                                 "state",
-                                 "multi-queue-num-queues",
-                                 "request-rx-copy",
-                                 "feature-rx-notify",
-                                 "feature-sg",
-                                 "feature-gso-tcpv4",
-                                 "feature-gso-tcpv6",
-                                 "feature-ipv6-csum-offload"};
+  const std::string_view toolstack_and_connect_keys[] = {key::kBackend,
+                                                         key::kBackendId,
+                                                         key::kHandle,
+                                                         key::kMac,
+                                                         key::kMtu,
+                                                         key::kTrusted,
+                                                         key::kState,
+                                                         key::kMultiQueueNumQueues,
+                                                         key::kRequestRxCopy,
+                                                         key::kFeatureRxNotify,
+                                                         key::kFeatureSg,
+                                                         key::kFeatureGsoTcpv4,
+                                                         key::kFeatureGsoTcpv6,
+                                                         key::kFeatureIpv6CsumOffload};
+  KeySet expected(std::begin(toolstack_and_connect_keys), std::end(toolstack_and_connect_keys));
   for (unsigned q = 0; q < layout.queues; ++q) {
-    const std::string prefix = layout.queues == 1 ? "" : "queue-" + std::to_string(q) + "/";
-    expected.insert(prefix + "tx-ring-ref");
-    expected.insert(prefix + "rx-ring-ref");
+    const auto queue_key = [&](std::string_view name) {
+      return key::queue_key(q, layout.queues, name);
+    };
+    expected.insert(queue_key(key::kTxRingRef));
+    expected.insert(queue_key(key::kRxRingRef));
     if (layout.split) {
-      expected.insert(prefix + "event-channel-tx");
-      expected.insert(prefix + "event-channel-rx");
+      expected.insert(queue_key(key::kEventChannelTx));
+      expected.insert(queue_key(key::kEventChannelRx));
     } else {
-      expected.insert(prefix + "event-channel");
+      expected.insert(queue_key(key::kEventChannel));
     }
   }
   EXPECT_EQ(frontend_keys(), expected);
-  EXPECT_EQ(backend_->frontend_value("state"), "4");
-  EXPECT_EQ(backend_->frontend_value("multi-queue-num-queues"), std::to_string(layout.queues));
-  for (const char* key : {"request-rx-copy", "feature-rx-notify", "feature-sg", "feature-gso-tcpv4",
-                          "feature-gso-tcpv6", "feature-ipv6-csum-offload"}) {
-    EXPECT_EQ(backend_->frontend_value(key), "1") << key;
+  EXPECT_EQ(backend_->frontend_value(key::kState), "4");
+  EXPECT_EQ(backend_->frontend_value(key::kMultiQueueNumQueues), std::to_string(layout.queues));
+  for (const std::string_view name :
+       {key::kRequestRxCopy, key::kFeatureRxNotify, key::kFeatureSg, key::kFeatureGsoTcpv4,
+        key::kFeatureGsoTcpv6, key::kFeatureIpv6CsumOffload}) {
+    EXPECT_EQ(backend_->frontend_value(name), "1") << name;
   }
   // What was published really names shared rings and unbound ports.
   ASSERT_NO_THROW(backend_->attach());
@@ -199,9 +207,9 @@ TEST_F(NetfrontTest, BackendWithoutMultiQueueGetsNoQueueKey) {
   ASSERT_TRUE(front->connected());
   EXPECT_EQ(front->queue_count(), 1U);
   const auto keys = frontend_keys();
-  EXPECT_FALSE(keys.contains("multi-queue-num-queues"));
-  EXPECT_TRUE(keys.contains("event-channel"));
-  EXPECT_TRUE(keys.contains("tx-ring-ref"));
+  EXPECT_FALSE(keys.contains(key::kMultiQueueNumQueues));
+  EXPECT_TRUE(keys.contains(key::kEventChannel));
+  EXPECT_TRUE(keys.contains(key::kTxRingRef));
 }
 
 TEST_F(NetfrontTest, QueuesCappedByBackendMaximum) {
@@ -212,7 +220,7 @@ TEST_F(NetfrontTest, QueuesCappedByBackendMaximum) {
   auto front = start(offer, options);
   ASSERT_TRUE(front->connected());
   EXPECT_EQ(front->queue_count(), 2U);
-  EXPECT_EQ(backend_->frontend_value("multi-queue-num-queues"), "2");
+  EXPECT_EQ(backend_->frontend_value(key::kMultiQueueNumQueues), "2");
 }
 
 TEST_F(NetfrontTest, DisabledFeaturesAreAdvertisedAsZero) {
@@ -221,17 +229,17 @@ TEST_F(NetfrontTest, DisabledFeaturesAreAdvertisedAsZero) {
   options.features.gso_tcpv4 = false;
   auto front = start({}, options);
   ASSERT_TRUE(front->connected());
-  EXPECT_EQ(backend_->frontend_value("feature-sg"), "0");
-  EXPECT_EQ(backend_->frontend_value("feature-gso-tcpv4"), "0");
-  EXPECT_EQ(backend_->frontend_value("feature-gso-tcpv6"), "1");
+  EXPECT_EQ(backend_->frontend_value(key::kFeatureSg), "0");
+  EXPECT_EQ(backend_->frontend_value(key::kFeatureGsoTcpv4), "0");
+  EXPECT_EQ(backend_->frontend_value(key::kFeatureGsoTcpv6), "1");
 }
 
 TEST_F(NetfrontTest, WaitsForBackendInitWait) {
   auto front = std::make_unique<Netfront>(*guest_, host_.xenstore(kGuest), NetfrontOptions{});
   front->process_xenstore();
   EXPECT_EQ(front->state(), NetfrontState::kWaitingForBackend);
-  EXPECT_EQ(backend_->frontend_value("state"), "1");
-  EXPECT_FALSE(backend_->frontend_value("tx-ring-ref").has_value());
+  EXPECT_EQ(backend_->frontend_value(key::kState), "1");
+  EXPECT_FALSE(backend_->frontend_value(key::kTxRingRef).has_value());
   backend_->offer({});
   front->process_xenstore();
   EXPECT_TRUE(front->connected());
@@ -245,18 +253,19 @@ TEST_F(NetfrontTest, BackendWithoutRxCopyFailsTheDevice) {
   offer.rx_copy = false;
   auto front = start(offer);
   EXPECT_EQ(front->state(), NetfrontState::kFailed);
-  EXPECT_NE(front->error().find("feature-rx-copy"), std::string::npos);
-  EXPECT_EQ(backend_->frontend_value("state"), "6");
+  EXPECT_NE(front->error().find(key::kFeatureRxCopy), std::string::npos);
+  EXPECT_EQ(backend_->frontend_value(key::kState), "6");
 }
 
 TEST_F(NetfrontTest, MalformedMacIsRefusedNamingTheKey) {
   auto dom0 = host_.xenstore(0);
-  dom0.write(backend_->frontend_path() + "/mac", "ff:ff:ff:ff:ff:ff");
+  dom0.write(xenbus::join(backend_->frontend_path(), key::kMac), "ff:ff:ff:ff:ff:ff");
   try {
     Netfront front(*guest_, host_.xenstore(kGuest), NetfrontOptions{});
     FAIL() << "a multicast MAC was accepted";
   } catch (const protocol::XenstoreValueError& error) {
-    EXPECT_NE(std::string(error.what()).find("/mac"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("/" + std::string(key::kMac)), std::string::npos)
+        << error.what();
   }
 }
 
@@ -610,8 +619,8 @@ TEST_F(NetfrontTest, BackendClosingDisconnectsAndInitWaitReconnects) {
   backend_->set_state(XenbusState::kClosing);
   front->process_xenstore();
   EXPECT_EQ(front->state(), NetfrontState::kClosed);
-  EXPECT_EQ(backend_->frontend_value("state"), "6");
-  EXPECT_FALSE(backend_->frontend_value("tx-ring-ref").has_value()) << "stale refs removed";
+  EXPECT_EQ(backend_->frontend_value(key::kState), "6");
+  EXPECT_FALSE(backend_->frontend_value(key::kTxRingRef).has_value()) << "stale refs removed";
   EXPECT_EQ(front->queue_count(), 0U);
   backend_->detach();
   backend_->set_state(XenbusState::kClosed);
@@ -635,7 +644,7 @@ TEST_F(NetfrontTest, BackendRemovedDisconnects) {
   backend_->xenstore().rm(backend_->backend_path());
   front->process_xenstore();
   EXPECT_EQ(front->state(), NetfrontState::kClosed);
-  EXPECT_EQ(backend_->frontend_value("state"), "6");
+  EXPECT_EQ(backend_->frontend_value(key::kState), "6");
 }
 
 TEST_F(NetfrontTest, CloseGoesClosingThenClosed) {
@@ -643,8 +652,8 @@ TEST_F(NetfrontTest, CloseGoesClosingThenClosed) {
   backend_->set_state(XenbusState::kClosing);
   front->close(std::chrono::milliseconds(2000));
   EXPECT_EQ(front->state(), NetfrontState::kClosed);
-  EXPECT_EQ(backend_->frontend_value("state"), "6");
-  EXPECT_FALSE(backend_->frontend_value("rx-ring-ref").has_value());
+  EXPECT_EQ(backend_->frontend_value(key::kState), "6");
+  EXPECT_FALSE(backend_->frontend_value(key::kRxRingRef).has_value());
   backend_->offer({});
   front->process_xenstore();
   EXPECT_EQ(front->state(), NetfrontState::kClosed) << "a closed device stays closed";

@@ -9,19 +9,23 @@
 #include <stdexcept>
 
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 
 namespace vifd::frontend::testing {
 namespace {
 
+namespace key = xenbus::key;
 using platform::DomId;
 using platform::kPageSize;
 using protocol::XenbusState;
+using xenbus::join;
 
 std::string backend_dir(DomId guest, std::uint32_t devid) {
-  return fmt::format("/local/domain/0/backend/vif/{}/{}", guest, devid);
+  return xenbus::backend_path(0, {guest, devid});
 }
 std::string frontend_dir(DomId guest, std::uint32_t devid) {
-  return fmt::format("/local/domain/{}/device/vif/{}", guest, devid);
+  return xenbus::frontend_path({guest, devid});
 }
 
 }  // namespace
@@ -32,26 +36,27 @@ void attach_vif(xs::Client& dom0, DomId guest, std::uint32_t devid, unsigned mtu
   dom0.transact([&](xs::TxId tx) {
     dom0.mkdir(back, tx);
     dom0.set_perms(back, {{0, xs::Access::kNone}, {guest, xs::Access::kRead}}, tx);
-    const std::map<std::string, std::string> back_keys{{"frontend", front},
-                                                       {"frontend-id", std::to_string(guest)},
-                                                       {"handle", std::to_string(devid)},
-                                                       {"mac", kGuestMac},
-                                                       {"bridge", "xenbr0"},
-                                                       {"online", "1"},
-                                                       {"state", "1"},
-                                                       {"type", "vif"},
-                                                       {"hotplug-status", ""}};
-    for (const auto& [key, value] : back_keys) dom0.write(back + "/" + key, value, tx);
+    const std::map<std::string_view, std::string> back_keys{
+        {key::kFrontend, front},
+        {key::kFrontendId, std::to_string(guest)},
+        {key::kHandle, std::to_string(devid)},
+        {key::kMac, kGuestMac},
+        {key::kBridge, "xenbr0"},
+        {key::kOnline, "1"},
+        {key::kState, "1"},
+        {key::kType, "vif"},
+        {key::kHotplugStatus, ""}};
+    for (const auto& [name, value] : back_keys) dom0.write(join(back, name), value, tx);
     dom0.mkdir(front, tx);
     dom0.set_perms(front, {{guest, xs::Access::kNone}, {0, xs::Access::kRead}}, tx);
-    const std::map<std::string, std::string> front_keys{{"backend", back},
-                                                        {"backend-id", "0"},
-                                                        {"handle", std::to_string(devid)},
-                                                        {"mac", kGuestMac},
-                                                        {"mtu", std::to_string(mtu)},
-                                                        {"state", "1"},
-                                                        {"trusted", trusted ? "1" : "0"}};
-    for (const auto& [key, value] : front_keys) dom0.write(front + "/" + key, value, tx);
+    const std::map<std::string_view, std::string> front_keys{{key::kBackend, back},
+                                                             {key::kBackendId, "0"},
+                                                             {key::kHandle, std::to_string(devid)},
+                                                             {key::kMac, kGuestMac},
+                                                             {key::kMtu, std::to_string(mtu)},
+                                                             {key::kState, "1"},
+                                                             {key::kTrusted, trusted ? "1" : "0"}};
+    for (const auto& [name, value] : front_keys) dom0.write(join(front, name), value, tx);
   });
 }
 
@@ -60,7 +65,7 @@ std::map<std::string, std::string> read_tree(xs::Client& client, const std::stri
   const auto children = client.directory(path);
   if (!children) return tree;
   for (const std::string& child : *children) {
-    const std::string full = path + "/" + child;
+    const std::string full = join(path, child);
     const auto grandchildren = client.directory(full);
     if (grandchildren && !grandchildren->empty()) {
       for (const auto& [key, value] : read_tree(client, full)) tree[child + "/" + key] = value;
@@ -87,62 +92,64 @@ TestBackend::~TestBackend() {
 
 void TestBackend::offer(const BackendOffer& offer) {
   xenstore_.transact([&](xs::TxId tx) {
-    xenstore_.write(backend_path_ + "/feature-rx-copy", offer.rx_copy ? "1" : "0", tx);
-    xenstore_.write(backend_path_ + "/feature-sg", offer.sg ? "1" : "0", tx);
-    xenstore_.write(backend_path_ + "/feature-gso-tcpv4", offer.gso ? "1" : "0", tx);
-    xenstore_.write(backend_path_ + "/feature-gso-tcpv6", offer.gso ? "1" : "0", tx);
-    xenstore_.write(backend_path_ + "/feature-ipv6-csum-offload", offer.ipv6_csum ? "1" : "0", tx);
-    xenstore_.write(backend_path_ + "/feature-split-event-channels", offer.split ? "1" : "0", tx);
-    xenstore_.write(backend_path_ + "/feature-rx-notify", "1", tx);
+    const auto write = [&](std::string_view name, std::string_view value) {
+      xenstore_.write(join(backend_path_, name), std::string(value), tx);
+    };
+    write(key::kFeatureRxCopy, offer.rx_copy ? "1" : "0");
+    write(key::kFeatureSg, offer.sg ? "1" : "0");
+    write(key::kFeatureGsoTcpv4, offer.gso ? "1" : "0");
+    write(key::kFeatureGsoTcpv6, offer.gso ? "1" : "0");
+    write(key::kFeatureIpv6CsumOffload, offer.ipv6_csum ? "1" : "0");
+    write(key::kFeatureSplitEventChannels, offer.split ? "1" : "0");
+    write(key::kFeatureRxNotify, "1");
     if (offer.max_queues) {
-      xenstore_.write(backend_path_ + "/multi-queue-max-queues", std::to_string(*offer.max_queues),
-                      tx);
+      write(key::kMultiQueueMaxQueues, std::to_string(*offer.max_queues));
     } else {
-      xenstore_.rm(backend_path_ + "/multi-queue-max-queues", tx);
+      xenstore_.rm(join(backend_path_, key::kMultiQueueMaxQueues), tx);
     }
-    xenstore_.write(backend_path_ + "/state", protocol::to_xenstore_value(XenbusState::kInitWait),
-                    tx);
+    write(key::kState, protocol::to_xenstore_value(XenbusState::kInitWait));
   });
 }
 
 void TestBackend::set_state(XenbusState state) {
-  xenstore_.write(backend_path_ + "/state", protocol::to_xenstore_value(state));
+  xenstore_.write(join(backend_path_, key::kState), protocol::to_xenstore_value(state));
 }
 
-std::optional<std::string> TestBackend::frontend_value(const std::string& key) {
-  return xenstore_.read(frontend_path_ + "/" + key);
+std::optional<std::string> TestBackend::frontend_value(std::string_view key) {
+  return xenstore_.read(join(frontend_path_, key));
 }
 
 void TestBackend::attach() {
   detach();
-  const auto num = frontend_value("multi-queue-num-queues");
+  const auto num = frontend_value(key::kMultiQueueNumQueues);
   const unsigned count =
       num ? static_cast<unsigned>(protocol::parse_uint("num", *num, 1, 64).value()) : 1;
   for (unsigned i = 0; i < count; ++i) {
-    const std::string prefix = count == 1 ? "" : fmt::format("queue-{}/", i);
-    auto ref = [&](const std::string& key) {
-      const auto text = frontend_value(prefix + key);
-      if (!text) throw std::runtime_error("missing " + prefix + key);
-      return protocol::parse_grant_ref(key, *text).value();
+    const std::string prefix = key::queue_prefix(i, count);
+    auto ref = [&](std::string_view name) {
+      const auto text = frontend_value(prefix + std::string(name));
+      if (!text) throw std::runtime_error("missing " + prefix + std::string(name));
+      return protocol::parse_grant_ref(name, *text).value();
     };
-    auto port = [&](const std::string& key) {
-      return protocol::parse_evtchn_port(key, frontend_value(prefix + key).value()).value();
+    auto port = [&](std::string_view name) {
+      return protocol::parse_evtchn_port(name, frontend_value(prefix + std::string(name)).value())
+          .value();
     };
     Queue queue;
     const DomId domids[] = {guest_};
-    const platform::GrantRef tx_ref[] = {ref("tx-ring-ref")};
-    const platform::GrantRef rx_ref[] = {ref("rx-ring-ref")};
+    const platform::GrantRef tx_ref[] = {ref(key::kTxRingRef)};
+    const platform::GrantRef rx_ref[] = {ref(key::kRxRingRef)};
     queue.tx_page = grants_->map(domids, tx_ref, true);
     queue.rx_page = grants_->map(domids, rx_ref, true);
     queue.tx = std::make_unique<protocol::TxBackRing>(
         std::span(static_cast<std::byte*>(queue.tx_page), kPageSize));
     queue.rx = std::make_unique<protocol::RxBackRing>(
         std::span(static_cast<std::byte*>(queue.rx_page), kPageSize));
-    if (frontend_value(prefix + "event-channel-tx")) {
-      queue.tx_port = events_->bind_interdomain(guest_, port("event-channel-tx"));
-      queue.rx_port = events_->bind_interdomain(guest_, port("event-channel-rx"));
+    if (frontend_value(prefix + std::string(key::kEventChannelTx))) {
+      queue.tx_port = events_->bind_interdomain(guest_, port(key::kEventChannelTx));
+      queue.rx_port = events_->bind_interdomain(guest_, port(key::kEventChannelRx));
     } else {
-      queue.tx_port = events_->bind_interdomain(guest_, port("event-channel"));
+      queue.tx_port = events_->bind_interdomain(guest_, port(key::kEventChannel));
       queue.rx_port = queue.tx_port;
     }
     queues_.push_back(std::move(queue));

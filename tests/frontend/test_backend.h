@@ -61,7 +61,7 @@ class TestBackend {
   // Writes the feature keys, then state InitWait.
   void offer(const BackendOffer& offer);
   void set_state(protocol::XenbusState state);
-  std::optional<std::string> frontend_value(const std::string& key);
+  std::optional<std::string> frontend_value(std::string_view key);
 
   // Maps every queue the frontend published and binds its ports.
   void attach();

@@ -21,6 +21,8 @@
 
 #include "common/net/link.h"
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "frontend/lib/netfront/xenbus.h"
 #include "tests/frontend/test_backend.h"
 #include "tests/support/eventually.h"
@@ -139,14 +141,15 @@ TEST(VifFrontDaemonTest, TapInPrivateNamespaceCarriesFramesBothWays) {
   DaemonProcess daemon(host, {"--platform", "sim", "--devid", "0", "--ifname", "eth0"});
 
   ASSERT_TRUE(eventually([&] {
-    return backend.frontend_value("state") == "4" || !daemon.running();
+    return backend.frontend_value(xenbus::key::kState) == "4" || !daemon.running();
   })) << "vif-front never connected";
   ASSERT_TRUE(daemon.running()) << "vif-front exited with status " << daemon.exit_status();
   backend.attach();
   backend.set_state(XenbusState::kConnected);
 
-  const protocol::MacAddress guest_mac = protocol::parse_mac("mac", kGuestMac).value();
-  const protocol::MacAddress peer_mac = protocol::parse_mac("mac", "00:16:3e:00:00:01").value();
+  const protocol::MacAddress guest_mac = protocol::parse_mac(xenbus::key::kMac, kGuestMac).value();
+  const protocol::MacAddress peer_mac =
+      protocol::parse_mac(xenbus::key::kMac, "00:16:3e:00:00:01").value();
   in_namespace(daemon.pid(), [&] {
     ASSERT_TRUE(net::link_exists("eth0"));
     EXPECT_EQ(net::link_mac("eth0"), guest_mac);
@@ -196,15 +199,17 @@ TEST(VifFrontDaemonTest, TapInPrivateNamespaceCarriesFramesBothWays) {
   // close does not have to wait out its grace period.
   std::thread closer([&] {
     auto dom0 = host.xenstore(0);
-    if (eventually([&] { return dom0.read(backend.frontend_path() + "/state") == "5"; })) {
-      dom0.write(backend.backend_path() + "/state", "6");
+    if (eventually([&] {
+          return dom0.read(xenbus::join(backend.frontend_path(), xenbus::key::kState)) == "5";
+        })) {
+      dom0.write(xenbus::join(backend.backend_path(), xenbus::key::kState), "6");
     }
   });
   const int status = daemon.terminate();
   closer.join();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  EXPECT_EQ(backend.frontend_value("state"), "6");
-  EXPECT_FALSE(backend.frontend_value("tx-ring-ref").has_value());
+  EXPECT_EQ(backend.frontend_value(xenbus::key::kState), "6");
+  EXPECT_FALSE(backend.frontend_value(xenbus::key::kTxRingRef).has_value());
 }
 
 TEST(VifFrontDaemonTest, ExitsWithAnErrorWhenTheVifDoesNotExist) {

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "common/xenstore/client.h"
 #include "tests/support/sim_host_process.h"
 #include "xenstore-tools/lib/vifctl/commands.h"
@@ -27,7 +29,30 @@ using ::testing::UnorderedElementsAreArray;
 using xs::Access;
 using xs::Perm;
 
+namespace key = xenbus::key;
+using xenbus::join;
+
 constexpr platform::DomId kGuest = 1;
+// The vif most tests attach: 1/0, served by dom0.
+constexpr xenbus::VifId kVif{kGuest, 0};
+
+std::string back_dir(std::uint32_t devid = 0) {
+  return xenbus::backend_path(0, {kGuest, devid});
+}
+std::string front_dir() {
+  return xenbus::frontend_path(kVif);
+}
+// Where dom0 lists the guest's vifs.
+std::string guest_backends() {
+  return join(xenbus::backend_vif_root(0), std::to_string(kGuest));
+}
+
+using KeyValues = std::map<std::string, std::string>;
+KeyValues key_values(std::initializer_list<std::pair<std::string_view, std::string>> entries) {
+  KeyValues values;
+  for (const auto& [name, value] : entries) values.emplace(name, value);
+  return values;
+}
 
 class VifctlTest : public ::testing::Test {
  protected:
@@ -60,7 +85,7 @@ class VifctlTest : public ::testing::Test {
     const auto keys = dom0_.directory(path);
     if (!keys) return values;
     for (const auto& key : *keys) {
-      values[key] = dom0_.read(path + "/" + key).value_or("<dir>");
+      values[key] = dom0_.read(join(path, key)).value_or("<dir>");
     }
     return values;
   }
@@ -105,66 +130,75 @@ TEST_F(VifctlTest, AttachWritesLibxlKeysWithLibxlPermissions) {
                     .mtu = "9000",
                     .rate = "125000,20000"}),
             0);
-  const std::string back = "/local/domain/0/backend/vif/1/0";
-  const std::string front = "/local/domain/1/device/vif/0";
-  const std::map<std::string, std::string> expected_back{
-      {"frontend", front},      {"frontend-id", "1"},
-      {"handle", "0"},          {"mac", "00:16:3e:0a:0b:0c"},
-      {"bridge", "xenbr0"},     {"mtu", "9000"},
-      {"rate", "125000,20000"}, {"online", "1"},
-      {"state", "1"},           {"type", "vif"},
-      {"hotplug-status", ""}};
+  const std::string back = back_dir();
+  const std::string front = front_dir();
+  const KeyValues expected_back = key_values({{key::kFrontend, front},
+                                              {key::kFrontendId, "1"},
+                                              {key::kHandle, "0"},
+                                              {key::kMac, "00:16:3e:0a:0b:0c"},
+                                              {key::kBridge, "xenbr0"},
+                                              {key::kMtu, "9000"},
+                                              {key::kRate, "125000,20000"},
+                                              {key::kOnline, "1"},
+                                              {key::kState, "1"},
+                                              {key::kType, "vif"},
+                                              {key::kHotplugStatus, ""}});
   EXPECT_EQ(read_dir(back), expected_back);
-  const std::map<std::string, std::string> expected_front{
-      {"backend", back}, {"backend-id", "0"}, {"handle", "0"}, {"mac", "00:16:3e:0a:0b:0c"},
-      {"mtu", "9000"},   {"state", "1"},      {"trusted", "1"}};
+  const KeyValues expected_front = key_values({{key::kBackend, back},
+                                               {key::kBackendId, "0"},
+                                               {key::kHandle, "0"},
+                                               {key::kMac, "00:16:3e:0a:0b:0c"},
+                                               {key::kMtu, "9000"},
+                                               {key::kState, "1"},
+                                               {key::kTrusted, "1"}});
   EXPECT_EQ(read_dir(front), expected_front);
 
   const std::vector<Perm> backend_perms{{0, Access::kNone}, {kGuest, Access::kRead}};
   const std::vector<Perm> guest_perms{{kGuest, Access::kNone}, {0, Access::kRead}};
   EXPECT_EQ(dom0_.get_perms(back), backend_perms);
-  for (const auto& [key, value] : expected_back) {
-    EXPECT_EQ(dom0_.get_perms(back + "/" + key), backend_perms) << key;
+  for (const auto& [name, value] : expected_back) {
+    EXPECT_EQ(dom0_.get_perms(join(back, name)), backend_perms) << name;
   }
   EXPECT_EQ(dom0_.get_perms(front), guest_perms);
-  for (const auto& [key, value] : expected_front) {
+  for (const auto& [name, value] : expected_front) {
     // mtu is in libxl's read-only frontend set: the backend owns it.
-    EXPECT_EQ(dom0_.get_perms(front + "/" + key), key == "mtu" ? backend_perms : guest_perms)
-        << key;
+    EXPECT_EQ(dom0_.get_perms(join(front, name)), name == key::kMtu ? backend_perms : guest_perms)
+        << name;
   }
-  EXPECT_EQ(dom0_.read("/libxl/1/device/vif/0/backend"), back);
-  EXPECT_EQ(dom0_.read("/libxl/1/device/vif/0/frontend"), front);
+  EXPECT_EQ(dom0_.read(join(xenbus::libxl_path(kVif), key::kBackend)), back);
+  EXPECT_EQ(dom0_.read(join(xenbus::libxl_path(kVif), key::kFrontend)), front);
 }
 
 TEST_F(VifctlTest, OptionalBackendKeysAreAbsentByDefault) {
   ASSERT_EQ(attach({.domid = "1"}), 0);
-  const auto keys = dom0_.directory("/local/domain/0/backend/vif/1/0");
+  const auto keys = dom0_.directory(back_dir());
   ASSERT_TRUE(keys.has_value());
-  EXPECT_THAT(*keys, UnorderedElementsAreArray({"frontend", "frontend-id", "handle", "mac",
-                                                "online", "state", "type", "hotplug-status"}));
-  EXPECT_EQ(dom0_.read("/local/domain/1/device/vif/0/mtu"), "1500");
-  const auto mac = dom0_.read("/local/domain/0/backend/vif/1/0/mac").value();
+  EXPECT_THAT(*keys, UnorderedElementsAreArray({key::kFrontend, key::kFrontendId, key::kHandle,
+                                                key::kMac, key::kOnline, key::kState, key::kType,
+                                                key::kHotplugStatus}));
+  EXPECT_EQ(dom0_.read(join(front_dir(), key::kMtu)), "1500");
+  const auto mac = dom0_.read(join(back_dir(), key::kMac)).value();
   EXPECT_THAT(mac, ::testing::StartsWith("00:16:3e:"));
-  EXPECT_TRUE(protocol::parse_mac("mac", mac).ok());
+  EXPECT_TRUE(protocol::parse_mac(key::kMac, mac).ok());
 }
 
 TEST_F(VifctlTest, GuestCannotWriteBackendNodesNorItsMtu) {
   ASSERT_EQ(attach({.domid = "1", .bridge = "xenbr0"}), 0);
   auto guest = host_.xenstore(kGuest);
-  const std::string back = "/local/domain/0/backend/vif/1/0";
-  EXPECT_EQ(guest.read(back + "/state"), "1");  // the guest may read its backend
-  EXPECT_THROW(guest.write(back + "/state", "4"), xs::XsError);
-  EXPECT_THROW(guest.write(back + "/bridge", "evil"), xs::XsError);
-  EXPECT_THROW(guest.write(back + "/feature-sg", "1"), xs::XsError);
-  EXPECT_THROW(guest.write("/local/domain/1/device/vif/0/mtu", "65000"), xs::XsError);
+  const std::string back = back_dir();
+  EXPECT_EQ(guest.read(join(back, key::kState)), "1");  // the guest may read its backend
+  EXPECT_THROW(guest.write(join(back, key::kState), "4"), xs::XsError);
+  EXPECT_THROW(guest.write(join(back, key::kBridge), "evil"), xs::XsError);
+  EXPECT_THROW(guest.write(join(back, key::kFeatureSg), "1"), xs::XsError);
+  EXPECT_THROW(guest.write(join(front_dir(), key::kMtu), "65000"), xs::XsError);
   // ... but owns the rest of its frontend directory, as netfront needs.
-  EXPECT_NO_THROW(guest.write("/local/domain/1/device/vif/0/state", "4"));
-  EXPECT_NO_THROW(guest.write("/local/domain/1/device/vif/0/tx-ring-ref", "8"));
+  EXPECT_NO_THROW(guest.write(join(front_dir(), key::kState), "4"));
+  EXPECT_NO_THROW(guest.write(join(front_dir(), key::kTxRingRef), "8"));
   // Another guest sees nothing of it.
   host_.create_domain(2);
   auto other = host_.xenstore(2);
-  EXPECT_THROW(other.read(back + "/state"), xs::XsError);
-  EXPECT_THROW(other.read("/local/domain/1/device/vif/0/mac"), xs::XsError);
+  EXPECT_THROW(other.read(join(back, key::kState)), xs::XsError);
+  EXPECT_THROW(other.read(join(front_dir(), key::kMac)), xs::XsError);
 }
 
 TEST_F(VifctlTest, DefaultDevidIsNextFree) {
@@ -172,8 +206,7 @@ TEST_F(VifctlTest, DefaultDevidIsNextFree) {
   ASSERT_EQ(attach({.domid = "1"}), 0);
   ASSERT_EQ(attach({.domid = "1", .devid = "5"}), 0);
   ASSERT_EQ(attach({.domid = "1"}), 0);
-  EXPECT_THAT(numeric_children(dom0_, "/local/domain/0/backend/vif/1"),
-              ::testing::ElementsAre(0, 1, 5, 6));
+  EXPECT_THAT(numeric_children(dom0_, guest_backends()), ::testing::ElementsAre(0, 1, 5, 6));
   EXPECT_THAT(attach_error({.domid = "1", .devid = "5"}), HasSubstr("vif 1/5 already exists"));
 }
 
@@ -183,11 +216,11 @@ TEST_F(VifctlTest, GuestLeftoverFrontendDirectoryIsReplaced) {
   ASSERT_EQ(detach_command(s, "1/0", /*wait=*/false), 0);
   // A frontend that writes its state after the detach recreates its node.
   auto guest = host_.xenstore(kGuest);
-  guest.write("/local/domain/1/device/vif/0/state", "6");
-  guest.write("/local/domain/1/device/vif/0/tx-ring-ref", "9");
+  guest.write(join(front_dir(), key::kState), "6");
+  guest.write(join(front_dir(), key::kTxRingRef), "9");
   ASSERT_EQ(attach({.domid = "1", .devid = "0"}), 0);
-  EXPECT_EQ(dom0_.read("/local/domain/1/device/vif/0/state"), "1");
-  EXPECT_FALSE(dom0_.read("/local/domain/1/device/vif/0/tx-ring-ref").has_value());
+  EXPECT_EQ(dom0_.read(join(front_dir(), key::kState)), "1");
+  EXPECT_FALSE(dom0_.read(join(front_dir(), key::kTxRingRef)).has_value());
 }
 
 TEST_F(VifctlTest, BadArgumentsAreRejectedNamingTheArgument) {
@@ -211,8 +244,8 @@ TEST_F(VifctlTest, BadArgumentsAreRejectedNamingTheArgument) {
               HasSubstr("--script"));
   EXPECT_THAT(attach_error({.domid = "1", .backend_domid = "65535"}), HasSubstr("--backend-domid"));
   // Nothing was written by any of them.
-  EXPECT_FALSE(dom0_.directory("/local/domain/0/backend/vif/1").has_value());
-  EXPECT_FALSE(dom0_.directory("/local/domain/1/device/vif/0").has_value());
+  EXPECT_FALSE(dom0_.directory(guest_backends()).has_value());
+  EXPECT_FALSE(dom0_.directory(front_dir()).has_value());
 }
 
 TEST_F(VifctlTest, AttachWaitsForInitWaitThenRunsTheScriptAsLibxl) {
@@ -225,11 +258,11 @@ TEST_F(VifctlTest, AttachWaitsForInitWaitThenRunsTheScriptAsLibxl) {
     s << "#!/bin/sh\necho \"$1 $2 $XENBUS_PATH $XENBUS_TYPE $vif\" >> " << record << "\n";
   }
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
-  const std::string back = "/local/domain/0/backend/vif/1/0";
+  const std::string back = back_dir();
   {
-    FakeBackend backend(host_, back + "/state");
+    FakeBackend backend(host_, join(back, key::kState));
     ASSERT_EQ(attach({.domid = "1", .script = script.string()}, /*wait=*/true), 0) << err_.str();
-    EXPECT_EQ(dom0_.read(back + "/script"), script.string());
+    EXPECT_EQ(dom0_.read(join(back, key::kScript)), script.string());
     auto s = session();
     ASSERT_EQ(detach_command(s, "1/0", /*wait=*/true), 0) << err_.str();
     EXPECT_EQ(err_.str(), "");  // Closed arrived in time
@@ -250,7 +283,7 @@ TEST_F(VifctlTest, FailingScriptFailsAttach) {
     s << "#!/bin/sh\nexit 3\n";
   }
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
-  FakeBackend backend(host_, "/local/domain/0/backend/vif/1/0/state");
+  FakeBackend backend(host_, join(back_dir(), key::kState));
   EXPECT_EQ(attach({.domid = "1", .script = script.string()}, /*wait=*/true), 1);
   EXPECT_THAT(err_.str(), HasSubstr("exited with status 3"));
 }
@@ -260,13 +293,13 @@ TEST_F(VifctlTest, DetachRemovesEveryNode) {
   ASSERT_EQ(attach({.domid = "1", .bridge = "xenbr0"}), 0);
   auto s = session();
   ASSERT_EQ(detach_command(s, "1/0", /*wait=*/false), 0);
-  EXPECT_FALSE(dom0_.directory("/local/domain/0/backend/vif/1/0").has_value());
-  EXPECT_FALSE(dom0_.directory("/local/domain/1/device/vif/0").has_value());
-  EXPECT_FALSE(dom0_.directory("/libxl/1/device/vif/0").has_value());
-  EXPECT_TRUE(dom0_.directory("/local/domain/0/backend/vif/1/1").has_value());
+  EXPECT_FALSE(dom0_.directory(back_dir()).has_value());
+  EXPECT_FALSE(dom0_.directory(front_dir()).has_value());
+  EXPECT_FALSE(dom0_.directory(xenbus::libxl_path(kVif)).has_value());
+  EXPECT_TRUE(dom0_.directory(back_dir(1)).has_value());
   ASSERT_EQ(detach_command(s, "1/1", /*wait=*/false), 0);
   // The emptied per-guest backend directory goes too.
-  EXPECT_FALSE(dom0_.directory("/local/domain/0/backend/vif/1").has_value());
+  EXPECT_FALSE(dom0_.directory(guest_backends()).has_value());
   EXPECT_THROW(detach_command(s, "1/1", false), std::runtime_error);
   EXPECT_THROW(detach_command(s, "1", false), ArgumentError);
 }
@@ -276,26 +309,26 @@ TEST_F(VifctlTest, DetachWithoutBackendAnswerStillRemovesAndSaysSo) {
   auto s = session();
   ASSERT_EQ(detach_command(s, "1/0", /*wait=*/true), 0);
   EXPECT_THAT(err_.str(), HasSubstr("did not reach Closed"));
-  EXPECT_FALSE(dom0_.directory("/local/domain/0/backend/vif/1/0").has_value());
+  EXPECT_FALSE(dom0_.directory(back_dir()).has_value());
 }
 
 TEST_F(VifctlTest, ListAndShowJson) {
   ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:01", .bridge = "xenbr0"}), 0);
   // What a netfront with two queues publishes.
   auto guest = host_.xenstore(kGuest);
-  const std::string front = "/local/domain/1/device/vif/0";
-  guest.write(front + "/multi-queue-num-queues", "2");
-  guest.write(front + "/request-rx-copy", "1");
-  guest.write(front + "/feature-sg", "1");
-  for (int q = 0; q < 2; ++q) {
-    guest.write(front + "/queue-" + std::to_string(q) + "/tx-ring-ref", std::to_string(8 + q));
-    guest.write(front + "/queue-" + std::to_string(q) + "/rx-ring-ref", std::to_string(10 + q));
-    guest.write(front + "/queue-" + std::to_string(q) + "/event-channel-tx", "3");
-    guest.write(front + "/queue-" + std::to_string(q) + "/event-channel-rx", "4");
+  const std::string front = front_dir();
+  guest.write(join(front, key::kMultiQueueNumQueues), "2");
+  guest.write(join(front, key::kRequestRxCopy), "1");
+  guest.write(join(front, key::kFeatureSg), "1");
+  for (unsigned q = 0; q < 2; ++q) {
+    guest.write(join(front, key::queue_key(q, 2, key::kTxRingRef)), std::to_string(8 + q));
+    guest.write(join(front, key::queue_key(q, 2, key::kRxRingRef)), std::to_string(10 + q));
+    guest.write(join(front, key::queue_key(q, 2, key::kEventChannelTx)), "3");
+    guest.write(join(front, key::queue_key(q, 2, key::kEventChannelRx)), "4");
   }
-  guest.write(front + "/state", "4");
-  dom0_.write("/local/domain/0/backend/vif/1/0/feature-sg", "1");
-  dom0_.write("/local/domain/0/backend/vif/1/0/multi-queue-max-queues", "4");
+  guest.write(join(front, key::kState), "4");
+  dom0_.write(join(back_dir(), key::kFeatureSg), "1");
+  dom0_.write(join(back_dir(), key::kMultiQueueMaxQueues), "4");
 
   auto s = session();
   out_.str("");
@@ -312,13 +345,13 @@ TEST_F(VifctlTest, ListAndShowJson) {
   out_.str("");
   ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/true), 0);
   const auto show = nlohmann::json::parse(out_.str());
-  EXPECT_EQ(show["backend"]["features"]["feature-sg"], 1);
-  EXPECT_EQ(show["backend"]["features"]["multi-queue-max-queues"], 4);
-  EXPECT_EQ(show["frontend"]["features"]["request-rx-copy"], 1);
-  EXPECT_EQ(show["frontend"]["features"]["multi-queue-num-queues"], 2);
+  EXPECT_EQ(show["backend"]["features"][key::kFeatureSg], 1);
+  EXPECT_EQ(show["backend"]["features"][key::kMultiQueueMaxQueues], 4);
+  EXPECT_EQ(show["frontend"]["features"][key::kRequestRxCopy], 1);
+  EXPECT_EQ(show["frontend"]["features"][key::kMultiQueueNumQueues], 2);
   ASSERT_EQ(show["frontend"]["queues"].size(), 2U);
-  EXPECT_EQ(show["frontend"]["queues"][1]["tx-ring-ref"], 9);
-  EXPECT_EQ(show["frontend"]["queues"][1]["event-channel-rx"], 4);
+  EXPECT_EQ(show["frontend"]["queues"][1][key::kTxRingRef], 9);
+  EXPECT_EQ(show["frontend"]["queues"][1][key::kEventChannelRx], 4);
   EXPECT_TRUE(show["vifd"].is_null());
   EXPECT_THAT(show["vifd_error"].get<std::string>(), HasSubstr("no-vifd.sock"));
   EXPECT_THROW(show_command(s, "1/3", std::nullopt, true), std::runtime_error);
@@ -327,16 +360,16 @@ TEST_F(VifctlTest, ListAndShowJson) {
 TEST_F(VifctlTest, ShowSurvivesHostileFrontendValues) {
   ASSERT_EQ(attach({.domid = "1"}), 0);
   auto guest = host_.xenstore(kGuest);
-  const std::string front = "/local/domain/1/device/vif/0";
-  guest.write(front + "/state", "\xff\xfe");
-  guest.write(front + "/feature-sg", std::string("\xc3\x28\x00zz", 5));
-  guest.write(front + "/multi-queue-num-queues", "99999999999999999999");
+  const std::string front = front_dir();
+  guest.write(join(front, key::kState), "\xff\xfe");
+  guest.write(join(front, key::kFeatureSg), std::string("\xc3\x28\x00zz", 5));
+  guest.write(join(front, key::kMultiQueueNumQueues), "99999999999999999999");
   auto s = session();
   out_.str("");
   ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/true), 0);
   const auto show = nlohmann::json::parse(out_.str());
   EXPECT_EQ(show["frontend"]["state"]["name"], "invalid");
-  EXPECT_TRUE(show["frontend"]["features"]["feature-sg"].is_string());
+  EXPECT_TRUE(show["frontend"]["features"][key::kFeatureSg].is_string());
   out_.str("");
   ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/false), 0);
   EXPECT_THAT(out_.str(), HasSubstr("invalid"));

@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "common/xenbus/paths.h"
+
 namespace vifd::xenstored {
 namespace {
 
@@ -78,7 +80,8 @@ TEST(ProtocolTest, PermsDirectoryAndDomains) {
   EXPECT_TRUE(part.payload.ends_with(std::string("x\0y\0\0", 5)));
   EXPECT_EQ(call(store, kDom0, XS_SET_PERMS, args({"/d", "r0", "w5"})).payload, args({"OK"}));
   EXPECT_EQ(call(store, kDom0, XS_GET_PERMS, args({"/d"})).payload, args({"r0", "w5"}));
-  EXPECT_EQ(call(store, kDom0, XS_GET_DOMAIN_PATH, args({"5"})).payload, args({"/local/domain/5"}));
+  EXPECT_EQ(call(store, kDom0, XS_GET_DOMAIN_PATH, args({"5"})).payload,
+            args({xenbus::domain_path(5)}));
   EXPECT_EQ(call(store, kDom0, XS_IS_DOMAIN_INTRODUCED, args({"5"})).payload, args({"F"}));
   EXPECT_EQ(call(store, kDom0, XS_INTRODUCE, args({"5", "0", "0"})).payload, args({"OK"}));
   EXPECT_EQ(call(store, kDom0, XS_IS_DOMAIN_INTRODUCED, args({"5"})).payload, args({"T"}));

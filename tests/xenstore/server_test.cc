@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "common/platform/sim/sim_host.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "common/xenstore/client.h"
 #include "xenstore-tools/lib/xenstored/asio.h"
 
@@ -53,7 +55,7 @@ class ServerTest : public ::testing::Test {
   // What vif-sim create does, in short: a home readable by the domain and a
   // device directory it owns.
   void make_domain(Client& admin, platform::DomId domid) {
-    const std::string home = "/local/domain/" + std::to_string(domid);
+    const std::string home = xenbus::domain_path(domid);
     admin.mkdir(home);
     admin.set_perms(home, {{0, Access::kNone}, {domid, Access::kRead}});
     admin.mkdir(home + "/device");
@@ -70,7 +72,7 @@ class ServerTest : public ::testing::Test {
 TEST_F(ServerTest, Dom0NodesExistAtStart) {
   start();
   auto admin = dom0();
-  EXPECT_EQ(admin.read("/local/domain/0/name"), "Domain-0");
+  EXPECT_EQ(admin.read(xenbus::domain_path(0) + "/name"), "Domain-0");
   EXPECT_EQ(admin.read("/nonexistent"), std::nullopt);
 }
 
@@ -126,11 +128,14 @@ TEST_F(ServerTest, DomainSocketIsThatDomain) {
   } catch (const xs::XsError& e) {
     EXPECT_EQ(e.errno_value(), EACCES);
   }
-  guest.write("device/vif/0/state", "1");  // relative to /local/domain/5
-  EXPECT_EQ(admin.read("/local/domain/5/device/vif/0/state"), "1");
-  EXPECT_EQ(admin.get_perms("/local/domain/5/device/vif/0/state").front().domid, 5);
-  EXPECT_THROW(guest.write("/local/domain/0/x", "1"), xs::XsError);
-  EXPECT_EQ(guest.get_domain_path(5), "/local/domain/5");
+  guest.write("device/vif/0/state", "1");  // relative to domain_path(5)
+  EXPECT_EQ(admin.read(xenbus::join(xenbus::frontend_path({5, 0}), xenbus::key::kState)), "1");
+  EXPECT_EQ(admin.get_perms(xenbus::join(xenbus::frontend_path({5, 0}), xenbus::key::kState))
+                .front()
+                .domid,
+            5);
+  EXPECT_THROW(guest.write(xenbus::domain_path(0) + "/x", "1"), xs::XsError);
+  EXPECT_EQ(guest.get_domain_path(5), xenbus::domain_path(5));
 }
 
 TEST_F(ServerTest, SpecialWatchesAndReleaseClosesTheDomain) {
@@ -166,7 +171,7 @@ TEST_F(ServerTest, DomainQuotaExhaustion) {
     EXPECT_EQ(e.errno_value(), ENOSPC);
   }
   EXPECT_EQ(written, 7);  // the device directory itself is the eighth entry
-  admin.write("/local/domain/0/unlimited", "dom0 is exempt");
+  admin.write(xenbus::domain_path(0) + "/unlimited", "dom0 is exempt");
 }
 
 TEST_F(ServerTest, MalformedInputClosesOnlyThatConnection) {

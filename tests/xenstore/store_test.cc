@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "xenstore-tools/lib/xenstored/paths.h"
 
 namespace vifd::xenstored {
@@ -21,18 +23,19 @@ const Caller kDom0Other{4, 0, true};
 
 class StoreTest : public ::testing::Test {
  protected:
-  // The layout vif-sim create makes: /local/domain/5 readable by 5, its
+  // The layout vif-sim create makes: domain_path(5) readable by 5, its
   // device directory owned by 5.
   void SetUp() override {
-    ASSERT_EQ(store.write(kDom0, kNoTx, "/local/domain/5/name", "guest"), 0);
-    ASSERT_EQ(
-        store.set_perms(kDom0, kNoTx, "/local/domain/5", {{0, Access::kNone}, {5, Access::kRead}}),
-        0);
-    ASSERT_EQ(store.set_perms(kDom0, kNoTx, "/local/domain/5/name",
+    ASSERT_EQ(store.write(kDom0, kNoTx, xenbus::domain_path(5) + "/name", "guest"), 0);
+    ASSERT_EQ(store.set_perms(kDom0, kNoTx, xenbus::domain_path(5),
                               {{0, Access::kNone}, {5, Access::kRead}}),
               0);
-    ASSERT_EQ(store.mkdir(kDom0, kNoTx, "/local/domain/5/device"), 0);
-    ASSERT_EQ(store.set_perms(kDom0, kNoTx, "/local/domain/5/device", {{5, Access::kNone}}), 0);
+    ASSERT_EQ(store.set_perms(kDom0, kNoTx, xenbus::domain_path(5) + "/name",
+                              {{0, Access::kNone}, {5, Access::kRead}}),
+              0);
+    ASSERT_EQ(store.mkdir(kDom0, kNoTx, xenbus::domain_path(5) + "/device"), 0);
+    ASSERT_EQ(
+        store.set_perms(kDom0, kNoTx, xenbus::domain_path(5) + "/device", {{5, Access::kNone}}), 0);
     store.take_events();
   }
 
@@ -55,7 +58,7 @@ TEST(PathsTest, ValidatesLikeXenstored) {
   EXPECT_FALSE(canonicalize(0, std::string(2049, 'a'), false));
   auto relative = canonicalize(5, "device/vif", false);
   ASSERT_TRUE(relative);
-  EXPECT_EQ(relative->absolute, "/local/domain/5/device/vif");
+  EXPECT_EQ(relative->absolute, xenbus::frontend_vif_root(5));
   EXPECT_TRUE(relative->relative);
   EXPECT_TRUE(is_under("/a/b", "/a"));
   EXPECT_FALSE(is_under("/ab", "/a"));
@@ -101,23 +104,27 @@ TEST_F(StoreTest, ExplicitEntryOverridesOther) {
 
 TEST_F(StoreTest, OwnerHasFullAccessWhateverTheEntries) {
   ASSERT_EQ(store.write(kDom5, kNoTx, "device/vif/0/state", "1"), 0);
-  auto perms = store.get_perms(kDom0, kNoTx, "/local/domain/5/device/vif/0/state");
+  auto perms = store.get_perms(kDom0, kNoTx,
+                               xenbus::join(xenbus::frontend_path({5, 0}), xenbus::key::kState));
   ASSERT_TRUE(perms.ok());
   // New node: parent's perms with the creating domain as owner.
   EXPECT_EQ(perms.value(), (std::vector<Perm>{{5, Access::kNone}}));
   EXPECT_EQ(store.read(kDom5, kNoTx, "device/vif/0/state").value(), "1");
-  EXPECT_EQ(store.read(kDom7, kNoTx, "/local/domain/5/device/vif/0/state").error(), EACCES);
+  EXPECT_EQ(
+      store.read(kDom7, kNoTx, xenbus::join(xenbus::frontend_path({5, 0}), xenbus::key::kState))
+          .error(),
+      EACCES);
 }
 
 TEST_F(StoreTest, Dom0CreatedNodesInheritTheOwner) {
-  ASSERT_EQ(store.write(kDom0, kNoTx, "/local/domain/5/device/vif/0/x", "1"), 0);
-  auto perms = store.get_perms(kDom0, kNoTx, "/local/domain/5/device/vif/0/x");
+  ASSERT_EQ(store.write(kDom0, kNoTx, xenbus::frontend_path({5, 0}) + "/x", "1"), 0);
+  auto perms = store.get_perms(kDom0, kNoTx, xenbus::frontend_path({5, 0}) + "/x");
   ASSERT_TRUE(perms.ok());
   EXPECT_EQ(perms.value().front().domid, 5);
 }
 
 TEST_F(StoreTest, MissingNodeBelowUnreadableParentIsEacces) {
-  EXPECT_EQ(store.read(kDom7, kNoTx, "/local/domain/5/nothing").error(), EACCES);
+  EXPECT_EQ(store.read(kDom7, kNoTx, xenbus::domain_path(5) + "/nothing").error(), EACCES);
   EXPECT_EQ(store.read(kDom5, kNoTx, "nothing").error(), ENOENT);
   EXPECT_EQ(store.write(kDom5, kNoTx, "newdir/x", "1"), EACCES);  // home is read-only for 5
 }
@@ -127,9 +134,12 @@ TEST_F(StoreTest, SetPermsOnlyByOwnerOrDom0) {
   EXPECT_EQ(store.set_perms(kDom5, kNoTx, "device/mine", {{5, Access::kRead}}), 0);
   EXPECT_EQ(store.set_perms(kDom5, kNoTx, "device/mine", {{7, Access::kRead}}), EPERM);
   EXPECT_EQ(store.set_perms(kDom5, kNoTx, "name", {{5, Access::kRead}}), EACCES);
-  EXPECT_EQ(store.set_perms(kDom7, kNoTx, "/local/domain/5/device/mine", {{7, Access::kRead}}),
-            EACCES);
-  EXPECT_EQ(store.set_perms(kDom0, kNoTx, "/local/domain/5/device/mine", {{7, Access::kRead}}), 0);
+  EXPECT_EQ(
+      store.set_perms(kDom7, kNoTx, xenbus::domain_path(5) + "/device/mine", {{7, Access::kRead}}),
+      EACCES);
+  EXPECT_EQ(
+      store.set_perms(kDom0, kNoTx, xenbus::domain_path(5) + "/device/mine", {{7, Access::kRead}}),
+      0);
 }
 
 TEST_F(StoreTest, MkdirRmDirectory) {
@@ -149,8 +159,8 @@ TEST_F(StoreTest, MkdirRmDirectory) {
 
 TEST_F(StoreTest, EntryQuotaIsEnospcForDomainsOnly) {
   Store small(Quotas{.entries_per_domain = 3});
-  ASSERT_EQ(small.mkdir(kDom0, kNoTx, "/local/domain/5"), 0);
-  ASSERT_EQ(small.set_perms(kDom0, kNoTx, "/local/domain/5", {{5, Access::kNone}}), 0);
+  ASSERT_EQ(small.mkdir(kDom0, kNoTx, xenbus::domain_path(5)), 0);
+  ASSERT_EQ(small.set_perms(kDom0, kNoTx, xenbus::domain_path(5), {{5, Access::kNone}}), 0);
   // The home itself counts: it is owned by 5.
   EXPECT_EQ(small.write(kDom5, kNoTx, "a", "1"), 0);
   EXPECT_EQ(small.write(kDom5, kNoTx, "b", "1"), 0);
@@ -279,10 +289,11 @@ TEST_F(StoreTest, RemovalOfAParentFiresWatchesBelow) {
 }
 
 TEST_F(StoreTest, EventsAreFilteredByReadPermission) {
-  ASSERT_EQ(store.watch(kDom5, "/local/domain", "w5"), 0);
-  ASSERT_EQ(store.watch(kDom7, "/local/domain", "w7"), 0);
+  const std::string all_domains = parent_of(domain_path(0));
+  ASSERT_EQ(store.watch(kDom5, all_domains, "w5"), 0);
+  ASSERT_EQ(store.watch(kDom7, all_domains, "w7"), 0);
   events();
-  ASSERT_EQ(store.write(kDom0, kNoTx, "/local/domain/5/name", "renamed"), 0);
+  ASSERT_EQ(store.write(kDom0, kNoTx, xenbus::domain_path(5) + "/name", "renamed"), 0);
   auto fired = events();
   ASSERT_EQ(fired.size(), 1U);  // only 5 may read its name
   EXPECT_EQ(fired[0].token, "w5");
@@ -337,7 +348,7 @@ TEST_F(StoreTest, DisconnectDropsWatchesAndTransactions) {
   auto tx = store.transaction_start(kDom5);
   store.disconnect(kDom5.conn);
   events();
-  ASSERT_EQ(store.write(kDom0, kNoTx, "/local/domain/5/device/x", "1"), 0);
+  ASSERT_EQ(store.write(kDom0, kNoTx, xenbus::domain_path(5) + "/device/x", "1"), 0);
   EXPECT_TRUE(events().empty());
   EXPECT_EQ(store.transaction_end(kDom5, tx.value(), true), ENOENT);
 }

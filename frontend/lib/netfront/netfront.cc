@@ -8,6 +8,8 @@
 #include <exception>
 
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 
 namespace vifd::frontend {
 
@@ -31,7 +33,7 @@ Netfront::Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOp
     : platform_(platform),
       xenstore_(std::move(xenstore)),
       options_(options),
-      path_(frontend_path(platform.self_domid(), options.devid)),
+      path_(xenbus::frontend_path({platform.self_domid(), options.devid})),
       watch_token_(fmt::format("vif-front:{}", path_)),
       config_(read_device_config(xenstore_, path_)),
       share_(platform.open_grant_share()) {
@@ -43,9 +45,10 @@ Netfront::Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOp
   // refs that no longer name our pages.
   xenstore_.transact([this](xs::TxId tx) {
     remove_connect_keys(tx);
-    xenstore_.write(path_ + "/state", protocol::to_xenstore_value(XenbusState::kInitialising), tx);
+    xenstore_.write(xenbus::join(path_, xenbus::key::kState),
+                    protocol::to_xenstore_value(XenbusState::kInitialising), tx);
   });
-  xenstore_.watch(config_.backend_path + "/state", watch_token_);
+  xenstore_.watch(xenbus::join(config_.backend_path, xenbus::key::kState), watch_token_);
 }
 
 Netfront::~Netfront() {
@@ -53,7 +56,7 @@ Netfront::~Netfront() {
   // pages. An orderly shutdown is close().
   queues_.clear();
   try {
-    xenstore_.unwatch(config_.backend_path + "/state", watch_token_);
+    xenstore_.unwatch(xenbus::join(config_.backend_path, xenbus::key::kState), watch_token_);
   } catch (const std::exception& error) {
     spdlog::warn("vif-front: {}: unwatch: {}", path_, error.what());
   }
@@ -73,14 +76,16 @@ net::PeerOffloads Netfront::tx_offloads() const noexcept {
 }
 
 void Netfront::write_state(XenbusState state) {
-  xenstore_.write(path_ + "/state", protocol::to_xenstore_value(state));
+  xenstore_.write(xenbus::join(path_, xenbus::key::kState), protocol::to_xenstore_value(state));
 }
 
 void Netfront::remove_connect_keys(xs::TxId tx) {
-  for (const std::string& key : all_connect_key_roots()) xenstore_.rm(path_ + "/" + key, tx);
+  for (const std::string& key : xenbus::all_connect_key_roots()) {
+    xenstore_.rm(xenbus::join(path_, key), tx);
+  }
   if (const auto children = xenstore_.directory(path_, tx)) {
     for (const std::string& child : *children) {
-      if (child.rfind("queue-", 0) == 0) xenstore_.rm(path_ + "/" + child, tx);
+      if (xenbus::is_queue_directory(child)) xenstore_.rm(xenbus::join(path_, child), tx);
     }
   }
 }
@@ -132,7 +137,8 @@ void Netfront::connect() {
     return;
   }
   if (!backend_features_.rx_copy) {
-    fail(fmt::format("backend {} does not offer feature-rx-copy", config_.backend_path));
+    fail(fmt::format("backend {} does not offer {}", config_.backend_path,
+                     xenbus::key::kFeatureRxCopy));
     return;
   }
   const unsigned count = std::max(1U, std::min(options_.queues, backend_features_.max_queues));
@@ -151,12 +157,14 @@ void Netfront::connect() {
                      error.what()));
     return;
   }
-  const auto entries = connect_keys(keys, backend_features_.has_max_queues, options_.features);
+  const auto entries =
+      xenbus::connect_keys(keys, backend_features_.has_max_queues, options_.features);
   // One transaction: the backend never sees half a set of refs and ports.
   xenstore_.transact([&](xs::TxId txn) {
     remove_connect_keys(txn);
-    for (const auto& [key, value] : entries) xenstore_.write(path_ + "/" + key, value, txn);
-    xenstore_.write(path_ + "/state", protocol::to_xenstore_value(XenbusState::kConnected), txn);
+    for (const auto& [key, value] : entries) xenstore_.write(xenbus::join(path_, key), value, txn);
+    xenstore_.write(xenbus::join(path_, xenbus::key::kState),
+                    protocol::to_xenstore_value(XenbusState::kConnected), txn);
   });
   state_ = NetfrontState::kConnected;
   error_.clear();
@@ -183,7 +191,7 @@ void Netfront::fail(const std::string& reason) {
   error_ = reason;
   try {
     // xenbus_dev_fatal(): the error node, then Closing.
-    xenstore_.write(frontend_error_path(platform_.self_domid(), options_.devid), reason);
+    xenstore_.write(xenbus::frontend_error_path({platform_.self_domid(), options_.devid}), reason);
   } catch (const std::exception& error) {
     spdlog::warn("vif-front: {}: cannot write the error node: {}", path_, error.what());
   }

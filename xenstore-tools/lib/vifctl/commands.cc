@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/protocol/xenbus_state.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "xenstore-tools/lib/vifctl/control_client.h"
 #include "xenstore-tools/lib/vifctl/hotplug.h"
 #include "xenstore-tools/lib/vifctl/inventory.h"
@@ -53,8 +55,9 @@ int attach_command(Session& session, const AttachOptions& options) {
 
   // libxl waits for InitWait before running the hotplug script: the backend
   // has created vif<D>.<N> by then, which vif-bridge needs.
-  const auto state = wait_for_state(session.xs, plan.paths.backend + "/state",
-                                    XenbusState::kInitWait, kBackendStateTimeout);
+  const auto state =
+      wait_for_state(session.xs, xenbus::join(plan.paths.backend, xenbus::key::kState),
+                     XenbusState::kInitWait, kBackendStateTimeout);
   if (state != XenbusState::kInitWait && state != XenbusState::kConnected) {
     fmt::print(session.err,
                "vifctl: vif {}/{}: backend did not reach InitWait within {} s (state {}); is vifd "
@@ -83,9 +86,9 @@ int detach_command(Session& session, const std::string& vif, bool wait) {
   // Which backend serves it and which script it ran are read from the
   // toolstack's private copy: the backend domain cannot rewrite /libxl.
   VifPaths paths = vif_paths(session.self_domid, id);
-  const auto recorded_backend = session.xs.read(paths.libxl + "/backend");
+  const auto recorded_backend = session.xs.read(xenbus::join(paths.libxl, xenbus::key::kBackend));
   if (recorded_backend) paths.backend = *recorded_backend;
-  const auto script = session.xs.read(paths.libxl + "/script");
+  const auto script = session.xs.read(xenbus::join(paths.libxl, xenbus::key::kScript));
 
   if (!request_close(session.xs, paths)) {
     if (!session.xs.directory(paths.frontend) && !session.xs.directory(paths.libxl)) {
@@ -93,8 +96,8 @@ int detach_command(Session& session, const std::string& vif, bool wait) {
                                            id.domid, id.devid, paths.backend));
     }
   } else if (wait) {
-    const auto state = wait_for_state(session.xs, paths.backend + "/state", XenbusState::kClosed,
-                                      kBackendStateTimeout);
+    const auto state = wait_for_state(session.xs, xenbus::join(paths.backend, xenbus::key::kState),
+                                      XenbusState::kClosed, kBackendStateTimeout);
     if (state != XenbusState::kClosed) {
       // As `xl network-detach` after its timeout: the nodes go anyway, the
       // operator is told the backend did not answer.

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/xenbus/paths.h"
+
 extern char** environ;
 
 namespace vifd::vifctl {
@@ -91,7 +93,7 @@ ScriptResult run_hotplug_script(const std::string& script, const std::string& ac
       "XENBUS_TYPE=vif",
       fmt::format("XENBUS_PATH=backend/vif/{}/{}", id.domid, id.devid),
       "XENBUS_BASE_PATH=backend",
-      fmt::format("vif=vif{}.{}", id.domid, id.devid),
+      "vif=" + xenbus::tap_name(id),
   };
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());

@@ -6,10 +6,15 @@
 #include <stdexcept>
 
 #include "common/protocol/xenbus_state.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 #include "xenstore-tools/lib/vifctl/vif_nodes.h"
 
 namespace vifd::vifctl {
 namespace {
+
+namespace key = xenbus::key;
+using xenbus::join;
 
 // A node's value as JSON: absent -> null, a "%u" number -> number, else the
 // raw string.
@@ -37,27 +42,29 @@ nlohmann::json state_json(xs::Client& xs, const std::string& path) {
           {"name", std::string(protocol::name(state.value()))}};
 }
 
-bool is_feature_key(const std::string& key) {
-  return key.starts_with("feature-") || key.starts_with("multi-queue-") ||
-         key == "request-rx-copy" || key == "xdp-headroom";
+bool is_feature_key(const std::string& name) {
+  return name.starts_with("feature-") || name.starts_with("multi-queue-") ||
+         name == key::kRequestRxCopy || name == key::kXdpHeadroom;
 }
 
 nlohmann::json features_json(xs::Client& xs, const std::string& dir) {
   nlohmann::json features = nlohmann::json::object();
   const auto keys = xs.directory(dir);
   if (!keys) return features;
-  for (const auto& key : *keys) {
-    if (is_feature_key(key)) features[key] = value_json(xs, dir + "/" + key);
+  for (const auto& name : *keys) {
+    if (is_feature_key(name)) features[name] = value_json(xs, join(dir, name));
   }
   return features;
 }
 
-nlohmann::json queue_json(xs::Client& xs, const std::string& dir, std::uint64_t index) {
+// Queue `index` of `count`; each key is shown under its xenstore name.
+nlohmann::json queue_json(xs::Client& xs, const std::string& frontend, unsigned index,
+                          unsigned count) {
   nlohmann::json queue{{"index", index}};
-  for (const char* key :
-       {"tx-ring-ref", "rx-ring-ref", "event-channel", "event-channel-tx", "event-channel-rx"}) {
-    auto value = value_json(xs, dir + "/" + key);
-    if (!value.is_null()) queue[key] = std::move(value);
+  for (const std::string_view name : {key::kTxRingRef, key::kRxRingRef, key::kEventChannel,
+                                      key::kEventChannelTx, key::kEventChannelRx}) {
+    auto value = value_json(xs, join(frontend, key::queue_key(index, count, name)));
+    if (!value.is_null()) queue[std::string(name)] = std::move(value);
   }
   return queue;
 }
@@ -66,18 +73,19 @@ nlohmann::json queue_json(xs::Client& xs, const std::string& dir, std::uint64_t 
 // queue-<i>/, otherwise at the top of the frontend directory.
 nlohmann::json queues_json(xs::Client& xs, const std::string& frontend) {
   nlohmann::json queues = nlohmann::json::array();
-  std::uint64_t count = 1;
-  if (const auto text = xs.read(frontend + "/multi-queue-num-queues")) {
+  unsigned count = 1;
+  if (const auto text = xs.read(join(frontend, key::kMultiQueueNumQueues))) {
     // A guest can write anything; cap what we are willing to walk.
-    count = protocol::parse_uint("multi-queue-num-queues", *text, 1, 64).value_or(1);
+    count = static_cast<unsigned>(
+        protocol::parse_uint(key::kMultiQueueNumQueues, *text, 1, 64).value_or(1));
   }
   if (count == 1) {
-    auto queue = queue_json(xs, frontend, 0);
+    auto queue = queue_json(xs, frontend, 0, count);
     if (queue.size() > 1) queues.push_back(std::move(queue));
     return queues;
   }
-  for (std::uint64_t i = 0; i < count; ++i) {
-    queues.push_back(queue_json(xs, fmt::format("{}/queue-{}", frontend, i), i));
+  for (unsigned i = 0; i < count; ++i) {
+    queues.push_back(queue_json(xs, frontend, i, count));
   }
   return queues;
 }
@@ -90,24 +98,25 @@ std::string dump_json(const nlohmann::json& value, int indent) {
 
 nlohmann::json list_vifs(xs::Client& xs, platform::DomId backend_domid) {
   nlohmann::json vifs = nlohmann::json::array();
-  const std::string root = backend_vif_root(backend_domid);
+  const std::string root = xenbus::backend_vif_root(backend_domid);
   for (const auto domid : numeric_children(xs, root)) {
     if (domid > std::numeric_limits<platform::DomId>::max()) continue;
-    for (const auto devid : numeric_children(xs, fmt::format("{}/{}", root, domid))) {
+    for (const auto devid : numeric_children(xs, join(root, std::to_string(domid)))) {
       const auto paths =
           vif_paths(backend_domid, VifId{static_cast<platform::DomId>(domid), devid});
       // The frontend path the toolstack recorded, not one the guest could
       // redirect.
-      const auto frontend = xs.read(paths.backend + "/frontend").value_or(paths.frontend);
-      vifs.push_back({{"domid", domid},
-                      {"devid", devid},
-                      {"backend_state", state_json(xs, paths.backend + "/state")},
-                      {"frontend_state", state_json(xs, frontend + "/state")},
-                      {"mac", string_json(xs, paths.backend + "/mac")},
-                      {"bridge", string_json(xs, paths.backend + "/bridge")},
-                      {"script", string_json(xs, paths.backend + "/script")},
-                      {"online", value_json(xs, paths.backend + "/online")},
-                      {"hotplug_status", string_json(xs, paths.backend + "/hotplug-status")}});
+      const auto frontend = xs.read(join(paths.backend, key::kFrontend)).value_or(paths.frontend);
+      vifs.push_back(
+          {{"domid", domid},
+           {"devid", devid},
+           {"backend_state", state_json(xs, join(paths.backend, key::kState))},
+           {"frontend_state", state_json(xs, join(frontend, key::kState))},
+           {"mac", string_json(xs, join(paths.backend, key::kMac))},
+           {"bridge", string_json(xs, join(paths.backend, key::kBridge))},
+           {"script", string_json(xs, join(paths.backend, key::kScript))},
+           {"online", value_json(xs, join(paths.backend, key::kOnline))},
+           {"hotplug_status", string_json(xs, join(paths.backend, key::kHotplugStatus))}});
     }
   }
   return vifs;
@@ -119,21 +128,22 @@ nlohmann::json show_vif(xs::Client& xs, platform::DomId backend_domid, VifId id)
     throw std::runtime_error(fmt::format("vif {}/{} does not exist ({} is not in xenstore)",
                                          id.domid, id.devid, paths.backend));
   }
-  const auto frontend = xs.read(paths.backend + "/frontend").value_or(paths.frontend);
-  nlohmann::json backend{{"path", paths.backend},
-                         {"state", state_json(xs, paths.backend + "/state")},
-                         {"online", value_json(xs, paths.backend + "/online")},
-                         {"hotplug_status", string_json(xs, paths.backend + "/hotplug-status")},
-                         {"mac", string_json(xs, paths.backend + "/mac")},
-                         {"bridge", string_json(xs, paths.backend + "/bridge")},
-                         {"script", string_json(xs, paths.backend + "/script")},
-                         {"mtu", value_json(xs, paths.backend + "/mtu")},
-                         {"rate", string_json(xs, paths.backend + "/rate")},
-                         {"features", features_json(xs, paths.backend)}};
+  const auto frontend = xs.read(join(paths.backend, key::kFrontend)).value_or(paths.frontend);
+  nlohmann::json backend{
+      {"path", paths.backend},
+      {"state", state_json(xs, join(paths.backend, key::kState))},
+      {"online", value_json(xs, join(paths.backend, key::kOnline))},
+      {"hotplug_status", string_json(xs, join(paths.backend, key::kHotplugStatus))},
+      {"mac", string_json(xs, join(paths.backend, key::kMac))},
+      {"bridge", string_json(xs, join(paths.backend, key::kBridge))},
+      {"script", string_json(xs, join(paths.backend, key::kScript))},
+      {"mtu", value_json(xs, join(paths.backend, key::kMtu))},
+      {"rate", string_json(xs, join(paths.backend, key::kRate))},
+      {"features", features_json(xs, paths.backend)}};
   nlohmann::json front{{"path", frontend},
-                       {"state", state_json(xs, frontend + "/state")},
-                       {"mac", string_json(xs, frontend + "/mac")},
-                       {"mtu", value_json(xs, frontend + "/mtu")},
+                       {"state", state_json(xs, join(frontend, key::kState))},
+                       {"mac", string_json(xs, join(frontend, key::kMac))},
+                       {"mtu", value_json(xs, join(frontend, key::kMtu))},
                        {"features", features_json(xs, frontend)},
                        {"queues", queues_json(xs, frontend)}};
   return {{"domid", id.domid}, {"devid", id.devid}, {"backend", backend}, {"frontend", front}};

@@ -7,20 +7,24 @@
 #include <stdexcept>
 
 #include "common/protocol/xenbus_state.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/paths.h"
 
 namespace vifd::vifctl {
 namespace {
 
+namespace key = xenbus::key;
 using protocol::XenbusState;
+using xenbus::join;
 
-std::string domain_path(platform::DomId domid) {
-  return fmt::format("/local/domain/{}", domid);
+Node make_node(std::string_view name, std::string value) {
+  return Node{std::string(name), std::move(value)};
 }
 
 void write_dir(xs::Client& xs, xs::TxId tx, const std::string& dir, const std::vector<Node>& nodes,
                const std::vector<xs::Perm>& perms) {
   for (const auto& node : nodes) {
-    const std::string path = dir + "/" + node.key;
+    const std::string path = join(dir, node.key);
     xs.write(path, node.value, tx);
     // Set explicitly rather than relying on inheritance: xenstored
     // implementations differ in whose id a new node's owner gets, and the
@@ -50,15 +54,11 @@ std::uint32_t next_free_devid(xs::Client& xs, xs::TxId tx, const VifSpec& spec) 
 
 }  // namespace
 
-std::string backend_vif_root(platform::DomId backend_domid) {
-  return domain_path(backend_domid) + "/backend/vif";
-}
-
 VifPaths vif_paths(platform::DomId backend_domid, VifId id) {
   return VifPaths{
-      .backend = fmt::format("{}/{}/{}", backend_vif_root(backend_domid), id.domid, id.devid),
-      .frontend = fmt::format("{}/device/vif/{}", domain_path(id.domid), id.devid),
-      .libxl = fmt::format("/libxl/{}/device/vif/{}", id.domid, id.devid),
+      .backend = xenbus::backend_path(backend_domid, id),
+      .frontend = xenbus::frontend_path(id),
+      .libxl = xenbus::libxl_path(id),
   };
 }
 
@@ -71,26 +71,28 @@ AttachPlan plan_attach(const VifSpec& spec, std::uint32_t devid) {
   const std::string mac = spec.mac.to_string();
 
   auto& back = plan.backend;
-  back.push_back({"frontend", plan.paths.frontend});
-  if (spec.script) back.push_back({"script", *spec.script});
-  back.push_back({"mac", mac});
-  if (spec.rate) back.push_back({"rate", fmt::format("{},{}", spec.rate->bytes, spec.rate->usec)});
-  if (spec.mtu != kDefaultMtu) back.push_back({"mtu", std::to_string(spec.mtu)});
-  if (spec.bridge) back.push_back({"bridge", *spec.bridge});
-  back.push_back({"handle", handle});
-  back.push_back({"type", "vif"});
-  back.push_back({"hotplug-status", ""});
-  back.push_back({"frontend-id", std::to_string(spec.domid)});
-  back.push_back({"online", "1"});
-  back.push_back({"state", state});
+  back.push_back(make_node(key::kFrontend, plan.paths.frontend));
+  if (spec.script) back.push_back(make_node(key::kScript, *spec.script));
+  back.push_back(make_node(key::kMac, mac));
+  if (spec.rate) {
+    back.push_back(make_node(key::kRate, fmt::format("{},{}", spec.rate->bytes, spec.rate->usec)));
+  }
+  if (spec.mtu != kDefaultMtu) back.push_back(make_node(key::kMtu, std::to_string(spec.mtu)));
+  if (spec.bridge) back.push_back(make_node(key::kBridge, *spec.bridge));
+  back.push_back(make_node(key::kHandle, handle));
+  back.push_back(make_node(key::kType, "vif"));
+  back.push_back(make_node(key::kHotplugStatus, ""));
+  back.push_back(make_node(key::kFrontendId, std::to_string(spec.domid)));
+  back.push_back(make_node(key::kOnline, "1"));
+  back.push_back(make_node(key::kState, state));
 
-  plan.frontend = {{"backend", plan.paths.backend},
-                   {"handle", handle},
-                   {"mac", mac},
-                   {"trusted", "1"},
-                   {"backend-id", std::to_string(spec.backend_domid)},
-                   {"state", state}};
-  plan.frontend_read_only = {{"mtu", std::to_string(spec.mtu)}};
+  plan.frontend = {make_node(key::kBackend, plan.paths.backend),
+                   make_node(key::kHandle, handle),
+                   make_node(key::kMac, mac),
+                   make_node(key::kTrusted, "1"),
+                   make_node(key::kBackendId, std::to_string(spec.backend_domid)),
+                   make_node(key::kState, state)};
+  plan.frontend_read_only = {make_node(key::kMtu, std::to_string(spec.mtu))};
 
   plan.backend_perms = {{spec.backend_domid, xs::Access::kNone}, {spec.domid, xs::Access::kRead}};
   plan.frontend_perms = {{spec.domid, xs::Access::kNone}, {spec.backend_domid, xs::Access::kRead}};
@@ -113,8 +115,8 @@ std::vector<std::uint32_t> numeric_children(xs::Client& xs, const std::string& p
 AttachPlan write_attach(xs::Client& xs, const VifSpec& spec) {
   AttachPlan plan;
   xs.transact([&](xs::TxId tx) {
-    const std::string guest_home = domain_path(spec.domid);
-    if (!xs.read(guest_home + "/domid", tx) && !xs.directory(guest_home, tx)) {
+    const std::string guest_home = xenbus::domain_path(spec.domid);
+    if (!xs.read(join(guest_home, "domid"), tx) && !xs.directory(guest_home, tx)) {
       throw std::runtime_error(
           fmt::format("domain {} does not exist ({} is not in xenstore)", spec.domid, guest_home));
     }
@@ -134,10 +136,10 @@ AttachPlan write_attach(xs::Client& xs, const VifSpec& spec) {
     // The toolstack's copy: the frontend and backend paths plus every
     // backend key, so detach works from it even if a backend scribbled on
     // its own directory.
-    xs.write(plan.paths.libxl + "/frontend", plan.paths.frontend, tx);
-    xs.write(plan.paths.libxl + "/backend", plan.paths.backend, tx);
-    for (const auto& node : plan.backend) {
-      xs.write(plan.paths.libxl + "/" + node.key, node.value, tx);
+    xs.write(join(plan.paths.libxl, key::kFrontend), plan.paths.frontend, tx);
+    xs.write(join(plan.paths.libxl, key::kBackend), plan.paths.backend, tx);
+    for (const auto& written : plan.backend) {
+      xs.write(join(plan.paths.libxl, written.key), written.value, tx);
     }
 
     xs.mkdir(plan.paths.frontend, tx);
@@ -155,10 +157,11 @@ AttachPlan write_attach(xs::Client& xs, const VifSpec& spec) {
 bool request_close(xs::Client& xs, const VifPaths& paths) {
   bool exists = false;
   xs.transact([&](xs::TxId tx) {
-    exists = xs.read(paths.backend + "/state", tx).has_value();
+    exists = xs.read(join(paths.backend, key::kState), tx).has_value();
     if (!exists) return;
-    xs.write(paths.backend + "/online", "0", tx);
-    xs.write(paths.backend + "/state", protocol::to_xenstore_value(XenbusState::kClosing), tx);
+    xs.write(join(paths.backend, key::kOnline), "0", tx);
+    xs.write(join(paths.backend, key::kState), protocol::to_xenstore_value(XenbusState::kClosing),
+             tx);
   });
   return exists;
 }

@@ -2,10 +2,12 @@
 // `xl network-attach` (libxl__device_generic_add + libxl__set_xenstore_nic,
 // Xen 4.17), and the transaction that writes or removes them.
 //
-//   /local/domain/<B>/backend/vif/<D>/<N>   owner B, read D   (the backend's)
-//   /local/domain/<D>/device/vif/<N>        owner D, read B   (the guest's)
-//       .../mtu                              owner B, read D   (read-only to the guest)
-//   /libxl/<D>/device/vif/<N>               the toolstack's private copy
+//   backend directory (xenbus::backend_path)    owner B, read D   (the backend's)
+//   frontend directory (xenbus::frontend_path)  owner D, read B   (the guest's)
+//       .../mtu                                  owner B, read D   (read-only to the guest)
+//   xenbus::libxl_path                          the toolstack's private copy
+//
+// B is the backend domain, D the guest (common/xenbus/paths.h).
 //
 // Why each key exists is in docs/operator-guide.md, section "vifctl".
 #pragma once
@@ -28,7 +30,6 @@ struct VifPaths {
 };
 
 VifPaths vif_paths(platform::DomId backend_domid, VifId id);
-std::string backend_vif_root(platform::DomId backend_domid);  // .../backend/vif
 
 struct Node {
   std::string key;  // relative to the directory

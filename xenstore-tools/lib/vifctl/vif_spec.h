@@ -13,6 +13,7 @@
 #include "common/platform/types.h"
 #include "common/protocol/mac_address.h"
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/paths.h"
 
 namespace vifd::vifctl {
 
@@ -30,11 +31,7 @@ inline constexpr std::uint32_t kDefaultMtu = 1500;
 inline constexpr std::uint32_t kMinMtu = 68;
 inline constexpr std::uint32_t kMaxMtu = 65535 - 14;
 
-struct VifId {
-  platform::DomId domid = 0;
-  std::uint32_t devid = 0;
-  friend bool operator==(const VifId&, const VifId&) = default;
-};
+using VifId = xenbus::VifId;
 
 struct VifSpec {
   platform::DomId domid = 0;

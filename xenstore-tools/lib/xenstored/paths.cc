@@ -25,10 +25,6 @@ bool is_valid_absolute(std::string_view path) {
 
 }  // namespace
 
-std::string domain_path(platform::DomId domid) {
-  return "/local/domain/" + std::to_string(domid);
-}
-
 bool is_special_path(std::string_view path) {
   return path == kIntroduceDomain || path == kReleaseDomain;
 }

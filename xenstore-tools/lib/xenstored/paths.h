@@ -8,20 +8,21 @@
 #include <string_view>
 
 #include "common/platform/types.h"
+#include "common/xenbus/paths.h"
 
 namespace vifd::xenstored {
 
 inline constexpr std::string_view kIntroduceDomain = "@introduceDomain";
 inline constexpr std::string_view kReleaseDomain = "@releaseDomain";
 
-// "/local/domain/<domid>", the home of a domain's relative paths.
-std::string domain_path(platform::DomId domid);
+// The home of a domain's relative paths.
+using xenbus::domain_path;
 
 bool is_special_path(std::string_view path);
 
 // A path as the client wrote it, resolved to an absolute one.
 struct CanonicalPath {
-  std::string absolute;   // "/local/domain/5/device" or "@releaseDomain"
+  std::string absolute;   // domain_path(5) + "/device", or "@releaseDomain"
   bool relative = false;  // the client wrote it relative to its home
 };
 

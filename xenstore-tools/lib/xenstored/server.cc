@@ -106,8 +106,9 @@ std::filesystem::path Server::dom0_socket() const {
 
 void Server::start() {
   const Caller dom0{0, 0, true};
-  store_.write(dom0, kNoTx, "/local/domain/0/domid", "0");
-  store_.write(dom0, kNoTx, "/local/domain/0/name", "Domain-0");
+  const std::string home = domain_path(0);
+  store_.write(dom0, kNoTx, home + "/domid", "0");
+  store_.write(dom0, kNoTx, home + "/name", "Domain-0");
   store_.take_events();
   dom0_acceptor_ = listen(dom0_socket());
   accept(*dom0_acceptor_, 0, true);

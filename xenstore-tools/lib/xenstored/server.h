@@ -1,7 +1,7 @@
 // The xenstored-compatible server of a sim host, on one Boost.Asio
 // io_context thread. DIR/xenstored.sock is dom0's (privileged) endpoint; each
 // introduced domain gets DIR/xs/<domid>.sock, and every connection there is
-// that domain (unprivileged, relative paths under /local/domain/<domid>), as
+// that domain (unprivileged, relative paths under its domain_path()), as
 // a guest's xenbus ring would be.
 #pragma once
 
@@ -37,7 +37,7 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Creates dom0's nodes (/local/domain/0, as xen-init-dom0 does) and starts
+  // Creates dom0's nodes (domain_path(0), as xen-init-dom0 does) and starts
   // listening on DIR/xenstored.sock. Throws naming the socket if it cannot.
   void start();
   // Closes every listener and connection and removes the socket files. Call

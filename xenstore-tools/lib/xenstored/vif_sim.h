@@ -18,7 +18,7 @@ namespace vifd::xenstored {
 void run_host(const std::filesystem::path& dir, std::ostream& out);
 
 // As `xl create`: creates the domain in the hypervisor state, writes its
-// /local/domain/<domid> tree with libxl's permissions, then introduces it
+// domain_path(domid) tree with libxl's permissions, then introduces it
 // (which fires @introduceDomain).
 void create_domain_command(const std::filesystem::path& dir, platform::DomId domid,
                            const std::optional<std::string>& name, std::ostream& out);
