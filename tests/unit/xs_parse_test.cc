@@ -86,15 +86,15 @@ TEST(ParseUintTest, RejectsBelowMin) {
 // ---- messages --------------------------------------------------------------
 
 TEST(ParseErrorTest, MessageNamesKeyAndValue) {
-  const auto result = parse_uint("/local/domain/3/device/vif/0/tx-ring-ref", "12ab", 0, 99);
+  const auto result = parse_uint("some/dir/3/ref-key", "12ab", 0, 99);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().message(),
-            "xenstore key '/local/domain/3/device/vif/0/tx-ring-ref': invalid value \"12ab\": "
+            "xenstore key 'some/dir/3/ref-key': invalid value \"12ab\": "
             "trailing characters after the number");
 }
 
 TEST(ParseErrorTest, MessageEscapesNonPrintable) {
-  const auto result = parse_bool("feature-sg", std::string_view("\x01\"\\\xff\0", 5));
+  const auto result = parse_bool("flag-key", std::string_view("\x01\"\\\xff\0", 5));
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message().find(R"("\x01\"\\\xff\x00")"), std::string::npos)
       << result.error().message();
@@ -119,14 +119,14 @@ TEST(ParseErrorTest, ValueOrFallsBack) {
 // ---- parse_bool ------------------------------------------------------------
 
 TEST(ParseBoolTest, AcceptsZeroAndOne) {
-  EXPECT_FALSE(parse_bool("feature-sg", "0").value());
-  EXPECT_TRUE(parse_bool("feature-sg", "1").value());
+  EXPECT_FALSE(parse_bool("flag-key", "0").value());
+  EXPECT_TRUE(parse_bool("flag-key", "1").value());
 }
 
 TEST(ParseBoolTest, RejectsEverythingElse) {
   for (const char* bad : {"", "2", "01", "00", "true", "yes", " 1", "1 ", "-0", "+1", "1\n"}) {
     SCOPED_TRACE(bad);
-    expect_rejected(parse_bool("feature-sg", bad), "feature-sg", "\"0\" or \"1\"");
+    expect_rejected(parse_bool("flag-key", bad), "flag-key", "\"0\" or \"1\"");
   }
 }
 
@@ -211,70 +211,69 @@ TEST(ParseRateTest, RejectsSignsSpacesAndUnits) {
 // ---- parse_grant_ref -------------------------------------------------------
 
 TEST(ParseGrantRefTest, AcceptsOrdinaryRefs) {
-  EXPECT_EQ(parse_grant_ref("tx-ring-ref", "8").value(), 8U);
-  EXPECT_EQ(parse_grant_ref("tx-ring-ref", "2047").value(), 2047U);
-  EXPECT_EQ(parse_grant_ref("tx-ring-ref", "4294967294").value(), 4294967294U);
+  EXPECT_EQ(parse_grant_ref("ref-key", "8").value(), 8U);
+  EXPECT_EQ(parse_grant_ref("ref-key", "2047").value(), 2047U);
+  EXPECT_EQ(parse_grant_ref("ref-key", "4294967294").value(), 4294967294U);
 }
 
 TEST(ParseGrantRefTest, RejectsReservedRefs) {
   for (const char* reserved : {"0", "1", "7"}) {
     SCOPED_TRACE(reserved);
-    expect_rejected(parse_grant_ref("tx-ring-ref", reserved), "tx-ring-ref", "reserved");
+    expect_rejected(parse_grant_ref("ref-key", reserved), "ref-key", "reserved");
   }
 }
 
 TEST(ParseGrantRefTest, RejectsInvalidRefAndOverflow) {
-  expect_rejected(parse_grant_ref("rx-ring-ref", "4294967295"), "rx-ring-ref", "invalid grant ref");
-  expect_rejected(parse_grant_ref("rx-ring-ref", "4294967296"), "rx-ring-ref", "out of range");
-  expect_rejected(parse_grant_ref("rx-ring-ref", "18446744073709551616"), "rx-ring-ref", "64 bits");
+  expect_rejected(parse_grant_ref("ref-key", "4294967295"), "ref-key", "invalid grant ref");
+  expect_rejected(parse_grant_ref("ref-key", "4294967296"), "ref-key", "out of range");
+  expect_rejected(parse_grant_ref("ref-key", "18446744073709551616"), "ref-key", "64 bits");
 }
 
 TEST(ParseGrantRefTest, RejectsGarbage) {
   for (const char* bad : {"", "-8", "+8", " 8", "8 ", "8x", "0x10", "08"}) {
     SCOPED_TRACE(bad);
-    expect_rejected(parse_grant_ref("rx-ring-ref", bad), "rx-ring-ref", "");
+    expect_rejected(parse_grant_ref("ref-key", bad), "ref-key", "");
   }
 }
 
 // ---- parse_evtchn_port -----------------------------------------------------
 
 TEST(ParseEvtchnPortTest, AcceptsValidPorts) {
-  EXPECT_EQ(parse_evtchn_port("event-channel", "1").value(), 1U);
-  EXPECT_EQ(parse_evtchn_port("event-channel", "131071").value(), 131071U);
+  EXPECT_EQ(parse_evtchn_port("port-key", "1").value(), 1U);
+  EXPECT_EQ(parse_evtchn_port("port-key", "131071").value(), 131071U);
 }
 
 TEST(ParseEvtchnPortTest, RejectsPortZeroAndBeyondFifoLimit) {
-  expect_rejected(parse_evtchn_port("event-channel", "0"), "event-channel", "out of range");
-  expect_rejected(parse_evtchn_port("event-channel", "131072"), "event-channel", "out of range");
-  expect_rejected(parse_evtchn_port("event-channel", "4294967296"), "event-channel",
-                  "out of range");
+  expect_rejected(parse_evtchn_port("port-key", "0"), "port-key", "out of range");
+  expect_rejected(parse_evtchn_port("port-key", "131072"), "port-key", "out of range");
+  expect_rejected(parse_evtchn_port("port-key", "4294967296"), "port-key", "out of range");
 }
 
 TEST(ParseEvtchnPortTest, RejectsGarbage) {
   for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1x", "0x10", "01", "18446744073709551616"}) {
     SCOPED_TRACE(bad);
-    expect_rejected(parse_evtchn_port("event-channel-tx", bad), "event-channel-tx", "");
+    expect_rejected(parse_evtchn_port("port-key", bad), "port-key", "");
   }
 }
 
 // ---- parse_domid -----------------------------------------------------------
 
 TEST(ParseDomidTest, AcceptsOrdinaryDomains) {
-  EXPECT_EQ(parse_domid("backend-id", "0").value(), 0U);
-  EXPECT_EQ(parse_domid("backend-id", "1").value(), 1U);
-  EXPECT_EQ(parse_domid("backend-id", "32751").value(), 0x7FEFU);
+  EXPECT_EQ(parse_domid("domid-key", "0").value(), 0U);
+  EXPECT_EQ(parse_domid("domid-key", "1").value(), 1U);
+  EXPECT_EQ(parse_domid("domid-key", "32751").value(), 0x7FEFU);
 }
 
 TEST(ParseDomidTest, RejectsReservedAndOutOfRange) {
-  expect_rejected(parse_domid("backend-id", "32752"), "backend-id", "out of range");  // DOMID_SELF
-  expect_rejected(parse_domid("backend-id", "65535"), "backend-id", "out of range");
-  expect_rejected(parse_domid("backend-id", "65536"), "backend-id", "out of range");
+  expect_rejected(parse_domid("domid-key", "32752"), "domid-key", "out of range");  // DOMID_SELF
+  expect_rejected(parse_domid("domid-key", "65535"), "domid-key", "out of range");
+  expect_rejected(parse_domid("domid-key", "65536"), "domid-key", "out of range");
 }
 
 TEST(ParseDomidTest, RejectsGarbage) {
   for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1x", "0x10", "00", "18446744073709551616"}) {
     SCOPED_TRACE(bad);
-    expect_rejected(parse_domid("frontend-id", bad), "frontend-id", "");
+    expect_rejected(parse_domid("domid-key", bad), "domid-key", "");
   }
 }
 
