@@ -145,13 +145,22 @@ std::unique_ptr<Server::Acceptor> Server::listen(const std::filesystem::path& pa
   // A socket file left by a dead server would make bind fail; a live server
   // is detected by the caller (vif-sim) before it gets here.
   std::filesystem::remove(path, fs_error);
+  // Bound under a temporary name and renamed once listening: clients wait
+  // for the socket file to appear, and a file that exists before listen()
+  // would refuse their connect.
+  const std::filesystem::path bound = path.string() + ".new";
+  std::filesystem::remove(bound, fs_error);
   auto acceptor = std::make_unique<Acceptor>(io_);
   boost::system::error_code ec;
   acceptor->open(asio::local::stream_protocol(), ec);
-  if (!ec) acceptor->bind(asio::local::stream_protocol::endpoint(path.string()), ec);
+  if (!ec) acceptor->bind(asio::local::stream_protocol::endpoint(bound.string()), ec);
   if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec)
     throw std::runtime_error("xenstored: cannot listen on " + path.string() + ": " + ec.message());
+  std::filesystem::rename(bound, path, fs_error);
+  if (fs_error)
+    throw std::runtime_error("xenstored: cannot listen on " + path.string() + ": " +
+                             fs_error.message());
   return acceptor;
 }
 
