@@ -22,6 +22,7 @@
 #include "backend/lib/datapath/queue.h"
 #include "common/platform/types.h"
 #include "common/protocol/mac_address.h"
+#include "common/protocol/sizes.h"
 #include "common/protocol/xs_parse.h"
 
 namespace vifd::backend {
@@ -43,9 +44,9 @@ std::string expected_frontend_path(const VifId& id);
 
 // Largest devid we accept: keeps "vif<domid>.<devid>" within IFNAMSIZ - 1.
 inline constexpr std::uint32_t kMaxDevid = 65535;
-// Ethernet MTU bounds: IPv4's minimum datagram and the 64 KiB frame limit.
-inline constexpr unsigned kMinMtu = 68;
-inline constexpr unsigned kMaxMtu = 65535 - 14;
+// MTU bounds, shared with the frontend and vifctl.
+using protocol::kMaxMtu;
+using protocol::kMinMtu;
 
 struct BackendConfig {
   std::string frontend_path;

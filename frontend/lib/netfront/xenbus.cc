@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "common/protocol/sizes.h"
 #include "common/protocol/xs_parse.h"
 
 namespace vifd::frontend {
@@ -68,9 +69,9 @@ DeviceConfig read_device_config(xs::Client& xenstore, const std::string& fronten
       protocol::parse_mac(frontend_dir + "/mac", read_required(xenstore, frontend_dir, "mac"))
           .value();
   if (const auto mtu = xenstore.read(frontend_dir + "/mtu")) {
-    // 68 is IPv4's minimum; 65535 the largest frame a netif packet describes.
     config.mtu = static_cast<unsigned>(
-        protocol::parse_uint(frontend_dir + "/mtu", *mtu, 68, 65535 - 14).value());
+        protocol::parse_uint(frontend_dir + "/mtu", *mtu, protocol::kMinMtu, protocol::kMaxMtu)
+            .value());
   }
   if (const auto trusted = xenstore.read(frontend_dir + "/trusted")) {
     config.trusted = protocol::parse_bool(frontend_dir + "/trusted", *trusted).value();
