@@ -12,7 +12,9 @@ std::shared_ptr<spdlog::logger> named(const std::string& name,
   // not: two first callers would both create, and the second would throw.
   static std::mutex mutex;
   const std::lock_guard lock(mutex);
-  if (auto existing = spdlog::get(name)) return existing;
+  if (auto existing = spdlog::get(name)) {
+    return existing;
+  }
   auto created = spdlog::stderr_color_mt(name);
   created->set_level(initial_level);
   return created;
