@@ -70,18 +70,18 @@ std::uint64_t pseudo_header_sum(std::span<const std::uint8_t> frame, const Check
 // Finds the IP header after the Ethernet header and at most one VLAN tag.
 PacketStatus locate_ip_header(std::span<const std::uint8_t> frame, std::size_t& ip_offset,
                               std::uint16_t& ethertype) noexcept {
-  if (frame.size() < kEthHeaderLen) return PacketStatus::truncated;
+  if (frame.size() < kEthHeaderLen) return PacketStatus::kTruncated;
   ethertype = load_be16(frame, 12);
   ip_offset = kEthHeaderLen;
   if (ethertype == kEthTypeVlan || ethertype == kEthTypeQinQ) {
-    if (frame.size() < kEthHeaderLen + kVlanTagLen) return PacketStatus::truncated;
+    if (frame.size() < kEthHeaderLen + kVlanTagLen) return PacketStatus::kTruncated;
     ethertype = load_be16(frame, 16);
     ip_offset += kVlanTagLen;
   }
   if (ethertype != kEthTypeIpv4 && ethertype != kEthTypeIpv6) {
-    return PacketStatus::unknown_ethertype;
+    return PacketStatus::kUnknownEthertype;
   }
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 // Both IP parsers return the L4 offset and the end of the IP packet: L4
@@ -90,31 +90,31 @@ PacketStatus locate_ip_header(std::span<const std::uint8_t> frame, std::size_t& 
 PacketStatus locate_ipv4_payload(std::span<const std::uint8_t> frame, std::size_t ip_offset,
                                  std::size_t& l4_offset, std::size_t& ip_end,
                                  std::uint8_t& protocol) noexcept {
-  if (frame.size() - ip_offset < kIpv4MinHeaderLen) return PacketStatus::truncated;
+  if (frame.size() - ip_offset < kIpv4MinHeaderLen) return PacketStatus::kTruncated;
   const std::uint8_t version_ihl = frame[ip_offset];
-  if ((version_ihl >> 4) != 4) return PacketStatus::bad_ip_header;
+  if ((version_ihl >> 4) != 4) return PacketStatus::kBadIpHeader;
   const std::size_t header_len = static_cast<std::size_t>(version_ihl & 0x0f) * 4;
-  if (header_len < kIpv4MinHeaderLen) return PacketStatus::bad_ip_header;
-  if (frame.size() - ip_offset < header_len) return PacketStatus::truncated;
+  if (header_len < kIpv4MinHeaderLen) return PacketStatus::kBadIpHeader;
+  if (frame.size() - ip_offset < header_len) return PacketStatus::kTruncated;
   const std::size_t total_len = load_be16(frame, ip_offset + 2);
-  if (total_len < header_len) return PacketStatus::bad_ip_header;
-  if (frame.size() - ip_offset < total_len) return PacketStatus::truncated;
+  if (total_len < header_len) return PacketStatus::kBadIpHeader;
+  if (frame.size() - ip_offset < total_len) return PacketStatus::kTruncated;
   // More-fragments set or a nonzero offset: the L4 header is in the first
   // fragment only and the checksum covers the reassembled datagram.
-  if ((load_be16(frame, ip_offset + 6) & 0x3fff) != 0) return PacketStatus::ip_fragment;
+  if ((load_be16(frame, ip_offset + 6) & 0x3fff) != 0) return PacketStatus::kIpFragment;
   protocol = frame[ip_offset + 9];
   l4_offset = ip_offset + header_len;
   ip_end = ip_offset + total_len;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 PacketStatus locate_ipv6_payload(std::span<const std::uint8_t> frame, std::size_t ip_offset,
                                  std::size_t& l4_offset, std::size_t& ip_end,
                                  std::uint8_t& protocol) noexcept {
-  if (frame.size() - ip_offset < kIpv6HeaderLen) return PacketStatus::truncated;
-  if ((frame[ip_offset] >> 4) != 6) return PacketStatus::bad_ip_header;
+  if (frame.size() - ip_offset < kIpv6HeaderLen) return PacketStatus::kTruncated;
+  if ((frame[ip_offset] >> 4) != 6) return PacketStatus::kBadIpHeader;
   const std::size_t payload_len = load_be16(frame, ip_offset + 4);
-  if (frame.size() - ip_offset - kIpv6HeaderLen < payload_len) return PacketStatus::truncated;
+  if (frame.size() - ip_offset - kIpv6HeaderLen < payload_len) return PacketStatus::kTruncated;
   // Only bytes inside the declared payload belong to the packet; Ethernet
   // padding after it must not be parsed as headers.
   const std::size_t end = ip_offset + kIpv6HeaderLen + payload_len;
@@ -128,80 +128,80 @@ PacketStatus locate_ipv6_payload(std::span<const std::uint8_t> frame, std::size_
       case IPPROTO_HOPOPTS:
       case IPPROTO_ROUTING:
       case IPPROTO_DSTOPTS: {
-        if (end - at < 8) return PacketStatus::truncated;
+        if (end - at < 8) return PacketStatus::kTruncated;
         const std::size_t len = (static_cast<std::size_t>(frame[at + 1]) + 1) * 8;
-        if (end - at < len) return PacketStatus::truncated;
+        if (end - at < len) return PacketStatus::kTruncated;
         next = frame[at];
         at += len;
         break;
       }
       case IPPROTO_AH: {
-        if (end - at < 8) return PacketStatus::truncated;
+        if (end - at < 8) return PacketStatus::kTruncated;
         const std::size_t len = (static_cast<std::size_t>(frame[at + 1]) + 2) * 4;
-        if (end - at < len) return PacketStatus::truncated;
+        if (end - at < len) return PacketStatus::kTruncated;
         next = frame[at];
         at += len;
         break;
       }
       case IPPROTO_FRAGMENT:
-        return PacketStatus::ip_fragment;
+        return PacketStatus::kIpFragment;
       default:
         protocol = next;
         l4_offset = at;
-        return PacketStatus::ok;
+        return PacketStatus::kOk;
     }
   }
 }
 
 PacketStatus decode_gso_extra(const netif_extra_info* gso_extra, PacketMeta& out) noexcept {
-  if (gso_extra == nullptr) return PacketStatus::ok;
-  if (gso_extra->type != XEN_NETIF_EXTRA_TYPE_GSO) return PacketStatus::bad_extra_type;
+  if (gso_extra == nullptr) return PacketStatus::kOk;
+  if (gso_extra->type != XEN_NETIF_EXTRA_TYPE_GSO) return PacketStatus::kBadExtraType;
   switch (gso_extra->u.gso.type) {
     case XEN_NETIF_GSO_TYPE_TCPV4:
-      out.gso_type = GsoType::tcpv4;
+      out.gso_type = GsoType::kTcpv4;
       break;
     case XEN_NETIF_GSO_TYPE_TCPV6:
-      out.gso_type = GsoType::tcpv6;
+      out.gso_type = GsoType::kTcpv6;
       break;
     default:
-      return PacketStatus::unsupported_gso_type;
+      return PacketStatus::kUnsupportedGsoType;
   }
-  if (gso_extra->u.gso.size == 0) return PacketStatus::zero_gso_size;
+  if (gso_extra->u.gso.size == 0) return PacketStatus::kZeroGsoSize;
   out.gso_size = gso_extra->u.gso.size;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 }  // namespace
 
 const char* to_string(PacketStatus status) noexcept {
   switch (status) {
-    case PacketStatus::ok:
+    case PacketStatus::kOk:
       return "ok";
-    case PacketStatus::truncated:
+    case PacketStatus::kTruncated:
       return "truncated";
-    case PacketStatus::unknown_ethertype:
+    case PacketStatus::kUnknownEthertype:
       return "unknown_ethertype";
-    case PacketStatus::bad_ip_header:
+    case PacketStatus::kBadIpHeader:
       return "bad_ip_header";
-    case PacketStatus::ip_fragment:
+    case PacketStatus::kIpFragment:
       return "ip_fragment";
-    case PacketStatus::unsupported_l4_protocol:
+    case PacketStatus::kUnsupportedL4Protocol:
       return "unsupported_l4_protocol";
-    case PacketStatus::bad_l4_header:
+    case PacketStatus::kBadL4Header:
       return "bad_l4_header";
-    case PacketStatus::unsupported_gso_type:
+    case PacketStatus::kUnsupportedGsoType:
       return "unsupported_gso_type";
-    case PacketStatus::zero_gso_size:
+    case PacketStatus::kZeroGsoSize:
       return "zero_gso_size";
-    case PacketStatus::bad_extra_type:
+    case PacketStatus::kBadExtraType:
       return "bad_extra_type";
-    case PacketStatus::gso_protocol_mismatch:
+    case PacketStatus::kGsoProtocolMismatch:
       return "gso_protocol_mismatch";
-    case PacketStatus::checksum_not_located:
+    case PacketStatus::kChecksumNotLocated:
       return "checksum_not_located";
-    case PacketStatus::checksum_out_of_range:
+    case PacketStatus::kChecksumOutOfRange:
       return "checksum_out_of_range";
-    case PacketStatus::gso_not_supported_by_peer:
+    case PacketStatus::kGsoNotSupportedByPeer:
       return "gso_not_supported_by_peer";
   }
   return "unknown";
@@ -212,95 +212,95 @@ const char* to_string(PacketStatus status) noexcept {
 PacketStatus meta_from_virtio(const VirtioNetHdr& hdr, PacketMeta& out) noexcept {
   PacketMeta meta;
   if ((hdr.flags & kVirtioNetHdrFNeedsCsum) != 0) {
-    meta.checksum = ChecksumState::partial;
+    meta.checksum = ChecksumState::kPartial;
     meta.csum_located = true;
     meta.csum_start = le16toh(hdr.csum_start);
     meta.csum_offset = le16toh(hdr.csum_offset);
     if (std::size_t{meta.csum_start} + meta.csum_offset + 2 > kMaxOffset) {
-      return PacketStatus::checksum_out_of_range;
+      return PacketStatus::kChecksumOutOfRange;
     }
   } else if ((hdr.flags & kVirtioNetHdrFDataValid) != 0) {
-    meta.checksum = ChecksumState::validated;
+    meta.checksum = ChecksumState::kValidated;
   }
   switch (hdr.gso_type) {
     case kVirtioNetHdrGsoNone:
       break;
     case kVirtioNetHdrGsoTcpv4:
-      meta.gso_type = GsoType::tcpv4;
+      meta.gso_type = GsoType::kTcpv4;
       break;
     case kVirtioNetHdrGsoTcpv6:
-      meta.gso_type = GsoType::tcpv6;
+      meta.gso_type = GsoType::kTcpv6;
       break;
     default:
       // UDP/UFO/USO and the ECN bit have no netif encoding; TapDevice never
       // enables the TUN offloads that would produce them.
-      return PacketStatus::unsupported_gso_type;
+      return PacketStatus::kUnsupportedGsoType;
   }
-  if (meta.gso_type != GsoType::none) {
+  if (meta.gso_type != GsoType::kNone) {
     meta.gso_size = le16toh(hdr.gso_size);
-    if (meta.gso_size == 0) return PacketStatus::zero_gso_size;
+    if (meta.gso_size == 0) return PacketStatus::kZeroGsoSize;
     meta.hdr_len = le16toh(hdr.hdr_len);
   }
   out = meta;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 PacketStatus meta_to_virtio(const PacketMeta& meta, VirtioNetHdr& out) noexcept {
   VirtioNetHdr hdr{};
   switch (meta.checksum) {
-    case ChecksumState::none:
+    case ChecksumState::kNone:
       break;
-    case ChecksumState::partial:
-      if (!meta.csum_located) return PacketStatus::checksum_not_located;
+    case ChecksumState::kPartial:
+      if (!meta.csum_located) return PacketStatus::kChecksumNotLocated;
       hdr.flags = kVirtioNetHdrFNeedsCsum;
       hdr.csum_start = htole16(meta.csum_start);
       hdr.csum_offset = htole16(meta.csum_offset);
       break;
-    case ChecksumState::validated:
+    case ChecksumState::kValidated:
       hdr.flags = kVirtioNetHdrFDataValid;
       break;
   }
   switch (meta.gso_type) {
-    case GsoType::none:
+    case GsoType::kNone:
       hdr.gso_type = kVirtioNetHdrGsoNone;
       break;
-    case GsoType::tcpv4:
+    case GsoType::kTcpv4:
       hdr.gso_type = kVirtioNetHdrGsoTcpv4;
       break;
-    case GsoType::tcpv6:
+    case GsoType::kTcpv6:
       hdr.gso_type = kVirtioNetHdrGsoTcpv6;
       break;
   }
-  if (meta.gso_type != GsoType::none) {
-    if (meta.gso_size == 0) return PacketStatus::zero_gso_size;
+  if (meta.gso_type != GsoType::kNone) {
+    if (meta.gso_size == 0) return PacketStatus::kZeroGsoSize;
     hdr.gso_size = htole16(meta.gso_size);
     hdr.hdr_len = htole16(meta.hdr_len);
   }
   out = hdr;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 // ---- netif ------------------------------------------------------------------
 
 std::uint16_t netif_tx_flags(const PacketMeta& meta) noexcept {
   std::uint16_t flags = 0;
-  if (meta.checksum == ChecksumState::partial) {
+  if (meta.checksum == ChecksumState::kPartial) {
     flags |= kNetTxCsumBlank | kNetTxDataValidated;
-  } else if (meta.checksum == ChecksumState::validated) {
+  } else if (meta.checksum == ChecksumState::kValidated) {
     flags |= kNetTxDataValidated;
   }
-  if (meta.gso_type != GsoType::none) flags |= kNetTxExtraInfo;
+  if (meta.gso_type != GsoType::kNone) flags |= kNetTxExtraInfo;
   return flags;
 }
 
 std::uint16_t netif_rx_flags(const PacketMeta& meta) noexcept {
   std::uint16_t flags = 0;
-  if (meta.checksum == ChecksumState::partial) {
+  if (meta.checksum == ChecksumState::kPartial) {
     flags |= kNetRxCsumBlank | kNetRxDataValidated;
-  } else if (meta.checksum == ChecksumState::validated) {
+  } else if (meta.checksum == ChecksumState::kValidated) {
     flags |= kNetRxDataValidated;
   }
-  if (meta.gso_type != GsoType::none) flags |= kNetRxExtraInfo;
+  if (meta.gso_type != GsoType::kNone) flags |= kNetRxExtraInfo;
   return flags;
 }
 
@@ -309,13 +309,13 @@ void fill_gso_extra(const PacketMeta& meta, netif_extra_info& out) noexcept {
   out.type = XEN_NETIF_EXTRA_TYPE_GSO;
   out.u.gso.size = meta.gso_size;
   switch (meta.gso_type) {
-    case GsoType::none:
+    case GsoType::kNone:
       out.u.gso.type = XEN_NETIF_GSO_TYPE_NONE;
       break;
-    case GsoType::tcpv4:
+    case GsoType::kTcpv4:
       out.u.gso.type = XEN_NETIF_GSO_TYPE_TCPV4;
       break;
-    case GsoType::tcpv6:
+    case GsoType::kTcpv6:
       out.u.gso.type = XEN_NETIF_GSO_TYPE_TCPV6;
       break;
   }
@@ -325,30 +325,30 @@ PacketStatus meta_from_netif_tx(std::uint16_t flags, const netif_extra_info* gso
                                 PacketMeta& out) noexcept {
   PacketMeta meta;
   if ((flags & kNetTxCsumBlank) != 0) {
-    meta.checksum = ChecksumState::partial;
+    meta.checksum = ChecksumState::kPartial;
   } else if ((flags & kNetTxDataValidated) != 0) {
-    meta.checksum = ChecksumState::validated;
+    meta.checksum = ChecksumState::kValidated;
   }
-  if (const PacketStatus status = decode_gso_extra(gso_extra, meta); status != PacketStatus::ok) {
+  if (const PacketStatus status = decode_gso_extra(gso_extra, meta); status != PacketStatus::kOk) {
     return status;
   }
   out = meta;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 PacketStatus meta_from_netif_rx(std::uint16_t flags, const netif_extra_info* gso_extra,
                                 PacketMeta& out) noexcept {
   PacketMeta meta;
   if ((flags & kNetRxCsumBlank) != 0) {
-    meta.checksum = ChecksumState::partial;
+    meta.checksum = ChecksumState::kPartial;
   } else if ((flags & kNetRxDataValidated) != 0) {
-    meta.checksum = ChecksumState::validated;
+    meta.checksum = ChecksumState::kValidated;
   }
-  if (const PacketStatus status = decode_gso_extra(gso_extra, meta); status != PacketStatus::ok) {
+  if (const PacketStatus status = decode_gso_extra(gso_extra, meta); status != PacketStatus::kOk) {
     return status;
   }
   out = meta;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 // ---- frame parsing ----------------------------------------------------------
@@ -357,7 +357,7 @@ PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocati
   std::size_t ip_offset = 0;
   std::uint16_t ethertype = 0;
   if (const PacketStatus status = locate_ip_header(frame, ip_offset, ethertype);
-      status != PacketStatus::ok) {
+      status != PacketStatus::kOk) {
     return status;
   }
   std::size_t l4_offset = 0;
@@ -367,7 +367,7 @@ PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocati
       ethertype == kEthTypeIpv4
           ? locate_ipv4_payload(frame, ip_offset, l4_offset, ip_end, protocol)
           : locate_ipv6_payload(frame, ip_offset, l4_offset, ip_end, protocol);
-  if (ip_status != PacketStatus::ok) return ip_status;
+  if (ip_status != PacketStatus::kOk) return ip_status;
 
   ChecksumLocation where;
   where.ip_version = ethertype == kEthTypeIpv4 ? 4 : 6;
@@ -375,23 +375,23 @@ PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocati
   const std::size_t available = ip_end - l4_offset;
   std::size_t l4_header_len = 0;
   if (protocol == IPPROTO_TCP) {
-    if (available < kTcpMinHeaderLen) return PacketStatus::truncated;
+    if (available < kTcpMinHeaderLen) return PacketStatus::kTruncated;
     l4_header_len = static_cast<std::size_t>(frame[l4_offset + 12] >> 4) * 4;
-    if (l4_header_len < kTcpMinHeaderLen) return PacketStatus::bad_l4_header;
-    if (available < l4_header_len) return PacketStatus::truncated;
+    if (l4_header_len < kTcpMinHeaderLen) return PacketStatus::kBadL4Header;
+    if (available < l4_header_len) return PacketStatus::kTruncated;
     where.csum_offset = kTcpChecksumOffset;
   } else if (protocol == IPPROTO_UDP) {
-    if (available < kUdpHeaderLen) return PacketStatus::truncated;
+    if (available < kUdpHeaderLen) return PacketStatus::kTruncated;
     l4_header_len = kUdpHeaderLen;
     where.csum_offset = kUdpChecksumOffset;
   } else {
-    return PacketStatus::unsupported_l4_protocol;
+    return PacketStatus::kUnsupportedL4Protocol;
   }
-  if (l4_offset + l4_header_len > kMaxOffset) return PacketStatus::checksum_out_of_range;
+  if (l4_offset + l4_header_len > kMaxOffset) return PacketStatus::kChecksumOutOfRange;
   where.csum_start = static_cast<std::uint16_t>(l4_offset);
   where.header_len = static_cast<std::uint16_t>(l4_offset + l4_header_len);
   out = where;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 std::uint16_t ones_complement_sum(std::span<const std::uint8_t> bytes) noexcept {
@@ -424,71 +424,71 @@ std::uint16_t ones_complement_sum(std::span<const std::uint8_t> bytes) noexcept 
 PacketStatus finish_checksum(std::span<std::uint8_t> frame, std::uint16_t csum_start,
                              std::uint16_t csum_offset) noexcept {
   const std::size_t field = std::size_t{csum_start} + csum_offset;
-  if (field + 2 > frame.size()) return PacketStatus::checksum_out_of_range;
+  if (field + 2 > frame.size()) return PacketStatus::kChecksumOutOfRange;
   const std::uint16_t sum = ones_complement_sum(frame.subspan(csum_start));
   std::uint16_t checksum = static_cast<std::uint16_t>(~sum);
   if (checksum == 0) checksum = 0xffff;
   store_be16(frame, field, checksum);
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 PacketStatus seed_pseudo_header_checksum(std::span<std::uint8_t> frame,
                                          const ChecksumLocation& where) noexcept {
   const std::size_t field = std::size_t{where.csum_start} + where.csum_offset;
-  if (field + 2 > frame.size()) return PacketStatus::checksum_out_of_range;
+  if (field + 2 > frame.size()) return PacketStatus::kChecksumOutOfRange;
   // Re-derive the IP header position rather than trusting the caller's
   // location to describe this frame: the addresses are read from it.
   std::size_t ip_offset = 0;
   std::uint16_t ethertype = 0;
   if (const PacketStatus status = locate_ip_header(frame, ip_offset, ethertype);
-      status != PacketStatus::ok) {
+      status != PacketStatus::kOk) {
     return status;
   }
   const bool ipv4 = ethertype == kEthTypeIpv4;
-  if ((ipv4 ? 4 : 6) != where.ip_version) return PacketStatus::bad_ip_header;
+  if ((ipv4 ? 4 : 6) != where.ip_version) return PacketStatus::kBadIpHeader;
   const std::size_t ip_header_min = ipv4 ? kIpv4MinHeaderLen : kIpv6HeaderLen;
-  if (ip_offset + ip_header_min > where.csum_start) return PacketStatus::checksum_out_of_range;
+  if (ip_offset + ip_header_min > where.csum_start) return PacketStatus::kChecksumOutOfRange;
   const std::size_t l4_length = frame.size() - where.csum_start;
   const std::uint16_t sum = fold(pseudo_header_sum(frame, where, ip_offset, l4_length));
   store_be16(frame, field, sum);
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 PacketStatus prepare_offload(std::span<std::uint8_t> frame, PacketMeta& meta) noexcept {
-  const bool needs_location = (meta.checksum == ChecksumState::partial && !meta.csum_located) ||
-                              meta.gso_type != GsoType::none;
-  if (!needs_location) return PacketStatus::ok;
+  const bool needs_location = (meta.checksum == ChecksumState::kPartial && !meta.csum_located) ||
+                              meta.gso_type != GsoType::kNone;
+  if (!needs_location) return PacketStatus::kOk;
   ChecksumLocation where;
-  if (const PacketStatus status = locate_checksum(frame, where); status != PacketStatus::ok) {
+  if (const PacketStatus status = locate_checksum(frame, where); status != PacketStatus::kOk) {
     return status;
   }
-  if (meta.gso_type != GsoType::none) {
-    const std::uint8_t expected_version = meta.gso_type == GsoType::tcpv4 ? 4 : 6;
+  if (meta.gso_type != GsoType::kNone) {
+    const std::uint8_t expected_version = meta.gso_type == GsoType::kTcpv4 ? 4 : 6;
     if (where.l4_protocol != IPPROTO_TCP || where.ip_version != expected_version) {
-      return PacketStatus::gso_protocol_mismatch;
+      return PacketStatus::kGsoProtocolMismatch;
     }
-    if (meta.gso_size == 0) return PacketStatus::zero_gso_size;
+    if (meta.gso_size == 0) return PacketStatus::kZeroGsoSize;
     meta.hdr_len = where.header_len;
-    if (meta.checksum != ChecksumState::partial) {
+    if (meta.checksum != ChecksumState::kPartial) {
       if (const PacketStatus status = seed_pseudo_header_checksum(frame, where);
-          status != PacketStatus::ok) {
+          status != PacketStatus::kOk) {
         return status;
       }
-      meta.checksum = ChecksumState::partial;
+      meta.checksum = ChecksumState::kPartial;
     }
   }
   meta.csum_located = true;
   meta.csum_start = where.csum_start;
   meta.csum_offset = where.csum_offset;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 PacketStatus adapt_to_peer(std::span<std::uint8_t> frame, PacketMeta& meta,
                            const PeerOffloads& peer) noexcept {
-  if (meta.gso_type == GsoType::tcpv4 && !peer.tso4) return PacketStatus::gso_not_supported_by_peer;
-  if (meta.gso_type == GsoType::tcpv6 && !peer.tso6) return PacketStatus::gso_not_supported_by_peer;
-  if (meta.checksum != ChecksumState::partial) return PacketStatus::ok;
-  if (const PacketStatus status = prepare_offload(frame, meta); status != PacketStatus::ok) {
+  if (meta.gso_type == GsoType::kTcpv4 && !peer.tso4) return PacketStatus::kGsoNotSupportedByPeer;
+  if (meta.gso_type == GsoType::kTcpv6 && !peer.tso6) return PacketStatus::kGsoNotSupportedByPeer;
+  if (meta.checksum != ChecksumState::kPartial) return PacketStatus::kOk;
+  if (const PacketStatus status = prepare_offload(frame, meta); status != PacketStatus::kOk) {
     return status;
   }
   // The IP version decides which negotiated feature applies; read it from the
@@ -496,25 +496,25 @@ PacketStatus adapt_to_peer(std::span<std::uint8_t> frame, PacketMeta& meta,
   std::size_t ip_offset = 0;
   std::uint16_t ethertype = 0;
   if (const PacketStatus status = locate_ip_header(frame, ip_offset, ethertype);
-      status != PacketStatus::ok) {
+      status != PacketStatus::kOk) {
     return status;
   }
   const bool peer_takes_partial = ethertype == kEthTypeIpv4 ? peer.csum_ipv4 : peer.csum_ipv6;
-  if (peer_takes_partial) return PacketStatus::ok;
-  if (meta.gso_type != GsoType::none) {
+  if (peer_takes_partial) return PacketStatus::kOk;
+  if (meta.gso_type != GsoType::kNone) {
     // Unreachable with a consistent peer (TSO implies checksum offload), but a
     // GSO frame cannot lose its partial checksum: segmentation needs it.
-    return PacketStatus::gso_not_supported_by_peer;
+    return PacketStatus::kGsoNotSupportedByPeer;
   }
   if (const PacketStatus status = finish_checksum(frame, meta.csum_start, meta.csum_offset);
-      status != PacketStatus::ok) {
+      status != PacketStatus::kOk) {
     return status;
   }
-  meta.checksum = ChecksumState::none;
+  meta.checksum = ChecksumState::kNone;
   meta.csum_located = false;
   meta.csum_start = 0;
   meta.csum_offset = 0;
-  return PacketStatus::ok;
+  return PacketStatus::kOk;
 }
 
 }  // namespace vifd::net

@@ -44,22 +44,22 @@ inline constexpr std::uint8_t kNetifGsoTypeTcpv6 = 2;          // XEN_NETIF_GSO_
 
 // How far the L4 checksum of a frame is trustworthy.
 enum class ChecksumState : std::uint8_t {
-  none,       // nothing known: the receiver verifies it (or the protocol has none)
-  partial,    // checksum field holds only the pseudo-header sum; someone must
-              // sum from csum_start to the end of the frame and store the result
-  validated,  // already verified (or computed locally): the receiver may skip it
+  kNone,       // nothing known: the receiver verifies it (or the protocol has none)
+  kPartial,    // checksum field holds only the pseudo-header sum; someone must
+               // sum from csum_start to the end of the frame and store the result
+  kValidated,  // already verified (or computed locally): the receiver may skip it
 };
 
-enum class GsoType : std::uint8_t { none, tcpv4, tcpv6 };
+enum class GsoType : std::uint8_t { kNone, kTcpv4, kTcpv6 };
 
 struct PacketMeta {
-  ChecksumState checksum = ChecksumState::none;
+  ChecksumState checksum = ChecksumState::kNone;
   // True when csum_start/csum_offset are known. A frame that arrived with
   // netif csum_blank is `partial` but not located until prepare_offload().
   bool csum_located = false;
   std::uint16_t csum_start = 0;   // from the start of the Ethernet header
   std::uint16_t csum_offset = 0;  // from csum_start to the 16-bit checksum field
-  GsoType gso_type = GsoType::none;
+  GsoType gso_type = GsoType::kNone;
   std::uint16_t gso_size = 0;  // MSS: payload bytes per segment; nonzero iff GSO
   // Bytes of Ethernet + IP + L4 headers, or 0 when unknown. netif does not
   // carry it; virtio uses it as a hint only.
@@ -71,20 +71,20 @@ struct PacketMeta {
 // Why a frame or its metadata could not be used. Callers count these per
 // reason; to_string() gives the name for logs and stats.
 enum class PacketStatus : std::uint8_t {
-  ok,
-  truncated,                  // a header runs past the end of the frame
-  unknown_ethertype,          // not IPv4/IPv6 (after at most one VLAN tag)
-  bad_ip_header,              // wrong version, header or total length inconsistent
-  ip_fragment,                // a fragment has no L4 header to checksum
-  unsupported_l4_protocol,    // neither TCP nor UDP
-  bad_l4_header,              // e.g. TCP data offset below 5 words
-  unsupported_gso_type,       // not TCPv4/TCPv6 (UDP, ECN), or unknown netif code
-  zero_gso_size,              // GSO requested with MSS 0
-  bad_extra_type,             // the slot handed in as GSO extra is not one
-  gso_protocol_mismatch,      // GSO type disagrees with the frame's IP version / L4
-  checksum_not_located,       // partial checksum without csum_start/csum_offset
-  checksum_out_of_range,      // csum_start/csum_offset point outside the frame
-  gso_not_supported_by_peer,  // the peer did not negotiate this GSO type
+  kOk,
+  kTruncated,              // a header runs past the end of the frame
+  kUnknownEthertype,       // not IPv4/IPv6 (after at most one VLAN tag)
+  kBadIpHeader,            // wrong version, header or total length inconsistent
+  kIpFragment,             // a fragment has no L4 header to checksum
+  kUnsupportedL4Protocol,  // neither TCP nor UDP
+  kBadL4Header,            // e.g. TCP data offset below 5 words
+  kUnsupportedGsoType,     // not TCPv4/TCPv6 (UDP, ECN), or unknown netif code
+  kZeroGsoSize,            // GSO requested with MSS 0
+  kBadExtraType,           // the slot handed in as GSO extra is not one
+  kGsoProtocolMismatch,    // GSO type disagrees with the frame's IP version / L4
+  kChecksumNotLocated,     // partial checksum without csum_start/csum_offset
+  kChecksumOutOfRange,     // csum_start/csum_offset point outside the frame
+  kGsoNotSupportedByPeer,  // the peer did not negotiate this GSO type
 };
 
 const char* to_string(PacketStatus status) noexcept;
@@ -116,10 +116,10 @@ inline constexpr std::uint8_t kVirtioNetHdrGsoUdp = 3;      // VIRTIO_NET_HDR_GS
 inline constexpr std::uint8_t kVirtioNetHdrGsoTcpv6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV6
 inline constexpr std::uint8_t kVirtioNetHdrGsoEcn = 0x80;   // VIRTIO_NET_HDR_GSO_ECN
 
-// Fails with unsupported_gso_type (UDP, UFO, ECN), zero_gso_size, or
-// checksum_out_of_range when csum_start + csum_offset + 2 overflows 16 bits.
+// Fails with kUnsupportedGsoType (UDP, UFO, ECN), kZeroGsoSize, or
+// kChecksumOutOfRange when csum_start + csum_offset + 2 overflows 16 bits.
 PacketStatus meta_from_virtio(const VirtioNetHdr& hdr, PacketMeta& out) noexcept;
-// Fails with checksum_not_located for a partial checksum whose offsets are
+// Fails with kChecksumNotLocated for a partial checksum whose offsets are
 // unknown (run prepare_offload() first).
 PacketStatus meta_to_virtio(const PacketMeta& meta, VirtioNetHdr& out) noexcept;
 
@@ -199,9 +199,9 @@ struct PeerOffloads {
 };
 
 // Brings a frame down to what the peer can take: a partial checksum the peer
-// cannot take is finished in software (the result is ChecksumState::none, as
+// cannot take is finished in software (the result is ChecksumState::kNone, as
 // after Linux's skb_checksum_help). GSO the peer cannot take is refused with
-// gso_not_supported_by_peer: vifd does not segment in software, so offloads
+// kGsoNotSupportedByPeer: vifd does not segment in software, so offloads
 // must only be advertised to the sending side when every receiver takes them.
 PacketStatus adapt_to_peer(std::span<std::uint8_t> frame, PacketMeta& meta,
                            const PeerOffloads& peer) noexcept;

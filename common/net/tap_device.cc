@@ -159,14 +159,14 @@ TapIoResult tap_read(int fd, VirtioNetHdr& header, std::span<std::uint8_t> frame
   for (;;) {
     const ssize_t n = ::readv(fd, parts, 2);
     if (n >= 0) {
-      if (static_cast<std::size_t>(n) < sizeof(header)) return {TapIoStatus::error, 0, EPROTO};
+      if (static_cast<std::size_t>(n) < sizeof(header)) return {TapIoStatus::kError, 0, EPROTO};
       const std::size_t bytes = static_cast<std::size_t>(n) - sizeof(header);
-      if (bytes == frame.size()) return {TapIoStatus::oversize, bytes, 0};
-      return {TapIoStatus::ok, bytes, 0};
+      if (bytes == frame.size()) return {TapIoStatus::kOversize, bytes, 0};
+      return {TapIoStatus::kOk, bytes, 0};
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return {TapIoStatus::would_block, 0, 0};
-    return {TapIoStatus::error, 0, errno};
+    if (errno == EAGAIN) return {TapIoStatus::kWouldBlock, 0, 0};
+    return {TapIoStatus::kError, 0, errno};
   }
 }
 
@@ -178,10 +178,10 @@ TapIoResult tap_write(int fd, const VirtioNetHdr& header,
                     {const_cast<std::uint8_t*>(frame.data()), frame.size()}};
   for (;;) {
     const ssize_t n = ::writev(fd, parts, 2);
-    if (n >= 0) return {TapIoStatus::ok, frame.size(), 0};
+    if (n >= 0) return {TapIoStatus::kOk, frame.size(), 0};
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return {TapIoStatus::would_block, 0, 0};
-    return {TapIoStatus::error, 0, errno};
+    if (errno == EAGAIN) return {TapIoStatus::kWouldBlock, 0, 0};
+    return {TapIoStatus::kError, 0, errno};
   }
 }
 

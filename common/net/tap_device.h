@@ -98,10 +98,10 @@ class TapDevice {
 
 // One frame of a TAP queue: VirtioNetHdr followed by the Ethernet frame.
 // Status codes, not exceptions: these run on the data path.
-enum class TapIoStatus { ok, would_block, oversize, error };
+enum class TapIoStatus { kOk, kWouldBlock, kOversize, kError };
 
 struct TapIoResult {
-  TapIoStatus status = TapIoStatus::ok;
+  TapIoStatus status = TapIoStatus::kOk;
   std::size_t bytes = 0;  // frame bytes, header excluded
   int error = 0;          // errno when status == error
 };

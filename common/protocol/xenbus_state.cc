@@ -65,22 +65,10 @@ bool is_backend_state(XenbusState state) noexcept {
 
 namespace {
 
-// The backend's state graph (one arrow = one legal write of `state`):
-//
-//                  +--------------------------------+
-//                  |                                |
-//   Initialising --+--> InitWait ---> Connected     |
-//                         ^   |           |         |
-//                         |   v           |         |
-//                         |  Closing <----+         |
-//                         |   |   ^                 |
-//                         |   v   |                 |
-//                         +- Closed <---------------+
-//
-// i.e. Initialising -> {InitWait, Closed}; InitWait -> {Connected, Closing};
-// Connected -> Closing; Closing -> Closed; Closed -> {InitWait, Closing}.
-// A connected backend always passes through Closing and Closed before it
-// can wait for a frontend again, so the frontend sees the disconnect.
+// The backend's legal moves (one = one write of `state`), drawn with what
+// triggers each in common/xenbus/backend_decision.h: Initialising ->
+// {InitWait, Closed}; InitWait -> {Connected, Closing}; Connected -> Closing;
+// Closing -> Closed; Closed -> {InitWait, Closing}.
 //
 // next_hop() is the first step toward `to`; where two shortest paths exist
 // (Initialising -> Closing) it picks the one netback picks (via InitWait).

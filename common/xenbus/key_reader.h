@@ -13,6 +13,10 @@ namespace vifd::xenbus {
 
 using KeyReader = std::function<std::optional<std::string>(std::string_view key)>;
 
+// Relative keys to values: a snapshot of a directory (XenbusDevice) or a
+// test's keys.
+using KeyMap = std::map<std::string, std::string, std::less<>>;
+
 // A reader over a map of relative keys to values (tests, snapshots).
 inline KeyReader map_reader(const std::map<std::string, std::string, std::less<>>& keys) {
   return [&keys](std::string_view key) -> std::optional<std::string> {

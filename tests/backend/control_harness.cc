@@ -198,22 +198,13 @@ std::string ControlPlaneTest::backend_key(platform::DomId domid, std::uint32_t d
 
 bool ControlPlaneTest::backend_state_becomes(platform::DomId domid, std::uint32_t devid,
                                              const std::string& state) {
-  return eventually([&] { return backend_key(domid, devid, "state") == state; });
+  return static_cast<bool>(eventually([&] { return backend_key(domid, devid, "state") == state; }));
 }
 
 DaemonOptions ControlPlaneTest::options(unsigned max_queues) const {
   DaemonOptions options;
   options.max_queues = max_queues;
   return options;
-}
-
-bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return predicate();
 }
 
 std::size_t open_fd_count() {

@@ -21,6 +21,7 @@
 #include "backend/lib/control/vif_backend_daemon.h"
 #include "common/platform/platform.h"
 #include "common/xenstore/client.h"
+#include "tests/support/eventually.h"
 #include "tests/support/sim_host_process.h"
 
 namespace vifd::backend::testing {
@@ -133,10 +134,7 @@ class ControlPlaneTest : public ::testing::Test {
   std::unique_ptr<Toolstack> toolstack_;
 };
 
-// Polls until `predicate` holds; the bound only keeps a broken daemon from
-// hanging the test. Returns whether it held.
-bool eventually(const std::function<bool()>& predicate,
-                std::chrono::milliseconds bound = std::chrono::seconds(15));
+using vifd::testing::eventually;
 
 // Number of open fds of this process.
 std::size_t open_fd_count();

@@ -1,7 +1,10 @@
 #include "tests/backend/datapath_harness.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -36,13 +39,43 @@ std::unique_ptr<platform::Platform> SimHost::join(platform::DomId domid) const {
   return platform::make_sim_platform(dir_.native(), domid);
 }
 
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return condition();
+FakeTap::FakeTap() {
+  int fds[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  queue_end_ = fds[0];
+  host_end_ = fds[1];
+}
+
+FakeTap::~FakeTap() {
+  ::close(queue_end_);
+  ::close(host_end_);
+}
+
+std::vector<std::uint8_t> FakeTap::receive(net::VirtioNetHdr* header) {
+  pollfd p{host_end_, POLLIN, 0};
+  if (::poll(&p, 1, 10000) != 1) return {};
+  std::vector<std::uint8_t> datagram(70000);
+  const ssize_t n = ::recv(host_end_, datagram.data(), datagram.size(), 0);
+  if (n < static_cast<ssize_t>(net::kVirtioNetHdrSize)) return {};
+  if (header != nullptr) std::memcpy(header, datagram.data(), net::kVirtioNetHdrSize);
+  return {datagram.begin() + net::kVirtioNetHdrSize, datagram.begin() + n};
+}
+
+bool FakeTap::has_frame() const {
+  pollfd p{host_end_, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+void FakeTap::send(std::span<const std::uint8_t> frame, const net::VirtioNetHdr& header) {
+  std::vector<std::uint8_t> datagram(net::kVirtioNetHdrSize + frame.size());
+  std::memcpy(datagram.data(), &header, net::kVirtioNetHdrSize);
+  std::copy(frame.begin(), frame.end(), datagram.begin() + net::kVirtioNetHdrSize);
+  send_raw(datagram);
+}
+
+void FakeTap::send_raw(std::span<const std::uint8_t> datagram) {
+  EXPECT_EQ(::send(host_end_, datagram.data(), datagram.size(), 0),
+            static_cast<ssize_t>(datagram.size()));
 }
 
 TestFrontend::TestFrontend(const SimHost& host, platform::DomId domid)
@@ -181,7 +214,7 @@ std::vector<std::vector<std::uint8_t>> TestFrontend::frames_of(
 }
 
 BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const QueueOptions& options)
-    : platform_(host.join(0)) {
+    : frontend_(&frontend), platform_(host.join(0)) {
   ring_grants_ = platform_->open_grant_table();
   const std::array<platform::DomId, 1> domids{frontend.domid()};
   const std::array<platform::GrantRef, 1> tx_ref{frontend.tx_ring_ref()};
@@ -198,6 +231,10 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.tx_port = setup.events->bind_interdomain(frontend.domid(), frontend.port());
   setup.rx_port = setup.tx_port;
   setup.grants = platform_->open_grant_table();
+  if (options.grant_faults) {
+    setup.grants = std::make_unique<vifd::testing::FaultyGrantTable>(std::move(setup.grants),
+                                                                     options.grant_faults);
+  }
   setup.tap_fd = options.tap_fd;
   setup.features = options.features;
   setup.rate = options.rate;
@@ -205,6 +242,8 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.network_switch = options.network_switch;
   setup.rx_backlog_frames = options.rx_backlog_frames;
   setup.rx_stall_timeout = options.rx_stall_timeout;
+  setup.switch_inbox_frames = options.switch_inbox_frames;
+  setup.resume = options.resume;
   setup.on_fatal_error = [this](const std::string& reason) {
     std::lock_guard lock(reason_mutex_);
     fatal_reason_ = reason;
@@ -223,6 +262,14 @@ BackendQueue::~BackendQueue() {
 
 void BackendQueue::stop() {
   queue_->stop();
+}
+
+::testing::AssertionResult BackendQueue::settle() {
+  const std::uint64_t start = stats().loop_iterations;
+  return eventually([&] {
+    frontend_->notify();
+    return stats().loop_iterations >= start + 2;
+  });
 }
 
 std::string BackendQueue::fatal_reason() const {

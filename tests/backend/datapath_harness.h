@@ -18,8 +18,11 @@
 #include <vector>
 
 #include "backend/lib/datapath/queue.h"
+#include "common/net/packet_meta.h"
 #include "common/platform/platform.h"
 #include "common/protocol/ring.h"
+#include "tests/support/eventually.h"
+#include "tests/support/faulty_grant_table.h"
 
 namespace vifd::backend::testing {
 
@@ -37,9 +40,33 @@ class SimHost {
   std::filesystem::path dir_;
 };
 
-// Polls `condition` until it holds or 10 s pass; the bound only keeps a
-// broken data path from hanging the test.
-bool eventually(const std::function<bool()>& condition);
+using vifd::testing::eventually;
+
+// A SOCK_SEQPACKET socket pair standing in for a TAP fd: one datagram per
+// frame, virtio header first, exactly what tap_write produces and tap_read
+// expects. The queue gets queue_fd(); the test plays the host on the other
+// end.
+class FakeTap {
+ public:
+  FakeTap();
+  ~FakeTap();
+  FakeTap(const FakeTap&) = delete;
+  FakeTap& operator=(const FakeTap&) = delete;
+
+  int queue_fd() const { return queue_end_; }
+  // The next frame the queue wrote, header stripped; empty on timeout.
+  std::vector<std::uint8_t> receive(net::VirtioNetHdr* header = nullptr);
+  // Whether a frame from the queue is waiting, without waiting for one.
+  bool has_frame() const;
+  // Hands the queue a frame with this virtio header, as the kernel would.
+  void send(std::span<const std::uint8_t> frame, const net::VirtioNetHdr& header = {});
+  // Hands the queue one datagram exactly as given (a broken host side).
+  void send_raw(std::span<const std::uint8_t> datagram);
+
+ private:
+  int queue_end_ = -1;
+  int host_end_ = -1;
+};
 
 class TestFrontend {
  public:
@@ -68,6 +95,8 @@ class TestFrontend {
   // Pushes requests exactly as given (hostile frontends).
   void push_raw(std::span<const protocol::TxRequest> requests);
   platform::GrantRef tx_page_ref(std::size_t page) const { return tx_refs_[page]; }
+  // The grant of the RX page that RX requests with this id carry.
+  platform::GrantRef rx_page_ref(std::uint16_t id) const { return rx_refs_[id % kPages]; }
   std::uint8_t* tx_page(std::size_t page) const;
 
   // Takes TX responses until `count` arrived (or the deadline passed).
@@ -108,10 +137,15 @@ struct QueueOptions {
   VifFeatures features{};
   int tap_fd = -1;
   Switch* network_switch = nullptr;
-  std::optional<protocol::RateLimit> rate;
+  std::optional<protocol::RateLimit> rate{};
   std::size_t rx_backlog_frames = 256;
   std::chrono::milliseconds rx_stall_timeout{10000};
+  std::size_t switch_inbox_frames = 512;
   protocol::MacAddress mac{};
+  // Continue from the ring indices a previous queue left (QueueSetup.resume).
+  bool resume = false;
+  // When set, the queue's grant table fails what this plan says.
+  std::shared_ptr<vifd::testing::GrantFaults> grant_faults{};
 };
 
 // What the control plane does for one queue: map the rings, bind the
@@ -126,8 +160,15 @@ class BackendQueue {
   int fatal_calls() const { return fatal_calls_.load(); }
   std::string fatal_reason() const;
   void stop();
+  // Kicks the queue through its event channel until its thread completed two
+  // loop turns after the call: the second began after the call, so whatever
+  // the test did before (requests, RX buffers, frames for the switch) has
+  // been looked at. Only then is "nothing happened" worth asserting. Fails
+  // if the queue stopped turning (a failed queue keeps its ports masked).
+  ::testing::AssertionResult settle();
 
  private:
+  TestFrontend* frontend_;
   std::unique_ptr<platform::Platform> platform_;
   std::unique_ptr<platform::GrantTable> ring_grants_;
   void* tx_ring_ = nullptr;

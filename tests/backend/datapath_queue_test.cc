@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <vector>
 
 #include "backend/lib/datapath/multicast_filter.h"
@@ -22,36 +21,6 @@ namespace {
 
 using protocol::TxRequest;
 using protocol::TxResponse;
-
-// The host end of the fake TAP.
-class FakeTap {
- public:
-  FakeTap() {
-    int fds[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    queue_end_ = fds[0];
-    host_end_ = fds[1];
-  }
-  ~FakeTap() {
-    ::close(queue_end_);
-    ::close(host_end_);
-  }
-  int queue_fd() const { return queue_end_; }
-  // The next frame the queue wrote, header stripped; empty on timeout.
-  std::vector<std::uint8_t> receive(net::VirtioNetHdr* header = nullptr) {
-    pollfd p{host_end_, POLLIN, 0};
-    if (::poll(&p, 1, 10000) != 1) return {};
-    std::vector<std::uint8_t> datagram(70000);
-    const ssize_t n = ::recv(host_end_, datagram.data(), datagram.size(), 0);
-    if (n < static_cast<ssize_t>(net::kVirtioNetHdrSize)) return {};
-    if (header != nullptr) std::memcpy(header, datagram.data(), net::kVirtioNetHdrSize);
-    return {datagram.begin() + net::kVirtioNetHdrSize, datagram.begin() + n};
-  }
-
- private:
-  int queue_end_ = -1;
-  int host_end_ = -1;
-};
 
 class QueueTest : public ::testing::Test {
  protected:
@@ -141,10 +110,10 @@ TEST_F(QueueTest, GsoFrameKeepsItsMetadataOnTheHostPort) {
   const auto received = tap_.receive(&header);
   ASSERT_EQ(received.size(), frame.size());
   net::PacketMeta meta;
-  ASSERT_EQ(net::meta_from_virtio(header, meta), net::PacketStatus::ok);
-  EXPECT_EQ(meta.gso_type, net::GsoType::tcpv4);
+  ASSERT_EQ(net::meta_from_virtio(header, meta), net::PacketStatus::kOk);
+  EXPECT_EQ(meta.gso_type, net::GsoType::kTcpv4);
   EXPECT_EQ(meta.gso_size, 1448);
-  EXPECT_EQ(meta.checksum, net::ChecksumState::partial);
+  EXPECT_EQ(meta.checksum, net::ChecksumState::kPartial);
   EXPECT_EQ(meta.csum_start, 34);
   EXPECT_EQ(meta.csum_offset, 16);
   // Everything but the checksum field (seeded with the pseudo-header sum).
@@ -172,7 +141,7 @@ TEST_F(QueueTest, ZeroSizeFirstSlotIsAnErrorNotFatal) {
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(responses[0].id, 7);
   EXPECT_EQ(responses[0].status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_bad_packet_size) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxBadPacketSize) == 1; }));
   // The queue goes on: a good frame afterwards is delivered.
   const auto frame = ethernet_frame(test_mac(9), test_mac(1), 100, 4);
   frontend_.send_frame(frame);
@@ -187,7 +156,7 @@ TEST_F(QueueTest, BadGrantRefIsAnErrorResponse) {
   const auto responses = frontend_.wait_tx_responses(1);
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(responses[0].status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_grant_copy_failed) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxGrantCopyFailed) == 1; }));
   EXPECT_EQ(stats().tap_writes, 0U);
   EXPECT_EQ(backend_->fatal_calls(), 0);
 }
@@ -201,7 +170,7 @@ TEST_F(QueueTest, ContinuationLargerThanThePacketIsAnError) {
   const auto responses = frontend_.wait_tx_responses(2);
   ASSERT_EQ(responses.size(), 2U);
   for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_slot_exceeds_packet) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxSlotExceedsPacket) == 1; }));
   EXPECT_EQ(backend_->fatal_calls(), 0);
 }
 
@@ -217,7 +186,7 @@ TEST_F(QueueTest, NineteenSlotsAreDroppedWithAnErrorPerSlot) {
   const auto responses = frontend_.wait_tx_responses(19);
   ASSERT_EQ(responses.size(), 19U);
   for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspError);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::tx_too_many_slots) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kTxTooManySlots) == 1; }));
   EXPECT_EQ(backend_->fatal_calls(), 0);
 }
 
@@ -230,12 +199,21 @@ class FatalTest : public QueueTest {
     EXPECT_TRUE(backend_->queue().failed());
     EXPECT_TRUE(stats().fatal_error);
     // Further garbage changes nothing: the callback fired once, nothing is
-    // answered or written any more.
+    // answered or written any more. A disabled queue keeps its port masked,
+    // so no notification wakes it; stop() does, and its thread publishes the
+    // ring indices once more on the way out, after this push: the request
+    // is seen there, still unconsumed.
     const std::vector<TxRequest> more{{frontend_.tx_page_ref(0), 0, 0, 99, 100}};
     frontend_.push_raw(more);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    frontend_.notify();
+    const std::uint32_t answered = stats().ring.tx_rsp_prod;
+    backend_->stop();
+    const QueueStats s = stats();
+    EXPECT_EQ(s.ring.tx_req_prod, s.ring.tx_req_cons + 1) << "the request was left in the ring";
+    EXPECT_EQ(s.ring.tx_rsp_prod, answered);
     EXPECT_EQ(backend_->fatal_calls(), 1);
-    EXPECT_EQ(stats().tap_writes, 0U);
+    EXPECT_EQ(s.tap_writes, 0U);
+    EXPECT_FALSE(tap_.has_frame());
   }
 };
 
@@ -334,6 +312,7 @@ TEST_F(QueueTest, StatsJsonFollowsTheControlSocketSchema) {
   EXPECT_EQ(json["batch_histogram"]["1"], 1);
   EXPECT_TRUE(json["batch_histogram"].contains("256+"));
   EXPECT_EQ(json["rx_stalls"], 0);
+  EXPECT_GE(json["loop_iterations"], 1);
   EXPECT_EQ(json["ring"]["tx_req_prod"], 1);
   EXPECT_EQ(json["ring"]["tx_req_cons"], 1);
   EXPECT_EQ(json["ring"]["tx_rsp_prod"], 1);
@@ -341,12 +320,29 @@ TEST_F(QueueTest, StatsJsonFollowsTheControlSocketSchema) {
 
 TEST_F(QueueTest, StopIsIdempotentAndStopsServing) {
   start();
+  ASSERT_TRUE(backend_->settle());
   backend_->stop();
   backend_->stop();
   EXPECT_FALSE(backend_->queue().running());
-  frontend_.send_frame(ethernet_frame(test_mac(9), test_mac(1), 100, 1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::uint64_t turns = stats().loop_iterations;
+  const auto frame = ethernet_frame(test_mac(9), test_mac(1), 100, 1);
+  frontend_.send_frame(frame);
+  frontend_.notify();
+  // The thread is joined: nothing turns, nothing is answered or written.
+  EXPECT_EQ(stats().loop_iterations, turns);
   EXPECT_EQ(stats().tx_packets, 0U);
+  EXPECT_FALSE(tap_.has_frame());
+  // The request is still in the ring, unanswered: a queue that takes the
+  // ring over delivers it, once.
+  backend_.reset();
+  start({.resume = true});
+  EXPECT_EQ(tap_.receive(), frame);
+  const auto responses = frontend_.wait_tx_responses(1);
+  ASSERT_EQ(responses.size(), 1U);
+  EXPECT_EQ(responses[0].status, protocol::kRspOkay);
+  ASSERT_TRUE(backend_->settle());
+  EXPECT_EQ(stats().tx_packets, 1U);
+  EXPECT_FALSE(tap_.has_frame());
 }
 
 }  // namespace

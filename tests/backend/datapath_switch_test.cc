@@ -95,7 +95,7 @@ TEST_F(SwitchTest, LearnsSourceMacsAndSendsUnknownDestinationsToTheHostPort) {
   const auto unknown = ethernet_frame(test_mac(0x77), other, 100, 1);
   frontend(2).send_frame(unknown);
   ASSERT_EQ(frontend(2).wait_tx_responses(1).size(), 1U);
-  EXPECT_TRUE(eventually([&] { return stats(2).drop(DropReason::tx_no_host_port) == 1; }))
+  EXPECT_TRUE(eventually([&] { return stats(2).drop(DropReason::kTxNoHostPort) == 1; }))
       << "unknown unicast goes to the TAP (none here)";
   EXPECT_NE(network_switch_.lookup(std::span<const std::uint8_t, 6>(other.octets)), 0);
 
@@ -128,10 +128,10 @@ TEST_F(SwitchTest, AReceiverThatPostsNothingStallsOnlyItself) {
   const QueueStats silent = stats(2);
   // Normally 12 beyond the backlog of 8, then 8 flushed by the stall; on a
   // slow machine the stall may fire before the last frames arrive.
-  EXPECT_EQ(silent.drop(DropReason::rx_no_buffers) + silent.drop(DropReason::rx_stall_flush), 20U);
-  EXPECT_LE(silent.drop(DropReason::rx_stall_flush), 8U);
-  EXPECT_GE(silent.drop(DropReason::rx_stall_flush), 1U);
-  EXPECT_EQ(stats(1).drop(DropReason::tx_switch_dropped), 20U);
+  EXPECT_EQ(silent.drop(DropReason::kRxNoBuffers) + silent.drop(DropReason::kRxStallFlush), 20U);
+  EXPECT_LE(silent.drop(DropReason::kRxStallFlush), 8U);
+  EXPECT_GE(silent.drop(DropReason::kRxStallFlush), 1U);
+  EXPECT_EQ(stats(1).drop(DropReason::kTxSwitchDropped), 20U);
   EXPECT_EQ(stats(1).forwarded_packets, 20U);
   EXPECT_EQ(stats(3).switch_received_packets, 20U);
   EXPECT_EQ(stats(3).total_drops(), 0U);
@@ -151,14 +151,17 @@ TEST_F(SwitchTest, StoppingASenderCompletesItsFramesWaitingInAnotherBacklog) {
   ASSERT_TRUE(eventually([&] { return stats(1).tx_packets == 5; }));
   // stop() returns only once guest 2's queue gave the frames back.
   backends_[1]->stop();
-  EXPECT_EQ(stats(1).drop(DropReason::tx_switch_dropped), 5U);
-  EXPECT_EQ(stats(2).drop(DropReason::rx_port_stopped), 5U);
+  EXPECT_EQ(stats(1).drop(DropReason::kTxSwitchDropped), 5U);
+  EXPECT_EQ(stats(2).drop(DropReason::kRxPortStopped), 5U);
   EXPECT_EQ(frontend(1).wait_tx_responses(5).size(), 5U);
   EXPECT_EQ(network_switch_.port_count(), 1U);
-  // Guest 2 posting now receives nothing from the stopped sender.
+  // Guest 2 posting now receives nothing from the stopped sender, once its
+  // queue has looked at the buffers.
   frontend(2).post_rx(8);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(backends_[2]->settle());
+  EXPECT_EQ(stats(2).ring.rx_req_prod, 8U);
   EXPECT_EQ(stats(2).rx_packets, 0U);
+  EXPECT_TRUE(frontend(2).wait_rx_responses(0).empty());
   EXPECT_EQ(network_switch_.lookup(std::span<const std::uint8_t, 6>(test_mac(1).octets)), 0)
       << "a departed port's MACs are forgotten";
 }
@@ -173,10 +176,10 @@ TEST_F(SwitchTest, StoppingAReceiverDropsWhatWaitsForIt) {
   backends_[2]->stop();
   const auto tx = frontend(1).wait_tx_responses(3);
   ASSERT_EQ(tx.size(), 3U);
-  EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::tx_switch_dropped) == 3; }));
+  EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::kTxSwitchDropped) == 3; }));
   // Now guest 2's MAC is unknown: frames for it go to the host port.
   frontend(1).send_frame(ethernet_frame(test_mac(2), test_mac(1), 300, 9));
-  EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::tx_no_host_port) == 1; }));
+  EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::kTxNoHostPort) == 1; }));
 }
 
 }  // namespace

@@ -49,7 +49,7 @@ std::optional<Received> receive_from(int fd, const protocol::MacAddress& source)
     Received received;
     received.frame.resize(70000);
     const auto result = net::tap_read(fd, received.header, received.frame);
-    if (result.status != net::TapIoStatus::ok) continue;
+    if (result.status != net::TapIoStatus::kOk) continue;
     received.frame.resize(result.bytes);
     if (std::equal(source.octets.begin(), source.octets.end(), received.frame.begin() + 6)) {
       return received;
@@ -191,8 +191,8 @@ TEST_F(TapQueueTest, GuestTxFramesComeOutOfTheTapWithTheirVirtioHeader) {
   auto tso = build_frame({.ip_version = 6, .payload = 6000}).bytes;
   set_macs(tso, test_mac(9), guest);
   net::ChecksumLocation where;
-  ASSERT_EQ(net::locate_checksum(tso, where), net::PacketStatus::ok);
-  ASSERT_EQ(net::seed_pseudo_header_checksum(tso, where), net::PacketStatus::ok);
+  ASSERT_EQ(net::locate_checksum(tso, where), net::PacketStatus::kOk);
+  ASSERT_EQ(net::seed_pseudo_header_checksum(tso, where), net::PacketStatus::kOk);
   protocol::ExtraInfo gso{};
   gso.type = protocol::kExtraTypeGso;
   gso.u.gso.size = 1400;
@@ -202,10 +202,10 @@ TEST_F(TapQueueTest, GuestTxFramesComeOutOfTheTapWithTheirVirtioHeader) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->frame, tso);
   net::PacketMeta meta;
-  ASSERT_EQ(net::meta_from_virtio(got->header, meta), net::PacketStatus::ok);
-  EXPECT_EQ(meta.gso_type, net::GsoType::tcpv6);
+  ASSERT_EQ(net::meta_from_virtio(got->header, meta), net::PacketStatus::kOk);
+  EXPECT_EQ(meta.gso_type, net::GsoType::kTcpv6);
   EXPECT_EQ(meta.gso_size, 1400);
-  EXPECT_EQ(meta.checksum, net::ChecksumState::partial);
+  EXPECT_EQ(meta.checksum, net::ChecksumState::kPartial);
   EXPECT_EQ(meta.csum_start, where.csum_start);
 
   EXPECT_EQ(frontend_->wait_tx_responses(6).size(), 6U);  // 1 + (4 data + 1 extra)
@@ -223,7 +223,7 @@ TEST_F(TapQueueTest, HostFramesFillPostedBuffersWithFlagsAndAGsoExtra) {
   auto plain = build_frame({.l4_protocol = 17, .payload = 100}).bytes;
   set_macs(plain, test_mac(1), host);
   net::VirtioNetHdr none{};
-  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), none, plain).status, net::TapIoStatus::ok);
+  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), none, plain).status, net::TapIoStatus::kOk);
   auto responses = frontend_->wait_rx_responses(1);
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(responses[0].status, static_cast<std::int16_t>(plain.size()));
@@ -236,19 +236,19 @@ TEST_F(TapQueueTest, HostFramesFillPostedBuffersWithFlagsAndAGsoExtra) {
   auto tso = build_frame({.payload = 10000}).bytes;
   set_macs(tso, test_mac(1), host);
   net::ChecksumLocation where;
-  ASSERT_EQ(net::locate_checksum(tso, where), net::PacketStatus::ok);
-  ASSERT_EQ(net::seed_pseudo_header_checksum(tso, where), net::PacketStatus::ok);
+  ASSERT_EQ(net::locate_checksum(tso, where), net::PacketStatus::kOk);
+  ASSERT_EQ(net::seed_pseudo_header_checksum(tso, where), net::PacketStatus::kOk);
   net::PacketMeta meta;
-  meta.checksum = net::ChecksumState::partial;
+  meta.checksum = net::ChecksumState::kPartial;
   meta.csum_located = true;
   meta.csum_start = where.csum_start;
   meta.csum_offset = where.csum_offset;
-  meta.gso_type = net::GsoType::tcpv4;
+  meta.gso_type = net::GsoType::kTcpv4;
   meta.gso_size = 1448;
   meta.hdr_len = where.header_len;
   net::VirtioNetHdr header{};
-  ASSERT_EQ(net::meta_to_virtio(meta, header), net::PacketStatus::ok);
-  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), header, tso).status, net::TapIoStatus::ok);
+  ASSERT_EQ(net::meta_to_virtio(meta, header), net::PacketStatus::kOk);
+  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), header, tso).status, net::TapIoStatus::kOk);
   responses = frontend_->wait_rx_responses(4);
   ASSERT_EQ(responses.size(), 4U);
   EXPECT_EQ(responses[0].flags, protocol::kRxfCsumBlank | protocol::kRxfDataValidated |
@@ -274,12 +274,12 @@ TEST_F(TapQueueTest, WithoutSgAFrameLargerThanAPageIsDropped) {
   auto jumbo = build_frame({.l4_protocol = 17, .payload = 6000}).bytes;
   set_macs(jumbo, test_mac(1), test_mac(0x50));
   net::VirtioNetHdr none{};
-  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), none, jumbo).status, net::TapIoStatus::ok);
-  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::rx_frame_too_large) == 1; }));
+  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), none, jumbo).status, net::TapIoStatus::kOk);
+  EXPECT_TRUE(eventually([&] { return stats().drop(DropReason::kRxFrameTooLarge) == 1; }));
   // A frame that fits still arrives.
   auto small = build_frame({.l4_protocol = 17, .payload = 1000}).bytes;
   set_macs(small, test_mac(1), test_mac(0x50));
-  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), none, small).status, net::TapIoStatus::ok);
+  ASSERT_EQ(net::tap_write(peer_->queue_fd(0), none, small).status, net::TapIoStatus::kOk);
   const auto responses = frontend_->wait_rx_responses(1);
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(frontend_->frames_of(responses).at(0), small);
@@ -311,7 +311,7 @@ TEST_F(TapQueueTest, TxToTapThroughput) {
       kFrames, frame.size(), seconds, kFrames / seconds, kFrames * frame.size() * 8 / seconds / 1e9,
       static_cast<double>(s.grant_copy_calls) / kFrames,
       static_cast<double>(s.notifications_sent) / kFrames);
-  EXPECT_EQ(s.tx_packets + s.drop(DropReason::tx_tap_full), static_cast<std::uint64_t>(kFrames));
+  EXPECT_EQ(s.tx_packets + s.drop(DropReason::kTxTapFull), static_cast<std::uint64_t>(kFrames));
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ std::vector<TxRequest> chain(std::size_t slots) {
 TEST(TxParserTest, SingleSlotPacket) {
   const std::vector<TxRequest> requests{slot(60), slot(70)};
   const TxPacket packet = parse_tx_packet(requests);
-  EXPECT_EQ(packet.verdict, TxVerdict::packet);
+  EXPECT_EQ(packet.verdict, TxVerdict::kPacket);
   EXPECT_EQ(packet.consumed, 1U);
   EXPECT_EQ(packet.data_slots, 1U);
   EXPECT_EQ(packet.first_size, 60);
@@ -60,7 +60,7 @@ TEST(TxParserTest, MultiSlotPacketWithGsoExtra) {
       slot(5000, protocol::kTxfMoreData | protocol::kTxfExtraInfo | protocol::kTxfCsumBlank),
       extra_slot(protocol::kExtraTypeGso), slot(4000, 0, 0, 1)};
   const TxPacket packet = parse_tx_packet(requests);
-  ASSERT_EQ(packet.verdict, TxVerdict::packet);
+  ASSERT_EQ(packet.verdict, TxVerdict::kPacket);
   EXPECT_EQ(packet.consumed, 3U);
   EXPECT_EQ(packet.extra_count, 1U);
   EXPECT_EQ(packet.data_slots, 2U);
@@ -71,70 +71,70 @@ TEST(TxParserTest, MultiSlotPacketWithGsoExtra) {
 }
 
 TEST(TxParserTest, EighteenDataSlotsPassNineteenAreDroppedTwentyOneFollowersAreFatal) {
-  EXPECT_EQ(parse_tx_packet(chain(kMaxTxDataSlots)).verdict, TxVerdict::packet);
+  EXPECT_EQ(parse_tx_packet(chain(kMaxTxDataSlots)).verdict, TxVerdict::kPacket);
   const TxPacket nineteen = parse_tx_packet(chain(kMaxTxDataSlots + 1));
-  EXPECT_EQ(nineteen.verdict, TxVerdict::drop);
-  EXPECT_EQ(nineteen.drop_reason, DropReason::tx_too_many_slots);
+  EXPECT_EQ(nineteen.verdict, TxVerdict::kDrop);
+  EXPECT_EQ(nineteen.drop_reason, DropReason::kTxTooManySlots);
   EXPECT_EQ(nineteen.consumed, kMaxTxDataSlots + 1) << "every slot of the packet is answered";
   const TxPacket malicious = parse_tx_packet(chain(kFatalTxFollowSlots + 2));
-  EXPECT_EQ(malicious.verdict, TxVerdict::fatal);
-  EXPECT_EQ(malicious.fatal_reason, TxFatalReason::too_many_slots);
+  EXPECT_EQ(malicious.verdict, TxVerdict::kFatal);
+  EXPECT_EQ(malicious.fatal_reason, TxFatalReason::kTooManySlots);
 }
 
 TEST(TxParserTest, SizeErrorsAreDropsPageCrossingsAreFatal) {
   const TxPacket zero = parse_tx_packet(std::vector<TxRequest>{slot(0)});
-  EXPECT_EQ(zero.verdict, TxVerdict::drop);
-  EXPECT_EQ(zero.drop_reason, DropReason::tx_bad_packet_size);
+  EXPECT_EQ(zero.verdict, TxVerdict::kDrop);
+  EXPECT_EQ(zero.drop_reason, DropReason::kTxBadPacketSize);
 
   // The continuation claims more than the whole packet.
   const TxPacket larger =
       parse_tx_packet(std::vector<TxRequest>{slot(100, protocol::kTxfMoreData), slot(200)});
-  EXPECT_EQ(larger.verdict, TxVerdict::drop);
-  EXPECT_EQ(larger.drop_reason, DropReason::tx_slot_exceeds_packet);
+  EXPECT_EQ(larger.verdict, TxVerdict::kDrop);
+  EXPECT_EQ(larger.drop_reason, DropReason::kTxSlotExceedsPacket);
   EXPECT_EQ(larger.consumed, 2U);
 
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{slot(200, 0, 4000)}).fatal_reason,
-            TxFatalReason::crosses_page);
+            TxFatalReason::kCrossesPage);
   EXPECT_EQ(
       parse_tx_packet(std::vector<TxRequest>{slot(300, protocol::kTxfMoreData), slot(100, 0, 4090)})
           .fatal_reason,
-      TxFatalReason::crosses_page);
+      TxFatalReason::kCrossesPage);
 }
 
 TEST(TxParserTest, UnpublishedSlotsAndBadExtrasAreFatal) {
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{slot(200, protocol::kTxfMoreData)}).fatal_reason,
-            TxFatalReason::missing_slots);
+            TxFatalReason::kMissingSlots);
   EXPECT_EQ(
       parse_tx_packet(std::vector<TxRequest>{slot(200, protocol::kTxfExtraInfo)}).fatal_reason,
-      TxFatalReason::missing_slots);
+      TxFatalReason::kMissingSlots);
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{slot(200, protocol::kTxfExtraInfo),
                                                    extra_slot(protocol::kExtraTypeMax)})
                 .fatal_reason,
-            TxFatalReason::bad_extra_type);
+            TxFatalReason::kBadExtraType);
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{slot(200, protocol::kTxfExtraInfo),
                                                    extra_slot(protocol::kExtraTypeNone)})
                 .fatal_reason,
-            TxFatalReason::bad_extra_type);
+            TxFatalReason::kBadExtraType);
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{slot(200, protocol::kTxfExtraInfo),
                                                    extra_slot(protocol::kExtraTypeGso, 0, 0)})
                 .fatal_reason,
-            TxFatalReason::bad_gso);
+            TxFatalReason::kBadGso);
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{slot(200, protocol::kTxfExtraInfo),
                                                    extra_slot(protocol::kExtraTypeGso, 0, 1448, 9)})
                 .fatal_reason,
-            TxFatalReason::bad_gso);
+            TxFatalReason::kBadGso);
   // A chain of extras: MORE keeps the next slot an extra.
   EXPECT_EQ(parse_tx_packet(std::vector<TxRequest>{
                                 slot(200, protocol::kTxfExtraInfo),
                                 extra_slot(protocol::kExtraTypeGso, protocol::kExtraFlagMore)})
                 .fatal_reason,
-            TxFatalReason::missing_slots);
+            TxFatalReason::kMissingSlots);
 }
 
 TEST(TxParserTest, MulticastCarrierIsNotAPacket) {
   const TxPacket packet = parse_tx_packet(std::vector<TxRequest>{
       slot(0, protocol::kTxfExtraInfo), extra_slot(protocol::kExtraTypeMcastAdd)});
-  EXPECT_EQ(packet.verdict, TxVerdict::multicast);
+  EXPECT_EQ(packet.verdict, TxVerdict::kMulticast);
   EXPECT_EQ(packet.consumed, 2U);
   EXPECT_TRUE(packet.mcast_add.has_value());
 }

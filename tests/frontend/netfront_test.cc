@@ -267,7 +267,7 @@ TEST_F(NetfrontTest, TxSingleSlotFrameArrivesWithFlagsAndBytes) {
   NetfrontQueue& queue = front->queue(0);
   const auto frame = pattern(100, 3);
   net::PacketMeta meta;
-  meta.checksum = net::ChecksumState::partial;
+  meta.checksum = net::ChecksumState::kPartial;
   ASSERT_EQ(queue.send(frame, meta), TxStatus::kOk);
   queue.flush_tx();
   const auto requests = backend_->take_tx(0);
@@ -292,8 +292,8 @@ TEST_F(NetfrontTest, TxGsoFrameUsesExtraSlotAndContinuations) {
   NetfrontQueue& queue = front->queue(0);
   const auto frame = pattern(10000, 9);
   net::PacketMeta meta;
-  meta.checksum = net::ChecksumState::partial;
-  meta.gso_type = net::GsoType::tcpv4;
+  meta.checksum = net::ChecksumState::kPartial;
+  meta.gso_type = net::GsoType::kTcpv4;
   meta.gso_size = 1448;
   ASSERT_EQ(queue.send(frame, meta), TxStatus::kOk);
   queue.flush_tx();
@@ -349,8 +349,8 @@ TEST_F(NetfrontTest, TxRefusesWhatTheBackendDidNotOffer) {
   NetfrontQueue& queue = front->queue(0);
   EXPECT_EQ(queue.send(pattern(5000, 1), {}), TxStatus::kNeedsScatterGather);
   net::PacketMeta gso;
-  gso.checksum = net::ChecksumState::partial;
-  gso.gso_type = net::GsoType::tcpv6;
+  gso.checksum = net::ChecksumState::kPartial;
+  gso.gso_type = net::GsoType::kTcpv6;
   gso.gso_size = 1400;
   EXPECT_EQ(queue.send(pattern(3000, 1), gso), TxStatus::kGsoNotNegotiated);
   EXPECT_EQ(queue.send({}, {}), TxStatus::kBadLength);
@@ -405,7 +405,7 @@ TEST_F(NetfrontTest, RxFrameIsDeliveredZeroCopyAndRePosted) {
   EXPECT_FALSE(result.failed);
   ASSERT_EQ(received.size(), 1U);
   EXPECT_EQ(received[0], frame);
-  EXPECT_EQ(metas[0].checksum, net::ChecksumState::validated);
+  EXPECT_EQ(metas[0].checksum, net::ChecksumState::kValidated);
   EXPECT_EQ(queue.rx_request_producer(), before + 1) << "the page went back to the backend";
   EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U);
   EXPECT_EQ(queue.stats().rx_packets, 1U);
@@ -450,8 +450,8 @@ TEST_F(NetfrontTest, RxMultiSlotGsoFrameCarriesMeta) {
   });
   ASSERT_EQ(frames, 1U);
   EXPECT_EQ(joined, frame);
-  EXPECT_EQ(meta.checksum, net::ChecksumState::partial);
-  EXPECT_EQ(meta.gso_type, net::GsoType::tcpv6);
+  EXPECT_EQ(meta.checksum, net::ChecksumState::kPartial);
+  EXPECT_EQ(meta.gso_type, net::GsoType::kTcpv6);
   EXPECT_EQ(meta.gso_size, 1440U);
   EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U)
       << "three data pages and the extra slot's page re-posted";

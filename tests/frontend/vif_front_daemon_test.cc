@@ -23,12 +23,14 @@
 #include "common/protocol/xs_parse.h"
 #include "frontend/lib/netfront/xenbus.h"
 #include "tests/frontend/test_backend.h"
+#include "tests/support/eventually.h"
 
 namespace vifd::frontend::testing {
 namespace {
 
 using namespace std::chrono_literals;
 using protocol::XenbusState;
+using vifd::testing::eventually;
 
 constexpr std::uint16_t kTestEthertype = 0x88B5;  // IEEE local experimental
 
@@ -95,17 +97,6 @@ void in_namespace(pid_t pid, const std::function<void()>& body) {
     body();
   });
   worker.join();
-}
-
-// Polls `condition` until it holds or 20 s pass (a deadline against hangs,
-// not a timing assertion).
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
 }
 
 std::vector<std::uint8_t> test_frame(const protocol::MacAddress& dst,

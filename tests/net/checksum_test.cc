@@ -59,7 +59,7 @@ TEST(LocateChecksum, FindsTheL4HeaderOfEveryCraftedFrame) {
     SCOPED_TRACE(name);
     const Frame frame = build_frame(spec);
     ChecksumLocation where;
-    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::ok);
+    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::kOk);
     EXPECT_EQ(where.csum_start, frame.l4_offset);
     EXPECT_EQ(where.csum_offset, spec.l4_protocol == IPPROTO_TCP ? 16 : 6);
     EXPECT_EQ(where.header_len, frame.l4_offset + frame.l4_header_len);
@@ -80,89 +80,89 @@ TEST(LocateChecksum, ExplainsWhyAFrameHasNoChecksumToLocate) {
     Frame f = build_frame({});
     f.bytes[12] = 0x08;
     f.bytes[13] = 0x06;  // ARP
-    cases.push_back({"arp", f, PacketStatus::unknown_ethertype});
+    cases.push_back({"arp", f, PacketStatus::kUnknownEthertype});
   }
   {
     Frame f = build_frame({.vlan = true});
     f.bytes[16] = 0x81;
     f.bytes[17] = 0x00;  // a second tag
-    cases.push_back({"double_vlan", f, PacketStatus::unknown_ethertype});
+    cases.push_back({"double_vlan", f, PacketStatus::kUnknownEthertype});
   }
   {
     Frame f = build_frame({});
     f.bytes[f.ip_offset] = 0x65;  // version 6 in an IPv4 ethertype
-    cases.push_back({"ipv4_wrong_version", f, PacketStatus::bad_ip_header});
+    cases.push_back({"ipv4_wrong_version", f, PacketStatus::kBadIpHeader});
   }
   {
     Frame f = build_frame({});
     f.bytes[f.ip_offset] = 0x44;  // IHL 4 words
-    cases.push_back({"ipv4_short_ihl", f, PacketStatus::bad_ip_header});
+    cases.push_back({"ipv4_short_ihl", f, PacketStatus::kBadIpHeader});
   }
   {
     Frame f = build_frame({});
     f.bytes[f.ip_offset + 2] = 0;
     f.bytes[f.ip_offset + 3] = 10;  // total length below the header
-    cases.push_back({"ipv4_short_total_length", f, PacketStatus::bad_ip_header});
+    cases.push_back({"ipv4_short_total_length", f, PacketStatus::kBadIpHeader});
   }
   {
     Frame f = build_frame({});
     f.bytes[f.ip_offset + 2] = 0xff;  // total length past the frame
-    cases.push_back({"ipv4_long_total_length", f, PacketStatus::truncated});
+    cases.push_back({"ipv4_long_total_length", f, PacketStatus::kTruncated});
   }
   {
     Frame f = build_frame({});
     f.bytes[f.ip_offset + 6] = 0x20;  // more fragments
-    cases.push_back({"ipv4_more_fragments", f, PacketStatus::ip_fragment});
+    cases.push_back({"ipv4_more_fragments", f, PacketStatus::kIpFragment});
   }
   {
     Frame f = build_frame({});
     f.bytes[f.ip_offset + 6] = 0x00;
     f.bytes[f.ip_offset + 7] = 0x08;  // fragment offset 64
-    cases.push_back({"ipv4_fragment_offset", f, PacketStatus::ip_fragment});
+    cases.push_back({"ipv4_fragment_offset", f, PacketStatus::kIpFragment});
   }
   cases.push_back({"ipv4_icmp", build_frame({.l4_protocol = IPPROTO_ICMP}),
-                   PacketStatus::unsupported_l4_protocol});
+                   PacketStatus::kUnsupportedL4Protocol});
   {
     Frame f = build_frame({});
     f.bytes[f.l4_offset + 12] = 0x40;  // data offset 4 words
-    cases.push_back({"tcp_short_data_offset", f, PacketStatus::bad_l4_header});
+    cases.push_back({"tcp_short_data_offset", f, PacketStatus::kBadL4Header});
   }
   {
     Frame f = build_frame({.payload = 0});
     f.bytes[f.l4_offset + 12] = 0xf0;  // 60-byte header in a 20-byte segment
-    cases.push_back({"tcp_options_past_end", f, PacketStatus::truncated});
+    cases.push_back({"tcp_options_past_end", f, PacketStatus::kTruncated});
   }
   cases.push_back({"ipv6_fragment",
                    build_frame({.ip_version = 6, .ipv6_extensions = {IPPROTO_FRAGMENT}}),
-                   PacketStatus::ip_fragment});
+                   PacketStatus::kIpFragment});
   cases.push_back(
       {"ipv6_fragment_after_hopopts",
        build_frame({.ip_version = 6, .ipv6_extensions = {IPPROTO_HOPOPTS, IPPROTO_FRAGMENT}}),
-       PacketStatus::ip_fragment});
+       PacketStatus::kIpFragment});
   {
     Frame f = build_frame({.ip_version = 6, .ipv6_extensions = {IPPROTO_ROUTING}});
     f.bytes[f.ip_offset + 41] = 200;  // extension length past the payload
-    cases.push_back({"ipv6_extension_too_long", f, PacketStatus::truncated});
+    cases.push_back({"ipv6_extension_too_long", f, PacketStatus::kTruncated});
   }
   {
     Frame f = build_frame({.ip_version = 6});
     f.bytes[f.ip_offset] = 0x40;
-    cases.push_back({"ipv6_wrong_version", f, PacketStatus::bad_ip_header});
+    cases.push_back({"ipv6_wrong_version", f, PacketStatus::kBadIpHeader});
   }
   {
     Frame f = build_frame({.ip_version = 6, .payload = 4, .ethernet_padding = 40});
     f.bytes[f.ip_offset + 4] = 0;
     f.bytes[f.ip_offset + 5] = 4;  // payload length shorter than the TCP header
-    cases.push_back({"ipv6_payload_shorter_than_tcp", f, PacketStatus::truncated});
+    cases.push_back({"ipv6_payload_shorter_than_tcp", f, PacketStatus::kTruncated});
   }
   {
     Frame f = build_frame({.payload = 4, .ethernet_padding = 40});
     f.bytes[f.ip_offset + 2] = 0;
     f.bytes[f.ip_offset + 3] = 30;  // the TCP header would end in the padding
-    cases.push_back({"ipv4_total_length_shorter_than_tcp", f, PacketStatus::truncated});
+    cases.push_back({"ipv4_total_length_shorter_than_tcp", f, PacketStatus::kTruncated});
   }
   cases.push_back({"ipv6_no_next_header", build_frame({.ip_version = 6, .l4_protocol = 59}),
-                   PacketStatus::unsupported_l4_protocol});
+                   PacketStatus::kUnsupportedL4Protocol});
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     ChecksumLocation where;
@@ -182,10 +182,10 @@ TEST(LocateChecksum, EveryTruncationIsRejectedWithoutReadingPastTheSpan) {
       std::vector<std::uint8_t> truncated(frame.bytes.begin(),
                                           frame.bytes.begin() + static_cast<long>(length));
       ChecksumLocation where;
-      EXPECT_NE(locate_checksum(truncated, where), PacketStatus::ok) << "length " << length;
+      EXPECT_NE(locate_checksum(truncated, where), PacketStatus::kOk) << "length " << length;
       PacketMeta meta;
-      meta.checksum = ChecksumState::partial;
-      EXPECT_NE(prepare_offload(truncated, meta), PacketStatus::ok) << "length " << length;
+      meta.checksum = ChecksumState::kPartial;
+      EXPECT_NE(prepare_offload(truncated, meta), PacketStatus::kOk) << "length " << length;
     }
   }
 }
@@ -213,11 +213,11 @@ TEST(FinishChecksum, CompletesAPartialChecksumForEveryCraftedFrame) {
     Frame frame = build_frame(spec);
     const std::uint16_t expected = checksum_field(frame);
     ChecksumLocation where;
-    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::ok);
+    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::kOk);
     // What a CHECKSUM_PARTIAL sender hands over: only the pseudo-header sum.
-    ASSERT_EQ(seed_pseudo_header_checksum(frame.bytes, where), PacketStatus::ok);
+    ASSERT_EQ(seed_pseudo_header_checksum(frame.bytes, where), PacketStatus::kOk);
     EXPECT_NE(checksum_field(frame), expected);
-    ASSERT_EQ(finish_checksum(frame.bytes, where.csum_start, where.csum_offset), PacketStatus::ok);
+    ASSERT_EQ(finish_checksum(frame.bytes, where.csum_start, where.csum_offset), PacketStatus::kOk);
     EXPECT_EQ(checksum_field(frame), expected);
     EXPECT_TRUE(checksum_verifies(frame));
   }
@@ -225,34 +225,34 @@ TEST(FinishChecksum, CompletesAPartialChecksumForEveryCraftedFrame) {
 
 TEST(FinishChecksum, RefusesAFieldOutsideTheFrame) {
   std::vector<std::uint8_t> frame(60, 0);
-  EXPECT_EQ(finish_checksum(frame, 50, 9), PacketStatus::checksum_out_of_range);
-  EXPECT_EQ(finish_checksum(frame, 58, 0), PacketStatus::ok);
-  EXPECT_EQ(finish_checksum(frame, 0xffff, 0xffff), PacketStatus::checksum_out_of_range);
+  EXPECT_EQ(finish_checksum(frame, 50, 9), PacketStatus::kChecksumOutOfRange);
+  EXPECT_EQ(finish_checksum(frame, 58, 0), PacketStatus::kOk);
+  EXPECT_EQ(finish_checksum(frame, 0xffff, 0xffff), PacketStatus::kChecksumOutOfRange);
 }
 
 TEST(PrepareOffload, LocatesANetifPartialChecksum) {
   Frame frame = build_frame({.vlan = true, .ipv4_options = 4});
   PacketMeta meta;
   ASSERT_EQ(meta_from_netif_tx(kNetTxCsumBlank | kNetTxDataValidated, nullptr, meta),
-            PacketStatus::ok);
-  ASSERT_EQ(prepare_offload(frame.bytes, meta), PacketStatus::ok);
+            PacketStatus::kOk);
+  ASSERT_EQ(prepare_offload(frame.bytes, meta), PacketStatus::kOk);
   EXPECT_TRUE(meta.csum_located);
   EXPECT_EQ(meta.csum_start, 14 + 4 + 24);
   EXPECT_EQ(meta.csum_offset, 16);
   VirtioNetHdr hdr{};
-  EXPECT_EQ(meta_to_virtio(meta, hdr), PacketStatus::ok);
+  EXPECT_EQ(meta_to_virtio(meta, hdr), PacketStatus::kOk);
 }
 
 TEST(PrepareOffload, GsoWithoutPartialChecksumGetsThePseudoHeaderSeeded) {
   Frame frame = build_frame({.ip_version = 6, .payload = 4000});
   const std::uint16_t full = checksum_field(frame);
   PacketMeta meta;
-  meta.gso_type = GsoType::tcpv6;
+  meta.gso_type = GsoType::kTcpv6;
   meta.gso_size = 1440;
-  ASSERT_EQ(prepare_offload(frame.bytes, meta), PacketStatus::ok);
-  EXPECT_EQ(meta.checksum, ChecksumState::partial);
+  ASSERT_EQ(prepare_offload(frame.bytes, meta), PacketStatus::kOk);
+  EXPECT_EQ(meta.checksum, ChecksumState::kPartial);
   EXPECT_EQ(meta.hdr_len, frame.l4_offset + 20);
-  ASSERT_EQ(finish_checksum(frame.bytes, meta.csum_start, meta.csum_offset), PacketStatus::ok);
+  ASSERT_EQ(finish_checksum(frame.bytes, meta.csum_start, meta.csum_offset), PacketStatus::kOk);
   EXPECT_EQ(checksum_field(frame), full);
 }
 
@@ -261,16 +261,16 @@ TEST(PrepareOffload, RefusesGsoThatDoesNotMatchTheFrame) {
     FrameSpec spec;
     GsoType gso;
   };
-  const Case cases[] = {{{.ip_version = 6}, GsoType::tcpv4},
-                        {{.ip_version = 4}, GsoType::tcpv6},
-                        {{.l4_protocol = IPPROTO_UDP}, GsoType::tcpv4}};
+  const Case cases[] = {{{.ip_version = 6}, GsoType::kTcpv4},
+                        {{.ip_version = 4}, GsoType::kTcpv6},
+                        {{.l4_protocol = IPPROTO_UDP}, GsoType::kTcpv4}};
   for (const Case& c : cases) {
     Frame frame = build_frame(c.spec);
     PacketMeta meta;
-    meta.checksum = ChecksumState::partial;
+    meta.checksum = ChecksumState::kPartial;
     meta.gso_type = c.gso;
     meta.gso_size = 1000;
-    EXPECT_EQ(prepare_offload(frame.bytes, meta), PacketStatus::gso_protocol_mismatch);
+    EXPECT_EQ(prepare_offload(frame.bytes, meta), PacketStatus::kGsoProtocolMismatch);
   }
 }
 
@@ -291,16 +291,16 @@ TEST(AdaptToPeer, FinishesChecksumsThePeerCannotTake) {
     Frame frame = build_frame({.ip_version = c.ip_version});
     const std::uint16_t full = checksum_field(frame);
     ChecksumLocation where;
-    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::ok);
-    ASSERT_EQ(seed_pseudo_header_checksum(frame.bytes, where), PacketStatus::ok);
+    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::kOk);
+    ASSERT_EQ(seed_pseudo_header_checksum(frame.bytes, where), PacketStatus::kOk);
     PacketMeta meta;
-    meta.checksum = ChecksumState::partial;
-    ASSERT_EQ(adapt_to_peer(frame.bytes, meta, c.peer), PacketStatus::ok);
+    meta.checksum = ChecksumState::kPartial;
+    ASSERT_EQ(adapt_to_peer(frame.bytes, meta, c.peer), PacketStatus::kOk);
     if (c.finished) {
-      EXPECT_EQ(meta.checksum, ChecksumState::none);
+      EXPECT_EQ(meta.checksum, ChecksumState::kNone);
       EXPECT_EQ(checksum_field(frame), full);
     } else {
-      EXPECT_EQ(meta.checksum, ChecksumState::partial);
+      EXPECT_EQ(meta.checksum, ChecksumState::kPartial);
       EXPECT_TRUE(meta.csum_located);
       EXPECT_NE(checksum_field(frame), full);
     }
@@ -310,12 +310,12 @@ TEST(AdaptToPeer, FinishesChecksumsThePeerCannotTake) {
 TEST(AdaptToPeer, RefusesGsoThePeerDidNotNegotiate) {
   Frame frame = build_frame({.payload = 3000});
   PacketMeta meta;
-  meta.checksum = ChecksumState::partial;
-  meta.gso_type = GsoType::tcpv4;
+  meta.checksum = ChecksumState::kPartial;
+  meta.gso_type = GsoType::kTcpv4;
   meta.gso_size = 1448;
   EXPECT_EQ(adapt_to_peer(frame.bytes, meta, {.csum_ipv4 = true, .tso6 = true}),
-            PacketStatus::gso_not_supported_by_peer);
-  EXPECT_EQ(adapt_to_peer(frame.bytes, meta, {.csum_ipv4 = true, .tso4 = true}), PacketStatus::ok);
+            PacketStatus::kGsoNotSupportedByPeer);
+  EXPECT_EQ(adapt_to_peer(frame.bytes, meta, {.csum_ipv4 = true, .tso4 = true}), PacketStatus::kOk);
 }
 
 // Random bytes, and valid frames with random bytes changed: every function
@@ -350,21 +350,21 @@ TEST(HostileFrames, RandomAndMutatedBytesNeverEscapeTheSpan) {
       }
     }
     ChecksumLocation where;
-    if (locate_checksum(bytes, where) == PacketStatus::ok) {
+    if (locate_checksum(bytes, where) == PacketStatus::kOk) {
       ++located;
       ASSERT_LE(std::size_t{where.csum_start} + where.csum_offset + 2, bytes.size());
       ASSERT_LE(where.header_len, bytes.size());
     }
     PacketMeta meta;
-    meta.checksum = ChecksumState::partial;
+    meta.checksum = ChecksumState::kPartial;
     meta.gso_type = static_cast<GsoType>(random() % 3);
-    meta.gso_size = meta.gso_type == GsoType::none ? 0 : 1000;
+    meta.gso_size = meta.gso_type == GsoType::kNone ? 0 : 1000;
     const PeerOffloads peer{.csum_ipv4 = (random() % 2) == 0,
                             .csum_ipv6 = (random() % 2) == 0,
                             .tso4 = true,
                             .tso6 = true};
-    if (adapt_to_peer(bytes, meta, peer) == PacketStatus::ok &&
-        meta.checksum == ChecksumState::partial) {
+    if (adapt_to_peer(bytes, meta, peer) == PacketStatus::kOk &&
+        meta.checksum == ChecksumState::kPartial) {
       ASSERT_LE(std::size_t{meta.csum_start} + meta.csum_offset + 2, bytes.size());
     }
   }

@@ -16,18 +16,18 @@ namespace {
 std::vector<PacketMeta> all_valid_metas() {
   std::vector<PacketMeta> metas;
   for (const auto checksum :
-       {ChecksumState::none, ChecksumState::partial, ChecksumState::validated}) {
-    for (const auto gso : {GsoType::none, GsoType::tcpv4, GsoType::tcpv6}) {
+       {ChecksumState::kNone, ChecksumState::kPartial, ChecksumState::kValidated}) {
+    for (const auto gso : {GsoType::kNone, GsoType::kTcpv4, GsoType::kTcpv6}) {
       for (const bool located : {false, true}) {
-        if (located && checksum != ChecksumState::partial) continue;
+        if (located && checksum != ChecksumState::kPartial) continue;
         PacketMeta meta;
         meta.checksum = checksum;
         meta.csum_located = located;
         meta.csum_start = located ? 34 : 0;
         meta.csum_offset = located ? 16 : 0;
         meta.gso_type = gso;
-        meta.gso_size = gso == GsoType::none ? 0 : 1448;
-        meta.hdr_len = gso == GsoType::none ? 0 : 66;
+        meta.gso_size = gso == GsoType::kNone ? 0 : 1448;
+        meta.hdr_len = gso == GsoType::kNone ? 0 : 66;
         metas.push_back(meta);
       }
     }
@@ -63,33 +63,33 @@ TEST(VirtioMeta, EveryHeaderCombinationDecodesAsSpecified) {
                      << "flags=" << int{flags} << " gso=" << int{gso_type} << " size=" << gso_size);
         const bool tcp_gso = gso_type == kVirtioNetHdrGsoTcpv4 || gso_type == kVirtioNetHdrGsoTcpv6;
         if (gso_type != kVirtioNetHdrGsoNone && !tcp_gso) {
-          EXPECT_EQ(status, PacketStatus::unsupported_gso_type);
+          EXPECT_EQ(status, PacketStatus::kUnsupportedGsoType);
           EXPECT_EQ(meta.gso_size, 7);
           continue;
         }
         if (tcp_gso && gso_size == 0) {
-          EXPECT_EQ(status, PacketStatus::zero_gso_size);
+          EXPECT_EQ(status, PacketStatus::kZeroGsoSize);
           continue;
         }
-        ASSERT_EQ(status, PacketStatus::ok);
+        ASSERT_EQ(status, PacketStatus::kOk);
         if ((flags & kVirtioNetHdrFNeedsCsum) != 0) {
-          EXPECT_EQ(meta.checksum, ChecksumState::partial);
+          EXPECT_EQ(meta.checksum, ChecksumState::kPartial);
           EXPECT_TRUE(meta.csum_located);
           EXPECT_EQ(meta.csum_start, 34);
           EXPECT_EQ(meta.csum_offset, 16);
         } else if ((flags & kVirtioNetHdrFDataValid) != 0) {
-          EXPECT_EQ(meta.checksum, ChecksumState::validated);
+          EXPECT_EQ(meta.checksum, ChecksumState::kValidated);
           EXPECT_FALSE(meta.csum_located);
         } else {
-          EXPECT_EQ(meta.checksum, ChecksumState::none);
+          EXPECT_EQ(meta.checksum, ChecksumState::kNone);
         }
         if (tcp_gso) {
           EXPECT_EQ(meta.gso_type,
-                    gso_type == kVirtioNetHdrGsoTcpv4 ? GsoType::tcpv4 : GsoType::tcpv6);
+                    gso_type == kVirtioNetHdrGsoTcpv4 ? GsoType::kTcpv4 : GsoType::kTcpv6);
           EXPECT_EQ(meta.gso_size, gso_size);
           EXPECT_EQ(meta.hdr_len, 54);
         } else {
-          EXPECT_EQ(meta.gso_type, GsoType::none);
+          EXPECT_EQ(meta.gso_type, GsoType::kNone);
           EXPECT_EQ(meta.gso_size, 0);
           EXPECT_EQ(meta.hdr_len, 0);
         }
@@ -104,35 +104,35 @@ TEST(VirtioMeta, RejectsChecksumOffsetsThatOverflow) {
   hdr.csum_start = htole16(0xfff0);
   hdr.csum_offset = htole16(0x20);
   PacketMeta meta;
-  EXPECT_EQ(meta_from_virtio(hdr, meta), PacketStatus::checksum_out_of_range);
+  EXPECT_EQ(meta_from_virtio(hdr, meta), PacketStatus::kChecksumOutOfRange);
 }
 
 TEST(VirtioMeta, RoundTripsEveryLocatedMeta) {
   for (const PacketMeta& meta : all_valid_metas()) {
     VirtioNetHdr hdr{};
     const PacketStatus status = meta_to_virtio(meta, hdr);
-    if (meta.checksum == ChecksumState::partial && !meta.csum_located) {
-      EXPECT_EQ(status, PacketStatus::checksum_not_located);
+    if (meta.checksum == ChecksumState::kPartial && !meta.csum_located) {
+      EXPECT_EQ(status, PacketStatus::kChecksumNotLocated);
       continue;
     }
-    ASSERT_EQ(status, PacketStatus::ok);
+    ASSERT_EQ(status, PacketStatus::kOk);
     PacketMeta back;
-    ASSERT_EQ(meta_from_virtio(hdr, back), PacketStatus::ok);
+    ASSERT_EQ(meta_from_virtio(hdr, back), PacketStatus::kOk);
     EXPECT_EQ(back, meta);
   }
 }
 
 TEST(VirtioMeta, FieldsAreLittleEndianOnTheWire) {
   PacketMeta meta;
-  meta.checksum = ChecksumState::partial;
+  meta.checksum = ChecksumState::kPartial;
   meta.csum_located = true;
   meta.csum_start = 0x0122;
   meta.csum_offset = 0x0010;
-  meta.gso_type = GsoType::tcpv6;
+  meta.gso_type = GsoType::kTcpv6;
   meta.gso_size = 0x05a8;
   meta.hdr_len = 0x0056;
   VirtioNetHdr hdr{};
-  ASSERT_EQ(meta_to_virtio(meta, hdr), PacketStatus::ok);
+  ASSERT_EQ(meta_to_virtio(meta, hdr), PacketStatus::kOk);
   std::uint8_t raw[kVirtioNetHdrSize];
   std::memcpy(raw, &hdr, sizeof(raw));
   const std::uint8_t expected[kVirtioNetHdrSize] = {1, 4, 0x56, 0, 0xa8, 0x05, 0x22, 0x01, 0x10, 0};
@@ -152,16 +152,16 @@ PacketMeta after_netif(PacketMeta meta) {
 TEST(NetifMeta, TxRoundTripsEveryMeta) {
   for (const PacketMeta& meta : all_valid_metas()) {
     const std::uint16_t flags = netif_tx_flags(meta);
-    EXPECT_EQ((flags & kNetTxExtraInfo) != 0, meta.gso_type != GsoType::none);
+    EXPECT_EQ((flags & kNetTxExtraInfo) != 0, meta.gso_type != GsoType::kNone);
     EXPECT_EQ((flags & kNetTxMoreData), 0);
     netif_extra_info extra{};
     const netif_extra_info* gso = nullptr;
-    if (meta.gso_type != GsoType::none) {
+    if (meta.gso_type != GsoType::kNone) {
       fill_gso_extra(meta, extra);
       gso = &extra;
     }
     PacketMeta back;
-    ASSERT_EQ(meta_from_netif_tx(flags, gso, back), PacketStatus::ok);
+    ASSERT_EQ(meta_from_netif_tx(flags, gso, back), PacketStatus::kOk);
     EXPECT_EQ(back, after_netif(meta));
   }
 }
@@ -169,26 +169,26 @@ TEST(NetifMeta, TxRoundTripsEveryMeta) {
 TEST(NetifMeta, RxRoundTripsEveryMeta) {
   for (const PacketMeta& meta : all_valid_metas()) {
     const std::uint16_t flags = netif_rx_flags(meta);
-    EXPECT_EQ((flags & kNetRxExtraInfo) != 0, meta.gso_type != GsoType::none);
+    EXPECT_EQ((flags & kNetRxExtraInfo) != 0, meta.gso_type != GsoType::kNone);
     netif_extra_info extra{};
     const netif_extra_info* gso = nullptr;
-    if (meta.gso_type != GsoType::none) {
+    if (meta.gso_type != GsoType::kNone) {
       fill_gso_extra(meta, extra);
       gso = &extra;
     }
     PacketMeta back;
-    ASSERT_EQ(meta_from_netif_rx(flags, gso, back), PacketStatus::ok);
+    ASSERT_EQ(meta_from_netif_rx(flags, gso, back), PacketStatus::kOk);
     EXPECT_EQ(back, after_netif(meta));
   }
 }
 
 TEST(NetifMeta, FlagsMatchWhatLinuxNetfrontAndNetbackSend) {
   PacketMeta partial;
-  partial.checksum = ChecksumState::partial;
+  partial.checksum = ChecksumState::kPartial;
   EXPECT_EQ(netif_tx_flags(partial), NETTXF_csum_blank | NETTXF_data_validated);
   EXPECT_EQ(netif_rx_flags(partial), NETRXF_csum_blank | NETRXF_data_validated);
   PacketMeta validated;
-  validated.checksum = ChecksumState::validated;
+  validated.checksum = ChecksumState::kValidated;
   EXPECT_EQ(netif_tx_flags(validated), NETTXF_data_validated);
   EXPECT_EQ(netif_rx_flags(validated), NETRXF_data_validated);
   EXPECT_EQ(netif_tx_flags(PacketMeta{}), 0);
@@ -197,7 +197,7 @@ TEST(NetifMeta, FlagsMatchWhatLinuxNetfrontAndNetbackSend) {
 
 TEST(NetifMeta, GsoExtraIsFilledCompletely) {
   PacketMeta meta;
-  meta.gso_type = GsoType::tcpv6;
+  meta.gso_type = GsoType::kTcpv6;
   meta.gso_size = 8948;
   netif_extra_info extra;
   std::memset(&extra, 0xa5, sizeof(extra));
@@ -219,15 +219,15 @@ TEST(NetifMeta, EveryFlagAndExtraCombinationDecodesAsSpecified) {
     PacketStatus expected;
   };
   const ExtraCase extras[] = {
-      {false, 0, 0, 0, PacketStatus::ok},
-      {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4, 1448, PacketStatus::ok},
-      {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV6, 1428, PacketStatus::ok},
+      {false, 0, 0, 0, PacketStatus::kOk},
+      {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4, 1448, PacketStatus::kOk},
+      {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV6, 1428, PacketStatus::kOk},
       {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_NONE, 1448,
-       PacketStatus::unsupported_gso_type},
-      {true, XEN_NETIF_EXTRA_TYPE_GSO, 3, 1448, PacketStatus::unsupported_gso_type},
-      {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4, 0, PacketStatus::zero_gso_size},
+       PacketStatus::kUnsupportedGsoType},
+      {true, XEN_NETIF_EXTRA_TYPE_GSO, 3, 1448, PacketStatus::kUnsupportedGsoType},
+      {true, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4, 0, PacketStatus::kZeroGsoSize},
       {true, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_GSO_TYPE_TCPV4, 1448,
-       PacketStatus::bad_extra_type},
+       PacketStatus::kBadExtraType},
   };
   for (bool tx : {true, false}) {
     for (std::uint16_t flags = 0; flags < 16; ++flags) {
@@ -245,23 +245,23 @@ TEST(NetifMeta, EveryFlagAndExtraCombinationDecodesAsSpecified) {
                      << (tx ? "tx" : "rx") << " flags=" << flags << " extra=" << int{c.extra_type}
                      << "/" << int{c.gso_type} << "/" << c.size);
         ASSERT_EQ(status, c.expected);
-        if (status != PacketStatus::ok) {
+        if (status != PacketStatus::kOk) {
           EXPECT_EQ(meta.gso_size, 7);
           continue;
         }
         const std::uint16_t blank = tx ? kNetTxCsumBlank : kNetRxCsumBlank;
         const std::uint16_t valid = tx ? kNetTxDataValidated : kNetRxDataValidated;
-        const ChecksumState expected = (flags & blank) != 0   ? ChecksumState::partial
-                                       : (flags & valid) != 0 ? ChecksumState::validated
-                                                              : ChecksumState::none;
+        const ChecksumState expected = (flags & blank) != 0   ? ChecksumState::kPartial
+                                       : (flags & valid) != 0 ? ChecksumState::kValidated
+                                                              : ChecksumState::kNone;
         EXPECT_EQ(meta.checksum, expected);
         EXPECT_FALSE(meta.csum_located);
         if (c.present) {
           EXPECT_EQ(meta.gso_type,
-                    c.gso_type == XEN_NETIF_GSO_TYPE_TCPV4 ? GsoType::tcpv4 : GsoType::tcpv6);
+                    c.gso_type == XEN_NETIF_GSO_TYPE_TCPV4 ? GsoType::kTcpv4 : GsoType::kTcpv6);
           EXPECT_EQ(meta.gso_size, c.size);
         } else {
-          EXPECT_EQ(meta.gso_type, GsoType::none);
+          EXPECT_EQ(meta.gso_type, GsoType::kNone);
         }
       }
     }
@@ -270,7 +270,7 @@ TEST(NetifMeta, EveryFlagAndExtraCombinationDecodesAsSpecified) {
 
 TEST(PacketStatusNames, EveryStatusHasADistinctName) {
   std::vector<std::string> names;
-  for (int value = 0; value <= static_cast<int>(PacketStatus::gso_not_supported_by_peer); ++value) {
+  for (int value = 0; value <= static_cast<int>(PacketStatus::kGsoNotSupportedByPeer); ++value) {
     const std::string name = to_string(static_cast<PacketStatus>(value));
     EXPECT_NE(name, "unknown");
     for (const auto& seen : names) EXPECT_NE(seen, name);

@@ -61,7 +61,7 @@ std::optional<Received> receive_matching(int fd, Predicate wanted) {
     Received received;
     received.frame.resize(70000);
     const TapIoResult result = tap_read(fd, received.header, received.frame);
-    if (result.status != TapIoStatus::ok) continue;
+    if (result.status != TapIoStatus::kOk) continue;
     received.frame.resize(result.bytes);
     if (wanted(received.frame)) return received;
   }
@@ -71,7 +71,7 @@ std::optional<Received> receive_matching(int fd, Predicate wanted) {
 // Our test frames carry TCP/UDP port 5001 as destination.
 bool is_test_frame(const std::vector<std::uint8_t>& frame) {
   ChecksumLocation where;
-  if (locate_checksum(frame, where) != PacketStatus::ok) return false;
+  if (locate_checksum(frame, where) != PacketStatus::kOk) return false;
   return frame[where.csum_start + 2] == 0x13 && frame[where.csum_start + 3] == 0x89;
 }
 
@@ -91,7 +91,7 @@ TEST_F(TapTest, CreatesAMultiQueueTapWithEveryQueueNonBlocking) {
     EXPECT_NE(::fcntl(tap.queue_fd(queue), F_GETFD) & FD_CLOEXEC, 0);
     VirtioNetHdr header{};
     std::vector<std::uint8_t> frame(2048);
-    EXPECT_EQ(tap_read(tap.queue_fd(queue), header, frame).status, TapIoStatus::would_block);
+    EXPECT_EQ(tap_read(tap.queue_fd(queue), header, frame).status, TapIoStatus::kWouldBlock);
   }
 }
 
@@ -259,26 +259,26 @@ TEST_F(TapTest, VirtioMetadataSurvivesTheBridge) {
     SCOPED_TRACE(ip_version);
     Frame frame = build_frame({.ip_version = ip_version, .payload = 3000});
     ChecksumLocation where;
-    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::ok);
-    ASSERT_EQ(seed_pseudo_header_checksum(frame.bytes, where), PacketStatus::ok);
+    ASSERT_EQ(locate_checksum(frame.bytes, where), PacketStatus::kOk);
+    ASSERT_EQ(seed_pseudo_header_checksum(frame.bytes, where), PacketStatus::kOk);
     PacketMeta meta;
-    meta.checksum = ChecksumState::partial;
+    meta.checksum = ChecksumState::kPartial;
     meta.csum_located = true;
     meta.csum_start = where.csum_start;
     meta.csum_offset = where.csum_offset;
-    meta.gso_type = ip_version == 4 ? GsoType::tcpv4 : GsoType::tcpv6;
+    meta.gso_type = ip_version == 4 ? GsoType::kTcpv4 : GsoType::kTcpv6;
     meta.gso_size = 1000;
     meta.hdr_len = where.header_len;
     VirtioNetHdr header{};
-    ASSERT_EQ(meta_to_virtio(meta, header), PacketStatus::ok);
+    ASSERT_EQ(meta_to_virtio(meta, header), PacketStatus::kOk);
     const TapIoResult written = tap_write(sender.queue_fd(1), header, frame.bytes);
-    ASSERT_EQ(written.status, TapIoStatus::ok) << std::strerror(written.error);
+    ASSERT_EQ(written.status, TapIoStatus::kOk) << std::strerror(written.error);
 
     const auto got = receive_matching(receiver.queue_fd(0), is_test_frame);
     ASSERT_TRUE(got.has_value()) << "the frame never reached vif6.0";
     PacketMeta received;
-    ASSERT_EQ(meta_from_virtio(got->header, received), PacketStatus::ok);
-    EXPECT_EQ(received.checksum, ChecksumState::partial);
+    ASSERT_EQ(meta_from_virtio(got->header, received), PacketStatus::kOk);
+    EXPECT_EQ(received.checksum, ChecksumState::kPartial);
     EXPECT_EQ(received.csum_start, meta.csum_start);
     EXPECT_EQ(received.csum_offset, meta.csum_offset);
     EXPECT_EQ(received.gso_type, meta.gso_type);
@@ -292,9 +292,9 @@ TEST_F(TapTest, VirtioMetadataSurvivesTheBridge) {
       const auto segment = receive_matching(plain.queue_fd(0), is_test_frame);
       ASSERT_TRUE(segment.has_value()) << "segment after " << payload << " bytes missing";
       PacketMeta segment_meta;
-      ASSERT_EQ(meta_from_virtio(segment->header, segment_meta), PacketStatus::ok);
-      EXPECT_EQ(segment_meta.gso_type, GsoType::none);
-      EXPECT_NE(segment_meta.checksum, ChecksumState::partial);
+      ASSERT_EQ(meta_from_virtio(segment->header, segment_meta), PacketStatus::kOk);
+      EXPECT_EQ(segment_meta.gso_type, GsoType::kNone);
+      EXPECT_NE(segment_meta.checksum, ChecksumState::kPartial);
       Frame parsed;
       parsed.bytes = segment->frame;
       parsed.ip_offset = 14;
@@ -323,7 +323,7 @@ TEST_F(TapTest, AFrameThatDoesNotFitIsReportedNotSilentlyTruncated) {
   }
   const Frame frame = build_frame({.payload = 200});
   VirtioNetHdr header{};
-  ASSERT_EQ(tap_write(sender.queue_fd(0), header, frame.bytes).status, TapIoStatus::ok);
+  ASSERT_EQ(tap_write(sender.queue_fd(0), header, frame.bytes).status, TapIoStatus::kOk);
   // Read into a buffer exactly as long as the frame: the contract says a
   // full buffer means "maybe more", so the frame is refused.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -333,10 +333,10 @@ TEST_F(TapTest, AFrameThatDoesNotFitIsReportedNotSilentlyTruncated) {
     if (::poll(&p, 1, 200) <= 0) continue;
     std::vector<std::uint8_t> buffer(frame.bytes.size());
     const TapIoResult result = tap_read(receiver.queue_fd(0), header, buffer);
-    if (result.status == TapIoStatus::oversize) {
+    if (result.status == TapIoStatus::kOversize) {
       refused = buffer == frame.bytes;
     } else {
-      ASSERT_EQ(result.status, TapIoStatus::ok);
+      ASSERT_EQ(result.status, TapIoStatus::kOk);
       buffer.resize(result.bytes);
       EXPECT_FALSE(is_test_frame(buffer)) << "a full-size read must not be reported as ok";
     }

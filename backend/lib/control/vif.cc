@@ -15,10 +15,16 @@
 #include "backend/lib/datapath/switch.h"
 #include "common/net/link.h"
 #include "common/platform/error.h"
+#include "common/xenbus/keys.h"
+#include "common/xenbus/state_keys.h"
 
 namespace vifd::backend {
 
 using protocol::XenbusState;
+using xenbus::BackendActions;
+using xenbus::KeyMap;
+using xenbus::map_reader;
+namespace key = xenbus::key;
 
 namespace {
 
@@ -85,8 +91,10 @@ struct Vif::ConnectedQueue {
   std::unique_ptr<Queue> queue;
 };
 
-Vif::Vif(VifEnvironment& environment, VifId id, std::string backend_path)
-    : env_(environment), id_(id), device_(environment.watcher, std::move(backend_path)) {}
+Vif::Vif(VifEnvironment& environment, VifId id)
+    : env_(environment),
+      id_(id),
+      device_(environment.watcher, environment.platform.self_domid(), id) {}
 
 Vif::~Vif() {
   device_.unwatch();
@@ -95,40 +103,63 @@ Vif::~Vif() {
 }
 
 void Vif::start() {
-  const KeyReader backend = [this](std::string_view key) { return device_.read_backend(key); };
+  // A directory gone meanwhile reads as empty: its keys are "missing".
+  const KeyMap backend = device_.read_backend_keys().value_or(KeyMap{});
+  std::string config_error;
   try {
-    config_ = parse_backend_config(id_, backend);
+    config_ = xenbus::parse_backend_config(id_, map_reader(backend));
   } catch (const std::exception& e) {
-    // Nothing was advertised yet: straight to Closed, so a toolstack waiting
-    // for InitWait sees the failure instead of running hotplug scripts.
+    config_error = e.what();
+  }
+  xenbus::BackendStartView view;
+  view.configured = config_.has_value();
+  view.published = xenbus::read_state(map_reader(backend));
+  if (config_) {
+    device_.use_frontend();
+    if (config_->bridge && env_.switch_for) {
+      switch_ = env_.switch_for(*config_->bridge);
+    }
+    frontend_keys_ = read_frontend_keys();
+    view.frontend = xenbus::read_peer_state(map_reader(frontend_keys_));
+    view.frontend_rings_published = xenbus::frontend_published_rings(map_reader(frontend_keys_));
+  }
+  const BackendActions actions = xenbus::decide_start(view);
+  if (actions.report_error) {
+    fail(config_error, actions.target.value_or(XenbusState::kClosed));
+    watch_device();
+    return;
+  }
+  // Remembered even if the host port fails below: a frontend that has not
+  // moved since must not retry the failed device.
+  if (actions.frontend_seen) {
+    seen_frontend_state_ = *actions.frontend_seen;
+  }
+  try {
+    create_host_port(actions.resume);
+  } catch (const std::exception& e) {
     fail(e.what(), XenbusState::kClosed);
     watch_device();
     return;
   }
-  device_.set_frontend_path(config_->frontend_path);
-  if (config_->bridge && env_.switch_for) {
-    switch_ = env_.switch_for(*config_->bridge);
-  }
+  execute(actions);
+  watch_device();
+}
 
-  const auto published = device_.read_backend_state();
-  const XenbusState frontend_state = device_.read_frontend_state();
-  seen_frontend_state_ = frontend_state;
-  const bool resumable =
-      published == XenbusState::kConnected && frontend_state == XenbusState::kConnected &&
-      frontend_published_rings([this](std::string_view key) { return device_.read_frontend(key); });
-  try {
-    create_host_port(resumable);
-  } catch (const std::exception& e) {
-    fail(e.what(), XenbusState::kClosed);
-    watch_device();
-    return;
+void Vif::execute(const BackendActions& actions) {
+  if (actions.set_toolstack_closed) {
+    toolstack_closed_ = true;
   }
-  if (resumable) {
-    // A previous vifd left this vif Connected and the frontend still is:
-    // re-map the rings and continue from the shared indices, without any
-    // state change the guest could see.
-    state_ = XenbusState::kConnected;
-    device_.publish_state(XenbusState::kConnected);
+  if (actions.adopt) {
+    state_ = *actions.adopt;
+  }
+  if (actions.failed) {
+    failed_ = *actions.failed;
+  }
+  if (actions.frontend_seen) {
+    seen_frontend_state_ = *actions.frontend_seen;
+  }
+  if (actions.resume) {
+    device_.publish_state(state_);
     try {
       connect(true);
       control_log().info("{}: re-attached to a connected vif", tap_name(id_));
@@ -136,18 +167,22 @@ void Vif::start() {
       disconnect();
       fail(e.what(), XenbusState::kClosing);
     }
-  } else if (published && *published != XenbusState::kInitialising) {
-    // Left mid-handshake or closed by a previous vifd: carry on from the
-    // state the frontend knows.
-    state_ = *published;
-    if (state_ == XenbusState::kConnected) {
-      set_state(XenbusState::kClosing);  // the frontend is not connected anymore
-    }
-    write_features_and_init_wait();
-  } else {
-    write_features_and_init_wait();
   }
-  watch_device();
+  if (actions.advertise && !advertise()) {
+    return;  // the toolstack removed the device: the daemon tears us down
+  }
+  if (actions.remove_error) {
+    device_.remove_backend(key::kError);
+  }
+  if (actions.target) {
+    set_state(*actions.target);
+  }
+  if (actions.remove_host_port) {
+    remove_host_port();  // the device is going away
+  }
+  if (actions.refresh_multicast_control && state_ == XenbusState::kConnected) {
+    refresh_multicast_control();
+  }
 }
 
 void Vif::shutdown(bool close_device) {
@@ -180,7 +215,7 @@ void Vif::create_host_port(bool reattach) {
     if (!net::link_exists(*config_->bridge)) {
       const std::string bridge = *config_->bridge;
       remove_host_port();
-      throw std::runtime_error(fmt::format("bridge: bridge '{}' does not exist", bridge));
+      throw std::runtime_error(fmt::format("{}: bridge '{}' does not exist", key::kBridge, bridge));
     }
     tap_->add_to_bridge(*config_->bridge);
   }
@@ -191,48 +226,18 @@ void Vif::remove_host_port() noexcept {
   tap_.reset();  // closes every queue fd: the kernel removes the interface
 }
 
-void Vif::write_features_and_init_wait() {
-  // Written before InitWait in one transaction with it: the frontend (and
-  // libxl's hotplug step) react to InitWait and must see the features. The
-  // transaction also aborts if the toolstack removed the device meanwhile,
-  // instead of re-creating its directory.
-  const std::vector<std::pair<std::string, std::string>> features = {
-      {"feature-sg", "1"},
-      {"feature-gso-tcpv4", "1"},
-      {"feature-gso-tcpv6", "1"},
-      {"feature-ipv6-csum-offload", "1"},
-      {"feature-rx-copy", "1"},
-      {"feature-rx-flip", "0"},
-      {"feature-split-event-channels", "1"},
-      {"feature-multicast-control", "1"},
-      {"feature-dynamic-multicast-control", "1"},
-      {"feature-ctrl-ring", "1"},
-      {"multi-queue-max-queues", std::to_string(env_.max_queues)},
-  };
-  if (!device_.write_backend_if_present(features)) {
-    return;
-  }
-  if (state_ == XenbusState::kInitialising) {
-    set_state(XenbusState::kInitWait);
-  }
+bool Vif::advertise() {
+  // The frontend (and libxl's hotplug step) react to InitWait and must see
+  // the features: they are written first. The transaction also aborts if
+  // the toolstack removed the device meanwhile, instead of re-creating its
+  // directory.
+  return device_.write_backend_if_present(xenbus::backend_advertised_features(env_.max_queues));
 }
 
-// The backend state machine, the moves Linux netback's set_backend_state()
-// allows (protocol::backend_state_path walks the shortest legal path):
-//
-//                 +--> Closed (bad config, TAP failure)
-//                 |
-//   Initialising -+--> InitWait --(frontend Connected [+ hotplug])--> Connected
-//                        ^  |                                           |
-//                        |  +---------> Closing <-----------------------+
-//                        |                 |  (frontend Closing, error,
-//                        |                 v   toolstack Closing)
-//                        +------------- Closed
-//            (frontend back to Initialising/InitWait)
-//
-// Entering Connected builds the connection (connect()); entering Closing or
-// Closed tears it down (disconnect()). A step whose action fails does not
-// happen: fail() writes `error` and moves to Closing instead.
+// The state diagram is in common/xenbus/backend_decision.h. Entering
+// Connected builds the connection (connect()); entering Closing or Closed
+// tears it down (disconnect()). A step whose action fails does not happen:
+// fail() writes `error` and moves to Closing (Closed) instead.
 void Vif::set_state(XenbusState target) {
   const auto path = protocol::backend_state_path(state_, target);
   if (!path) {
@@ -287,130 +292,70 @@ void Vif::fail(const std::string& message, XenbusState target) {
   set_state(target);
 }
 
-bool Vif::hotplug_ready() {
-  if (!config_->script) {
-    return true;
+KeyMap Vif::read_frontend_keys() {
+  try {
+    return device_.read_frontend_keys().value_or(KeyMap{});
+  } catch (const xs::XsError& e) {
+    // Unreadable (a hostile frontend's permissions, more keys than any
+    // frontend writes, a transaction it keeps breaking): treated as gone.
+    control_log().warn("{}: frontend directory unreadable, treated as gone: {}", tap_name(id_),
+                       e.what());
+    return {};
   }
-  return device_.read_backend("hotplug-status") == std::optional<std::string>("connected");
 }
 
 void Vif::on_xenstore_change() {
-  if (!device_.backend_exists()) {
+  const auto backend_keys = device_.read_backend_keys();
+  if (!backend_keys) {
     return;  // the daemon tears us down on the same event
   }
-  const auto online_text = device_.read_backend("online");
-  const bool online = !online_text || protocol::parse_bool("online", *online_text).value_or(true);
+  const xenbus::KeyReader backend = map_reader(*backend_keys);
+  frontend_keys_ = config_ ? read_frontend_keys() : KeyMap{};
+  const xenbus::KeyReader frontend = map_reader(frontend_keys_);
 
-  // libxl detaches by writing online=0 and state=5 on the BACKEND. A state
-  // key that differs from what we last wrote was written by the toolstack.
-  // vifd never writes `online`, so online=0 with state 5 is the toolstack's
-  // even when we had written 5 ourselves already.
-  const auto backend_state = device_.read_backend_state();
-  const bool state_is_ours =
-      backend_state && device_.published_state() && *backend_state == *device_.published_state();
-  if (backend_state == XenbusState::kClosing && (!state_is_ours || !online)) {
-    toolstack_closed_ = true;
-    state_ = XenbusState::kClosing;  // the toolstack took this step for us
-  }
-  if (toolstack_closed_) {
-    // Answer promptly: libxl waits up to 10 s for Closed.
-    set_state(XenbusState::kClosed);
-    if (!online) {
-      remove_host_port();
-    }
-    return;
-  }
-  if (!config_) {
-    return;  // failed validation: nothing to drive until the device is removed
-  }
-  react_to_frontend(device_.read_frontend_state(), online);
-  if (state_ == XenbusState::kConnected) {
-    refresh_multicast_control();
-  }
+  xenbus::BackendView view;
+  view.ours = state_;
+  view.published = xenbus::read_state(backend);
+  view.last_written = device_.published_state();
+  view.online = xenbus::read_online(backend);
+  view.toolstack_closed = toolstack_closed_;
+  view.configured = config_.has_value();
+  view.frontend = xenbus::read_peer_state(frontend);
+  view.frontend_seen = seen_frontend_state_;
+  view.frontend_rings_published = xenbus::frontend_published_rings(frontend);
+  view.script = config_ && config_->script;
+  view.hotplug_connected = xenbus::hotplug_connected(backend);
+  view.failed = failed_;
+  execute(xenbus::decide(view));
 }
 
 void Vif::watch_device() {
   // request-multicast-control: the frontend may change it while connected
   // (feature-dynamic-multicast-control, as netback's xen_mcast_ctrl_changed).
   device_.watch([this](const std::string&) { on_xenstore_change(); },
-                {"request-multicast-control"});
+                {key::kRequestMulticastControl});
 }
 
 void Vif::refresh_multicast_control() {
   if (!connection_ || !multicast_filter_) {
     return;
   }
-  const auto text = device_.read_frontend("request-multicast-control");
-  // Absent reads as off, as netback's xenbus_read_unsigned(..., 0).
-  bool requested = false;
-  if (text) {
-    const auto parsed = protocol::parse_bool("request-multicast-control", *text);
-    if (!parsed) {
-      fail(parsed.error().message(), XenbusState::kClosing);
-      return;
-    }
-    requested = parsed.value();
-  }
-  if (requested == connection_->features.multicast_control) {
+  const auto requested = xenbus::frontend_requests_multicast_control(map_reader(frontend_keys_));
+  if (!requested) {
+    fail(requested.error().message(), XenbusState::kClosing);
     return;
   }
-  connection_->features.multicast_control = requested;
-  multicast_filter_->set_enabled(requested);
-  control_log().info("{}: multicast control {}", tap_name(id_), requested ? "on" : "off");
-}
-
-void Vif::react_to_frontend(XenbusState frontend_state, bool online) {
-  const KeyReader frontend = [this](std::string_view key) { return device_.read_frontend(key); };
-  // Like netback's frontend_changed(), a new attempt starts only when the
-  // frontend MOVES to Initialising/InitWait: our own writes (error, state)
-  // fire the same watch and must not retry a vif that just failed.
-  const bool frontend_moved = frontend_state != seen_frontend_state_;
-  seen_frontend_state_ = frontend_state;
-  switch (frontend_state) {
-    case XenbusState::kInitialising:
-    case XenbusState::kInitWait:
-      if (!frontend_moved) {
-        break;
-      }
-      failed_ = false;
-      if (state_ == XenbusState::kClosed && online) {
-        device_.remove_backend("error");
-        set_state(XenbusState::kInitWait);  // the frontend reconnects
-      }
-      break;
-    case XenbusState::kInitialised:
-    case XenbusState::kConnected:
-      if (frontend_state == XenbusState::kInitialised && !frontend_published_rings(frontend)) {
-        break;
-      }
-      if (!failed_ && state_ == XenbusState::kInitWait && hotplug_ready()) {
-        set_state(XenbusState::kConnected);
-      }
-      break;
-    case XenbusState::kClosing:
-      failed_ = false;
-      if (state_ != XenbusState::kClosed) {
-        set_state(XenbusState::kClosing);
-      }
-      break;
-    case XenbusState::kClosed:
-    case XenbusState::kUnknown:
-      // Unknown: the frontend directory is gone (domain destroyed).
-      failed_ = false;
-      set_state(XenbusState::kClosed);
-      if (!online || frontend_state == XenbusState::kUnknown) {
-        remove_host_port();  // the device is going away
-      }
-      break;
-    default:
-      break;
+  if (requested.value() == connection_->features.multicast_control) {
+    return;
   }
+  connection_->features.multicast_control = requested.value();
+  multicast_filter_->set_enabled(requested.value());
+  control_log().info("{}: multicast control {}", tap_name(id_), requested.value() ? "on" : "off");
 }
 
 void Vif::connect(bool resume) {
-  const KeyReader frontend = [this](std::string_view key) { return device_.read_frontend(key); };
-  FrontendConnection connection =
-      parse_frontend_connection(frontend, env_.max_queues, config_->mtu);
+  xenbus::FrontendConnection connection =
+      xenbus::parse_frontend_connection(map_reader(frontend_keys_), env_.max_queues, config_->mtu);
   create_host_port();
   tap_->set_offloads(offloads_for(connection.features));
   tap_queues_->use_first(*tap_, connection.queues.size());
@@ -441,13 +386,16 @@ void Vif::connect(bool resume) {
   }
 
   for (std::size_t i = 0; i < connection.queues.size(); ++i) {
-    const QueueConnection& wire = connection.queues[i];
-    const std::string prefix = connection.queues.size() == 1 ? "" : fmt::format("queue-{}/", i);
+    const xenbus::QueueConnection& wire = connection.queues[i];
+    const auto queue_key =
+        [i, count = static_cast<unsigned>(connection.queues.size())](std::string_view name) {
+          return key::queue_key(static_cast<unsigned>(i), count, name);
+        };
     auto connected = std::make_unique<ConnectedQueue>();
     connected->tx_ring = std::make_unique<RingMapping>(*ring_grants_, id_.domid, wire.tx_ring_ref,
-                                                       prefix + "tx-ring-ref");
+                                                       queue_key(key::kTxRingRef));
     connected->rx_ring = std::make_unique<RingMapping>(*ring_grants_, id_.domid, wire.rx_ring_ref,
-                                                       prefix + "rx-ring-ref");
+                                                       queue_key(key::kRxRingRef));
     QueueSetup setup;
     setup.frontend_domid = id_.domid;
     setup.devid = id_.devid;
@@ -456,7 +404,7 @@ void Vif::connect(bool resume) {
     setup.rx_shared_ring = connected->rx_ring->bytes();
     setup.events = env_.platform.open_event_channels();
     const std::string tx_key =
-        prefix + (wire.split_event_channels ? "event-channel-tx" : "event-channel");
+        queue_key(wire.split_event_channels ? key::kEventChannelTx : key::kEventChannel);
     try {
       setup.tx_port = setup.events->bind_interdomain(id_.domid, wire.tx_port);
     } catch (const platform::PlatformError& e) {
@@ -468,9 +416,9 @@ void Vif::connect(bool resume) {
       try {
         setup.rx_port = setup.events->bind_interdomain(id_.domid, wire.rx_port);
       } catch (const platform::PlatformError& e) {
-        throw std::runtime_error(
-            fmt::format("{}event-channel-rx: cannot bind port {} of domain {}: {}", prefix,
-                        wire.rx_port, id_.domid, e.what()));
+        throw std::runtime_error(fmt::format("{}: cannot bind port {} of domain {}: {}",
+                                             queue_key(key::kEventChannelRx), wire.rx_port,
+                                             id_.domid, e.what()));
       }
     }
     setup.grants = env_.platform.open_grant_table();

@@ -1,9 +1,10 @@
-// One vif: the backend half of /local/domain/<self>/backend/vif/<domid>/<devid>.
+// One vif: the backend half of a netif device (xenbus::backend_path).
 //
 // The Vif owns the device's host port (TAP), its connection to the frontend
-// (ring mappings, event channels, one data-path Queue per netif queue) and
-// the xenbus state machine that decides when to build and tear them down.
-// All of it runs on the control-plane thread; the only thing that comes
+// (ring mappings, event channels, one data-path Queue per netif queue), and
+// executes what the xenbus state machine (common/xenbus/backend_decision.h)
+// decides from each snapshot of the device's keys: when to build and tear
+// them down. All of it runs on the control-plane thread; the only thing that comes
 // from elsewhere is a data-path fatal error, which arrives as a posted
 // handler.
 #pragma once
@@ -17,13 +18,20 @@
 
 #include "backend/lib/control/asio.h"
 #include "backend/lib/control/tap_queues.h"
-#include "backend/lib/control/vif_config.h"
-#include "backend/lib/control/xenbus_device.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/net/tap_device.h"
 #include "common/platform/platform.h"
+#include "common/xenbus/backend_decision.h"
+#include "common/xenbus/key_reader.h"
+#include "common/xenbus/netback_keys.h"
+#include "common/xenbus/paths.h"
+#include "common/xenbus/xenbus_device.h"
+#include "common/xenbus/xenstore_watcher.h"
 
 namespace vifd::backend {
+
+using xenbus::tap_name;
+using xenbus::VifId;
 
 class CtrlRing;
 class FlowSteering;
@@ -33,7 +41,7 @@ class Switch;
 // What every vif of one daemon shares.
 struct VifEnvironment {
   boost::asio::io_context& io;
-  XenstoreWatcher& watcher;
+  xenbus::XenstoreWatcher& watcher;
   platform::Platform& platform;
   unsigned max_queues = 1;
   // The in-process switch for a bridge name, or nullptr when the fast path
@@ -43,7 +51,8 @@ struct VifEnvironment {
 
 class Vif {
  public:
-  Vif(VifEnvironment& environment, VifId id, std::string backend_path);
+  // The vif `id` below this domain's xenbus::backend_vif_root.
+  Vif(VifEnvironment& environment, VifId id);
   // Stops the data path and releases every resource; leaves xenstore as is.
   ~Vif();
   Vif(const Vif&) = delete;
@@ -69,10 +78,14 @@ class Vif {
   // Re-reads what the toolstack and the frontend published and moves the
   // state machine; run for every watch event on the device.
   void on_xenstore_change();
-  void react_to_frontend(protocol::XenbusState frontend_state, bool online);
-  bool hotplug_ready();
+  // The frontend directory, or an empty snapshot (as if the frontend were
+  // gone) when it cannot be read.
+  xenbus::KeyMap read_frontend_keys();
+  // Carries out a decision, in the order BackendActions lists.
+  void execute(const xenbus::BackendActions& actions);
 
-  // The one transition function; see the diagram in vif.cc.
+  // The one transition function: walks protocol::backend_state_path (see
+  // the diagram in common/xenbus/backend_decision.h).
   void set_state(protocol::XenbusState target);
   bool enter(protocol::XenbusState next);
   // Writes `error`, marks the vif failed and moves to `target`.
@@ -83,7 +96,9 @@ class Vif {
   // a script is configured.
   void create_host_port(bool reattach = false);
   void remove_host_port() noexcept;
-  void write_features_and_init_wait();
+  // Writes the advertised features; false when the device is gone.
+  bool advertise();
+  // Builds the connection from frontend_keys_.
   void connect(bool resume);
   void disconnect() noexcept;
   void on_fatal_error(const std::string& reason);
@@ -95,8 +110,8 @@ class Vif {
 
   VifEnvironment& env_;
   VifId id_;
-  XenbusDevice device_;
-  std::optional<BackendConfig> config_;
+  xenbus::XenbusDevice device_;
+  std::optional<xenbus::BackendConfig> config_;
   protocol::XenbusState state_ = protocol::XenbusState::kInitialising;
   // Set by an error; while set, a frontend that still says Connected is not
   // connected again (it must go through Closing/Closed/Initialising first).
@@ -104,13 +119,16 @@ class Vif {
   bool toolstack_closed_ = false;
   // The frontend state seen by the last watch event.
   protocol::XenbusState seen_frontend_state_ = protocol::XenbusState::kUnknown;
+  // The frontend directory as the current event read it, in one
+  // transaction: the connection is parsed from it.
+  xenbus::KeyMap frontend_keys_;
   std::string last_error_;
 
   std::optional<net::TapDevice> tap_;
   std::optional<TapQueueAttachment> tap_queues_;
   std::shared_ptr<Switch> switch_;
   std::unique_ptr<platform::GrantTable> ring_grants_;  // maps the rings
-  std::optional<FrontendConnection> connection_;
+  std::optional<xenbus::FrontendConnection> connection_;
   std::vector<std::unique_ptr<ConnectedQueue>> queues_;
   // Shared with the queues of the connection; the control plane only flips
   // its enabled flag.

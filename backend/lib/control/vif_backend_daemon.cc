@@ -10,24 +10,9 @@
 #include "backend/lib/control/control_socket.h"
 #include "backend/lib/control/log.h"
 #include "backend/lib/datapath/switch.h"
+#include "common/xenbus/keys.h"
 
 namespace vifd::backend {
-namespace {
-
-std::vector<std::string> split_path(std::string_view relative) {
-  std::vector<std::string> parts;
-  while (!relative.empty()) {
-    const auto slash = relative.find('/');
-    parts.emplace_back(relative.substr(0, slash));
-    if (slash == std::string_view::npos) {
-      break;
-    }
-    relative.remove_prefix(slash + 1);
-  }
-  return parts;
-}
-
-}  // namespace
 
 unsigned default_max_queues() {
   const unsigned cpus = std::max(1U, std::thread::hardware_concurrency());
@@ -39,8 +24,8 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
     : io_(io),
       platform_(platform),
       options_(std::move(options)),
-      base_path_(fmt::format("/local/domain/{}/backend/vif", platform.self_domid())),
-      watcher_(io, xenstore),
+      base_path_(xenbus::backend_vif_root(platform.self_domid())),
+      watcher_(io, xenstore, control_log()),
       environment_{io, watcher_, platform, options_.max_queues, nullptr} {
   if (options_.fast_path) {
     environment_.switch_for = [this](const std::string& bridge) { return switch_for(bridge); };
@@ -80,15 +65,16 @@ void VifBackendDaemon::shutdown(bool close_vifs) {
 }
 
 void VifBackendDaemon::on_change(const std::string& path) {
-  if (path.size() <= base_path_.size() || !path.starts_with(base_path_ + "/")) {
+  const std::string prefix = base_path_ + "/";
+  if (!path.starts_with(prefix) || path.size() == prefix.size()) {
     scan_all();
     return;
   }
-  const auto parts = split_path(std::string_view(path).substr(base_path_.size() + 1));
-  if (parts.size() == 1) {
-    scan_domain(parts[0]);
-  } else if (parts.size() >= 2) {
-    check_vif(parts[0], parts[1]);
+  const std::string_view relative = std::string_view(path).substr(prefix.size());
+  if (relative.find('/') == std::string_view::npos) {
+    scan_domain(std::string(relative));  // a domain's directory
+  } else if (const auto id = parse_vif_path(path)) {
+    check_vif(*id);
   }
 }
 
@@ -111,11 +97,12 @@ void VifBackendDaemon::scan_all() {
 }
 
 void VifBackendDaemon::scan_domain(const std::string& domid_name) {
-  const auto devices = watcher_.client()
-                           .directory(base_path_ + "/" + domid_name)
-                           .value_or(std::vector<std::string>{});
+  const std::string domain_dir = xenbus::join(base_path_, domid_name);
+  const auto devices = watcher_.client().directory(domain_dir).value_or(std::vector<std::string>{});
   for (const auto& devid_name : devices) {
-    check_vif(domid_name, devid_name);
+    if (const auto id = parse_vif_path(xenbus::join(domain_dir, devid_name))) {
+      check_vif(*id);
+    }
   }
   std::vector<VifId> known;
   for (const auto& [id, vif] : vifs_) {
@@ -124,55 +111,54 @@ void VifBackendDaemon::scan_domain(const std::string& domid_name) {
     }
   }
   for (const auto& id : known) {
-    check_vif(domid_name, std::to_string(id.devid));
+    check_vif(id);
   }
 }
 
-std::optional<VifId> VifBackendDaemon::parse_vif_names(const std::string& domid_name,
-                                                       const std::string& devid_name) {
-  const auto domid = protocol::parse_domid("domid", domid_name);
-  const auto devid = protocol::parse_uint("devid", devid_name, 0, kMaxDevid);
-  if (domid && devid) {
-    return VifId{domid.value(), static_cast<std::uint32_t>(devid.value())};
+std::optional<VifId> VifBackendDaemon::parse_vif_path(const std::string& path) {
+  if (const auto id = xenbus::parse_backend_path(platform_.self_domid(), path)) {
+    return id;
   }
-  const std::string name = domid_name + "/" + devid_name;
-  if (ignored_names_.insert(name).second) {
-    control_log().warn("ignoring {}/{}: {}", base_path_, name,
-                       domid ? devid.error().message() : domid.error().message());
+  // Report the device directory, not each key below it.
+  const std::string_view relative = std::string_view(path).substr(base_path_.size() + 1);
+  const auto second_slash = relative.find('/', relative.find('/') + 1);
+  const std::string device = xenbus::join(base_path_, relative.substr(0, second_slash));
+  if (ignored_names_.insert(device).second) {
+    control_log().warn("ignoring {}: not <domid>/<devid> in canonical decimal, devid <= {}", device,
+                       xenbus::kMaxDevid);
   }
   return std::nullopt;
 }
 
-void VifBackendDaemon::check_vif(const std::string& domid_name, const std::string& devid_name) {
-  const auto id = parse_vif_names(domid_name, devid_name);
-  if (!id || (!options_.domains.empty() && !options_.domains.contains(id->domid))) {
+void VifBackendDaemon::check_vif(VifId id) {
+  if (!options_.domains.empty() && !options_.domains.contains(id.domid)) {
     return;
   }
-  const std::string path = fmt::format("{}/{}/{}", base_path_, id->domid, id->devid);
+  const std::string path = xenbus::backend_path(platform_.self_domid(), id);
   xs::Client& client = watcher_.client();
-  const auto it = vifs_.find(*id);
+  const auto it = vifs_.find(id);
   if (it != vifs_.end()) {
     if (!client.read(path)) {
-      control_log().info("{}: backend directory removed", tap_name(*id));
+      control_log().info("{}: backend directory removed", tap_name(id));
       vifs_.erase(it);
     }
     return;
   }
   // libxl writes a device in one transaction with `state` among its keys; a
   // directory without it is still being written by a non-transactional tool.
-  if (!client.read(path + "/state")) {
+  if (!client.read(xenbus::join(path, xenbus::key::kState))) {
     return;
   }
-  control_log().info("{}: new vif at {}", tap_name(*id), path);
-  auto vif = std::make_unique<Vif>(environment_, *id, path);
+  control_log().info("{}: new vif at {}", tap_name(id), path);
+  auto vif = std::make_unique<Vif>(environment_, id);
   Vif& started = *vif;
-  vifs_.emplace(*id, std::move(vif));
+  vifs_.emplace(id, std::move(vif));
   try {
     started.start();
   } catch (const std::exception& e) {
     // start() reports configuration problems itself; this is xenstore
     // failing underneath (e.g. the device vanished mid-way).
-    control_log().error("{}: {}", tap_name(*id), e.what());
+    control_log().error("{}: {}", tap_name(id), e.what());
   }
 }
 
@@ -220,7 +206,7 @@ nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
     }
     const auto domid_value = domid->get<std::uint64_t>();
     const auto devid_value = devid->get<std::uint64_t>();
-    if (domid_value >= platform::kDomidSelf || devid_value > kMaxDevid) {
+    if (domid_value >= platform::kDomidSelf || devid_value > xenbus::kMaxDevid) {
       return error("no such vif");
     }
     const VifId id{static_cast<platform::DomId>(domid_value),

@@ -1,5 +1,5 @@
-// vifd's control plane: discovers the vifs under
-// /local/domain/<self>/backend/vif, runs one Vif per device and removes it
+// vifd's control plane: discovers the vifs under this domain's
+// xenbus::backend_vif_root, runs one Vif per device and removes it
 // when its directory goes, owns the in-process switches and answers the
 // control socket. Everything runs on one io_context thread.
 #pragma once
@@ -13,8 +13,9 @@
 
 #include "backend/lib/control/asio.h"
 #include "backend/lib/control/vif.h"
-#include "backend/lib/control/xenstore_watcher.h"
 #include "common/platform/platform.h"
+#include "common/xenbus/paths.h"
+#include "common/xenbus/xenstore_watcher.h"
 #include "common/xenstore/client.h"
 
 namespace vifd::backend {
@@ -63,20 +64,21 @@ class VifBackendDaemon {
   void on_change(const std::string& path);
   void scan_all();
   void scan_domain(const std::string& domid_name);
-  void check_vif(const std::string& domid_name, const std::string& devid_name);
-  std::optional<VifId> parse_vif_names(const std::string& domid_name,
-                                       const std::string& devid_name);
+  // The vif of a device directory (or a path below it); a path with invalid
+  // names is logged once and ignored.
+  std::optional<VifId> parse_vif_path(const std::string& path);
+  void check_vif(VifId id);
   std::shared_ptr<Switch> switch_for(const std::string& bridge);
 
   boost::asio::io_context& io_;
   platform::Platform& platform_;
   DaemonOptions options_;
   std::string base_path_;
-  XenstoreWatcher watcher_;
+  xenbus::XenstoreWatcher watcher_;
   VifEnvironment environment_;
   std::map<VifId, std::unique_ptr<Vif>> vifs_;
   std::map<std::string, std::weak_ptr<Switch>> switches_;
-  // Names already reported as invalid, so a hostile name is logged once.
+  // Paths already reported as invalid, so a hostile name is logged once.
   std::set<std::string> ignored_names_;
   std::unique_ptr<ControlSocket> control_socket_;
   bool started_ = false;

@@ -28,7 +28,7 @@ std::uint8_t* QueueEngine::rx_buffer(std::uint32_t slot) noexcept {
 }
 
 std::uint32_t QueueEngine::rx_slots_needed(const RxItem& item) const noexcept {
-  return data_slots_for(item.length) + (item.meta.gso_type != net::GsoType::none ? 1 : 0);
+  return data_slots_for(item.length) + (item.meta.gso_type != net::GsoType::kNone ? 1 : 0);
 }
 
 bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexcept {
@@ -37,19 +37,19 @@ bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexc
   // most XEN_NETIF_NR_SLOTS_MIN slots.
   if ((data_slots > 1 && !setup_.features.sg) || data_slots > kMaxTxDataSlots ||
       rx_slots_needed(item) > rx_.size()) {
-    reason = DropReason::rx_frame_too_large;
+    reason = DropReason::kRxFrameTooLarge;
     return false;
   }
-  if ((item.meta.gso_type == net::GsoType::tcpv4 && !setup_.features.gso_tcpv4) ||
-      (item.meta.gso_type == net::GsoType::tcpv6 && !setup_.features.gso_tcpv6)) {
-    reason = DropReason::rx_gso_not_negotiated;
+  if ((item.meta.gso_type == net::GsoType::kTcpv4 && !setup_.features.gso_tcpv4) ||
+      (item.meta.gso_type == net::GsoType::kTcpv6 && !setup_.features.gso_tcpv6)) {
+    reason = DropReason::kRxGsoNotNegotiated;
     return false;
   }
   return true;
 }
 
 void QueueEngine::rx_release(const RxItem& item, ForwardResult result) noexcept {
-  if (item.kind == RxItem::Kind::forward) {
+  if (item.kind == RxItem::Kind::kForward) {
     const ForwardDescriptor& frame = rx_descriptors_[item.slot];
     if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
     rx_completions_.push_back({frame.sender, {frame.handle, result}});
@@ -80,7 +80,7 @@ void QueueEngine::rx_flush_backlog(DropReason reason) noexcept {
     rx_backlog_head_ = (rx_backlog_head_ + 1) % rx_backlog_.size();
     --rx_backlog_count_;
     counters_.drop(reason);
-    rx_release(item, ForwardResult::dropped);
+    rx_release(item, ForwardResult::kDropped);
   }
 }
 
@@ -89,9 +89,9 @@ void QueueEngine::rx_drop_stopped_senders() noexcept {
   const std::size_t size = rx_backlog_.size();
   for (std::size_t i = 0; i < rx_backlog_count_; ++i) {
     const RxItem item = rx_backlog_[(rx_backlog_head_ + i) % size];
-    if (item.kind == RxItem::Kind::forward && rx_descriptors_[item.slot].sender->stopping()) {
-      counters_.drop(DropReason::rx_port_stopped);
-      rx_release(item, ForwardResult::dropped);
+    if (item.kind == RxItem::Kind::kForward && rx_descriptors_[item.slot].sender->stopping()) {
+      counters_.drop(DropReason::kRxPortStopped);
+      rx_release(item, ForwardResult::kDropped);
       continue;
     }
     rx_backlog_[(rx_backlog_head_ + kept) % size] = item;
@@ -119,20 +119,20 @@ void QueueEngine::rx_ingest_switch() noexcept {
     const bool room = !failed() && !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
     if (!room) {
       if (!endpoint_->pop_frame(discard)) break;
-      counters_.drop(failed() ? DropReason::rx_port_stopped : DropReason::rx_no_buffers);
+      counters_.drop(failed() ? DropReason::kRxPortStopped : DropReason::kRxNoBuffers);
       if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
-      rx_completions_.push_back({discard.sender, {discard.handle, ForwardResult::dropped}});
+      rx_completions_.push_back({discard.sender, {discard.handle, ForwardResult::kDropped}});
       continue;
     }
     const std::uint32_t slot = rx_free_slots_.back();
     ForwardDescriptor& frame = rx_descriptors_[slot];
     if (!endpoint_->pop_frame(frame)) break;
     rx_free_slots_.pop_back();
-    RxItem item{RxItem::Kind::forward, slot, frame.length, frame.meta};
+    RxItem item{RxItem::Kind::kForward, slot, frame.length, frame.meta};
     DropReason reason{};
     if (!rx_accepts(item, reason)) {
       counters_.drop(reason);
-      rx_release(item, ForwardResult::dropped);
+      rx_release(item, ForwardResult::kDropped);
       continue;
     }
     rx_backlog_[(rx_backlog_head_ + rx_backlog_count_) % rx_backlog_.size()] = item;
@@ -152,31 +152,31 @@ void QueueEngine::rx_ingest_tap() noexcept {
     net::VirtioNetHdr header{};
     const std::span<std::uint8_t> buffer(rx_buffer(slot), rx_frame_capacity_);
     const net::TapIoResult read = net::tap_read(setup_.tap_fd, header, buffer);
-    if (read.status == net::TapIoStatus::would_block) break;
-    if (read.status == net::TapIoStatus::error) {
-      counters_.drop(DropReason::rx_tap_error);
+    if (read.status == net::TapIoStatus::kWouldBlock) break;
+    if (read.status == net::TapIoStatus::kError) {
+      counters_.drop(DropReason::kRxTapError);
       if (log_limiter_.allow(now)) {
         log_->warn("{}: TAP read: errno {}", context_, read.error);
       }
       break;
     }
     counters_.tap_reads.add();
-    if (read.status == net::TapIoStatus::oversize) {
-      counters_.drop(DropReason::rx_tap_oversize);
+    if (read.status == net::TapIoStatus::kOversize) {
+      counters_.drop(DropReason::kRxTapOversize);
       continue;
     }
     if (!room) {
-      counters_.drop(DropReason::rx_no_buffers);
+      counters_.drop(DropReason::kRxNoBuffers);
       continue;
     }
     const std::span<std::uint8_t> frame = buffer.first(read.bytes);
-    RxItem item{RxItem::Kind::tap, slot, static_cast<std::uint32_t>(read.bytes), {}};
+    RxItem item{RxItem::Kind::kTap, slot, static_cast<std::uint32_t>(read.bytes), {}};
     net::PacketStatus status = net::meta_from_virtio(header, item.meta);
-    if (status == net::PacketStatus::ok && frame.size() < kEthernetHeaderSize) {
-      status = net::PacketStatus::truncated;
+    if (status == net::PacketStatus::kOk && frame.size() < kEthernetHeaderSize) {
+      status = net::PacketStatus::kTruncated;
     }
-    if (status != net::PacketStatus::ok) {
-      counters_.drop(DropReason::rx_bad_offload);
+    if (status != net::PacketStatus::kOk) {
+      counters_.drop(DropReason::kRxBadOffload);
       continue;
     }
     // netback drops multicast the frontend did not subscribe to
@@ -186,16 +186,16 @@ void QueueEngine::rx_ingest_tap() noexcept {
         std::all_of(frame.begin(), frame.begin() + 6, [](std::uint8_t b) { return b == 0xFF; });
     if (group && !broadcast && multicast_->enabled() &&
         !multicast_->contains(std::span<const std::uint8_t, 6>(frame.data(), 6))) {
-      counters_.drop(DropReason::rx_multicast_filtered);
+      counters_.drop(DropReason::kRxMulticastFiltered);
       continue;
     }
     // A partial checksum the frontend cannot take is finished here; GSO it
     // did not negotiate is refused (the TAP's offloads should prevent it).
     status = net::adapt_to_peer(frame, item.meta, frontend_offloads_);
-    if (status != net::PacketStatus::ok) {
-      counters_.drop(status == net::PacketStatus::gso_not_supported_by_peer
-                         ? DropReason::rx_gso_not_negotiated
-                         : DropReason::rx_bad_offload);
+    if (status != net::PacketStatus::kOk) {
+      counters_.drop(status == net::PacketStatus::kGsoNotSupportedByPeer
+                         ? DropReason::kRxGsoNotNegotiated
+                         : DropReason::kRxBadOffload);
       continue;
     }
     DropReason reason{};
@@ -234,11 +234,11 @@ bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
 void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   const RxItem& item = delivery.item;
   const std::uint32_t data_slots = data_slots_for(item.length);
-  const bool gso = item.meta.gso_type != net::GsoType::none;
+  const bool gso = item.meta.gso_type != net::GsoType::kNone;
   const std::uint16_t first_flags = net::netif_rx_flags(item.meta);
   const platform::DomId frontend = setup_.frontend_domid;
   const ForwardDescriptor* frame =
-      item.kind == RxItem::Kind::forward ? &rx_descriptors_[item.slot] : nullptr;
+      item.kind == RxItem::Kind::kForward ? &rx_descriptors_[item.slot] : nullptr;
   std::size_t source_slot = 0;  // switch: position in the sender's slots
   std::uint32_t source_offset = 0;
   std::uint32_t position = 0;
@@ -319,7 +319,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
 
 void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
   if (failed()) {
-    rx_flush_backlog(DropReason::rx_port_stopped);
+    rx_flush_backlog(DropReason::kRxPortStopped);
     return;
   }
   std::size_t deliveries = 0;
@@ -329,7 +329,7 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     const RxItem& item = rx_backlog_[rx_backlog_head_];
     const std::uint32_t needed = rx_slots_needed(item);
     const std::uint32_t max_segments =
-        item.kind == RxItem::Kind::forward
+        item.kind == RxItem::Kind::kForward
             ? data_slots_for(item.length) + rx_descriptors_[item.slot].slot_count
             : data_slots_for(item.length);
     if (segments + max_segments > rx_segments_.size() ||
@@ -362,17 +362,17 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
       if (ok) {
         counters_.rx_packets.add();
         counters_.rx_bytes.add(delivery.item.length);
-        if (delivery.item.kind == RxItem::Kind::forward) {
+        if (delivery.item.kind == RxItem::Kind::kForward) {
           counters_.switch_received_packets.add();
           counters_.switch_received_segments.add(delivery.segment_count);
         }
       } else {
-        counters_.drop(DropReason::rx_grant_copy_failed);
+        counters_.drop(DropReason::kRxGrantCopyFailed);
         if (log_limiter_.allow(now)) {
           log_->warn("{}: RX grant copy failed", context_);
         }
       }
-      rx_release(delivery.item, ok ? ForwardResult::delivered : ForwardResult::copy_failed);
+      rx_release(delivery.item, ok ? ForwardResult::kDelivered : ForwardResult::kCopyFailed);
     }
     const std::size_t pushed =
         rx_.push_responses(std::span<const protocol::RxResponse>(rx_responses_.data(), responses));
@@ -399,7 +399,7 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
           "frames",
           context_, setup_.rx_stall_timeout.count(), rx_backlog_count_);
     }
-    rx_flush_backlog(DropReason::rx_stall_flush);
+    rx_flush_backlog(DropReason::kRxStallFlush);
     rx_stalled_ = true;
     rx_blocked_since_.reset();
   }

@@ -145,20 +145,20 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
     const TxPacket packet = parse_tx_packet(
         std::span<const TxRequest>(tx_staging_).subspan(tx_head_, tx_tail_ - tx_head_));
     switch (packet.verdict) {
-      case TxVerdict::fatal:
+      case TxVerdict::kFatal:
         fatal(to_string(packet.fatal_reason));
         return false;
-      case TxVerdict::drop:
+      case TxVerdict::kDrop:
         tx_respond(tx_head_, packet, protocol::kRspError);
         counters_.drop(packet.drop_reason);
         if (log_limiter_.allow(now)) {
           log_->warn("{}: TX packet dropped: {}", context_, to_string(packet.drop_reason));
         }
         break;
-      case TxVerdict::multicast:
+      case TxVerdict::kMulticast:
         tx_handle_multicast(tx_head_, packet);
         break;
-      case TxVerdict::packet: {
+      case TxVerdict::kPacket: {
         TxWork& work = tx_work_[work_count++];
         work = TxWork{};
         work.position = tx_head_;
@@ -218,16 +218,16 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
     const std::uint16_t ethertype = static_cast<std::uint16_t>(header[12] << 8 | header[13]);
     if (!receiver_accepts(port->features, work.packet, ethertype)) continue;
     work.receiver = port;
-    work.route = TxWork::Route::forward;
+    work.route = TxWork::Route::kForward;
   }
   tx_choose_receive_queues(work_count);
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::forward) continue;
+    if (work.route != TxWork::Route::kForward) continue;
     if (tx_forward(work)) continue;
     // Congestion, not a guest error: netback answers OKAY for such drops.
-    work.route = TxWork::Route::drop;
-    counters_.drop(DropReason::tx_switch_inbox_full);
+    work.route = TxWork::Route::kDrop;
+    counters_.drop(DropReason::kTxSwitchInboxFull);
     tx_respond(work.position, work.packet, protocol::kRspOkay);
   }
 }
@@ -239,7 +239,7 @@ void QueueEngine::tx_choose_receive_queues(std::size_t work_count) noexcept {
   std::size_t count = 0;
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::forward) continue;
+    if (work.route != TxWork::Route::kForward) continue;
     work.hash = work.receiver->steering ? work.receiver->steering->current() : nullptr;
     if (!work.hash || !work.hash->toeplitz || work.hash->flags == 0) continue;
     const std::size_t length = std::min<std::size_t>(work.packet.first_size, kSteeringHeaderBytes);
@@ -266,7 +266,7 @@ void QueueEngine::tx_choose_receive_queues(std::size_t work_count) noexcept {
   }
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::forward) continue;
+    if (work.route != TxWork::Route::kForward) continue;
     const Switch::Port& port = *work.receiver;
     const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
     work.destination =
@@ -280,7 +280,7 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   const TxPacket& packet = work.packet;
   ForwardDescriptor frame;
   if (net::meta_from_netif_tx(packet.first_flags, packet.gso ? &*packet.gso : nullptr,
-                              frame.meta) != net::PacketStatus::ok) {
+                              frame.meta) != net::PacketStatus::kOk) {
     return false;
   }
   const std::uint32_t handle = free_forwards_.back();
@@ -321,10 +321,10 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
   std::size_t count = 0;
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::tap || work.copy_failed) continue;
+    if (work.route != TxWork::Route::kTap || work.copy_failed) continue;
     if (setup_.tap_fd < 0) {
-      work.route = TxWork::Route::drop;
-      counters_.drop(DropReason::tx_no_host_port);
+      work.route = TxWork::Route::kDrop;
+      counters_.drop(DropReason::kTxNoHostPort);
       tx_respond(work.position, work.packet, protocol::kRspOkay);
       continue;
     }
@@ -366,27 +366,27 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
     if (work.copy_failed) {
       // A grant the frontend cannot back (bad ref, not granted to us):
       // netback's xenvif_tx_check_gop answers NETIF_RSP_ERROR.
-      counters_.drop(DropReason::tx_grant_copy_failed);
+      counters_.drop(DropReason::kTxGrantCopyFailed);
       tx_respond(work.position, work.packet, protocol::kRspError);
       if (log_limiter_.allow(now)) {
         log_->warn("{}: TX grant copy failed", context_);
       }
       continue;
     }
-    if (work.route != TxWork::Route::tap) continue;
+    if (work.route != TxWork::Route::kTap) continue;
     const std::span<std::uint8_t> frame(tx_arena_.get() + work.arena_offset,
                                         work.packet.total_length);
     net::PacketMeta meta;
     net::VirtioNetHdr header{};
     net::PacketStatus status = net::meta_from_netif_tx(
         work.packet.first_flags, work.packet.gso ? &*work.packet.gso : nullptr, meta);
-    if (status == net::PacketStatus::ok) status = net::prepare_offload(frame, meta);
-    if (status == net::PacketStatus::ok) status = net::adapt_to_peer(frame, meta, kTapTakesAll);
-    if (status == net::PacketStatus::ok) status = net::meta_to_virtio(meta, header);
-    if (status != net::PacketStatus::ok) {
+    if (status == net::PacketStatus::kOk) status = net::prepare_offload(frame, meta);
+    if (status == net::PacketStatus::kOk) status = net::adapt_to_peer(frame, meta, kTapTakesAll);
+    if (status == net::PacketStatus::kOk) status = net::meta_to_virtio(meta, header);
+    if (status != net::PacketStatus::kOk) {
       // netback drops a frame whose checksum cannot be set up after having
       // answered OKAY; so do we.
-      counters_.drop(DropReason::tx_bad_offload);
+      counters_.drop(DropReason::kTxBadOffload);
       tx_respond(work.position, work.packet, protocol::kRspOkay);
       if (log_limiter_.allow(now)) {
         log_->warn("{}: TX offload metadata rejected: {}", context_, net::to_string(status));
@@ -394,14 +394,14 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       continue;
     }
     const net::TapIoResult written = net::tap_write(setup_.tap_fd, header, frame);
-    if (written.status == net::TapIoStatus::ok) {
+    if (written.status == net::TapIoStatus::kOk) {
       counters_.tap_writes.add();
       counters_.tx_packets.add();
       counters_.tx_bytes.add(frame.size());
-    } else if (written.status == net::TapIoStatus::would_block) {
-      counters_.drop(DropReason::tx_tap_full);
+    } else if (written.status == net::TapIoStatus::kWouldBlock) {
+      counters_.drop(DropReason::kTxTapFull);
     } else {
-      counters_.drop(DropReason::tx_tap_error);
+      counters_.drop(DropReason::kTxTapError);
       if (log_limiter_.allow(now)) {
         log_->warn("{}: TAP write: errno {}", context_, written.error);
       }
@@ -420,20 +420,20 @@ void QueueEngine::tx_process_completions() noexcept {
     }
     PendingForward& pending = pending_forwards_[completion.handle];
     const std::int16_t status =
-        completion.result == ForwardResult::copy_failed ? protocol::kRspError : protocol::kRspOkay;
+        completion.result == ForwardResult::kCopyFailed ? protocol::kRspError : protocol::kRspOkay;
     tx_push_response(pending.ids[0], status);
     for (std::size_t i = 0; i < pending.extra_count; ++i) tx_push_response(0, protocol::kRspNull);
     for (std::size_t n = 1; n < pending.data_slots; ++n) tx_push_response(pending.ids[n], status);
     switch (completion.result) {
-      case ForwardResult::delivered:
+      case ForwardResult::kDelivered:
         counters_.forwarded_packets.add();
         counters_.forwarded_segments.add(pending.data_slots);
         break;
-      case ForwardResult::dropped:
-        counters_.drop(DropReason::tx_switch_dropped);
+      case ForwardResult::kDropped:
+        counters_.drop(DropReason::kTxSwitchDropped);
         break;
-      case ForwardResult::copy_failed:
-        counters_.drop(DropReason::tx_grant_copy_failed);
+      case ForwardResult::kCopyFailed:
+        counters_.drop(DropReason::kTxGrantCopyFailed);
         break;
     }
     pending.in_use = false;

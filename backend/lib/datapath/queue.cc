@@ -319,6 +319,7 @@ void QueueEngine::run() noexcept {
     publish_ring_indices();
     unmask_handled();
     send_notifications();
+    counters_.loop_iterations.add();
 
     busy = tx_more;
     if (!busy && !failed()) {
@@ -340,11 +341,11 @@ void QueueEngine::shutdown_switch() noexcept {
   endpoint_->mark_stopping();
   endpoint_->close_inbox();
   // Frames other vifs sent us will never be delivered: complete them now.
-  rx_flush_backlog(DropReason::rx_port_stopped);
+  rx_flush_backlog(DropReason::kRxPortStopped);
   ForwardDescriptor frame;
   while (endpoint_->pop_frame(frame)) {
-    counters_.drop(DropReason::rx_port_stopped);
-    rx_completions_.push_back({frame.sender, {frame.handle, ForwardResult::dropped}});
+    counters_.drop(DropReason::kRxPortStopped);
+    rx_completions_.push_back({frame.sender, {frame.handle, ForwardResult::kDropped}});
     if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
   }
   rx_post_completions();

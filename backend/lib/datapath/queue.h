@@ -27,6 +27,7 @@
 #include "common/platform/grant_table.h"
 #include "common/protocol/mac_address.h"
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/netif_features.h"
 
 namespace vifd::backend {
 
@@ -38,16 +39,7 @@ class QueueEngine;
 }
 
 // What the frontend negotiated; validated by the control plane.
-struct VifFeatures {
-  bool sg = false;                 // frontend feature-sg: accepts multi-slot RX packets
-  bool gso_tcpv4 = false;          // frontend feature-gso-tcpv4: accepts TCPv4 GSO on RX
-  bool gso_tcpv6 = false;          // frontend feature-gso-tcpv6
-  bool csum_ipv4 = true;           // not feature-no-csum-offload
-  bool csum_ipv6 = false;          // frontend feature-ipv6-csum-offload
-  bool rx_notify = true;           // frontend feature-rx-notify
-  bool multicast_control = false;  // request-multicast-control at connect (see multicast_filter)
-  unsigned mtu = 1500;
-};
+using xenbus::VifFeatures;
 
 struct QueueSetup {
   platform::DomId frontend_domid = 0;

@@ -58,10 +58,10 @@ class LogLimiter {
 
 // A guest TX packet of the current batch.
 struct TxWork {
-  enum class Route : std::uint8_t { tap, forward, drop };
+  enum class Route : std::uint8_t { kTap, kForward, kDrop };
   std::size_t position = 0;  // of its first request in the staging array
   TxPacket packet;
-  Route route = Route::tap;
+  Route route = Route::kTap;
   std::uint32_t arena_offset = 0;
   // Bytes at the start of the frame the switch already copied into the arena
   // (the Ethernet header and what flow steering looks at).
@@ -85,8 +85,8 @@ struct PendingForward {
 // A frame waiting for guest RX buffers: a TAP frame in buffer `slot`, or a
 // switch descriptor in descriptor storage `slot`.
 struct RxItem {
-  enum class Kind : std::uint8_t { tap, forward };
-  Kind kind = Kind::tap;
+  enum class Kind : std::uint8_t { kTap, kForward };
+  Kind kind = Kind::kTap;
   std::uint32_t slot = 0;
   std::uint32_t length = 0;
   net::PacketMeta meta{};

@@ -8,47 +8,47 @@ namespace vifd::backend {
 
 std::string_view to_string(DropReason reason) noexcept {
   switch (reason) {
-    case DropReason::tx_bad_packet_size:
+    case DropReason::kTxBadPacketSize:
       return "tx_bad_packet_size";
-    case DropReason::tx_slot_exceeds_packet:
+    case DropReason::kTxSlotExceedsPacket:
       return "tx_slot_exceeds_packet";
-    case DropReason::tx_too_many_slots:
+    case DropReason::kTxTooManySlots:
       return "tx_too_many_slots";
-    case DropReason::tx_grant_copy_failed:
+    case DropReason::kTxGrantCopyFailed:
       return "tx_grant_copy_failed";
-    case DropReason::tx_bad_offload:
+    case DropReason::kTxBadOffload:
       return "tx_bad_offload";
-    case DropReason::tx_tap_full:
+    case DropReason::kTxTapFull:
       return "tx_tap_full";
-    case DropReason::tx_tap_error:
+    case DropReason::kTxTapError:
       return "tx_tap_error";
-    case DropReason::tx_no_host_port:
+    case DropReason::kTxNoHostPort:
       return "tx_no_host_port";
-    case DropReason::tx_switch_inbox_full:
+    case DropReason::kTxSwitchInboxFull:
       return "tx_switch_inbox_full";
-    case DropReason::tx_switch_dropped:
+    case DropReason::kTxSwitchDropped:
       return "tx_switch_dropped";
-    case DropReason::rx_no_buffers:
+    case DropReason::kRxNoBuffers:
       return "rx_no_buffers";
-    case DropReason::rx_stall_flush:
+    case DropReason::kRxStallFlush:
       return "rx_stall_flush";
-    case DropReason::rx_frame_too_large:
+    case DropReason::kRxFrameTooLarge:
       return "rx_frame_too_large";
-    case DropReason::rx_gso_not_negotiated:
+    case DropReason::kRxGsoNotNegotiated:
       return "rx_gso_not_negotiated";
-    case DropReason::rx_bad_offload:
+    case DropReason::kRxBadOffload:
       return "rx_bad_offload";
-    case DropReason::rx_tap_oversize:
+    case DropReason::kRxTapOversize:
       return "rx_tap_oversize";
-    case DropReason::rx_tap_error:
+    case DropReason::kRxTapError:
       return "rx_tap_error";
-    case DropReason::rx_grant_copy_failed:
+    case DropReason::kRxGrantCopyFailed:
       return "rx_grant_copy_failed";
-    case DropReason::rx_multicast_filtered:
+    case DropReason::kRxMulticastFiltered:
       return "rx_multicast_filtered";
-    case DropReason::rx_port_stopped:
+    case DropReason::kRxPortStopped:
       return "rx_port_stopped";
-    case DropReason::count_:
+    case DropReason::kCount:
       break;
   }
   return "unknown";
@@ -104,6 +104,7 @@ nlohmann::json to_json(const QueueStats& stats) {
       {"rx_stalls", stats.rx_stalls},
       {"tx_credit_stalls", stats.tx_credit_stalls},
       {"multicast_updates", stats.multicast_updates},
+      {"loop_iterations", stats.loop_iterations},
       {"fatal_error", stats.fatal_error},
       {"ring",
        {{"tx_req_prod", stats.ring.tx_req_prod},
@@ -142,6 +143,7 @@ QueueStats QueueCounters::snapshot(std::uint32_t index) const noexcept {
   s.rx_stalls = rx_stalls.get();
   s.tx_credit_stalls = tx_credit_stalls.get();
   s.multicast_updates = multicast_updates.get();
+  s.loop_iterations = loop_iterations.get();
   s.fatal_error = fatal_error.get() != 0;
   const auto index32 = [](const Counter& c) { return static_cast<std::uint32_t>(c.get()); };
   s.ring = {index32(tx_req_prod), index32(tx_req_cons), index32(tx_rsp_prod),

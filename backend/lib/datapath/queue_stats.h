@@ -21,31 +21,31 @@ namespace vifd::backend {
 // as netback does).
 enum class DropReason : std::uint8_t {
   // guest TX: malformed requests (xenvif_tx_err)
-  tx_bad_packet_size,      // first slot shorter than an Ethernet header
-  tx_slot_exceeds_packet,  // a continuation slot larger than what remains of the packet
-  tx_too_many_slots,       // more than XEN_NETIF_NR_SLOTS_MIN data slots
-  tx_grant_copy_failed,    // a segment of the guest's packet failed (bad gref, ...)
-  tx_bad_offload,          // checksum/GSO metadata that does not match the frame
+  kTxBadPacketSize,      // first slot shorter than an Ethernet header
+  kTxSlotExceedsPacket,  // a continuation slot larger than what remains of the packet
+  kTxTooManySlots,       // more than XEN_NETIF_NR_SLOTS_MIN data slots
+  kTxGrantCopyFailed,    // a segment of the guest's packet failed (bad gref, ...)
+  kTxBadOffload,         // checksum/GSO metadata that does not match the frame
   // guest TX: congestion and host port
-  tx_tap_full,           // the TAP queue answered EAGAIN
-  tx_tap_error,          // any other TAP write error
-  tx_no_host_port,       // no TAP and no switch destination
-  tx_switch_inbox_full,  // the destination queue's inbox was full
-  tx_switch_dropped,     // the destination dropped it (no buffers, stopped, copy failed)
+  kTxTapFull,          // the TAP queue answered EAGAIN
+  kTxTapError,         // any other TAP write error
+  kTxNoHostPort,       // no TAP and no switch destination
+  kTxSwitchInboxFull,  // the destination queue's inbox was full
+  kTxSwitchDropped,    // the destination dropped it (no buffers, stopped, copy failed)
   // guest RX
-  rx_no_buffers,          // backlog full (or stalled) while the guest posted no buffers
-  rx_stall_flush,         // dropped from the backlog when the stall timer fired
-  rx_frame_too_large,     // needs more slots than the guest accepts (no sg, or > ring)
-  rx_gso_not_negotiated,  // GSO frame for a frontend without that GSO feature
-  rx_bad_offload,         // checksum/GSO metadata that does not match the frame
-  rx_tap_oversize,        // the TAP had a frame larger than our buffers
-  rx_tap_error,           // a TAP read error other than EAGAIN
-  rx_grant_copy_failed,   // a segment into the guest's buffer failed
-  rx_multicast_filtered,  // multicast the frontend did not subscribe to
-  rx_port_stopped,        // switch frame dropped because its sender or receiver stopped
-  count_,
+  kRxNoBuffers,          // backlog full (or stalled) while the guest posted no buffers
+  kRxStallFlush,         // dropped from the backlog when the stall timer fired
+  kRxFrameTooLarge,      // needs more slots than the guest accepts (no sg, or > ring)
+  kRxGsoNotNegotiated,   // GSO frame for a frontend without that GSO feature
+  kRxBadOffload,         // checksum/GSO metadata that does not match the frame
+  kRxTapOversize,        // the TAP had a frame larger than our buffers
+  kRxTapError,           // a TAP read error other than EAGAIN
+  kRxGrantCopyFailed,    // a segment into the guest's buffer failed
+  kRxMulticastFiltered,  // multicast the frontend did not subscribe to
+  kRxPortStopped,        // switch frame dropped because its sender or receiver stopped
+  kCount,
 };
-inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropReason::count_);
+inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropReason::kCount);
 std::string_view to_string(DropReason reason) noexcept;
 
 // Packets per batch, both directions: 1, 2-3, 4-7, ..., 128-255, 256+.
@@ -89,6 +89,10 @@ struct QueueStats {
   std::uint64_t rx_stalls = 0;
   std::uint64_t tx_credit_stalls = 0;   // times the rate limit stopped TX
   std::uint64_t multicast_updates = 0;  // MCAST_ADD/DEL extras honoured
+  // Turns of the queue thread's loop (each one serves both rings once): a
+  // turn that ends after some moment began after it or was already under
+  // way, so two further turns mean everything before was looked at.
+  std::uint64_t loop_iterations = 0;
   bool fatal_error = false;
   RingIndices ring{};
 
@@ -100,7 +104,8 @@ struct QueueStats {
 
 // {"index", "tx":{...}, "rx":{...}, "drops":{reason:n} (nonzero reasons only),
 //  "grant_copy", "switch", "tap", "notifications", "batch_histogram",
-//  "rx_stalls", "tx_credit_stalls", "multicast_updates", "fatal_error", "ring"}.
+//  "rx_stalls", "tx_credit_stalls", "multicast_updates", "loop_iterations",
+//  "fatal_error", "ring"}.
 nlohmann::json to_json(const QueueStats& stats);
 
 namespace detail {
@@ -129,6 +134,7 @@ struct QueueCounters {
   Counter notifications_sent, notifications_received;
   std::array<Counter, kBatchHistogramBuckets> batch_histogram;
   Counter rx_stalls, tx_credit_stalls, multicast_updates;
+  Counter loop_iterations;
   Counter fatal_error;
   Counter tx_req_prod, tx_req_cons, tx_rsp_prod, rx_req_prod, rx_req_cons, rx_rsp_prod;
 

@@ -70,14 +70,14 @@ struct ForwardDescriptor {
 };
 
 enum class ForwardResult : std::uint8_t {
-  delivered,
-  dropped,      // no buffers, receiver stopped: the sender answers OKAY (netback's drop)
-  copy_failed,  // a grant copy segment failed: the sender answers ERROR
+  kDelivered,
+  kDropped,     // no buffers, receiver stopped: the sender answers OKAY (netback's drop)
+  kCopyFailed,  // a grant copy segment failed: the sender answers ERROR
 };
 
 struct ForwardCompletion {
   std::uint32_t handle = 0;
-  ForwardResult result = ForwardResult::delivered;
+  ForwardResult result = ForwardResult::kDelivered;
 };
 
 class SwitchEndpoint {

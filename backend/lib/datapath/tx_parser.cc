@@ -9,17 +9,17 @@ using protocol::TxRequest;
 
 const char* to_string(TxFatalReason reason) noexcept {
   switch (reason) {
-    case TxFatalReason::none:
+    case TxFatalReason::kNone:
       return "none";
-    case TxFatalReason::missing_slots:
+    case TxFatalReason::kMissingSlots:
       return "packet promises slots that were not published";
-    case TxFatalReason::too_many_slots:
+    case TxFatalReason::kTooManySlots:
       return "malicious number of slots in one packet";
-    case TxFatalReason::crosses_page:
+    case TxFatalReason::kCrossesPage:
       return "slot crosses its page boundary";
-    case TxFatalReason::bad_extra_type:
+    case TxFatalReason::kBadExtraType:
       return "invalid extra-info type";
-    case TxFatalReason::bad_gso:
+    case TxFatalReason::kBadGso:
       return "invalid GSO extra (size 0 or unknown type)";
   }
   return "unknown";
@@ -36,7 +36,7 @@ namespace {
 
 TxPacket fatal(TxFatalReason reason) noexcept {
   TxPacket packet;
-  packet.verdict = TxVerdict::fatal;
+  packet.verdict = TxVerdict::kFatal;
   packet.fatal_reason = reason;
   return packet;
 }
@@ -44,7 +44,7 @@ TxPacket fatal(TxFatalReason reason) noexcept {
 }  // namespace
 
 TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
-  if (requests.empty()) return fatal(TxFatalReason::missing_slots);
+  if (requests.empty()) return fatal(TxFatalReason::kMissingSlots);
   const TxRequest& first = requests[0];
   TxPacket packet;
   packet.total_length = first.size;
@@ -55,11 +55,11 @@ TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
   if ((first.flags & protocol::kTxfExtraInfo) != 0) {
     bool more = true;
     while (more) {
-      if (position >= requests.size()) return fatal(TxFatalReason::missing_slots);
+      if (position >= requests.size()) return fatal(TxFatalReason::kMissingSlots);
       const ExtraInfo extra = extra_from_slot(requests[position]);
       ++position;
       if (extra.type == protocol::kExtraTypeNone || extra.type >= protocol::kExtraTypeMax) {
-        return fatal(TxFatalReason::bad_extra_type);
+        return fatal(TxFatalReason::kBadExtraType);
       }
       if (extra.type == protocol::kExtraTypeGso) packet.gso = extra;
       if (extra.type == protocol::kExtraTypeMcastAdd) packet.mcast_add = extra;
@@ -74,7 +74,7 @@ TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
   // A multicast update rides on a request that is not a packet: netback
   // answers it and moves on without looking at more_data.
   if (packet.mcast_add || packet.mcast_del) {
-    packet.verdict = TxVerdict::multicast;
+    packet.verdict = TxVerdict::kMulticast;
     packet.consumed = position;
     return packet;
   }
@@ -85,41 +85,41 @@ TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
   bool dropped = false;
   bool more = (first.flags & protocol::kTxfMoreData) != 0;
   while (more) {
-    if (position + follow >= requests.size()) return fatal(TxFatalReason::missing_slots);
-    if (follow >= kFatalTxFollowSlots) return fatal(TxFatalReason::too_many_slots);
+    if (position + follow >= requests.size()) return fatal(TxFatalReason::kMissingSlots);
+    if (follow >= kFatalTxFollowSlots) return fatal(TxFatalReason::kTooManySlots);
     if (!dropped && follow + 1 >= kMaxTxDataSlots) {
       dropped = true;
-      packet.drop_reason = DropReason::tx_too_many_slots;
+      packet.drop_reason = DropReason::kTxTooManySlots;
     }
     const TxRequest& slot = requests[position + follow];
     // A continuation larger than what is left means the 16-bit total
     // overflowed (a frame of 64 KiB or more) or the sizes are inconsistent.
     if (!dropped && slot.size > remaining) {
       dropped = true;
-      packet.drop_reason = DropReason::tx_slot_exceeds_packet;
+      packet.drop_reason = DropReason::kTxSlotExceedsPacket;
     }
     if (!dropped) remaining -= slot.size;
     ++follow;
     if (slot.offset + slot.size > protocol::kPageSize) {
-      return fatal(TxFatalReason::crosses_page);
+      return fatal(TxFatalReason::kCrossesPage);
     }
     more = (slot.flags & protocol::kTxfMoreData) != 0;
   }
   packet.consumed = position + follow;
   packet.data_slots = 1 + follow;
   if (dropped) {
-    packet.verdict = TxVerdict::drop;
+    packet.verdict = TxVerdict::kDrop;
     return packet;
   }
   // What is left is the first slot's own data; it must hold the Ethernet
   // header the switch and the host stack read.
   if (remaining < kEthernetHeaderSize) {
-    packet.verdict = TxVerdict::drop;
-    packet.drop_reason = DropReason::tx_bad_packet_size;
+    packet.verdict = TxVerdict::kDrop;
+    packet.drop_reason = DropReason::kTxBadPacketSize;
     return packet;
   }
   if (first.offset + remaining > protocol::kPageSize) {
-    return fatal(TxFatalReason::crosses_page);
+    return fatal(TxFatalReason::kCrossesPage);
   }
   packet.first_size = static_cast<std::uint16_t>(remaining);
   // xenvif_set_skb_gso: a GSO extra must name a size and a known type.
@@ -127,13 +127,13 @@ TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
     const auto& gso = packet.gso->u.gso;
     if (gso.size == 0 ||
         (gso.type != protocol::kGsoTypeTcpv4 && gso.type != protocol::kGsoTypeTcpv6)) {
-      return fatal(TxFatalReason::bad_gso);
+      return fatal(TxFatalReason::kBadGso);
     }
   }
   // The total length needs no check against 65535 + ETH_HLEN: it is the
   // 16-bit size field of the first request, and the continuation sizes were
   // checked to fit in it.
-  packet.verdict = TxVerdict::packet;
+  packet.verdict = TxVerdict::kPacket;
   return packet;
 }
 

@@ -32,26 +32,26 @@ inline constexpr std::size_t kFatalTxFollowSlots = 20;
 inline constexpr std::size_t kEthernetHeaderSize = protocol::kEthHeaderLen;
 
 enum class TxVerdict : std::uint8_t {
-  packet,     // a valid packet: first slot, extras, continuation slots
-  multicast,  // an MCAST_ADD/DEL carrier: answer, do not transmit
-  drop,       // answer every slot with an error (drop_reason says why)
-  fatal,      // disconnect the frontend (fatal_reason says why)
+  kPacket,     // a valid packet: first slot, extras, continuation slots
+  kMulticast,  // an MCAST_ADD/DEL carrier: answer, do not transmit
+  kDrop,       // answer every slot with an error (drop_reason says why)
+  kFatal,      // disconnect the frontend (fatal_reason says why)
 };
 
 enum class TxFatalReason : std::uint8_t {
-  none,
-  missing_slots,   // more_data/extra_info promise slots that were not published
-  too_many_slots,  // kFatalTxFollowSlots or more continuation slots
-  crosses_page,    // offset + size beyond the granted page
-  bad_extra_type,  // extra-info type 0 or unknown
-  bad_gso,         // GSO extra with size 0 or an unknown type
+  kNone,
+  kMissingSlots,  // more_data/extra_info promise slots that were not published
+  kTooManySlots,  // kFatalTxFollowSlots or more continuation slots
+  kCrossesPage,   // offset + size beyond the granted page
+  kBadExtraType,  // extra-info type 0 or unknown
+  kBadGso,        // GSO extra with size 0 or an unknown type
 };
 const char* to_string(TxFatalReason reason) noexcept;
 
 struct TxPacket {
-  TxVerdict verdict = TxVerdict::packet;
-  DropReason drop_reason = DropReason::tx_bad_packet_size;
-  TxFatalReason fatal_reason = TxFatalReason::none;
+  TxVerdict verdict = TxVerdict::kPacket;
+  DropReason drop_reason = DropReason::kTxBadPacketSize;
+  TxFatalReason fatal_reason = TxFatalReason::kNone;
   // Requests of the span this packet occupies: first + extras + continuation.
   std::size_t consumed = 0;
   std::size_t extra_count = 0;

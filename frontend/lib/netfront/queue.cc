@@ -187,11 +187,11 @@ TxStatus NetfrontQueue::commit_tx(std::size_t length, const net::PacketMeta& met
   }
   const std::size_t slots = pages_for(length);
   if (slots > 1 && !tx_caps_.sg) return refuse(TxStatus::kNeedsScatterGather);
-  if ((meta.gso_type == net::GsoType::tcpv4 && !tx_caps_.gso_tcpv4) ||
-      (meta.gso_type == net::GsoType::tcpv6 && !tx_caps_.gso_tcpv6)) {
+  if ((meta.gso_type == net::GsoType::kTcpv4 && !tx_caps_.gso_tcpv4) ||
+      (meta.gso_type == net::GsoType::kTcpv6 && !tx_caps_.gso_tcpv6)) {
     return refuse(TxStatus::kGsoNotNegotiated);
   }
-  if (meta.gso_type != net::GsoType::none && meta.gso_size == 0) return refuse(TxStatus::kBadMeta);
+  if (meta.gso_type != net::GsoType::kNone && meta.gso_size == 0) return refuse(TxStatus::kBadMeta);
 
   std::uint16_t flags = net::netif_tx_flags(meta);
   if (slots > 1) flags |= protocol::kTxfMoreData;
@@ -201,7 +201,7 @@ TxStatus NetfrontQueue::commit_tx(std::size_t length, const net::PacketMeta& met
   std::size_t count = 0;
   requests[count++] = tx_request(tx_pool_->ref(tx_reserved_[0]), flags, tx_reserved_[0],
                                  static_cast<std::uint16_t>(length));
-  if (meta.gso_type != net::GsoType::none) {
+  if (meta.gso_type != net::GsoType::kNone) {
     protocol::ExtraInfo extra{};
     net::fill_gso_extra(meta, extra);
     requests[count++] = extra_as_request(extra);
@@ -287,7 +287,7 @@ void NetfrontQueue::finish_rx_frame(const RxHandler& handler) noexcept {
   bool deliver = !rx_frame_bad_;
   if (deliver) {
     deliver = net::meta_from_netif_rx(rx_frame_flags_, rx_have_gso_ ? &rx_gso_extra_ : nullptr,
-                                      meta) == net::PacketStatus::ok;
+                                      meta) == net::PacketStatus::kOk;
   }
   if (deliver && rx_frame_length_ > 0) {
     ++stats_.rx_packets;

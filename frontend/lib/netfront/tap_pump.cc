@@ -58,7 +58,7 @@ std::size_t TapPump::tap_to_ring(int tap_fd, NetfrontQueue& queue, std::size_t b
       continue;
     }
     net::PacketMeta meta;
-    if (net::meta_from_virtio(header, meta) != net::PacketStatus::ok) {
+    if (net::meta_from_virtio(header, meta) != net::PacketStatus::kOk) {
       queue.release_tx();
       ++stats_.drop_bad_vnet_header;
       continue;
@@ -78,25 +78,25 @@ bool TapPump::locate_offload(const RxFrame& frame, net::PacketMeta& meta,
                              bool& linearized) noexcept {
   linearized = false;
   const bool needs_location =
-      (meta.checksum == net::ChecksumState::partial && !meta.csum_located) ||
-      meta.gso_type != net::GsoType::none;
+      (meta.checksum == net::ChecksumState::kPartial && !meta.csum_located) ||
+      meta.gso_type != net::GsoType::kNone;
   if (!needs_location) return true;
   if (frame.segments.size() == 1) {
     // The page is ours until the next re-post; prepare_offload may seed the
     // pseudo-header sum of a GSO frame into it, as netback would.
-    return net::prepare_offload(frame.segments[0], meta) == net::PacketStatus::ok;
+    return net::prepare_offload(frame.segments[0], meta) == net::PacketStatus::kOk;
   }
   if (frame.length > scratch_.size()) return false;
-  if (meta.checksum == net::ChecksumState::partial) {
+  if (meta.checksum == net::ChecksumState::kPartial) {
     // Only the headers are read; the length checks need the frame's size.
     const auto first = frame.segments[0];
     std::memcpy(scratch_.data(), first.data(), first.size());
     net::ChecksumLocation where;
     const std::span<const std::uint8_t> view(scratch_.data(), frame.length);
-    if (net::locate_checksum(view, where) == net::PacketStatus::ok &&
+    if (net::locate_checksum(view, where) == net::PacketStatus::kOk &&
         where.header_len <= first.size()) {
-      if (meta.gso_type != net::GsoType::none) {
-        const std::uint8_t version = meta.gso_type == net::GsoType::tcpv4 ? 4 : 6;
+      if (meta.gso_type != net::GsoType::kNone) {
+        const std::uint8_t version = meta.gso_type == net::GsoType::kTcpv4 ? 4 : 6;
         if (where.l4_protocol != 6 || where.ip_version != version) return false;
         meta.hdr_len = where.header_len;
       }
@@ -113,7 +113,7 @@ bool TapPump::locate_offload(const RxFrame& frame, net::PacketMeta& meta,
   }
   linearized = true;
   return net::prepare_offload(std::span(scratch_.data(), frame.length), meta) ==
-         net::PacketStatus::ok;
+         net::PacketStatus::kOk;
 }
 
 void TapPump::ring_to_tap(int tap_fd, const RxFrame& frame) noexcept {
@@ -121,7 +121,7 @@ void TapPump::ring_to_tap(int tap_fd, const RxFrame& frame) noexcept {
   bool linearized = false;
   net::VirtioNetHdr header{};
   if (!locate_offload(frame, meta, linearized) ||
-      net::meta_to_virtio(meta, header) != net::PacketStatus::ok) {
+      net::meta_to_virtio(meta, header) != net::PacketStatus::kOk) {
     ++stats_.drop_rx_offload;
     return;
   }

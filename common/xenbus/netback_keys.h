@@ -1,4 +1,5 @@
-// What a vif's xenstore keys say, parsed and validated without any I/O.
+// What a vif's xenstore keys say to its backend, parsed and validated
+// without any I/O.
 //
 // Two sets of keys feed a vif:
 //  - the backend directory, written by the toolstack (libxl, vifctl) when the
@@ -6,47 +7,34 @@
 //  - the frontend directory, written by the guest when it connects: rings,
 //    event channels, offload features, queue count. Hostile until proven
 //    otherwise.
-// Both parsers read through a KeyReader so they are unit-testable on a map,
-// and both throw protocol::XenstoreValueError whose ParseError names the key
-// (the relative path below the directory, e.g. "queue-1/tx-ring-ref"): the
-// vif writes that message into its `error` node.
+// Every parser reads through a KeyReader (key_reader.h), so it runs on a
+// snapshot of a directory (XenbusDevice) or a plain map in tests, and
+// throws protocol::XenstoreValueError whose ParseError names the key (the
+// relative path below the directory, e.g. "queue-1/tx-ring-ref"): the vif
+// writes that message into its `error` node.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
-#include "backend/lib/datapath/queue.h"
 #include "common/platform/types.h"
 #include "common/protocol/mac_address.h"
 #include "common/protocol/sizes.h"
 #include "common/protocol/xs_parse.h"
+#include "common/xenbus/key_reader.h"
+#include "common/xenbus/netif_features.h"
+#include "common/xenbus/paths.h"
 
-namespace vifd::backend {
+namespace vifd::xenbus {
 
-// Reads one key relative to a device directory; std::nullopt when absent.
-using KeyReader = std::function<std::optional<std::string>(std::string_view key)>;
-
-// The identity of a vif: /local/domain/<self>/backend/vif/<domid>/<devid>.
-struct VifId {
-  platform::DomId domid = 0;
-  std::uint32_t devid = 0;
-  friend auto operator<=>(const VifId&, const VifId&) = default;
-};
-
-// The host interface name Xen's hotplug scripts expect: vif<domid>.<devid>.
-std::string tap_name(const VifId& id);
-// The frontend directory libxl creates for this vif.
-std::string expected_frontend_path(const VifId& id);
-
-// Largest devid we accept: keeps "vif<domid>.<devid>" within IFNAMSIZ - 1.
-inline constexpr std::uint32_t kMaxDevid = 65535;
-// MTU bounds, shared with the frontend and vifctl.
+// Bounds of the `mtu` key (common/protocol/sizes.h).
 using protocol::kMaxMtu;
 using protocol::kMinMtu;
+// Without feature-sg a packet must fit one RX slot: a plain Ethernet payload.
+inline constexpr unsigned kMtuWithoutSg = 1500;
 
 struct BackendConfig {
   std::string frontend_path;
@@ -60,6 +48,10 @@ struct BackendConfig {
 
 // Validates the toolstack's keys of vif `id`. Throws XenstoreValueError.
 BackendConfig parse_backend_config(const VifId& id, const KeyReader& backend);
+
+// The keys and values a backend advertises before InitWait: everything the
+// data path implements, and up to `max_queues` queues.
+std::vector<std::pair<std::string, std::string>> backend_advertised_features(unsigned max_queues);
 
 // One queue's rings and event channels as the frontend published them.
 struct QueueConnection {
@@ -93,4 +85,9 @@ bool frontend_published_rings(const KeyReader& frontend);
 FrontendConnection parse_frontend_connection(const KeyReader& frontend, unsigned max_queues,
                                              unsigned mtu);
 
-}  // namespace vifd::backend
+// The frontend's request-multicast-control, which it may change while
+// connected (feature-dynamic-multicast-control); absent reads as off, as
+// netback's xenbus_read_unsigned(..., 0).
+protocol::Result<bool> frontend_requests_multicast_control(const KeyReader& frontend);
+
+}  // namespace vifd::xenbus

@@ -1,38 +1,52 @@
 // The xenbus side of one backend device ("the bus is not the device", as in
 // QEMU's hw/xen/xen-bus.c): it owns the backend and frontend paths, the
 // watches on them and the publishing of the backend state, so device code
-// (Vif) names keys, never paths.
+// (vifd's Vif) names keys, never paths.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "backend/lib/control/xenstore_watcher.h"
+#include "common/platform/types.h"
 #include "common/protocol/xenbus_state.h"
+#include "common/xenbus/key_reader.h"
+#include "common/xenbus/paths.h"
+#include "common/xenbus/xenstore_watcher.h"
 
-namespace vifd::backend {
+namespace vifd::xenbus {
 
 class XenbusDevice {
  public:
-  XenbusDevice(XenstoreWatcher& watcher, std::string backend_path);
+  // The device `id` served by backend domain `backend_domid`.
+  XenbusDevice(XenstoreWatcher& watcher, platform::DomId backend_domid, VifId id);
   ~XenbusDevice();
   XenbusDevice(const XenbusDevice&) = delete;
   XenbusDevice& operator=(const XenbusDevice&) = delete;
 
   const std::string& backend_path() const { return backend_path_; }
+  // Empty until use_frontend().
   const std::string& frontend_path() const { return frontend_path_; }
-  // Set once the backend's `frontend` key has been validated.
-  void set_frontend_path(std::string path) { frontend_path_ = std::move(path); }
+  // From now on the frontend directory (xenbus::frontend_path) is read and
+  // watched. Call once the backend's `frontend` key has been validated to
+  // name it: until then a toolstack-written path is not trusted.
+  void use_frontend();
 
-  // Keys relative to the device directories. Reads return std::nullopt for
-  // an absent key (or an absent frontend directory).
-  std::optional<std::string> read_backend(std::string_view key);
-  std::optional<std::string> read_frontend(std::string_view key);
-  bool backend_exists();
-  void write_backend(std::string_view key, const std::string& value);
+  // A snapshot of every key of the backend (or frontend) directory, read in
+  // one transaction so the values are consistent with each other: keys
+  // relative to the directory ("state", "queue-1/tx-ring-ref": one level of
+  // subdirectories, those whose node value is empty). std::nullopt when the
+  // directory does not exist (or, for the frontend, before use_frontend()).
+  // A directory of more than kMaxSnapshotKeys entries throws: no device
+  // needs that many, and a hostile frontend must not make every watch event
+  // cost thousands of reads.
+  std::optional<KeyMap> read_backend_keys();
+  std::optional<KeyMap> read_frontend_keys();
+  static constexpr std::size_t kMaxSnapshotKeys = 512;
+
   void remove_backend(std::string_view key);
 
   // Writes the backend `state` key and remembers it, so that a watch event
@@ -45,33 +59,27 @@ class XenbusDevice {
   // still exists; returns false when it does not.
   bool write_backend_if_present(const std::vector<std::pair<std::string, std::string>>& keys);
   std::optional<protocol::XenbusState> published_state() const { return published_; }
-  // The backend `state` key as it is now in xenstore (std::nullopt when
-  // absent or malformed).
-  std::optional<protocol::XenbusState> read_backend_state();
-  // The frontend `state` key; a missing or malformed key reads as Unknown
-  // (0), as Linux's xenbus_read_driver_state() does.
-  protocol::XenbusState read_frontend_state();
 
   // Watches the whole backend directory, the frontend's `state` key and the
   // frontend keys in `frontend_keys` (ones the frontend may change while
-  // connected); the callback runs on the control-plane thread for each event.
+  // connected); the callback runs on the watcher's thread for each event.
   void watch(XenstoreWatcher::Callback on_change,
-             const std::vector<std::string>& frontend_keys = {});
+             const std::vector<std::string_view>& frontend_keys = {});
   void unwatch() noexcept;
 
   // Writes `error` (below the backend directory), as xenbus_dev_fatal does.
   void write_error(const std::string& message);
 
  private:
-  std::string backend_key(std::string_view key) const;
-  std::string frontend_key(std::string_view key) const;
+  std::optional<KeyMap> read_keys(const std::string& dir);
 
   XenstoreWatcher& watcher_;
   xs::Client& client_;
+  VifId id_;
   std::string backend_path_;
   std::string frontend_path_;
   std::optional<protocol::XenbusState> published_;
   std::vector<XenstoreWatcher::WatchId> watches_;
 };
 
-}  // namespace vifd::backend
+}  // namespace vifd::xenbus

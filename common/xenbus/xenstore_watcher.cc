@@ -1,4 +1,4 @@
-#include "backend/lib/control/xenstore_watcher.h"
+#include "common/xenbus/xenstore_watcher.h"
 
 #include <fmt/format.h>
 
@@ -6,17 +6,17 @@
 #include <charconv>
 #include <exception>
 
-#include "backend/lib/control/log.h"
-
-namespace vifd::backend {
+namespace vifd::xenbus {
 namespace {
 
 std::atomic<std::uint64_t> next_instance{1};
 
 }  // namespace
 
-XenstoreWatcher::XenstoreWatcher(boost::asio::io_context& io, xs::Client& client)
+XenstoreWatcher::XenstoreWatcher(boost::asio::io_context& io, xs::Client& client,
+                                 spdlog::logger& log)
     : client_(client),
+      log_(log),
       descriptor_(io, client.fileno()),
       token_prefix_(fmt::format("vifd-{}-", next_instance.fetch_add(1))) {
   wait_for_events();
@@ -27,7 +27,7 @@ XenstoreWatcher::~XenstoreWatcher() {
     try {
       client_.unwatch(registration.path, registration.token);
     } catch (const xs::XsError& e) {
-      control_log().warn("unwatching {}: {}", registration.path, e.what());
+      log_.warn("unwatching {}: {}", registration.path, e.what());
     }
   }
   // The fd belongs to the xenstore client: cancel our wait, then let go of
@@ -54,7 +54,7 @@ void XenstoreWatcher::unwatch(WatchId id) noexcept {
   try {
     client_.unwatch(it->second.path, it->second.token);
   } catch (const xs::XsError& e) {
-    control_log().warn("unwatching {}: {}", it->second.path, e.what());
+    log_.warn("unwatching {}: {}", it->second.path, e.what());
   }
   watches_.erase(it);
 }
@@ -92,9 +92,9 @@ void XenstoreWatcher::dispatch_pending() {
     try {
       (*callback)(event->path);
     } catch (const std::exception& e) {
-      control_log().error("watch handler for {}: {}", event->path, e.what());
+      log_.error("watch handler for {}: {}", event->path, e.what());
     }
   }
 }
 
-}  // namespace vifd::backend
+}  // namespace vifd::xenbus
