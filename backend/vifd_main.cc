@@ -1,7 +1,6 @@
 // vifd: the userspace Xen network backend daemon. Parses the command line,
 // picks the platform and runs the control plane (VifBackendDaemon) on one
 // io_context thread until SIGTERM/SIGINT.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -15,7 +14,9 @@
 #include "backend/lib/control/asio.h"
 #include "backend/lib/control/log.h"
 #include "backend/lib/control/vif_backend_daemon.h"
+#include "backend/lib/datapath/queue.h"
 #include "common/platform/platform.h"
+#include "common/platform/select/platform_select.h"
 #include "common/xenstore/client.h"
 
 namespace {
@@ -29,14 +30,6 @@ std::string default_control_socket(const vifd::platform::Platform& platform) {
     }
   }
   return "/run/vifd/vifd.sock";
-}
-
-void make_logger(const std::string& name, const std::string& level) {
-  auto logger = spdlog::get(name);
-  if (!logger) {
-    logger = spdlog::stderr_color_mt(name);
-  }
-  logger->set_level(spdlog::level::from_str(level));
 }
 
 }  // namespace
@@ -72,9 +65,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(levels));
   CLI11_PARSE(app, argc, argv);
 
-  make_logger("vifd", log_level);
-  make_logger("datapath", datapath_log_level);
   auto& log = vifd::backend::control_log();
+  log.set_level(spdlog::level::from_str(log_level));
+  vifd::backend::datapath_log()->set_level(spdlog::level::from_str(datapath_log_level));
 
   try {
     const auto platform = vifd::platform::make_platform(platform_name);

@@ -20,6 +20,7 @@
 
 #include "common/net/tap_device.h"
 #include "common/platform/platform.h"
+#include "common/platform/select/platform_select.h"
 #include "common/xenstore/client.h"
 #include "frontend/lib/netfront/netfront.h"
 #include "frontend/lib/netfront/tap_pump.h"

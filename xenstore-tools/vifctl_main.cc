@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/platform/platform.h"
+#include "common/platform/select/platform_select.h"
 #include "common/xenstore/client.h"
 #include "xenstore-tools/lib/vifctl/commands.h"
 #include "xenstore-tools/lib/vifctl/control_client.h"

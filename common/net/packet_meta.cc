@@ -5,11 +5,8 @@
 
 #include <cstring>
 
-// netif.h needs the fixed-width integer types and includes ring.h, whose
-// barrier macros are only expanded by RING_* macro uses; this file uses none.
-extern "C" {
-#include <xen/io/netif.h>
-}
+#include "common/protocol/sizes.h"
+#include "common/protocol/xen_abi.h"
 
 namespace vifd::net {
 
@@ -28,12 +25,12 @@ static_assert(kNetifGsoTypeTcpv6 == XEN_NETIF_GSO_TYPE_TCPV6);
 
 namespace {
 
-constexpr std::size_t kEthHeaderLen = 14;
-constexpr std::size_t kVlanTagLen = 4;
+using protocol::kEthHeaderLen;
+using protocol::kEthTypeQinQ;
+using protocol::kEthTypeVlan;
+using protocol::kVlanTagLen;
 constexpr std::uint16_t kEthTypeIpv4 = 0x0800;
 constexpr std::uint16_t kEthTypeIpv6 = 0x86dd;
-constexpr std::uint16_t kEthTypeVlan = 0x8100;
-constexpr std::uint16_t kEthTypeQinQ = 0x88a8;
 constexpr std::size_t kIpv4MinHeaderLen = 20;
 constexpr std::size_t kIpv6HeaderLen = 40;
 constexpr std::size_t kTcpMinHeaderLen = 20;

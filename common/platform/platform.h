@@ -33,16 +33,4 @@ class Platform {
   virtual std::optional<std::string> xenstore_socket() const = 0;
 };
 
-// Real Xen through libxengnttab/libxengntshr/libxenevtchn. self_domid is read
-// from xenstore ("domid") when not given.
-std::unique_ptr<Platform> make_xen_platform(std::optional<DomId> self_domid = std::nullopt);
-
-// The simulator: joins the sim host in `sim_dir` as domain `domid`.
-// Throws PlatformError when the host or the domain does not exist.
-std::unique_ptr<Platform> make_sim_platform(const std::string& sim_dir, DomId domid);
-
-// From the environment: VIF_SIM_DIR + VIF_SIM_DOMID select the simulator;
-// `requested` ("xen", "sim" or empty for auto) overrides.
-std::unique_ptr<Platform> make_platform(const std::string& requested);
-
 }  // namespace vifd::platform

@@ -8,38 +8,26 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/protocol/grant_status.h"
+#include "common/protocol/ids.h"
+#include "common/protocol/sizes.h"
+
 namespace vifd::platform {
 
-using DomId = std::uint16_t;
-using GrantRef = std::uint32_t;
-using EvtchnPort = std::uint32_t;
+// The identifiers belong to the protocol layer (the parsers produce them);
+// the platform names them too so its interfaces read platform::DomId.
+using protocol::DomId;
+using protocol::EvtchnPort;
+using protocol::GrantRef;
+using protocol::kDom0;
+using protocol::kDomidInvalid;
+using protocol::kDomidSelf;
+using protocol::kPageSize;
 
-inline constexpr std::size_t kPageSize = 4096;
-inline constexpr DomId kDom0 = 0;
-// DOMID_SELF / DOMID_INVALID as in xen/xen.h.
-inline constexpr DomId kDomidSelf = 0x7FF0;
-inline constexpr DomId kDomidInvalid = 0x7FF4;
-
-// Grant status codes, identical to GNTST_* in xen/grant_table.h.
-enum GrantStatus : std::int16_t {
-  kGntstOkay = 0,
-  kGntstGeneralError = -1,
-  kGntstBadDomain = -2,
-  kGntstBadGntref = -3,
-  kGntstBadHandle = -4,
-  kGntstBadVirtAddr = -5,
-  kGntstBadDevAddr = -6,
-  kGntstNoDeviceSpace = -7,
-  kGntstPermissionDenied = -8,
-  kGntstBadPage = -9,
-  kGntstBadCopyArg = -10,
-  kGntstAddressTooBig = -11,
-  kGntstEagain = -12,
-  kGntstNoSpace = -13,
-};
-
-// Human-readable name of a GNTST_* code, for error messages.
-const char* grant_status_name(std::int16_t status) noexcept;
+// Grant status codes: protocol::GrantStatus, named here as platform::kGntst*.
+using protocol::grant_status_name;
+using protocol::GrantStatus;
+using enum protocol::GrantStatus;
 
 // Direction flags of a copy segment, identical to GNTCOPY_* in
 // xen/grant_table.h: a set flag means that side is a foreign grant reference,

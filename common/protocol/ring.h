@@ -176,16 +176,16 @@ static_assert(SharedRing<TxRequest, TxResponse>::kEntrySize == sizeof(netif_tx_s
 static_assert(SharedRing<RxRequest, RxResponse>::kEntrySize == sizeof(netif_rx_sring_entry));
 static_assert(SharedRing<CtrlRequest, CtrlResponse>::kEntrySize ==
               sizeof(xen_netif_ctrl_sring_entry));
-static_assert(SharedRing<TxRequest, TxResponse>::entries_for_bytes(kXenPageSize) ==
+static_assert(SharedRing<TxRequest, TxResponse>::entries_for_bytes(kPageSize) ==
               kTxRingSizeOnePage);
-static_assert(SharedRing<RxRequest, RxResponse>::entries_for_bytes(kXenPageSize) ==
+static_assert(SharedRing<RxRequest, RxResponse>::entries_for_bytes(kPageSize) ==
               kRxRingSizeOnePage);
-static_assert(SharedRing<CtrlRequest, CtrlResponse>::entries_for_bytes(kXenPageSize) ==
+static_assert(SharedRing<CtrlRequest, CtrlResponse>::entries_for_bytes(kPageSize) ==
               kCtrlRingSizeOnePage);
-static_assert(SharedRing<TxRequest, TxResponse>::entries_for_bytes(2 * kXenPageSize) ==
-              __CONST_RING_SIZE(netif_tx, 2 * kXenPageSize));
-static_assert(SharedRing<RxRequest, RxResponse>::entries_for_bytes(16 * kXenPageSize) ==
-              __CONST_RING_SIZE(netif_rx, 16 * kXenPageSize));
+static_assert(SharedRing<TxRequest, TxResponse>::entries_for_bytes(2 * kPageSize) ==
+              __CONST_RING_SIZE(netif_tx, 2 * kPageSize));
+static_assert(SharedRing<RxRequest, RxResponse>::entries_for_bytes(16 * kPageSize) ==
+              __CONST_RING_SIZE(netif_rx, 16 * kPageSize));
 
 // The back end: takes requests, puts responses (BACK_RING_* in ring.h).
 template <typename Req, typename Rsp>

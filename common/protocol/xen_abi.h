@@ -1,4 +1,6 @@
-// The netif wire ABI: the one place that includes Xen's public I/O headers.
+// The Xen ABI vifd speaks: the one place that includes Xen's public headers
+// (netif rings, grant tables, event channels, xenbus states, the xenstore
+// wire protocol).
 //
 // Every wire layout comes from Xen's own headers (Debian's libxen-dev), never
 // from a copy, and the static_asserts below pin the sizes a peer written in C
@@ -6,19 +8,26 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 // ring.h and netif.h are C headers that expect <stdint.h>, size_t and memcpy
-// to be declared before they are included (see the top of xen/io/ring.h).
+// to be declared before they are included (see the top of xen/io/ring.h);
+// xs_wire.h only defines its xsd_errors table when EINVAL is defined.
 extern "C" {
 #include <xen/event_channel.h>
 #include <xen/grant_table.h>
 #include <xen/io/netif.h>
 #include <xen/io/ring.h>
 #include <xen/io/xenbus.h>
+#include <xen/io/xs_wire.h>
 }
+
+#include "common/protocol/grant_status.h"
+#include "common/protocol/ids.h"
+#include "common/protocol/sizes.h"
 
 // ring.h leaves the barriers to the includer: for the legacy interface
 // version (the default for code outside Xen) it defines xen_mb() as mb(),
@@ -81,7 +90,8 @@ static_assert(sizeof(CtrlResponse) == 12);
 static_assert(sizeof(ExtraInfo) <= sizeof(TxRequest));
 static_assert(sizeof(ExtraInfo) <= sizeof(RxResponse));
 
-inline constexpr std::size_t kXenPageSize = 4096;
+static_assert(kPageSize == std::size_t{1} << XEN_PAGE_SHIFT);
+static_assert(kMaxMtu + kEthHeaderLen == XEN_NETIF_MAX_TX_SIZE);
 // Offset of ring[] in struct xxx_sring: four indices plus 48 bytes of padding.
 inline constexpr std::size_t kSharedRingHeaderSize = offsetof(netif_tx_sring, ring);
 static_assert(kSharedRingHeaderSize == 64);
@@ -89,9 +99,9 @@ static_assert(offsetof(netif_rx_sring, ring) == kSharedRingHeaderSize);
 static_assert(offsetof(xen_netif_ctrl_sring, ring) == kSharedRingHeaderSize);
 
 // One-page ring sizes (NET_TX_RING_SIZE / NET_RX_RING_SIZE in Linux).
-inline constexpr unsigned kTxRingSizeOnePage = __CONST_RING_SIZE(netif_tx, kXenPageSize);
-inline constexpr unsigned kRxRingSizeOnePage = __CONST_RING_SIZE(netif_rx, kXenPageSize);
-inline constexpr unsigned kCtrlRingSizeOnePage = __CONST_RING_SIZE(xen_netif_ctrl, kXenPageSize);
+inline constexpr unsigned kTxRingSizeOnePage = __CONST_RING_SIZE(netif_tx, kPageSize);
+inline constexpr unsigned kRxRingSizeOnePage = __CONST_RING_SIZE(netif_rx, kPageSize);
+inline constexpr unsigned kCtrlRingSizeOnePage = __CONST_RING_SIZE(xen_netif_ctrl, kPageSize);
 static_assert(kTxRingSizeOnePage == 256);
 static_assert(kRxRingSizeOnePage == 256);
 static_assert(kCtrlRingSizeOnePage == 128);
@@ -144,10 +154,31 @@ inline constexpr std::uint32_t kGrantNrReservedEntries = GNTTAB_NR_RESERVED_ENTR
 // smaller than 2^32 entries).
 inline constexpr std::uint32_t kGrantInvalidRef = 0xFFFFFFFFU;
 
+static_assert(sizeof(GrantRef) == sizeof(grant_ref_t));
+static_assert(kGntstOkay == GNTST_okay);
+static_assert(kGntstGeneralError == GNTST_general_error);
+static_assert(kGntstBadDomain == GNTST_bad_domain);
+static_assert(kGntstBadGntref == GNTST_bad_gntref);
+static_assert(kGntstBadHandle == GNTST_bad_handle);
+static_assert(kGntstBadVirtAddr == GNTST_bad_virt_addr);
+static_assert(kGntstBadDevAddr == GNTST_bad_dev_addr);
+static_assert(kGntstNoDeviceSpace == GNTST_no_device_space);
+static_assert(kGntstPermissionDenied == GNTST_permission_denied);
+static_assert(kGntstBadPage == GNTST_bad_page);
+static_assert(kGntstBadCopyArg == GNTST_bad_copy_arg);
+static_assert(kGntstAddressTooBig == GNTST_address_too_big);
+static_assert(kGntstEagain == GNTST_eagain);
+static_assert(kGntstNoSpace == GNTST_no_space);
+
 // ---- Event channels and domains ------------------------------------------
 // No event-channel ABI (2-level or FIFO) has ports at or above this.
 inline constexpr std::uint32_t kEvtchnMaxPorts = EVTCHN_FIFO_NR_CHANNELS;
 // Domain ids at or above this are special (DOMID_SELF, DOMID_IO, ...).
 inline constexpr std::uint16_t kDomidFirstReserved = DOMID_FIRST_RESERVED;
+
+static_assert(sizeof(EvtchnPort) == sizeof(evtchn_port_t));
+static_assert(sizeof(DomId) == sizeof(domid_t));
+static_assert(kDomidSelf == DOMID_SELF);
+static_assert(kDomidInvalid == DOMID_INVALID);
 
 }  // namespace vifd::protocol

@@ -169,12 +169,12 @@ Result<RateLimit> parse_rate(std::string_view key, std::string_view text) {
                    static_cast<std::uint32_t>(std::get<std::uint64_t>(usec))};
 }
 
-Result<platform::GrantRef> parse_grant_ref(std::string_view key, std::string_view text) {
+Result<GrantRef> parse_grant_ref(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 0, std::numeric_limits<std::uint32_t>::max());
   if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
   }
-  const auto ref = static_cast<platform::GrantRef>(std::get<std::uint64_t>(parsed));
+  const auto ref = static_cast<GrantRef>(std::get<std::uint64_t>(parsed));
   if (ref < kGrantNrReservedEntries) {
     return reject(
         key, text,
@@ -186,20 +186,20 @@ Result<platform::GrantRef> parse_grant_ref(std::string_view key, std::string_vie
   return ref;
 }
 
-Result<platform::EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text) {
+Result<EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 1, kEvtchnMaxPorts - 1);
   if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
   }
-  return static_cast<platform::EvtchnPort>(std::get<std::uint64_t>(parsed));
+  return static_cast<EvtchnPort>(std::get<std::uint64_t>(parsed));
 }
 
-Result<platform::DomId> parse_domid(std::string_view key, std::string_view text) {
+Result<DomId> parse_domid(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 0, kDomidFirstReserved - 1U);
   if (auto* reason = std::get_if<std::string>(&parsed)) {
     return reject(key, text, std::move(*reason));
   }
-  return static_cast<platform::DomId>(std::get<std::uint64_t>(parsed));
+  return static_cast<DomId>(std::get<std::uint64_t>(parsed));
 }
 
 }  // namespace vifd::protocol

@@ -18,7 +18,7 @@
 #include <utility>
 #include <variant>
 
-#include "common/platform/types.h"
+#include "common/protocol/ids.h"
 #include "common/protocol/mac_address.h"
 
 namespace vifd::protocol {
@@ -113,14 +113,14 @@ Result<RateLimit> parse_rate(std::string_view key, std::string_view text);
 // Linux, FreeBSD and mini-os never allocate them, so a frontend naming one
 // is broken or is trying to make us use one of those pages as a ring.
 // 0xFFFFFFFF is Linux's INVALID_GRANT_REF and never a real entry.
-Result<platform::GrantRef> parse_grant_ref(std::string_view key, std::string_view text);
+Result<GrantRef> parse_grant_ref(std::string_view key, std::string_view text);
 
 // An event-channel port. Port 0 is never allocated (Xen reserves it as
 // "invalid"); ports at or above EVTCHN_FIFO_NR_CHANNELS (2^17) exist in no
 // event-channel ABI.
-Result<platform::EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text);
+Result<EvtchnPort> parse_evtchn_port(std::string_view key, std::string_view text);
 
 // A domain id of an ordinary domain: 0..0x7FEF (below DOMID_FIRST_RESERVED).
-Result<platform::DomId> parse_domid(std::string_view key, std::string_view text);
+Result<DomId> parse_domid(std::string_view key, std::string_view text);
 
 }  // namespace vifd::protocol

@@ -22,6 +22,7 @@
 
 #include "common/platform/types.h"
 #include "common/protocol/mac_address.h"
+#include "common/protocol/sizes.h"
 #include "common/protocol/xs_parse.h"
 #include "common/xenbus/key_reader.h"
 #include "common/xenbus/netif_features.h"
@@ -29,10 +30,9 @@
 
 namespace vifd::xenbus {
 
-// Bounds of the `mtu` key: IPv4's minimum datagram and the 64 KiB frame
-// limit less the Ethernet header.
-inline constexpr unsigned kMinMtu = 68;
-inline constexpr unsigned kMaxMtu = 65535 - 14;
+// Bounds of the `mtu` key (common/protocol/sizes.h).
+using protocol::kMaxMtu;
+using protocol::kMinMtu;
 // Without feature-sg a packet must fit one RX slot: a plain Ethernet payload.
 inline constexpr unsigned kMtuWithoutSg = 1500;
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/platform/sim/sim_host.h"
+#include "common/platform/sim/sim_platform.h"
 
 namespace vifd::backend::testing {
 
@@ -92,9 +93,9 @@ TestFrontend::TestFrontend(const SimHost& host, platform::DomId domid)
   tx_pages_ = share_->share(0, tx_refs_, false);
   rx_pages_ = share_->share(0, rx_refs_, true);
   tx_.emplace(protocol::TxFrontRing::init(
-      std::span(static_cast<std::byte*>(tx_ring_), protocol::kXenPageSize)));
+      std::span(static_cast<std::byte*>(tx_ring_), protocol::kPageSize)));
   rx_.emplace(protocol::RxFrontRing::init(
-      std::span(static_cast<std::byte*>(rx_ring_), protocol::kXenPageSize)));
+      std::span(static_cast<std::byte*>(rx_ring_), protocol::kPageSize)));
   port_ = events_->bind_unbound(0);
 }
 
@@ -106,7 +107,7 @@ TestFrontend::~TestFrontend() {
 }
 
 std::uint8_t* TestFrontend::tx_page(std::size_t page) const {
-  return static_cast<std::uint8_t*>(tx_pages_) + page * protocol::kXenPageSize;
+  return static_cast<std::uint8_t*>(tx_pages_) + page * protocol::kPageSize;
 }
 
 void TestFrontend::notify() {
@@ -188,7 +189,7 @@ std::vector<RxResponse> TestFrontend::wait_rx_responses(std::size_t count) {
 }
 
 const std::uint8_t* TestFrontend::rx_page(std::uint16_t id) const {
-  return static_cast<const std::uint8_t*>(rx_pages_) + std::size_t{id} * protocol::kXenPageSize;
+  return static_cast<const std::uint8_t*>(rx_pages_) + std::size_t{id} * protocol::kPageSize;
 }
 
 std::vector<std::vector<std::uint8_t>> TestFrontend::frames_of(
@@ -224,8 +225,8 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.frontend_domid = frontend.domid();
   setup.devid = 0;
   setup.queue_index = 0;
-  setup.tx_shared_ring = std::span(static_cast<std::byte*>(tx_ring_), protocol::kXenPageSize);
-  setup.rx_shared_ring = std::span(static_cast<std::byte*>(rx_ring_), protocol::kXenPageSize);
+  setup.tx_shared_ring = std::span(static_cast<std::byte*>(tx_ring_), protocol::kPageSize);
+  setup.rx_shared_ring = std::span(static_cast<std::byte*>(rx_ring_), protocol::kPageSize);
   setup.events = platform_->open_event_channels();
   setup.tx_port = setup.events->bind_interdomain(frontend.domid(), frontend.port());
   setup.rx_port = setup.tx_port;

@@ -4,7 +4,6 @@
 // TCP variants) source port, destination port, all in network byte order.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <xen/io/netif.h>
 
 #include <array>
 #include <cstdint>
@@ -13,6 +12,7 @@
 
 #include "backend/lib/datapath/flow_steering.h"
 #include "backend/lib/datapath/toeplitz.h"
+#include "common/protocol/xen_abi.h"
 
 namespace vifd::backend {
 namespace {

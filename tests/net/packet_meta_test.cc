@@ -8,9 +8,7 @@
 #include <cstring>
 #include <vector>
 
-extern "C" {
-#include <xen/io/netif.h>
-}
+#include "common/protocol/xen_abi.h"
 
 namespace vifd::net {
 namespace {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/platform/error.h"
+#include "common/platform/sim/sim_platform.h"
 #include "tests/sim/sim_test_support.h"
 
 namespace vifd::sim::testing {

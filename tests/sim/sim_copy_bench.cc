@@ -10,6 +10,7 @@
 
 #include "common/platform/platform.h"
 #include "common/platform/sim/sim_host.h"
+#include "common/platform/sim/sim_platform.h"
 
 namespace {
 

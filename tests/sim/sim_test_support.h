@@ -16,6 +16,7 @@
 #include "common/platform/platform.h"
 #include "common/platform/sim/host.h"
 #include "common/platform/sim/sim_host.h"
+#include "common/platform/sim/sim_platform.h"
 
 namespace vifd::sim::testing {
 

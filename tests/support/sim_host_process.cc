@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/platform/sim/sim_platform.h"
+
 namespace vifd::testing {
 namespace {
 

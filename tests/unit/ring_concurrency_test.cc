@@ -58,8 +58,8 @@ bool matches(const TxRequest& got, std::uint32_t seq) {
          got.id == want.id && got.size == want.size;
 }
 
-struct alignas(kXenPageSize) Page {
-  std::array<std::byte, kXenPageSize> bytes{};
+struct alignas(kPageSize) Page {
+  std::array<std::byte, kPageSize> bytes{};
 };
 
 TEST(RingConcurrencyTest, TenMillionRequestsWithFinalCheckWakeups) {

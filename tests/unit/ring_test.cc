@@ -13,8 +13,8 @@ namespace vifd::protocol {
 namespace {
 
 template <std::size_t Pages>
-struct alignas(kXenPageSize) SharedPages {
-  std::array<std::byte, Pages * kXenPageSize> bytes;
+struct alignas(kPageSize) SharedPages {
+  std::array<std::byte, Pages * kPageSize> bytes;
   std::span<std::byte> span() { return bytes; }
 };
 
@@ -605,7 +605,7 @@ TEST(RingInteropTest, OurFrontAgainstXenMacroBack) {
   SharedPages<1> page;
   auto front = TxFrontRing::init(page.span(), 0xFFFFFFFDU);
   netif_tx_back_ring_t c_back;
-  BACK_RING_ATTACH(&c_back, c_view(page.span()), 0xFFFFFFFDU, kXenPageSize);
+  BACK_RING_ATTACH(&c_back, c_view(page.span()), 0xFFFFFFFDU, kPageSize);
   EXPECT_EQ(RING_SIZE(&c_back), front.size());
 
   int work = 0;
@@ -636,7 +636,7 @@ TEST(RingInteropTest, OurFrontAgainstXenMacroBack) {
 TEST(RingInteropTest, XenMacroFrontAgainstOurBack) {
   SharedPages<1> page;
   netif_tx_front_ring_t c_front;
-  XEN_FRONT_RING_INIT(&c_front, c_view(page.span()), kXenPageSize);
+  XEN_FRONT_RING_INIT(&c_front, c_view(page.span()), kPageSize);
   TxBackRing back(page.span());
   EXPECT_FALSE(back.final_check_for_requests());
   for (std::uint32_t i = 0; i < 3; ++i) {

@@ -1,17 +1,17 @@
 #include "backend/lib/datapath/flow_steering.h"
 
-#include <xen/io/netif.h>
-
 #include <array>
 #include <cstring>
 
 #include "backend/lib/datapath/toeplitz.h"
+#include "common/protocol/sizes.h"
+#include "common/protocol/xen_abi.h"
 
 namespace vifd::backend {
 
 namespace {
 
-constexpr std::size_t kEthernetHeader = 14;
+using protocol::kEthHeaderLen;
 constexpr std::uint16_t kEthertypeIpv4 = 0x0800;
 constexpr std::uint16_t kEthertypeIpv6 = 0x86DD;
 constexpr std::uint8_t kProtocolTcp = 6;
@@ -33,11 +33,11 @@ struct HashInput {
 
 std::optional<std::uint32_t> steer(const HashSnapshot& hash, std::span<const std::uint8_t> head,
                                    std::size_t queue_count) noexcept {
-  if (!hash.toeplitz || hash.flags == 0 || queue_count == 0 || head.size() < kEthernetHeader) {
+  if (!hash.toeplitz || hash.flags == 0 || queue_count == 0 || head.size() < kEthHeaderLen) {
     return std::nullopt;
   }
   const std::uint16_t ethertype = static_cast<std::uint16_t>(head[12] << 8 | head[13]);
-  const std::span<const std::uint8_t> ip = head.subspan(kEthernetHeader);
+  const std::span<const std::uint8_t> ip = head.subspan(kEthHeaderLen);
   HashInput input;
   const std::uint8_t* ports = nullptr;
   bool hash_ports = false;

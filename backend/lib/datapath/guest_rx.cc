@@ -17,7 +17,7 @@ namespace vifd::backend::detail {
 namespace {
 
 std::uint32_t data_slots_for(std::uint32_t length) noexcept {
-  const auto page = static_cast<std::uint32_t>(protocol::kXenPageSize);
+  const auto page = static_cast<std::uint32_t>(protocol::kPageSize);
   return std::max<std::uint32_t>(1, (length + page - 1) / page);
 }
 
@@ -156,8 +156,7 @@ void QueueEngine::rx_ingest_tap() noexcept {
     if (read.status == net::TapIoStatus::kError) {
       counters_.drop(DropReason::kRxTapError);
       if (log_limiter_.allow(now)) {
-        log_->warn("domain {} vif {} queue {}: TAP read: errno {}", setup_.frontend_domid,
-                   setup_.devid, setup_.queue_index, read.error);
+        log_->warn("{}: TAP read: errno {}", context_, read.error);
       }
       break;
     }
@@ -258,7 +257,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   for (std::uint32_t s = 0; s < data_slots; ++s) {
     const protocol::RxRequest request = rx_staging_[rx_head_++];
     const auto chunk =
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kXenPageSize));
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kPageSize));
     remaining -= chunk;
     protocol::RxResponse response{};
     response.id = request.id;
@@ -370,8 +369,7 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
       } else {
         counters_.drop(DropReason::kRxGrantCopyFailed);
         if (log_limiter_.allow(now)) {
-          log_->warn("domain {} vif {} queue {}: RX grant copy failed", setup_.frontend_domid,
-                     setup_.devid, setup_.queue_index);
+          log_->warn("{}: RX grant copy failed", context_);
         }
       }
       rx_release(delivery.item, ok ? ForwardResult::kDelivered : ForwardResult::kCopyFailed);
@@ -379,8 +377,7 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     const std::size_t pushed =
         rx_.push_responses(std::span<const protocol::RxResponse>(rx_responses_.data(), responses));
     if (pushed != responses && log_limiter_.allow(now)) {
-      log_->critical("domain {} vif {} queue {}: {} RX responses but {} owed",
-                     setup_.frontend_domid, setup_.devid, setup_.queue_index, responses, pushed);
+      log_->critical("{}: {} RX responses but {} owed", context_, responses, pushed);
     }
     if (rx_.push_responses_and_check_notify()) notify_rx_ = true;
     counters_.batch(deliveries);
@@ -398,10 +395,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     counters_.rx_stalls.add();
     if (log_limiter_.allow(now)) {
       log_->warn(
-          "domain {} vif {} queue {}: guest posted no RX buffers for {} ms; dropping {} "
+          "{}: guest posted no RX buffers for {} ms; dropping {} "
           "frames",
-          setup_.frontend_domid, setup_.devid, setup_.queue_index, setup_.rx_stall_timeout.count(),
-          rx_backlog_count_);
+          context_, setup_.rx_stall_timeout.count(), rx_backlog_count_);
     }
     rx_flush_backlog(DropReason::kRxStallFlush);
     rx_stalled_ = true;

@@ -39,7 +39,7 @@ bool receiver_accepts(const VifFeatures& receiver, const TxPacket& packet,
     if (ethertype == kEthTypeIpv6 && !receiver.csum_ipv6) return false;
     if (ethertype != kEthTypeIpv4 && ethertype != kEthTypeIpv6) return false;
   }
-  return receiver.sg || packet.total_length <= protocol::kXenPageSize;
+  return receiver.sg || packet.total_length <= protocol::kPageSize;
 }
 
 std::size_t flow_hash(const std::uint8_t* header) noexcept {
@@ -93,8 +93,7 @@ void QueueEngine::tx_flush_responses() noexcept {
   if (pushed != tx_response_count_ && log_limiter_.allow(Clock::now())) {
     // Every response answers a consumed request; fewer slots than answers
     // means our own accounting is broken.
-    log_->critical("domain {} vif {} queue {}: {} TX responses but {} owed", setup_.frontend_domid,
-                   setup_.devid, setup_.queue_index, tx_response_count_, pushed);
+    log_->critical("{}: {} TX responses but {} owed", context_, tx_response_count_, pushed);
   }
   tx_response_count_ = 0;
   if (tx_.push_responses_and_check_notify()) notify_tx_ = true;
@@ -153,8 +152,7 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
         tx_respond(tx_head_, packet, protocol::kRspError);
         counters_.drop(packet.drop_reason);
         if (log_limiter_.allow(now)) {
-          log_->warn("domain {} vif {} queue {}: TX packet dropped: {}", setup_.frontend_domid,
-                     setup_.devid, setup_.queue_index, to_string(packet.drop_reason));
+          log_->warn("{}: TX packet dropped: {}", context_, to_string(packet.drop_reason));
         }
         break;
       case TxVerdict::kMulticast:
@@ -371,8 +369,7 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       counters_.drop(DropReason::kTxGrantCopyFailed);
       tx_respond(work.position, work.packet, protocol::kRspError);
       if (log_limiter_.allow(now)) {
-        log_->warn("domain {} vif {} queue {}: TX grant copy failed", setup_.frontend_domid,
-                   setup_.devid, setup_.queue_index);
+        log_->warn("{}: TX grant copy failed", context_);
       }
       continue;
     }
@@ -392,8 +389,7 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       counters_.drop(DropReason::kTxBadOffload);
       tx_respond(work.position, work.packet, protocol::kRspOkay);
       if (log_limiter_.allow(now)) {
-        log_->warn("domain {} vif {} queue {}: TX offload metadata rejected: {}",
-                   setup_.frontend_domid, setup_.devid, setup_.queue_index, net::to_string(status));
+        log_->warn("{}: TX offload metadata rejected: {}", context_, net::to_string(status));
       }
       continue;
     }
@@ -407,8 +403,7 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
     } else {
       counters_.drop(DropReason::kTxTapError);
       if (log_limiter_.allow(now)) {
-        log_->warn("domain {} vif {} queue {}: TAP write: errno {}", setup_.frontend_domid,
-                   setup_.devid, setup_.queue_index, written.error);
+        log_->warn("{}: TAP write: errno {}", context_, written.error);
       }
     }
     tx_respond(work.position, work.packet, protocol::kRspOkay);

@@ -3,48 +3,42 @@
 // unmask the delivered ports; notify the frontend only when the ring says so;
 // re-check the rings with the final-check idiom before sleeping.
 #include <poll.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
 
 #include "backend/lib/datapath/queue_engine.h"
+#include "common/log/log.h"
 
 namespace vifd::backend {
+
+std::shared_ptr<spdlog::logger> datapath_log() {
+  return log::named("datapath", spdlog::level::warn);
+}
+
+std::string queue_context(const QueueSetup& setup) {
+  return "domain " + std::to_string(setup.frontend_domid) + " vif " + std::to_string(setup.devid) +
+         " queue " + std::to_string(setup.queue_index);
+}
 
 namespace detail {
 
 namespace {
 
-std::shared_ptr<spdlog::logger> datapath_logger() {
-  static std::mutex mutex;
-  std::lock_guard lock(mutex);
-  if (auto existing = spdlog::get("datapath")) return existing;
-  auto logger = spdlog::stderr_color_mt("datapath");
-  logger->set_level(spdlog::level::warn);
-  return logger;
-}
-
-std::string queue_name(const QueueSetup& setup) {
-  return "domain " + std::to_string(setup.frontend_domid) + " vif " + std::to_string(setup.devid) +
-         " queue " + std::to_string(setup.queue_index);
-}
-
 const QueueSetup& validated(const QueueSetup& setup) {
   const auto fail = [&](const std::string& what) {
-    throw std::invalid_argument(queue_name(setup) + ": " + what);
+    throw std::invalid_argument(queue_context(setup) + ": " + what);
   };
   if (!setup.events) fail("no event-channel handle");
   if (!setup.grants) fail("no grant-table handle");
   if (setup.tx_port == 0 || setup.rx_port == 0) fail("event-channel port 0");
-  if (setup.tx_shared_ring.size() < protocol::kXenPageSize ||
-      setup.rx_shared_ring.size() < protocol::kXenPageSize) {
+  if (setup.tx_shared_ring.size() < protocol::kPageSize ||
+      setup.rx_shared_ring.size() < protocol::kPageSize) {
     fail("shared ring smaller than a page");
   }
   if (setup.rx_backlog_frames == 0 || setup.rx_backlog_frames > 4096) {
@@ -73,7 +67,8 @@ std::shared_ptr<MulticastFilter> own_multicast_filter(const VifFeatures& feature
 
 QueueEngine::QueueEngine(QueueSetup setup)
     : setup_(std::move(setup)),
-      log_(datapath_logger()),
+      context_(queue_context(setup_)),
+      log_(datapath_log()),
       tx_(attach_tx(validated(setup_))),
       rx_(attach_rx(setup_)),
       multicast_(setup_.multicast_filter ? setup_.multicast_filter
@@ -85,13 +80,13 @@ QueueEngine::QueueEngine(QueueSetup setup)
 
   stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), queue_name(setup_) + ": eventfd");
+    throw std::system_error(errno, std::generic_category(), context_ + ": eventfd");
   }
 
   tx_staging_.resize(tx_size);
   tx_work_.resize(tx_size);
   tx_responses_.resize(tx_size);
-  tx_arena_size_ = tx_size * protocol::kXenPageSize;
+  tx_arena_size_ = tx_size * protocol::kPageSize;
   // Default-initialised: pages are only touched (made resident) when used.
   tx_arena_.reset(new std::uint8_t[tx_arena_size_]);
   tx_segments_.resize(tx_size);
@@ -168,14 +163,14 @@ void QueueEngine::stop() {
 void QueueEngine::fatal(std::string_view reason) noexcept {
   if (fatal_.exchange(true, std::memory_order_acq_rel)) return;
   counters_.fatal_error.set(1);
-  log_->error("{}: frontend disabled: {}", queue_name(setup_), reason);
+  log_->error("{}: frontend disabled: {}", context_, reason);
   if (setup_.on_fatal_error) {
     // The callback only posts work to the control plane; a failure to do so
     // must not take the data path down with it.
     try {
       setup_.on_fatal_error(std::string(reason));
     } catch (const std::exception& error) {
-      log_->error("{}: on_fatal_error failed: {}", queue_name(setup_), error.what());
+      log_->error("{}: on_fatal_error failed: {}", context_, error.what());
     }
   }
 }
@@ -189,8 +184,7 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
     // The batch as a whole was refused: every segment failed.
     for (auto& segment : segments) segment.status = platform::kGntstGeneralError;
     if (log_limiter_.allow(Clock::now())) {
-      log_->warn("{}: grant copy of {} segments refused: errno {}", queue_name(setup_),
-                 segments.size(), -rc);
+      log_->warn("{}: grant copy of {} segments refused: errno {}", context_, segments.size(), -rc);
     }
     return rc;
   }
@@ -228,7 +222,7 @@ void QueueEngine::unmask_handled() noexcept {
   for (std::size_t i = 0; i < handled_count_; ++i) {
     if (const int rc = setup_.events->unmask(handled_ports_[i]); rc < 0) {
       if (log_limiter_.allow(Clock::now())) {
-        log_->warn("{}: unmask port {}: errno {}", queue_name(setup_), handled_ports_[i], -rc);
+        log_->warn("{}: unmask port {}: errno {}", context_, handled_ports_[i], -rc);
       }
     }
   }
@@ -239,7 +233,7 @@ void QueueEngine::send_notifications() noexcept {
   const auto notify = [this](platform::EvtchnPort port) {
     counters_.notifications_sent.add();
     if (const int rc = setup_.events->notify(port); rc < 0 && log_limiter_.allow(Clock::now())) {
-      log_->warn("{}: notify port {}: errno {}", queue_name(setup_), port, -rc);
+      log_->warn("{}: notify port {}: errno {}", context_, port, -rc);
     }
   };
   if (setup_.tx_port == setup_.rx_port) {
@@ -301,7 +295,7 @@ void QueueEngine::run() noexcept {
       fds[3] = {failed() ? -1 : setup_.tap_fd, POLLIN, 0};
       const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
       if (ready < 0 && errno != EINTR && log_limiter_.allow(Clock::now())) {
-        log_->error("{}: poll: errno {}", queue_name(setup_), errno);
+        log_->error("{}: poll: errno {}", context_, errno);
       }
     }
     drain_events();

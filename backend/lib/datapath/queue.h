@@ -9,6 +9,8 @@
 // stop() (which joins the thread) before it unmaps and unbinds.
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -87,6 +89,13 @@ struct QueueSetup {
   // no control ring, frames are spread by MAC addresses.
   std::shared_ptr<const FlowSteering> flow_steering;
 };
+
+// The data path's logger ("datapath", warn by default), apart from the
+// control plane's so the two can be tuned separately.
+std::shared_ptr<spdlog::logger> datapath_log();
+
+// "domain D vif V queue Q": how every message about a queue names it.
+std::string queue_context(const QueueSetup& setup);
 
 // The data path of one queue: a thread that serves the TX and RX rings.
 // Control-plane object: construct, start(), stats(), stop() from one thread.

@@ -155,6 +155,7 @@ class QueueEngine {
   std::uint8_t* rx_buffer(std::uint32_t slot) noexcept;
 
   QueueSetup setup_;
+  const std::string context_;  // queue_context(setup_), the prefix of every message
   std::shared_ptr<spdlog::logger> log_;
   LogLimiter log_limiter_;
   QueueCounters counters_;

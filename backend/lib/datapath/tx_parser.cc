@@ -100,7 +100,7 @@ TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
     }
     if (!dropped) remaining -= slot.size;
     ++follow;
-    if (slot.offset + slot.size > protocol::kXenPageSize) {
+    if (slot.offset + slot.size > protocol::kPageSize) {
       return fatal(TxFatalReason::kCrossesPage);
     }
     more = (slot.flags & protocol::kTxfMoreData) != 0;
@@ -118,7 +118,7 @@ TxPacket parse_tx_packet(std::span<const TxRequest> requests) noexcept {
     packet.drop_reason = DropReason::kTxBadPacketSize;
     return packet;
   }
-  if (first.offset + remaining > protocol::kXenPageSize) {
+  if (first.offset + remaining > protocol::kPageSize) {
     return fatal(TxFatalReason::kCrossesPage);
   }
   packet.first_size = static_cast<std::uint16_t>(remaining);

@@ -18,6 +18,7 @@
 #include <span>
 
 #include "backend/lib/datapath/queue_stats.h"
+#include "common/protocol/sizes.h"
 #include "common/protocol/xen_abi.h"
 
 namespace vifd::backend {
@@ -28,7 +29,7 @@ inline constexpr std::size_t kMaxTxDataSlots = protocol::kNrSlotsMin;
 // Continuation slots from which netback calls the frontend malicious
 // (fatal_skb_slots, FATAL_SKB_SLOTS_DEFAULT).
 inline constexpr std::size_t kFatalTxFollowSlots = 20;
-inline constexpr std::size_t kEthernetHeaderSize = 14;
+inline constexpr std::size_t kEthernetHeaderSize = protocol::kEthHeaderLen;
 
 enum class TxVerdict : std::uint8_t {
   kPacket,     // a valid packet: first slot, extras, continuation slots

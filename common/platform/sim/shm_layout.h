@@ -12,26 +12,20 @@
 #include <cstddef>
 #include <cstdint>
 
-extern "C" {
-#include <xen/xen.h>
-// clang-format off: grant_table.h needs xen.h first.
-#include <xen/grant_table.h>
-// clang-format on
-}
-
 #include "common/platform/types.h"
+#include "common/protocol/xen_abi.h"
 
 namespace vifd::sim::detail {
 
 // Highest domid a guest may have: DOMID_FIRST_RESERVED - 1 (xen/xen.h).
-inline constexpr std::uint32_t kMaxDomid = DOMID_FIRST_RESERVED - 1;
+inline constexpr std::uint32_t kMaxDomid = protocol::kDomidFirstReserved - 1;
 // 32768 pages = 128 MiB of guest memory per domain (a sparse shm file).
 inline constexpr std::uint32_t kPagesPerDomain = 32768;
 // Xen's default gnttab_max_frames (64) x 512 v1 entries per 4 KiB frame.
 inline constexpr std::uint32_t kGrantEntries = 32768;
-// GNTTAB_NR_RESERVED_ENTRIES: refs 0..7 belong to the toolstack (xenstore,
-// console), so a guest never allocates them.
-inline constexpr std::uint32_t kReservedGrantRefs = 8;
+// Refs 0..7 belong to the toolstack (xenstore, console), so a guest never
+// allocates them.
+inline constexpr std::uint32_t kReservedGrantRefs = protocol::kGrantNrReservedEntries;
 inline constexpr std::uint32_t kPortsPerDomain = 4096;
 // Event-channel handles of the whole host (one per open EventChannels).
 inline constexpr std::uint32_t kMaxHandles = 1024;

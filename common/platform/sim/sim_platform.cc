@@ -1,10 +1,11 @@
 // make_sim_platform: a process joins a sim host as one domain.
+#include "common/platform/sim/sim_platform.h"
+
 #include <fmt/format.h>
 
 #include <cerrno>
 
 #include "common/platform/error.h"
-#include "common/platform/platform.h"
 #include "common/platform/sim/host.h"
 #include "common/platform/sim/sim_event_channels.h"
 #include "common/platform/sim/sim_grant_share.h"

@@ -1,6 +1,8 @@
 // The `xen` platform: thin wrappers over libxengnttab, libxengntshr and
 // libxenevtchn. Each call maps one-to-one onto a library call so that what the
 // simulator proves about our use of the interface carries over to Xen.
+#include "common/platform/xen/xen_platform.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 // Debian's libxenevtchn/libxengnttab/libxenstore headers have no
@@ -22,7 +24,6 @@ extern "C" {
 #include <vector>
 
 #include "common/platform/error.h"
-#include "common/platform/platform.h"
 #include "common/protocol/xs_parse.h"
 
 namespace vifd::platform {

@@ -12,6 +12,7 @@
 
 #include "common/platform/types.h"
 #include "common/protocol/mac_address.h"
+#include "common/protocol/sizes.h"
 #include "common/protocol/xs_parse.h"
 #include "common/xenbus/paths.h"
 
@@ -26,10 +27,9 @@ class ArgumentError : public std::runtime_error {
 // libxl's default MTU; the frontend `mtu` key is always written, the backend
 // one only when it differs (as libxl__set_xenstore_nic does).
 inline constexpr std::uint32_t kDefaultMtu = 1500;
-// 68 is the IPv4 minimum (RFC 791); a netif frame carries at most 65535
-// bytes (XEN_NETIF_MAX_TX_SIZE) including the 14-byte Ethernet header.
-inline constexpr std::uint32_t kMinMtu = 68;
-inline constexpr std::uint32_t kMaxMtu = 65535 - 14;
+// MTU bounds, shared with vifd and the frontend.
+using protocol::kMaxMtu;
+using protocol::kMinMtu;
 
 using VifId = xenbus::VifId;
 

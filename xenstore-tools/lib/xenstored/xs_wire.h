@@ -1,10 +1,6 @@
-// <xen/io/xs_wire.h> is not self-contained: it needs uint32_t, and it only
-// defines the xsd_errors table when EINVAL is already defined. Include it
-// through here so every user gets the complete header.
+// The xenstore wire protocol (xen/io/xs_wire.h) comes with the rest of the
+// Xen ABI from common/protocol/xen_abi.h, which includes it completely
+// (uint32_t and EINVAL declared first, so the xsd_errors table is defined).
 #pragma once
 
-// clang-format off
-#include <cerrno>
-#include <cstdint>
-#include <xen/io/xs_wire.h>
-// clang-format on
+#include "common/protocol/xen_abi.h"
