@@ -22,10 +22,10 @@
 
 #include "common/platform/types.h"
 #include "common/protocol/mac_address.h"
+#include "common/protocol/netif_features.h"
 #include "common/protocol/sizes.h"
 #include "common/protocol/xs_parse.h"
 #include "common/xenbus/key_reader.h"
-#include "common/xenbus/netif_features.h"
 #include "common/xenbus/paths.h"
 
 namespace vifd::xenbus {
@@ -33,6 +33,7 @@ namespace vifd::xenbus {
 // Bounds of the `mtu` key (common/protocol/sizes.h).
 using protocol::kMaxMtu;
 using protocol::kMinMtu;
+using protocol::VifFeatures;
 // Without feature-sg a packet must fit one RX slot: a plain Ethernet payload.
 inline constexpr unsigned kMtuWithoutSg = 1500;
 

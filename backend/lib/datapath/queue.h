@@ -26,8 +26,8 @@
 #include "common/platform/event_channels.h"
 #include "common/platform/grant_table.h"
 #include "common/protocol/mac_address.h"
+#include "common/protocol/netif_features.h"
 #include "common/protocol/xs_parse.h"
-#include "common/xenbus/netif_features.h"
 
 namespace vifd::backend {
 
@@ -39,7 +39,7 @@ class QueueEngine;
 }
 
 // What the frontend negotiated; validated by the control plane.
-using xenbus::VifFeatures;
+using protocol::VifFeatures;
 
 struct QueueSetup {
   platform::DomId frontend_domid = 0;

@@ -3,7 +3,7 @@
 // data path.
 #pragma once
 
-namespace vifd::xenbus {
+namespace vifd::protocol {
 
 struct VifFeatures {
   bool sg = false;                 // frontend feature-sg: accepts multi-slot RX packets
@@ -16,4 +16,4 @@ struct VifFeatures {
   unsigned mtu = 1500;
 };
 
-}  // namespace vifd::xenbus
+}  // namespace vifd::protocol
