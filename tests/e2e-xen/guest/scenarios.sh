@@ -293,7 +293,7 @@ s2() {
   pass S2 "domU<->domU: switch $a/$b KB/sec ($((f1 - f0)) packets switched), Linux bridge $c/$last_kbps KB/sec, vifd restarted twice under live guests"
 }
 
-# shellcheck disable=SC2317 # run through wait_until
+# shellcheck disable=SC2317 # run by ping_and_transfer
 busy_queues() { # DOMID: how many of the vif's queues carried packets
   echo "$(vif_json "$1" | jq '[.queues[] | select(.tx.packets > 0 or .rx.packets > 0)] | length') queues carried traffic"
 }
