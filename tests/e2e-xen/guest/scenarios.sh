@@ -142,6 +142,9 @@ create_guest() { # name role ip mac vcpus
   if ! timeout -k 5 120 xl create "/e2e/$name.cfg" >"/tmp/xl-create-$name.log" 2>&1; then
     log "xl create $name failed:"
     indent <"/tmp/xl-create-$name.log"
+    # A failed create can leave the domain behind, paused, holding the name
+    # every later scenario that creates this guest needs.
+    xl destroy "$name" >/dev/null 2>&1 || true
     return 1
   fi
   d=$(xl domid "$name") || { log "xl create $name: no domain id"; return 1; }
