@@ -9,7 +9,12 @@
 #   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic.
 # Phase 2, vifd stopped, xen-netback loaded, the same guests and configs:
 #   S3 the S1/S2 transfers through the kernel netback ; S4 vif-front against it.
-set -u
+# Errors: every command that may fail on purpose is tested (if, ||, &&).
+# Scenarios run as conditions (run_scenario), so inside them a failed step
+# reports FAIL Sn and the run goes on with the next scenario; anywhere else
+# an unexpected failure stops the script, naming the line.
+set -Eeuo pipefail
+trap 'echo "[e2e] scenarios.sh line $LINENO: \"$BASH_COMMAND\" failed (status $?)"' ERR
 mode=${E2E_MODE:-full}
 T=${E2E_TTCP_SECONDS:-10}
 failures=0
@@ -25,6 +30,22 @@ fail() {
 }
 result() { echo "RESULT $*"; }
 now() { date +%s; }
+indent() { sed "s/^/[e2e]   ${1:-}/"; }
+
+# wait_until TIMEOUT WHAT CMD...: runs CMD every 0.2 s until it succeeds.
+# TIMEOUT counts the sleeps only, not CMD's own time, which under emulation
+# varies too much to budget. On timeout, says what it waited for (stderr,
+# so that callers capturing the output of CMD's caller keep it clean).
+wait_until() {
+  local limit=$1 what=$2 tries
+  shift 2
+  for ((tries = limit * 5; tries > 0; tries--)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  log "gave up after $limit s waiting for $what" >&2
+  return 1
+}
 
 # --- dom0 setup ---------------------------------------------------------------
 setup_dom0() {
@@ -38,64 +59,67 @@ setup_dom0() {
   ip link add xenbr0 type bridge forward_delay 0 stp_state 0
   ip addr add 10.0.0.1/24 dev xenbr0
   ip link set xenbr0 up
-  xl info | grep -E '^(xen_version|nr_cpus|total_memory|free_memory)' | sed 's/^/[e2e]   /'
+  xl info | grep -E '^(xen_version|nr_cpus|total_memory|free_memory)' | indent
 }
 
+# Best effort: whatever is missing (a log, a node, a domain) is skipped.
 dump_debug() {
   log "---- debug: xl list ----"
-  xl list 2>&1 | sed 's/^/[e2e]   /'
+  xl list 2>&1 | indent || true
   log "---- vifd log (tail) ----"
-  tail -40 /var/log/vifd.log 2>/dev/null | sed 's/^/[e2e]   /'
+  tail -40 /var/log/vifd.log 2>/dev/null | indent || true
   local f
   for f in /var/log/xen/console/guest-*.log; do
     [[ -e $f ]] || continue
     log "---- $f (tail) ----"
-    tail -60 "$f" | sed 's/^/[e2e]   /'
+    tail -60 "$f" | indent || true
   done
   log "---- xenstore backend/vif ----"
-  xenstore-ls -f /local/domain/0/backend/vif 2>&1 | head -60 | sed 's/^/[e2e]   /'
-  dmesg | tail -15 | sed 's/^/[e2e]   dmesg: /'
+  # head may close the pipe early: xenstore-ls's SIGPIPE is expected.
+  xenstore-ls -f /local/domain/0/backend/vif 2>&1 | head -60 | indent || true
+  dmesg | tail -15 | indent "dmesg: " || true
 }
 
 # --- vifd ----------------------------------------------------------------------
+# shellcheck disable=SC2317 # run through wait_until
+vifd_answers() { [[ -S /run/vifd/vifd.sock ]] && vifctl stats --json >/dev/null 2>&1; }
+# shellcheck disable=SC2317 # run through wait_until
+vifd_exited() { ! kill -0 "$vifd_pid" 2>/dev/null; }
 start_vifd() {
   log "starting vifd --platform xen $*"
   vifd --platform xen "$@" >>/var/log/vifd.log 2>&1 &
   vifd_pid=$!
-  local i
-  for i in $(seq 50); do
-    [[ -S /run/vifd/vifd.sock ]] && vifctl stats --json >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  log "vifd did not open its control socket"
-  return 1
+  wait_until 10 "vifd's control socket" vifd_answers
 }
 stop_vifd() {
   [[ -n $vifd_pid ]] || return 0
-  kill -TERM "$vifd_pid" 2>/dev/null
-  local i
-  for i in $(seq 50); do
-    kill -0 "$vifd_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$vifd_pid" 2>/dev/null; then
-    log "vifd did not exit on SIGTERM"
-    kill -9 "$vifd_pid"
+  # It may have exited already: the wait below collects it either way.
+  kill -TERM "$vifd_pid" 2>/dev/null || true
+  if ! wait_until 10 "vifd to exit on SIGTERM" vifd_exited; then
+    log "vifd did not exit on SIGTERM: SIGKILL"
+    kill -9 "$vifd_pid" 2>/dev/null || true
   fi
-  wait "$vifd_pid" 2>/dev/null
+  # Its exit status (143 after SIGTERM, 137 after SIGKILL) is no failure here.
+  wait "$vifd_pid" 2>/dev/null || true
   vifd_pid=""
   rm -f /run/vifd/vifd.sock
 }
 vifctl() { timeout -k 2 15 /usr/local/bin/vifctl "$@"; }
+# Prints nothing when vifd does not serve the vif (or does not answer).
 vif_json() { vifctl stats --json 2>/dev/null | jq -c ".vifs[] | select(.domid == $1 and .devid == ${2:-0})"; }
 vif_state() { vif_json "$1" "${2:-0}" | jq -r '.state // empty'; }
+# shellcheck disable=SC2317 # run through wait_until
+vif_connected() { [[ $(vif_state "$1" "${2:-0}") == Connected ]]; }
+vif_gone() { [[ -z $(vif_json "$1" "${2:-0}") ]]; }
 # vifd's grant-mapped pages and event channels as the dom0 kernel sees them:
 # gntdev mappings in vifd's address space, evtchn IRQs bound by the process.
-vifd_mappings() { grep -c '/dev/xen/gntdev' "/proc/$vifd_pid/maps"; }
-vifd_evtchns() { grep -c 'evtchn:vifd' /proc/interrupts; }
+# grep -c prints 0 and fails when there are none, the expected count once
+# every guest is gone.
+vifd_mappings() { grep -c '/dev/xen/gntdev' "/proc/$vifd_pid/maps" || true; }
+vifd_evtchns() { grep -c 'evtchn:vifd' /proc/interrupts || true; }
 
 # --- guests --------------------------------------------------------------------
-declare -A domid_of ip_of mac_of
+declare -A domid_of ip_of
 write_cfg() { # name role ip mac vcpus
   cat >"/e2e/$1.cfg" <<CFG
 name = "$1"
@@ -109,82 +133,86 @@ vif = [ 'mac=$4,bridge=xenbr0' ]
 on_crash = "destroy"
 CFG
 }
+# shellcheck disable=SC2317 # run through wait_until
+guest_ready() { [[ $(xenstore-read "/local/domain/$1/data/e2e-ready" 2>/dev/null) == 1 ]]; }
 create_guest() { # name role ip mac vcpus
-  local name=$1 t0
+  local name=$1 t0 d
   t0=$(now)
   write_cfg "$@"
-  if ! timeout -k 5 120 xl create "/e2e/$name.cfg" >/tmp/xl-create-$name.log 2>&1; then
+  if ! timeout -k 5 120 xl create "/e2e/$name.cfg" >"/tmp/xl-create-$name.log" 2>&1; then
     log "xl create $name failed:"
-    sed 's/^/[e2e]   /' /tmp/xl-create-$name.log
+    indent <"/tmp/xl-create-$name.log"
+    # A failed create can leave the domain behind, paused, holding the name
+    # every later scenario that creates this guest needs.
+    xl destroy "$name" >/dev/null 2>&1 || true
     return 1
   fi
-  local d
-  d=$(xl domid "$name")
-  domid_of[$name]=$d ip_of[$name]=$3 mac_of[$name]=$4
-  local i
-  for i in $(seq 450); do
-    [[ $(xenstore-read "/local/domain/$d/data/e2e-ready" 2>/dev/null) == 1 ]] && {
-      log "$name is domain $d ($2, $3, $5 vCPU), ready after $(($(now) - t0)) s"
-      return 0
-    }
-    sleep 0.2
-  done
-  log "$name (domain $d) not ready after 90 s"
-  return 1
+  d=$(xl domid "$name") || { log "xl create $name: no domain id"; return 1; }
+  domid_of[$name]=$d ip_of[$name]=$3
+  wait_until 90 "$name (domain $d) to be ready" guest_ready "$d" || return 1
+  log "$name is domain $d ($2, $3, $5 vCPU), ready after $(($(now) - t0)) s"
 }
 destroy_guest() {
-  xl destroy "$1" 2>&1 | sed 's/^/[e2e]   /'
+  # Best effort: a failed scenario may have left the domain half gone.
+  xl destroy "$1" 2>&1 | indent || true
   unset "domid_of[$1]"
+}
+# guest_answered DOMID SEQ: the agent's answer to SEQ, left in $guest_out.
+guest_out=""
+# shellcheck disable=SC2317 # run through wait_until
+guest_answered() {
+  guest_out=$(xenstore-read -R "/local/domain/$1/data/e2e-out" 2>/dev/null) || return 1
+  local head=${guest_out%%$'\n'*}
+  [[ ${head%% *} == "$2" ]]
 }
 # guest NAME TIMEOUT CMD: run CMD in the guest's agent; prints its output,
 # returns its status (124 when no answer in TIMEOUT seconds).
 guest() {
-  local name=$1 limit=$2 cmd=$3 d=${domid_of[$1]:-} out head i
+  local name=$1 limit=$2 cmd=$3 d=${domid_of[$1]:-} seq_no head
   [[ -n $d ]] || { log "guest: no domain named $name"; return 1; }
   # Unique without a shared counter: callers often run in $(...) subshells.
-  local seq_no
   seq_no=$(date +%s%N)
-  xenstore-write "/local/domain/$d/data/e2e-cmd" "$seq_no	$cmd"
-  for i in $(seq $((limit * 5))); do
-    out=$(xenstore-read -R "/local/domain/$d/data/e2e-out" 2>/dev/null)
-    head=${out%%$'\n'*}
-    if [[ ${head%% *} == "$seq_no" ]]; then
-      [[ $out == *$'\n'* ]] && printf '%s\n' "${out#*$'\n'}"
-      return "${head#* }"
-    fi
-    sleep 0.2
-  done
-  return 124
+  xenstore-write "/local/domain/$d/data/e2e-cmd" "$seq_no	$cmd" || return 1
+  wait_until "$limit" "$name to answer '${cmd:0:60}'" guest_answered "$d" "$seq_no" || return 124
+  head=${guest_out%%$'\n'*}
+  if [[ $guest_out == *$'\n'* ]]; then printf '%s\n' "${guest_out#*$'\n'}"; fi
+  return "${head#* }"
 }
 
 # --- ttcp ---------------------------------------------------------------------
 port=5100
-ttcp_flags="-s --checksum -l 65536"
-# run_on WHERE CMD: WHERE is dom0 or a guest name.
+ttcp_flags=(-s --checksum -l 65536)
+# run_on WHERE TIMEOUT CMD: WHERE is dom0 or a guest name.
 run_on() {
   if [[ $1 == dom0 ]]; then bash -c "$3"; else guest "$1" "$2" "$3"; fi
+}
+# receiver_done WHERE PORT: the ttcp receiver's report (or error) is out;
+# leaves it in $receiver_out.
+receiver_out=""
+# shellcheck disable=SC2317 # run through wait_until
+receiver_done() {
+  receiver_out=$(run_on "$1" 10 "cat /tmp/ttcp-r.$2") || true
+  [[ $receiver_out == *crc32* || $receiver_out == *rror* ]]
 }
 # transfer PATH DIR SRC DST DST_IP: ttcp for T seconds from SRC to DST;
 # prints RESULT path=PATH dir=DIR kbps=... and checks bytes and CRC-32.
 last_kbps=""
 transfer() {
-  local path=$1 dir=$2 src=$3 dst=$4 ip=$5 r t rc
+  local path=$1 dir=$2 src=$3 dst=$4 ip=$5 r t rc=0
   port=$((port + 1))
   last_kbps=""
-  run_on "$dst" 10 "vif-ttcp -r $ttcp_flags -p $port --timeout $((T + 60)) >/tmp/ttcp-r.$port 2>&1 &"
+  run_on "$dst" 10 "vif-ttcp -r ${ttcp_flags[*]} -p $port --timeout $((T + 60)) >/tmp/ttcp-r.$port 2>&1 &" ||
+    { log "transfer $path $dir: no receiver on $dst"; return 1; }
   sleep 1
-  t=$(run_on "$src" $((T + 60)) "timeout $((T + 50)) vif-ttcp -t $ttcp_flags -T $T -p $port $ip 2>&1")
-  rc=$?
-  local i
-  for i in $(seq 40); do
-    r=$(run_on "$dst" 10 "cat /tmp/ttcp-r.$port")
-    [[ $r == *crc32* || $r == *rror* ]] && break
-    sleep 0.5
-  done
-  local tline rline tcrc rcrc
-  rline=$(grep 'real seconds' <<<"$r")
-  tcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$t")
-  rcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$r")
+  t=$(run_on "$src" $((T + 60)) "timeout $((T + 50)) vif-ttcp -t ${ttcp_flags[*]} -T $T -p $port $ip 2>&1") || rc=$?
+  # A receiver that never reports fails the checks below, with its output.
+  wait_until 20 "the ttcp receiver's report on $dst" receiver_done "$dst" "$port" || true
+  r=$receiver_out
+  local rline tcrc rcrc
+  # No match leaves the value empty, which the check below reports.
+  rline=$(grep 'real seconds' <<<"$r") || true
+  tcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$t") || true
+  rcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$r") || true
   if ((rc != 0)) || [[ -z $rline || -z $tcrc || $tcrc != "$rcrc" ]]; then
     log "transfer $path $dir failed (transmitter status $rc)"
     log "transmitter: $(tr '\n' '|' <<<"$t")"
@@ -200,13 +228,24 @@ ping_both() { # NAME: dom0 -> guest and guest -> dom0
   ping -c 3 -W 3 "${ip_of[$1]}" >/tmp/ping.log 2>&1 || { log "ping dom0 -> $1: $(tail -2 /tmp/ping.log | tr '\n' ' ')"; return 1; }
   guest "$1" 30 "ping -c 3 -W 3 10.0.0.1" >/tmp/ping.log 2>&1 || { log "ping $1 -> dom0: $(tail -2 /tmp/ping.log | tr '\n' ' ')"; return 1; }
 }
-wait_vifd_connected() { # DOMID [QUEUES]
-  local i
-  for i in $(seq 100); do
-    [[ $(vif_state "$1") == Connected ]] && return 0
-    sleep 0.2
-  done
-  log "vifd: vif $1/0 is '$(vif_state "$1")', not Connected"
+# ping_and_transfer SN NAME PATH WHAT [NOTE_CMD...]: ping both ways between
+# dom0 and guest NAME, ttcp NAME -> dom0 and dom0 -> NAME (RESULT lines as
+# PATH), then PASS SN with WHAT, both rates and what NOTE_CMD, run after the
+# transfers, prints.
+ping_and_transfer() {
+  local sn=$1 name=$2 path=$3 what=$4 up note=""
+  shift 4
+  ping_both "$name" || { fail "$sn" "ping"; return 1; }
+  transfer "$path" domU-dom0 "$name" dom0 10.0.0.1 || { fail "$sn" "ttcp $name -> dom0"; return 1; }
+  up=$last_kbps
+  transfer "$path" dom0-domU dom0 "$name" "${ip_of[$name]}" || { fail "$sn" "ttcp dom0 -> $name"; return 1; }
+  if (($#)); then note="; $("$@" || true)"; fi
+  pass "$sn" "$what: ping both ways, ttcp $name->dom0 $up KB/sec, dom0->$name $last_kbps KB/sec$note"
+}
+wait_vifd_connected() { # DOMID [DEVID]
+  local devid=${2:-0}
+  wait_until 20 "vifd to connect vif $1/$devid" vif_connected "$1" "$devid" && return 0
+  log "vifd: vif $1/$devid is '$(vif_state "$1" "$devid")', not Connected"
   return 1
 }
 forwarded() { vifctl stats --json | jq '[.vifs[].queues[].switch.forwarded_packets] | add // 0'; }
@@ -214,16 +253,11 @@ forwarded() { vifctl stats --json | jq '[.vifs[].queues[].switch.forwarded_packe
 # --- scenarios -----------------------------------------------------------------
 s1() {
   create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 || { fail S1 "domU1 did not come up"; return 1; }
-  local d=${domid_of[domU1]}
+  local d=${domid_of[domU1]} fe
   wait_vifd_connected "$d" || { fail S1 "vifd did not connect vif $d/0"; return 1; }
-  local fe
-  fe=$(xenstore-read "/local/domain/$d/device/vif/0/state")
-  [[ $fe == 4 ]] || { fail S1 "frontend state $fe"; return 1; }
-  ping_both domU1 || { fail S1 "ping"; return 1; }
-  transfer vifd domU-dom0 domU1 dom0 10.0.0.1 || { fail S1 "ttcp domU1 -> dom0"; return 1; }
-  local up=$last_kbps
-  transfer vifd dom0-domU dom0 domU1 10.0.0.11 || { fail S1 "ttcp dom0 -> domU1"; return 1; }
-  pass S1 "stock netfront on vifd: ping both ways, ttcp domU->dom0 $up KB/sec, dom0->domU $last_kbps KB/sec"
+  fe=$(xenstore-read "/local/domain/$d/device/vif/0/state") || true
+  [[ $fe == 4 ]] || { fail S1 "frontend state '$fe'"; return 1; }
+  ping_and_transfer S1 domU1 vifd "stock netfront on vifd"
 }
 
 s2() {
@@ -231,21 +265,23 @@ s2() {
   wait_vifd_connected "${domid_of[domU2]}" || { fail S2 "vifd did not connect domU2"; return 1; }
   guest domU1 30 "ping -c 3 -W 3 10.0.0.12" >/dev/null || { fail S2 "ping domU1 -> domU2"; return 1; }
   local f0 f1
-  f0=$(forwarded)
+  f0=$(forwarded) || { fail S2 "vifctl stats"; return 1; }
   transfer vifd domU1-domU2 domU1 domU2 10.0.0.12 || { fail S2 "ttcp domU1 -> domU2 (switch)"; return 1; }
   local a=$last_kbps
   transfer vifd domU2-domU1 domU2 domU1 10.0.0.11 || { fail S2 "ttcp domU2 -> domU1 (switch)"; return 1; }
   local b=$last_kbps
-  f1=$(forwarded)
+  f1=$(forwarded) || { fail S2 "vifctl stats"; return 1; }
   log "vifd counters after the switched transfers (vifctl stats):"
-  vifctl stats 2>&1 | sed 's/^/[e2e]   /'
+  vifctl stats 2>&1 | indent || true
   ((f1 > f0 + 1000)) || { fail S2 "vifd's switch forwarded $((f1 - f0)) packets (expected the transfers)"; return 1; }
   # The same guests through the Linux bridge: vifd restarted without its
   # switch re-attaches to the Connected vifs from the published rings.
   stop_vifd
   start_vifd --no-fast-path || { fail S2 "vifd restart"; return 1; }
-  wait_vifd_connected "${domid_of[domU1]}" && wait_vifd_connected "${domid_of[domU2]}" ||
-    { fail S2 "vifd restart did not re-attach"; return 1; }
+  if ! wait_vifd_connected "${domid_of[domU1]}" || ! wait_vifd_connected "${domid_of[domU2]}"; then
+    fail S2 "vifd restart did not re-attach"
+    return 1
+  fi
   guest domU1 30 "ping -c 3 -W 3 10.0.0.12" >/dev/null || { fail S2 "ping after restart"; return 1; }
   transfer vifd-bridge domU1-domU2 domU1 domU2 10.0.0.12 || { fail S2 "ttcp domU1 -> domU2 (bridge)"; return 1; }
   local c=$last_kbps
@@ -253,84 +289,91 @@ s2() {
   [[ $(forwarded) == 0 ]] || { fail S2 "switch forwarded with --no-fast-path"; return 1; }
   stop_vifd
   start_vifd || { fail S2 "vifd restart"; return 1; }
-  wait_vifd_connected "${domid_of[domU1]}" && wait_vifd_connected "${domid_of[domU2]}" ||
-    { fail S2 "second vifd restart did not re-attach"; return 1; }
+  if ! wait_vifd_connected "${domid_of[domU1]}" || ! wait_vifd_connected "${domid_of[domU2]}"; then
+    fail S2 "second vifd restart did not re-attach"
+    return 1
+  fi
   pass S2 "domU<->domU: switch $a/$b KB/sec ($((f1 - f0)) packets switched), Linux bridge $c/$last_kbps KB/sec, vifd restarted twice under live guests"
 }
 
+# shellcheck disable=SC2317 # run by ping_and_transfer
+busy_queues() { # DOMID: how many of the vif's queues carried packets
+  echo "$(vif_json "$1" | jq '[.queues[] | select(.tx.packets > 0 or .rx.packets > 0)] | length') queues carried traffic"
+}
 s7() {
   create_guest domU3 netfront 10.0.0.13 00:16:3e:00:00:13 2 || { fail S7 "domU3 did not come up"; return 1; }
-  local d=${domid_of[domU3]}
+  local d=${domid_of[domU3]} fq vq
   wait_vifd_connected "$d" || { fail S7 "vifd did not connect domU3"; return 1; }
-  local fq vq
-  fq=$(xenstore-read "/local/domain/$d/device/vif/0/multi-queue-num-queues" 2>/dev/null)
-  vq=$(vif_json "$d" | jq '.features.num_queues')
+  # Either may be missing; the comparison below reports what was found.
+  fq=$(xenstore-read "/local/domain/$d/device/vif/0/multi-queue-num-queues" 2>/dev/null) || true
+  vq=$(vif_json "$d" | jq '.features.num_queues') || true
   [[ $fq == 2 && $vq == 2 ]] || { fail S7 "frontend asked for '$fq' queues, vifd runs '$vq'"; return 1; }
-  transfer vifd-mq domU-dom0 domU3 dom0 10.0.0.1 || { fail S7 "ttcp domU3 -> dom0"; return 1; }
-  local up=$last_kbps
-  transfer vifd-mq dom0-domU dom0 domU3 10.0.0.13 || { fail S7 "ttcp dom0 -> domU3"; return 1; }
-  local busy
-  busy=$(vif_json "$d" | jq '[.queues[] | select(.tx.packets > 0 or .rx.packets > 0)] | length')
-  pass S7 "2 vCPUs -> 2 queues negotiated (frontend and vifd agree), $busy queues carried traffic; ttcp $up / $last_kbps KB/sec"
+  ping_and_transfer S7 domU3 vifd-mq "2 vCPUs -> 2 queues negotiated (frontend and vifd agree)" busy_queues "$d"
 }
 
 s5() {
   create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { fail S5 "domU4 did not come up"; return 1; }
-  local d=${domid_of[domU4]}
-  wait_vifd_connected "$d" || { fail S5 "vifd did not connect vif-front"; return 1; }
-  ping_both domU4 || { fail S5 "ping"; return 1; }
-  transfer vif-front-vifd domU-dom0 domU4 dom0 10.0.0.1 || { fail S5 "ttcp domU4 -> dom0"; return 1; }
-  local up=$last_kbps
-  transfer vif-front-vifd dom0-domU dom0 domU4 10.0.0.14 || { fail S5 "ttcp dom0 -> domU4"; return 1; }
-  pass S5 "vif-front <-> vifd: ping both ways, ttcp $up / $last_kbps KB/sec"
+  wait_vifd_connected "${domid_of[domU4]}" || { fail S5 "vifd did not connect vif-front"; return 1; }
+  ping_and_transfer S5 domU4 vif-front-vifd "vif-front <-> vifd"
 }
 
+# guest_eth NAME: the first eth* interface in guest NAME; fails while there
+# is none.
+guest_eth() {
+  local names
+  names=$(guest "$1" 5 'ls /sys/class/net') || return 1
+  grep -m1 '^eth' <<<"$names"
+}
 s6() {
-  local d=${domid_of[domU1]} m0 e0 m1 e1 m2 e2
+  local d=${domid_of[domU1]:-} m0 e0 m1 e1 m2 e2 devid ifname
+  [[ -n $d ]] || { fail S6 "domU1 is not running"; return 1; }
   # Detach under traffic.
-  guest domU1 10 "vif-ttcp -t $ttcp_flags -T $((T * 4)) -p 5999 10.0.0.1 >/tmp/bg.log 2>&1 &" >/dev/null
-  vif-ttcp -r $ttcp_flags -p 5999 --timeout $((T * 6)) >/tmp/bg-r.log 2>&1 &
+  guest domU1 10 "vif-ttcp -t ${ttcp_flags[*]} -T $((T * 4)) -p 5999 10.0.0.1 >/tmp/bg.log 2>&1 &" >/dev/null ||
+    { fail S6 "no background transfer in domU1"; return 1; }
+  vif-ttcp -r "${ttcp_flags[@]}" -p 5999 --timeout $((T * 6)) >/tmp/bg-r.log 2>&1 &
   sleep 3
   timeout -k 5 60 xl network-detach domU1 0 >/tmp/detach.log 2>&1 || { fail S6 "xl network-detach: $(cat /tmp/detach.log)"; return 1; }
   sleep 1
-  [[ -z $(vif_json "$d") ]] || { fail S6 "vifd still serves $d/0 after network-detach"; return 1; }
+  vif_gone "$d" 0 || { fail S6 "vifd still serves $d/0 after network-detach"; return 1; }
   m0=$(vifd_mappings) e0=$(vifd_evtchns)
   ping -c 2 -W 2 10.0.0.12 >/dev/null || { fail S6 "domU2 unreachable after detaching domU1"; return 1; }
   # Attach again: netfront gets a new device.
   timeout -k 5 60 xl network-attach domU1 mac=00:16:3e:00:00:11,bridge=xenbr0 >/tmp/attach.log 2>&1 ||
     { fail S6 "xl network-attach: $(cat /tmp/attach.log)"; return 1; }
-  local devid
-  devid=$(xenstore-list "/local/domain/0/backend/vif/$d" | tail -1)
-  wait_vifd_connected "$d" "$devid" 2>/dev/null
-  local i
-  for i in $(seq 50); do [[ $(vif_state "$d" "$devid") == Connected ]] && break; sleep 0.2; done
-  [[ $(vif_state "$d" "$devid") == Connected ]] || { fail S6 "re-attached vif $d/$devid not Connected"; return 1; }
-  guest domU1 30 'for i in $(seq 50); do for n in /sys/class/net/eth*; do [ -e $n ] && n=${n##*/} && break; done; [ -n "$n" ] && break; sleep 0.2; done; ip addr add 10.0.0.11/24 dev $n; ip link set $n up; echo $n' >/tmp/ifname.log
-  ping -c 3 -W 3 10.0.0.11 >/dev/null || { fail S6 "domU1 unreachable after network-attach ($(cat /tmp/ifname.log))"; return 1; }
+  devid=$(xenstore-list "/local/domain/0/backend/vif/$d" | tail -1) || true
+  [[ -n $devid ]] || { fail S6 "no backend vif of domain $d after network-attach"; return 1; }
+  wait_vifd_connected "$d" "$devid" || { fail S6 "re-attached vif $d/$devid not Connected"; return 1; }
+  wait_until 10 "an eth interface in domU1" guest_eth domU1 >/dev/null || { fail S6 "no interface in domU1 after network-attach"; return 1; }
+  ifname=$(guest_eth domU1) || { fail S6 "no interface in domU1 after network-attach"; return 1; }
+  guest domU1 30 "ip addr add 10.0.0.11/24 dev $ifname && ip link set $ifname up" >/dev/null ||
+    { fail S6 "cannot configure $ifname in domU1"; return 1; }
+  ping -c 3 -W 3 10.0.0.11 >/dev/null || { fail S6 "domU1 unreachable after network-attach ($ifname)"; return 1; }
   m1=$(vifd_mappings) e1=$(vifd_evtchns)
   ((m1 > m0 && e1 > e0)) || { fail S6 "mappings $m0 -> $m1, event channels $e0 -> $e1 on attach"; return 1; }
   # Destroy under traffic.
-  guest domU1 10 "vif-ttcp -t $ttcp_flags -T $((T * 4)) -p 5998 10.0.0.1 >/tmp/bg2.log 2>&1 &" >/dev/null
-  vif-ttcp -r $ttcp_flags -p 5998 --timeout $((T * 6)) >/tmp/bg2-r.log 2>&1 &
+  guest domU1 10 "vif-ttcp -t ${ttcp_flags[*]} -T $((T * 4)) -p 5998 10.0.0.1 >/tmp/bg2.log 2>&1 &" >/dev/null ||
+    { fail S6 "no second background transfer in domU1"; return 1; }
+  vif-ttcp -r "${ttcp_flags[@]}" -p 5998 --timeout $((T * 6)) >/tmp/bg2-r.log 2>&1 &
   sleep 3
   timeout -k 5 60 xl destroy domU1 || { fail S6 "xl destroy domU1"; return 1; }
   unset "domid_of[domU1]"
-  for i in $(seq 50); do [[ -z $(vif_json "$d" "$devid") ]] && break; sleep 0.2; done
-  [[ -z $(vif_json "$d" "$devid") ]] || { fail S6 "vifd still serves $d/$devid after xl destroy"; return 1; }
+  wait_until 10 "vifd to drop vif $d/$devid" vif_gone "$d" "$devid" || { fail S6 "vifd still serves $d/$devid after xl destroy"; return 1; }
   m2=$(vifd_mappings) e2=$(vifd_evtchns)
   ((m2 == m0 && e2 == e0)) || { fail S6 "after destroy: grant mappings $m2 (expected $m0), event channels $e2 (expected $e0)"; return 1; }
   [[ -z $(xenstore-list "/local/domain/0/backend/vif/$d" 2>/dev/null) ]] || { fail S6 "backend nodes of $d left"; return 1; }
-  ping -c 2 -W 2 10.0.0.12 >/dev/null && ping -c 2 -W 2 10.0.0.14 >/dev/null || { fail S6 "other guests unreachable after destroy"; return 1; }
+  if ! ping -c 2 -W 2 10.0.0.12 >/dev/null || ! ping -c 2 -W 2 10.0.0.14 >/dev/null; then
+    fail S6 "other guests unreachable after destroy"
+    return 1
+  fi
   transfer vifd domU-dom0-after-destroy domU2 dom0 10.0.0.1 || { fail S6 "ttcp domU2 -> dom0 after destroy"; return 1; }
-  pass S6 "network-detach/attach and destroy under traffic: re-attached as vif $d/$devid ($(tail -1 /tmp/ifname.log) in the guest), vifd gntdev mappings $m0 -> $m1 -> $m2, event channels $e0 -> $e1 -> $e2, other guests unaffected"
+  pass S6 "network-detach/attach and destroy under traffic: re-attached as vif $d/$devid ($ifname in the guest), vifd gntdev mappings $m0 -> $m1 -> $m2, event channels $e0 -> $e1 -> $e2, other guests unaffected"
 }
 
 phase_kernel() {
   # Every guest gone: vifd must hold nothing.
-  local name
+  local name m e
   for name in "${!domid_of[@]}"; do destroy_guest "$name"; done
   sleep 1
-  local m e
   m=$(vifd_mappings) e=$(vifd_evtchns)
   log "vifd with no guests: $m grant mappings, $e event channels"
   stop_vifd
@@ -339,8 +382,11 @@ phase_kernel() {
 }
 
 s3() {
-  create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 &&
-    create_guest domU2 netfront 10.0.0.12 00:16:3e:00:00:12 1 || { fail S3 "guests did not come up on netback"; return 1; }
+  if ! create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 ||
+    ! create_guest domU2 netfront 10.0.0.12 00:16:3e:00:00:12 1; then
+    fail S3 "guests did not come up on netback"
+    return 1
+  fi
   ping_both domU1 || { fail S3 "ping"; return 1; }
   transfer kernel domU-dom0 domU1 dom0 10.0.0.1 || { fail S3 "ttcp domU1 -> dom0"; return 1; }
   local a=$last_kbps
@@ -355,21 +401,31 @@ s3() {
 s4() {
   create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { fail S4 "domU4 did not come up"; return 1; }
   local d=${domid_of[domU4]} be fe
-  be=$(xenstore-read "/local/domain/0/backend/vif/$d/0/state")
-  fe=$(xenstore-read "/local/domain/$d/device/vif/0/state")
-  [[ $be == 4 && $fe == 4 ]] || { fail S4 "states backend $be frontend $fe"; return 1; }
-  ping_both domU4 || { fail S4 "ping"; return 1; }
-  transfer vif-front-kernel domU-dom0 domU4 dom0 10.0.0.1 || { fail S4 "ttcp domU4 -> dom0"; return 1; }
-  local up=$last_kbps
-  transfer vif-front-kernel dom0-domU dom0 domU4 10.0.0.14 || { fail S4 "ttcp dom0 -> domU4"; return 1; }
-  pass S4 "vif-front <-> kernel netback: handshake, ping, ttcp $up / $last_kbps KB/sec"
+  # Either may be missing; the check below reports what was found.
+  be=$(xenstore-read "/local/domain/0/backend/vif/$d/0/state") || true
+  fe=$(xenstore-read "/local/domain/$d/device/vif/0/state") || true
+  [[ $be == 4 && $fe == 4 ]] || { fail S4 "states backend '$be' frontend '$fe'"; return 1; }
+  ping_and_transfer S4 domU4 vif-front-kernel "vif-front <-> kernel netback, both states 4"
 }
 
+scenario() {
+  case $1 in
+    S1) s1 ;;
+    S2) s2 ;;
+    S3) s3 ;;
+    S4) s4 ;;
+    S5) s5 ;;
+    S6) s6 ;;
+    S7) s7 ;;
+  esac
+}
+# run_scenario Sn: the scenario runs as a condition, so errexit is off inside
+# it and its first failed check (FAIL Sn) ends only that scenario.
 run_scenario() {
   local s=$1 t0
   t0=$(now)
   log "== $s"
-  if ! "${s,,}"; then
+  if ! scenario "$s"; then
     dump_debug
   fi
   log "== $s took $(($(now) - t0)) s"
@@ -377,22 +433,23 @@ run_scenario() {
 
 # A scenario that stops making progress (no log line for 120 s) gets the
 # state of every process dumped once: where vifd's threads wait in the
-# kernel, what xl is doing, vifd's last words.
+# kernel, what xl is doing, vifd's last words. Best effort throughout: a
+# process may exit while it is being looked at.
 stall_monitor() {
-  local dumped=0 age
+  local dumped=0 age pid t
   while sleep 10; do
-    age=$(($(date +%s) - $(stat -c %Y /run/e2e-progress 2>/dev/null || date +%s)))
+    age=$(($(now) - $(stat -c %Y /run/e2e-progress 2>/dev/null || now)))
     if ((age > 120 && !dumped)); then
       dumped=1
       echo "[e2e] stall: no progress for $age s; processes:"
-      ps -eo pid,stat,wchan:32,etime,args | grep -v '\[' | sed 's/^/[e2e]   /'
-      local pid t
-      for pid in $(pidof vifd xl vif-ttcp 2>/dev/null); do
-        for t in /proc/$pid/task/*; do
-          echo "[e2e]   $pid/${t##*/} $(cat "$t/comm") $(cat "$t/wchan") $(tr '\n' ' ' <"$t/stack" 2>/dev/null | cut -c1-300)"
+      # Without kernel threads (their names are bracketed).
+      ps -eo pid,stat,wchan:32,etime,args | sed -e '/\[/d' -e 's/^/[e2e]   /' || true
+      for pid in $(pidof vifd xl vif-ttcp || true); do
+        for t in "/proc/$pid/task/"*; do
+          echo "[e2e]   $pid/${t##*/} $(cat "$t/comm" 2>/dev/null || true) $(cat "$t/wchan" 2>/dev/null || true) $(tr '\n' ' ' <"$t/stack" 2>/dev/null | cut -c1-300 || true)"
         done
       done
-      tail -20 /var/log/vifd.log | sed 's/^/[e2e]   vifd: /'
+      tail -20 /var/log/vifd.log 2>/dev/null | indent "vifd: " || true
     elif ((age > 120 && age % 60 < 10)); then
       # A heartbeat while stalled: the host treats a silent console as a
       # stopped emulator, so a slow or hung scenario must keep talking.
@@ -406,20 +463,25 @@ touch /run/e2e-progress
 stall_monitor &
 
 setup_dom0 || { fail S0 "dom0 setup"; exit 1; }
-start_vifd || { fail S0 "vifd"; dump_debug; exit 1; }
+start_vifd || {
+  fail S0 "vifd"
+  dump_debug
+  exit 1
+}
 run_scenario S1
 if [[ $mode == full ]]; then
   run_scenario S2
   run_scenario S7
   run_scenario S5
   run_scenario S6
-  phase_kernel
+  # S3 and S4 run even so, and report what does not work.
+  phase_kernel || log "the switch to the kernel netback failed"
   run_scenario S3
   run_scenario S4
 fi
 # What vifd had to say on real Xen beyond routine state changes: every
 # warning and error of the run, for the differences table in
-# docs/architecture.md.
+# docs/architecture.md. grep finds none in a quiet run.
 log "vifd warnings and errors during the run:"
-grep -E '\[(warning|error|critical)\]' /var/log/vifd.log | sed 's/^/[e2e]   vifd: /' | tail -40
+{ grep -E '\[(warning|error|critical)\]' /var/log/vifd.log || true; } | indent "vifd: " | tail -40
 exit "$failures"

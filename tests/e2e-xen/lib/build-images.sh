@@ -26,7 +26,9 @@ pkgs=$cache/pkgs
 if [[ ! -f $pkgs/.stamp-$kver ]]; then
   log "fetching xen-hypervisor-4.17-amd64 and $kernel_pkg"
   rm -rf "$pkgs" && mkdir -p "$pkgs/debs" "$pkgs/root"
-  (cd "$pkgs/debs" && apt-get download -q xen-hypervisor-4.17-amd64 "$kernel_pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  # As root apt warns that it cannot drop privileges for the download.
+  (cd "$pkgs/debs" && apt-get download -q xen-hypervisor-4.17-amd64 "$kernel_pkg" 2>&1 |
+    sed '/^W: Download is performed unsandboxed/d')
   for deb in "$pkgs"/debs/*.deb; do dpkg -x "$deb" "$pkgs/root"; done
   touch "$pkgs/.stamp-$kver"
 fi
@@ -46,9 +48,12 @@ lib_packages() {
   local lib pkg
   for b in "${binaries[@]}"; do ldd "$build_dir/$b"; done | awk '/=> \// {print $3}' | sort -u |
     while read -r lib; do
+      # A library no package owns (built locally) yields no package name.
       pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
-      [[ -z $pkg ]] && pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
-      [[ -n $pkg ]] && echo "$pkg"
+      if [[ -z $pkg ]]; then
+        pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
+      fi
+      if [[ -n $pkg ]]; then echo "$pkg"; fi
     done | sort -u
 }
 

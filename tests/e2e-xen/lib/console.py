@@ -7,7 +7,9 @@ all of them to LOG, echoes the harness's own lines ([e2e], PASS, FAIL,
 RESULT) to stdout as they come, and stops on the end marker the dom0 script
 prints, on a hypervisor or kernel panic, or after TIMEOUT seconds.
 
-Exit status: the scenarios' status from "E2E-END rc=N"; 3 on a panic; 4 on
+Exit status: 0 when dom0 printed "E2E-END rc=0"; 2 for any other rc (the
+number of failed scenarios, or 124 from dom0's watchdog: the log has it;
+passed through it would collide with the codes below); 3 on a panic; 4 on
 a timeout; 5 when the console closed before the end marker; 6 when the
 console stayed silent for SILENCE seconds (default 300). dom0 prints a
 heartbeat every minute while a scenario is stalled, so silence means the
@@ -69,7 +71,7 @@ def main() -> int:
                     print(f"{stamp} {line}", flush=True)
                 match = re.match(r"^E2E-END rc=(\d+)", line)
                 if match:
-                    return int(match.group(1))
+                    return 0 if int(match.group(1)) == 0 else 2
                 if PANIC.search(line) and not line.startswith("[e2e]"):
                     print(f"{stamp} [host] panic on the console: {line}", flush=True)
                     # Let the rest of the oops reach the log before stopping.
