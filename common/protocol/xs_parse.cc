@@ -16,23 +16,8 @@ constexpr std::size_t kMaxQuotedValue = 64;
 
 // `value` in double quotes, escaped, cut after kMaxQuotedValue bytes.
 std::string quote_for_message(std::string_view value) {
-  std::string out = "\"";
-  const std::string_view shown = value.substr(0, kMaxQuotedValue);
-  for (const char c : shown) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte >= 0x20 && byte < 0x7F) {
-      out += c;
-    } else {
-      out += fmt::format("\\x{:02x}", byte);
-    }
-  }
-  if (value.size() > shown.size()) {
-    return out + fmt::format("...\" ({} bytes)", value.size());
-  }
-  return out + "\"";
+  return "\"" + escape_for_display(value, kMaxQuotedValue, "\"") + "\"" +
+         (value.size() > kMaxQuotedValue ? fmt::format(" ({} bytes)", value.size()) : "");
 }
 
 ParseError reject(std::string_view key, std::string_view text, std::string reason) {
@@ -98,6 +83,27 @@ Result<std::uint64_t> to_result(std::string_view key, std::string_view text,
 }
 
 }  // namespace
+
+std::string escape_for_display(std::string_view value, std::size_t max_bytes,
+                               std::string_view also_escaped) {
+  std::string out;
+  const std::string_view shown = value.substr(0, max_bytes);
+  for (const char c : shown) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\\' || also_escaped.find(c) != std::string_view::npos) {
+      out += '\\';
+      out += c;
+    } else if (byte >= 0x20 && byte < 0x7F) {
+      out += c;
+    } else {
+      out += fmt::format("\\x{:02x}", byte);
+    }
+  }
+  if (value.size() > shown.size()) {
+    out += "...";
+  }
+  return out;
+}
 
 std::string ParseError::message() const {
   return fmt::format("xenstore key '{}': invalid value {}: {}", key, quote_for_message(value),

@@ -33,6 +33,14 @@ struct ParseError {
   std::string message() const;
 };
 
+// `value` made safe for a terminal or a log line: printable ASCII kept,
+// backslash and the characters in `also_escaped` backslash-escaped, every
+// other byte (escape sequences, control characters, non-ASCII) written as
+// \xNN; cut after `max_bytes` input bytes, marked by "...". Every string a
+// guest wrote goes through it before a human reads it.
+std::string escape_for_display(std::string_view value, std::size_t max_bytes = 64,
+                               std::string_view also_escaped = {});
+
 class XenstoreValueError : public std::runtime_error {
  public:
   explicit XenstoreValueError(ParseError error)

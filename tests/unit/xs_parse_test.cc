@@ -277,5 +277,16 @@ TEST(ParseDomidTest, RejectsGarbage) {
   }
 }
 
+TEST(EscapeForDisplay, KeepsPrintableAsciiAndEscapesEverythingElse) {
+  EXPECT_EQ(escape_for_display("fe:ff:ff:ff:ff:ff"), "fe:ff:ff:ff:ff:ff");
+  EXPECT_EQ(escape_for_display("\x1b[31mred\x07"), "\\x1b[31mred\\x07");
+  EXPECT_EQ(escape_for_display(std::string_view("a\0b\r\n\x7f\xc3\xa9", 8)),
+            "a\\x00b\\x0d\\x0a\\x7f\\xc3\\xa9");
+  EXPECT_EQ(escape_for_display("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(escape_for_display("say \"hi\"", 64, "\""), "say \\\"hi\\\"");
+  EXPECT_EQ(escape_for_display("abcdef", 3), "abc...");
+  EXPECT_EQ(escape_for_display(""), "");
+}
+
 }  // namespace
 }  // namespace vifd::protocol

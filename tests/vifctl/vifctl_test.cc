@@ -375,6 +375,27 @@ TEST_F(VifctlTest, ShowSurvivesHostileFrontendValues) {
   EXPECT_THAT(out_.str(), HasSubstr("invalid"));
 }
 
+TEST_F(VifctlTest, GuestWrittenStringsReachTheTerminalEscaped) {
+  ASSERT_EQ(attach({.domid = "1"}), 0);
+  auto guest = host_.xenstore(kGuest);
+  // Clear the screen, ring the bell, retitle the window, then a line break.
+  const std::string hostile = "\x1b[2J\x07\x1b]0;pwned\x07\r\nfake";
+  guest.write(join(front_dir(), key::kMac), hostile);
+  auto s = session();
+  out_.str("");
+  ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/false), 0);
+  const std::string text = out_.str();
+  EXPECT_THAT(text, HasSubstr("\\x1b[2J\\x07\\x1b]0;pwned\\x07\\x0d\\x0afake"));
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    EXPECT_TRUE(c == '\n' || (byte >= 0x20 && byte < 0x7F)) << "raw byte " << int{byte};
+  }
+  // JSON output keeps the value as written (JSON escapes it itself).
+  out_.str("");
+  ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/true), 0);
+  EXPECT_EQ(nlohmann::json::parse(out_.str())["frontend"]["mac"], hostile);
+}
+
 TEST_F(VifctlTest, StatsWithoutVifdNamesTheSocket) {
   auto s = session();
   try {

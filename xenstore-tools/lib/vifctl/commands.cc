@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/protocol/xenbus_state.h"
+#include "common/protocol/xs_parse.h"
 #include "common/xenbus/keys.h"
 #include "common/xenbus/paths.h"
 #include "xenstore-tools/lib/vifctl/control_client.h"
@@ -29,8 +30,12 @@ std::string state_cell(const nlohmann::json& state) {
   return fmt::format("{}", state.value("name", std::string("?")));
 }
 
+// Guest-written strings (the frontend's mac, hostile values) reach the
+// operator's terminal only escaped: no escape sequences, no control bytes.
 std::string string_cell(const nlohmann::json& value) {
-  return value.is_string() && !value.get<std::string>().empty() ? value.get<std::string>() : "-";
+  return value.is_string() && !value.get<std::string>().empty()
+             ? protocol::escape_for_display(value.get<std::string>())
+             : "-";
 }
 
 // Numbers and flags as found; "-" for an absent key.
@@ -176,8 +181,9 @@ int show_command(Session& session, const std::string& vif,
   }
   if (shown["vifd"].is_null()) {
     fmt::print(session.out, "  vifd     {}\n",
-               shown.contains("vifd_error") ? shown["vifd_error"].get<std::string>()
-                                            : std::string("does not know this vif"));
+               shown.contains("vifd_error")
+                   ? protocol::escape_for_display(shown["vifd_error"].get<std::string>(), 512)
+                   : std::string("does not know this vif"));
   } else {
     const auto& live = shown["vifd"];
     for (const auto& q : live.value("queues", nlohmann::json::array())) {
