@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <thread>
 
@@ -76,6 +77,21 @@ void FakeTap::send(std::span<const std::uint8_t> frame, const net::VirtioNetHdr&
 void FakeTap::send_raw(std::span<const std::uint8_t> datagram) {
   EXPECT_EQ(::send(host_end_, datagram.data(), datagram.size(), 0),
             static_cast<ssize_t>(datagram.size()));
+}
+
+bool FakeTap::send_when_room(std::span<const std::uint8_t> frame, const net::VirtioNetHdr& header) {
+  std::vector<std::uint8_t> datagram(net::kVirtioNetHdrSize + frame.size());
+  std::memcpy(datagram.data(), &header, net::kVirtioNetHdrSize);
+  std::copy(frame.begin(), frame.end(), datagram.begin() + net::kVirtioNetHdrSize);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const ssize_t sent = ::send(host_end_, datagram.data(), datagram.size(), 0);
+    if (sent == static_cast<ssize_t>(datagram.size())) return true;
+    if (sent >= 0 || errno != EAGAIN) return false;
+    pollfd p{host_end_, POLLOUT, 0};
+    ::poll(&p, 1, 100);
+  }
+  return false;
 }
 
 TestFrontend::TestFrontend(const SimHost& host, platform::DomId domid)
@@ -243,6 +259,10 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.rx_backlog_frames = options.rx_backlog_frames;
   setup.rx_stall_timeout = options.rx_stall_timeout;
   setup.switch_inbox_frames = options.switch_inbox_frames;
+  setup.rx_backlog_bytes = options.rx_backlog_bytes;
+  setup.rx_drain_timeout = options.rx_drain_timeout;
+  setup.switch_receiver_share_percent = options.switch_receiver_share_percent;
+  setup.spurious_event_backoff_max = options.spurious_event_backoff_max;
   setup.resume = options.resume;
   setup.on_fatal_error = [this](const std::string& reason) {
     std::lock_guard lock(reason_mutex_);

@@ -62,6 +62,9 @@ class FakeTap {
   void send(std::span<const std::uint8_t> frame, const net::VirtioNetHdr& header = {});
   // Hands the queue one datagram exactly as given (a broken host side).
   void send_raw(std::span<const std::uint8_t> datagram);
+  // send(), waiting (up to 10 s) while the socket buffer is full, as a
+  // host stack would with a stopped TAP queue; false on timeout.
+  bool send_when_room(std::span<const std::uint8_t> frame, const net::VirtioNetHdr& header = {});
 
  private:
   int queue_end_ = -1;
@@ -82,6 +85,7 @@ class TestFrontend {
   protocol::TxFrontRing& tx() { return *tx_; }
   protocol::RxFrontRing& rx() { return *rx_; }
   std::byte* tx_ring_page() { return static_cast<std::byte*>(tx_ring_); }
+  std::byte* rx_ring_page() { return static_cast<std::byte*>(rx_ring_); }
 
   // Writes `frame` into TX buffer pages, `slot_bytes` per slot, and pushes
   // its requests (first slot size = whole length, more_data, extras after
@@ -141,6 +145,12 @@ struct QueueOptions {
   std::size_t rx_backlog_frames = 256;
   std::chrono::milliseconds rx_stall_timeout{10000};
   std::size_t switch_inbox_frames = 512;
+  std::size_t rx_backlog_bytes = 512 * 1024;
+  // Long, unlike the daemon's default: frames in tests that are not about
+  // draining may wait for buffers as long as a slow (sanitizer) run needs.
+  std::chrono::milliseconds rx_drain_timeout{30000};
+  unsigned switch_receiver_share_percent = 50;
+  std::chrono::milliseconds spurious_event_backoff_max{8};
   protocol::MacAddress mac{};
   // Continue from the ring indices a previous queue left (QueueSetup.resume).
   bool resume = false;

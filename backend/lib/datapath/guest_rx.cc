@@ -57,6 +57,43 @@ void QueueEngine::rx_release(const RxItem& item, ForwardResult result) noexcept 
   rx_free_slots_.push_back(item.slot);
 }
 
+bool QueueEngine::rx_backlog_room(std::uint32_t length) const noexcept {
+  if (rx_stalled_ || rx_backlog_count_ == rx_backlog_.size()) return false;
+  return rx_backlog_count_ == 0 || rx_backlog_bytes_ + length <= setup_.rx_backlog_bytes;
+}
+
+void QueueEngine::rx_backlog_push(const RxItem& item) noexcept {
+  rx_backlog_[(rx_backlog_head_ + rx_backlog_count_) % rx_backlog_.size()] = item;
+  ++rx_backlog_count_;
+  rx_backlog_bytes_ += item.length;
+  counters_.rx_backlog_bytes.set(rx_backlog_bytes_);
+  if (rx_backlog_bytes_ > rx_backlog_peak_bytes_) {
+    rx_backlog_peak_bytes_ = rx_backlog_bytes_;
+    counters_.rx_backlog_peak_bytes.set(rx_backlog_peak_bytes_);
+  }
+}
+
+RxItem QueueEngine::rx_backlog_pop() noexcept {
+  const RxItem item = rx_backlog_[rx_backlog_head_];
+  rx_backlog_head_ = (rx_backlog_head_ + 1) % rx_backlog_.size();
+  --rx_backlog_count_;
+  rx_backlog_bytes_ -= item.length;
+  counters_.rx_backlog_bytes.set(rx_backlog_bytes_);
+  return item;
+}
+
+void QueueEngine::rx_drop_expired(Clock::time_point now) noexcept {
+  // The backlog is in arrival order, so the expired frames are at its head
+  // (netback's xenvif_rx_queue_drop_expired). A forwarded frame's slots go
+  // back to its sender, which answers them OKAY.
+  while (rx_backlog_count_ != 0 &&
+         now - rx_backlog_[rx_backlog_head_].enqueued >= setup_.rx_drain_timeout) {
+    const RxItem item = rx_backlog_pop();
+    counters_.drop(DropReason::kRxDrainTimeout);
+    rx_release(item, ForwardResult::kDropped);
+  }
+}
+
 void QueueEngine::rx_post_completions() noexcept {
   // One wake-up per sender and batch: group the completions by sender.
   for (std::size_t i = 0; i < rx_completions_.size(); ++i) {
@@ -76,9 +113,7 @@ void QueueEngine::rx_post_completions() noexcept {
 
 void QueueEngine::rx_flush_backlog(DropReason reason) noexcept {
   while (rx_backlog_count_ != 0) {
-    const RxItem item = rx_backlog_[rx_backlog_head_];
-    rx_backlog_head_ = (rx_backlog_head_ + 1) % rx_backlog_.size();
-    --rx_backlog_count_;
+    const RxItem item = rx_backlog_pop();
     counters_.drop(reason);
     rx_release(item, ForwardResult::kDropped);
   }
@@ -91,6 +126,7 @@ void QueueEngine::rx_drop_stopped_senders() noexcept {
     const RxItem item = rx_backlog_[(rx_backlog_head_ + i) % size];
     if (item.kind == RxItem::Kind::kForward && rx_descriptors_[item.slot].sender->stopping()) {
       counters_.drop(DropReason::kRxPortStopped);
+      rx_backlog_bytes_ -= item.length;
       rx_release(item, ForwardResult::kDropped);
       continue;
     }
@@ -98,6 +134,7 @@ void QueueEngine::rx_drop_stopped_senders() noexcept {
     ++kept;
   }
   rx_backlog_count_ = kept;
+  counters_.rx_backlog_bytes.set(rx_backlog_bytes_);
 }
 
 void QueueEngine::rx_ingest() noexcept {
@@ -116,6 +153,7 @@ void QueueEngine::rx_ingest_switch() noexcept {
   // Bounded by what the inbox can hold, so a flood of senders cannot keep
   // this thread from its own rings.
   for (std::size_t n = 0; n < setup_.switch_inbox_frames; ++n) {
+    // A free descriptor exists whenever the backlog has a free place.
     const bool room = !failed() && !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
     if (!room) {
       if (!endpoint_->pop_frame(discard)) break;
@@ -128,15 +166,19 @@ void QueueEngine::rx_ingest_switch() noexcept {
     ForwardDescriptor& frame = rx_descriptors_[slot];
     if (!endpoint_->pop_frame(frame)) break;
     rx_free_slots_.pop_back();
-    RxItem item{RxItem::Kind::kForward, slot, frame.length, frame.meta};
+    RxItem item{RxItem::Kind::kForward, slot, frame.length, frame.meta, frame.sent};
     DropReason reason{};
     if (!rx_accepts(item, reason)) {
       counters_.drop(reason);
       rx_release(item, ForwardResult::kDropped);
       continue;
     }
-    rx_backlog_[(rx_backlog_head_ + rx_backlog_count_) % rx_backlog_.size()] = item;
-    ++rx_backlog_count_;
+    if (!rx_backlog_room(item.length)) {
+      counters_.drop(DropReason::kRxNoBuffers);
+      rx_release(item, ForwardResult::kDropped);
+      continue;
+    }
+    rx_backlog_push(item);
   }
 }
 
@@ -169,8 +211,12 @@ void QueueEngine::rx_ingest_tap() noexcept {
       counters_.drop(DropReason::kRxNoBuffers);
       continue;
     }
+    if (!rx_backlog_room(static_cast<std::uint32_t>(read.bytes))) {
+      counters_.drop(DropReason::kRxNoBuffers);
+      continue;
+    }
     const std::span<std::uint8_t> frame = buffer.first(read.bytes);
-    RxItem item{RxItem::Kind::kTap, slot, static_cast<std::uint32_t>(read.bytes), {}};
+    RxItem item{RxItem::Kind::kTap, slot, static_cast<std::uint32_t>(read.bytes), {}, now};
     net::PacketStatus status = net::meta_from_virtio(header, item.meta);
     if (status == net::PacketStatus::kOk && frame.size() < kEthernetHeaderSize) {
       status = net::PacketStatus::kTruncated;
@@ -204,8 +250,7 @@ void QueueEngine::rx_ingest_tap() noexcept {
       continue;
     }
     rx_free_slots_.pop_back();
-    rx_backlog_[(rx_backlog_head_ + rx_backlog_count_) % rx_backlog_.size()] = item;
-    ++rx_backlog_count_;
+    rx_backlog_push(item);
   }
 }
 
@@ -342,8 +387,7 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     rx_build(delivery);
     responses += delivery.response_count;
     segments += delivery.segment_count;
-    rx_backlog_head_ = (rx_backlog_head_ + 1) % rx_backlog_.size();
-    --rx_backlog_count_;
+    rx_backlog_pop();
   }
 
   if (deliveries != 0) {
@@ -384,9 +428,11 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     rx_blocked_since_.reset();
   }
 
-  // Stall detection (netback's rx_stall_timeout / rx_drain_timeout): frames
-  // waiting while the guest posts nothing for too long are dropped, and new
-  // frames are dropped on arrival until it posts again.
+  rx_drop_expired(now);
+
+  // Stall detection (netback's rx_stall_timeout): frames waiting while the
+  // guest posts nothing for too long are dropped, and new frames are
+  // dropped on arrival until it posts again.
   if (rx_backlog_count_ == 0) {
     rx_blocked_since_.reset();
   } else if (!rx_blocked_since_) {

@@ -128,6 +128,7 @@ void QueueEngine::tx_handle_multicast(std::size_t position, const TxPacket& pack
 bool QueueEngine::tx_round(Clock::time_point now) noexcept {
   if (failed()) return false;
   if (!tx_stage_requests()) return false;
+  tx_batch_time_ = now;
   std::size_t work_count = 0;
   std::size_t arena_used = 0;
   credit_blocked_ = false;
@@ -224,7 +225,20 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
     if (work.route != TxWork::Route::kForward) continue;
-    if (tx_forward(work)) continue;
+    const std::size_t slots = work.packet.data_slots + work.packet.extra_count;
+    std::uint16_t& held = receiver_slots_[work.receiver->tag];
+    if (held + slots > receiver_share_slots_) {
+      // That vif drains slower than we send: beyond its share, its frames
+      // are dropped here so the rest of the ring keeps reaching the others.
+      work.route = TxWork::Route::kDrop;
+      counters_.drop(DropReason::kTxSwitchReceiverShare);
+      tx_respond(work.position, work.packet, protocol::kRspOkay);
+      continue;
+    }
+    if (tx_forward(work)) {
+      held = static_cast<std::uint16_t>(held + slots);
+      continue;
+    }
     // Congestion, not a guest error: netback answers OKAY for such drops.
     work.route = TxWork::Route::kDrop;
     counters_.drop(DropReason::kTxSwitchInboxFull);
@@ -288,7 +302,9 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   pending.data_slots = static_cast<std::uint8_t>(packet.data_slots);
   pending.extra_count = static_cast<std::uint8_t>(packet.extra_count);
   pending.length = packet.total_length;
+  pending.receiver = work.receiver->tag;
   frame.sender = endpoint_.get();
+  frame.sent = tx_batch_time_;
   frame.handle = handle;
   frame.sender_domid = setup_.frontend_domid;
   frame.slot_count = static_cast<std::uint16_t>(packet.data_slots);
@@ -436,6 +452,8 @@ void QueueEngine::tx_process_completions() noexcept {
         counters_.drop(DropReason::kTxGrantCopyFailed);
         break;
     }
+    receiver_slots_[pending.receiver] = static_cast<std::uint16_t>(
+        receiver_slots_[pending.receiver] - pending.data_slots - pending.extra_count);
     pending.in_use = false;
     free_forwards_.push_back(completion.handle);
   }

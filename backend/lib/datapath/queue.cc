@@ -3,11 +3,13 @@
 // unmask the delivered ports; notify the frontend only when the ring says so;
 // re-check the rings with the final-check idiom before sleeping.
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
@@ -45,6 +47,15 @@ const QueueSetup& validated(const QueueSetup& setup) {
     fail("rx_backlog_frames " + std::to_string(setup.rx_backlog_frames) + " outside 1..4096");
   }
   if (setup.rx_stall_timeout.count() <= 0) fail("rx_stall_timeout must be positive");
+  if (setup.rx_drain_timeout.count() <= 0) fail("rx_drain_timeout must be positive");
+  if (setup.rx_backlog_bytes == 0) fail("rx_backlog_bytes must be positive");
+  if (setup.switch_receiver_share_percent == 0 || setup.switch_receiver_share_percent > 100) {
+    fail("switch_receiver_share_percent " + std::to_string(setup.switch_receiver_share_percent) +
+         " outside 1..100");
+  }
+  if (setup.spurious_event_backoff_max.count() < 0) {
+    fail("spurious_event_backoff_max must not be negative");
+  }
   return setup;
 }
 
@@ -96,6 +107,13 @@ QueueEngine::QueueEngine(QueueSetup setup)
   for (std::size_t i = tx_size; i > 0; --i)
     free_forwards_.push_back(static_cast<std::uint32_t>(i - 1));
   tx_woken_.reserve(64);
+  receiver_slots_.resize(std::size_t{1} << (8 * sizeof(PortTag)));
+  // At least one packet of the most slots a packet may have, so a share
+  // never refuses every frame.
+  receiver_share_slots_ = std::max<std::size_t>(
+      tx_size * setup_.switch_receiver_share_percent / 100, kMaxTxDataSlots + 4);
+  tx_seen_prod_ = tx_.request_consumer();
+  rx_seen_prod_ = rx_.request_consumer();
 
   rx_staging_.resize(rx_size);
   rx_backlog_.resize(backlog);
@@ -196,9 +214,11 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
   return rc;
 }
 
-void QueueEngine::drain_events() noexcept {
+std::size_t QueueEngine::drain_events() noexcept {
+  std::size_t delivered = 0;
   while (const auto port = setup_.events->pending()) {
     counters_.notifications_received.add();
+    ++delivered;
     const bool known = std::find(handled_ports_.begin(), handled_ports_.begin() + handled_count_,
                                  *port) != handled_ports_.begin() + handled_count_;
     if (known) continue;
@@ -210,6 +230,54 @@ void QueueEngine::drain_events() noexcept {
       setup_.events->unmask(*port);
     }
   }
+  return delivered;
+}
+
+bool QueueEngine::guest_posted() noexcept {
+  // Only a producer moving past what we saw counts: a guest rewinding and
+  // re-advancing its index within the window would otherwise pass for busy.
+  const auto advanced = [](protocol::RingIndex& seen, protocol::RingIndex prod) {
+    if (static_cast<std::int32_t>(prod - seen) <= 0) return false;
+    seen = prod;
+    return true;
+  };
+  const auto tx = tx_.pending_requests();
+  const auto rx = rx_.pending_requests();
+  if (tx.status == protocol::RingStatus::kProducerOverflow) {
+    fatal("TX request producer index overflows the ring");
+    return false;
+  }
+  if (rx.status == protocol::RingStatus::kProducerOverflow) {
+    fatal("RX request producer index overflows the ring");
+    return false;
+  }
+  const bool tx_posted = advanced(tx_seen_prod_, tx_.request_consumer() + tx.count);
+  const bool rx_posted = advanced(rx_seen_prod_, rx_.request_consumer() + rx.count);
+  return tx_posted || rx_posted;
+}
+
+void QueueEngine::settle_events(bool fresh_events, Clock::time_point now) noexcept {
+  const bool work = guest_posted();
+  if (work) {
+    spurious_streak_ = 0;
+  } else if (fresh_events) {
+    counters_.spurious_events.add();
+    if (spurious_streak_ < 32) ++spurious_streak_;
+  }
+  if (handled_count_ == 0) return;
+  if (!work && spurious_streak_ >= 2 && !failed()) {
+    // Late EOI with backoff: the port stays masked, so a guest notifying
+    // in a loop sets its pending bit and wakes nobody until then.
+    if (!unmask_at_) {
+      const auto backoff = std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(std::int64_t{1} << std::min(spurious_streak_ - 2, 16U)),
+          setup_.spurious_event_backoff_max);
+      unmask_at_ = now + backoff;
+    }
+    if (now < *unmask_at_) return;
+  }
+  unmask_at_.reset();
+  unmask_handled();
 }
 
 void QueueEngine::unmask_handled() noexcept {
@@ -271,6 +339,10 @@ int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
     if (!deadline || t < *deadline) deadline = t;
   };
   if (credit_blocked_) earliest(credit_.refill_time());
+  if (unmask_at_) earliest(*unmask_at_);
+  if (rx_backlog_count_ != 0) {
+    earliest(rx_backlog_[rx_backlog_head_].enqueued + setup_.rx_drain_timeout);
+  }
   if (rx_backlog_count_ != 0 && rx_blocked_since_) {
     earliest(*rx_blocked_since_ + setup_.rx_stall_timeout);
     // Without feature-rx-notify the frontend never says it posted buffers.
@@ -283,6 +355,11 @@ int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
 }
 
 void QueueEngine::run() noexcept {
+  // "vif<domid>.<devid>-q<queue>", so top -H and perf name the guest.
+  std::array<char, 16> name{};  // the kernel's limit, with the NUL
+  std::snprintf(name.data(), name.size(), "vif%u.%u-q%u", unsigned{setup_.frontend_domid},
+                setup_.devid, setup_.queue_index);
+  ::pthread_setname_np(::pthread_self(), name.data());
   // Requests may already be waiting (a resumed ring, or a frontend faster
   // than start()): serve before the first sleep.
   bool busy = true;
@@ -298,8 +375,14 @@ void QueueEngine::run() noexcept {
         log_->error("{}: poll: errno {}", context_, errno);
       }
     }
-    drain_events();
     const Clock::time_point now = Clock::now();
+    // Ports kept masked by the spurious-event backoff open first, so an
+    // event that waited for them is taken in this same turn.
+    if (unmask_at_ && now >= *unmask_at_) {
+      unmask_at_.reset();
+      unmask_handled();
+    }
+    const bool fresh_events = drain_events() != 0;
     refresh_topology();
     if (endpoint_) {
       // Consume the wake-up before looking at the inboxes, so a push that
@@ -308,16 +391,19 @@ void QueueEngine::run() noexcept {
       tx_process_completions();
       rx_drop_stopped_senders();
     }
+    // The turn's budget: about one TX ring of requests, then RX, the switch
+    // inbox (at most its capacity) and the TAP (at most the backlog) each get
+    // their turn before TX goes on, so no source starves the others.
+    const protocol::RingIndex tx_start = tx_.request_consumer();
     bool tx_more = false;
-    for (int round = 0; round < 4; ++round) {
+    do {
       tx_more = tx_round(now);
-      if (!tx_more) break;
-    }
+    } while (tx_more && tx_.request_consumer() - tx_start < tx_.size());
     rx_ingest();
     rx_deliver(now);
     rx_post_completions();
     publish_ring_indices();
-    unmask_handled();
+    settle_events(fresh_events, now);
     send_notifications();
     counters_.loop_iterations.add();
 

@@ -73,11 +73,31 @@ struct QueueSetup {
   // Frames waiting for guest RX buffers before further ones are dropped
   // (rx_no_buffers).
   std::size_t rx_backlog_frames = 256;
-  // How long frames may wait while the guest posts no RX buffer before the
-  // queue counts a stall and drops its backlog (netback's rx_drain_timeout).
+  // Bytes those frames may hold, a GSO frame counting its whole length
+  // (netback's XENVIF_RX_QUEUE_BYTES): what a guest that stops posting
+  // buffers can make dom0 hold, and the sender grants it can pin. A frame is
+  // admitted while the backlog plus the frame fit, or into an empty backlog.
+  std::size_t rx_backlog_bytes = 512 * 1024;
+  // How long one frame may wait for guest RX buffers before it is dropped
+  // (rx_drain_timeout, netback's rx_drain_timeout_msecs): a guest that posts
+  // a buffer now and then would otherwise hold forwarded frames, and the
+  // sender's TX slots with them, for as long as it likes.
+  std::chrono::milliseconds rx_drain_timeout{250};
+  // How long frames may wait while the guest posts no RX buffer at all
+  // before the queue counts a stall, drops its backlog and drops arrivals
+  // until the guest posts again (netback's rx_stall_timeout).
   std::chrono::milliseconds rx_stall_timeout{10000};
   // Frames other vifs may queue for this queue through the switch.
   std::size_t switch_inbox_frames = 512;
+  // The share, in percent of this queue's TX ring, of slots that frames
+  // waiting in one receiving vif may hold; beyond it frames to that vif are
+  // dropped here (tx_switch_receiver_share), so a receiver that drains
+  // slowly cannot keep this guest from reaching everyone else.
+  unsigned switch_receiver_share_percent = 50;
+  // Notification storms: an event that brought no work is spurious; from
+  // the second in a row the port stays masked for 1 ms, doubling up to this
+  // (netback's late EOI with XEN_EOI_FLAG_SPURIOUS). Real work resets it.
+  std::chrono::milliseconds spurious_event_backoff_max{8};
   // The vif's multicast subscriptions, shared by its queues so that an
   // MCAST_ADD on one queue filters RX on all, and the control plane turns
   // filtering on and off through it (request-multicast-control changes while

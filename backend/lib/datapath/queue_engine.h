@@ -79,6 +79,7 @@ struct PendingForward {
   std::uint8_t data_slots = 0;
   std::uint8_t extra_count = 0;
   std::uint32_t length = 0;
+  PortTag receiver = 0;  // whose share of our TX ring it counts against
   bool in_use = false;
 };
 
@@ -90,6 +91,7 @@ struct RxItem {
   std::uint32_t slot = 0;
   std::uint32_t length = 0;
   net::PacketMeta meta{};
+  Clock::time_point enqueued{};  // the drain deadline counts from here
 };
 
 // What one frame of an RX batch became: its responses and its outcome.
@@ -115,8 +117,15 @@ class QueueEngine {
  private:
   // ---- loop (queue.cc) ----
   void run() noexcept;
-  void drain_events() noexcept;
+  // Takes the delivered ports; returns how many were new.
+  std::size_t drain_events() noexcept;
   void unmask_handled() noexcept;
+  // After a turn: unmask the delivered ports now, or later when they brought
+  // no work (spurious-event backoff).
+  void settle_events(bool fresh_events, Clock::time_point now) noexcept;
+  // Whether the frontend produced requests on either ring since the last
+  // look (what a notification announces); a producer beyond the ring is fatal.
+  bool guest_posted() noexcept;
   void send_notifications() noexcept;
   int poll_timeout(Clock::time_point now) const noexcept;
   void refresh_topology() noexcept;
@@ -149,6 +158,10 @@ class QueueEngine {
   void rx_deliver(Clock::time_point now) noexcept;
   void rx_build(RxDelivery& delivery) noexcept;
   void rx_release(const RxItem& item, ForwardResult result) noexcept;
+  bool rx_backlog_room(std::uint32_t length) const noexcept;
+  void rx_backlog_push(const RxItem& item) noexcept;
+  RxItem rx_backlog_pop() noexcept;
+  void rx_drop_expired(Clock::time_point now) noexcept;
   void rx_flush_backlog(DropReason reason) noexcept;
   void rx_drop_stopped_senders() noexcept;
   void rx_post_completions() noexcept;
@@ -175,6 +188,12 @@ class QueueEngine {
   std::size_t handled_count_ = 0;
   bool notify_tx_ = false;
   bool notify_rx_ = false;
+  // Spurious-event backoff: consecutive turns whose events brought no work,
+  // and when the ports kept masked for it open again.
+  unsigned spurious_streak_ = 0;
+  std::optional<Clock::time_point> unmask_at_;
+  protocol::RingIndex tx_seen_prod_ = 0;
+  protocol::RingIndex rx_seen_prod_ = 0;
 
   // ---- guest TX state ----
   std::vector<protocol::TxRequest> tx_staging_;  // copies of consumed, unparsed requests
@@ -190,6 +209,10 @@ class QueueEngine {
   std::vector<PendingForward> pending_forwards_;
   std::vector<std::uint32_t> free_forwards_;
   std::vector<SwitchEndpoint*> tx_woken_;  // destinations to wake after the batch
+  // TX slots held by frames waiting in each receiving port, by port tag.
+  std::vector<std::uint16_t> receiver_slots_;
+  std::size_t receiver_share_slots_ = 0;
+  Clock::time_point tx_batch_time_{};  // when the current TX batch began
 
   // ---- guest RX state ----
   std::vector<protocol::RxRequest> rx_staging_;  // copies of consumed, unused RX requests
@@ -198,6 +221,8 @@ class QueueEngine {
   std::vector<RxItem> rx_backlog_;  // circular, capacity rx_backlog_frames
   std::size_t rx_backlog_head_ = 0;
   std::size_t rx_backlog_count_ = 0;
+  std::size_t rx_backlog_bytes_ = 0;
+  std::size_t rx_backlog_peak_bytes_ = 0;
   std::vector<std::uint32_t> rx_free_slots_;
   std::size_t rx_frame_capacity_ = 0;           // bytes of one TAP buffer
   std::unique_ptr<std::uint8_t[]> rx_buffers_;  // rx_backlog_frames + 1 (scratch) buffers

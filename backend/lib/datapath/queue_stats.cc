@@ -28,10 +28,14 @@ std::string_view to_string(DropReason reason) noexcept {
       return "tx_switch_inbox_full";
     case DropReason::kTxSwitchDropped:
       return "tx_switch_dropped";
+    case DropReason::kTxSwitchReceiverShare:
+      return "tx_switch_receiver_share";
     case DropReason::kRxNoBuffers:
       return "rx_no_buffers";
     case DropReason::kRxStallFlush:
       return "rx_stall_flush";
+    case DropReason::kRxDrainTimeout:
+      return "rx_drain_timeout";
     case DropReason::kRxFrameTooLarge:
       return "rx_frame_too_large";
     case DropReason::kRxGsoNotNegotiated:
@@ -105,6 +109,9 @@ nlohmann::json to_json(const QueueStats& stats) {
       {"tx_credit_stalls", stats.tx_credit_stalls},
       {"multicast_updates", stats.multicast_updates},
       {"loop_iterations", stats.loop_iterations},
+      {"spurious_events", stats.spurious_events},
+      {"rx_backlog",
+       {{"bytes", stats.rx_backlog_bytes}, {"peak_bytes", stats.rx_backlog_peak_bytes}}},
       {"fatal_error", stats.fatal_error},
       {"ring",
        {{"tx_req_prod", stats.ring.tx_req_prod},
@@ -144,6 +151,9 @@ QueueStats QueueCounters::snapshot(std::uint32_t index) const noexcept {
   s.tx_credit_stalls = tx_credit_stalls.get();
   s.multicast_updates = multicast_updates.get();
   s.loop_iterations = loop_iterations.get();
+  s.spurious_events = spurious_events.get();
+  s.rx_backlog_bytes = rx_backlog_bytes.get();
+  s.rx_backlog_peak_bytes = rx_backlog_peak_bytes.get();
   s.fatal_error = fatal_error.get() != 0;
   const auto index32 = [](const Counter& c) { return static_cast<std::uint32_t>(c.get()); };
   s.ring = {index32(tx_req_prod), index32(tx_req_cons), index32(tx_rsp_prod),

@@ -27,14 +27,16 @@ enum class DropReason : std::uint8_t {
   kTxGrantCopyFailed,    // a segment of the guest's packet failed (bad gref, ...)
   kTxBadOffload,         // checksum/GSO metadata that does not match the frame
   // guest TX: congestion and host port
-  kTxTapFull,          // the TAP queue answered EAGAIN
-  kTxTapError,         // any other TAP write error
-  kTxNoHostPort,       // no TAP and no switch destination
-  kTxSwitchInboxFull,  // the destination queue's inbox was full
-  kTxSwitchDropped,    // the destination dropped it (no buffers, stopped, copy failed)
+  kTxTapFull,              // the TAP queue answered EAGAIN
+  kTxTapError,             // any other TAP write error
+  kTxNoHostPort,           // no TAP and no switch destination
+  kTxSwitchInboxFull,      // the destination queue's inbox was full
+  kTxSwitchDropped,        // the destination dropped it (no buffers, stopped, copy failed)
+  kTxSwitchReceiverShare,  // the destination vif already holds its share of our TX ring
   // guest RX
   kRxNoBuffers,          // backlog full (or stalled) while the guest posted no buffers
   kRxStallFlush,         // dropped from the backlog when the stall timer fired
+  kRxDrainTimeout,       // waited longer than rx_drain_timeout for guest buffers
   kRxFrameTooLarge,      // needs more slots than the guest accepts (no sg, or > ring)
   kRxGsoNotNegotiated,   // GSO frame for a frontend without that GSO feature
   kRxBadOffload,         // checksum/GSO metadata that does not match the frame
@@ -93,6 +95,13 @@ struct QueueStats {
   // turn that ends after some moment began after it or was already under
   // way, so two further turns mean everything before was looked at.
   std::uint64_t loop_iterations = 0;
+  // Event-channel deliveries that brought no work (no TX request, no new RX
+  // buffer): a notification storm shows here, and its ports then stay
+  // masked for a growing backoff.
+  std::uint64_t spurious_events = 0;
+  // Bytes of the frames waiting for guest RX buffers, now and at most.
+  std::uint64_t rx_backlog_bytes = 0;
+  std::uint64_t rx_backlog_peak_bytes = 0;
   bool fatal_error = false;
   RingIndices ring{};
 
@@ -105,7 +114,7 @@ struct QueueStats {
 // {"index", "tx":{...}, "rx":{...}, "drops":{reason:n} (nonzero reasons only),
 //  "grant_copy", "switch", "tap", "notifications", "batch_histogram",
 //  "rx_stalls", "tx_credit_stalls", "multicast_updates", "loop_iterations",
-//  "fatal_error", "ring"}.
+//  "spurious_events", "rx_backlog":{"bytes","peak_bytes"}, "fatal_error", "ring"}.
 nlohmann::json to_json(const QueueStats& stats);
 
 namespace detail {
@@ -135,6 +144,8 @@ struct QueueCounters {
   std::array<Counter, kBatchHistogramBuckets> batch_histogram;
   Counter rx_stalls, tx_credit_stalls, multicast_updates;
   Counter loop_iterations;
+  Counter spurious_events;
+  Counter rx_backlog_bytes, rx_backlog_peak_bytes;
   Counter fatal_error;
   Counter tx_req_prod, tx_req_cons, tx_rsp_prod, rx_req_prod, rx_req_cons, rx_rsp_prod;
 

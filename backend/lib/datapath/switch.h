@@ -32,6 +32,7 @@
 #include <atomic>
 #include <boost/lockfree/policies.hpp>
 #include <boost/lockfree/queue.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -65,6 +66,9 @@ struct ForwardDescriptor {
   platform::DomId sender_domid = 0;
   std::uint16_t slot_count = 0;
   std::uint32_t length = 0;
+  // When the sender handed it over: the receiver's drain deadline counts
+  // from here, so the time in the inbox is part of the wait.
+  std::chrono::steady_clock::time_point sent{};
   net::PacketMeta meta{};
   std::array<ForwardSlot, kMaxTxDataSlots> slots{};
 };
