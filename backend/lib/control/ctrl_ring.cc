@@ -81,30 +81,37 @@ void CtrlRing::on_event() {
 
 void CtrlRing::serve() {
   if (failed_) return;
+  // One ring of requests per call: a frontend that keeps the ring full gets
+  // its next batch only after every other handler queued on the control
+  // plane's io_context ran, never a loop of its own.
   std::array<protocol::CtrlRequest, protocol::kCtrlRingSizeOnePage> requests;
-  for (;;) {
-    const auto taken = ring_->take_requests(requests);
-    if (taken.status == protocol::RingStatus::kProducerOverflow) {
-      failed_ = true;
-      boost::asio::post(io_, [on_fatal = on_fatal_] {
-        on_fatal("ctrl-ring-ref: request producer index overflows the control ring");
-      });
-      return;
-    }
-    std::size_t answered = 0;
-    // take_requests consumed exactly these, so a response slot is owed to
-    // each; push_response cannot refuse.
-    while (answered < taken.count && ring_->push_response(hash_->handle(requests[answered]))) {
-      ++answered;
-    }
-    if (answered != 0 && ring_->push_responses_and_check_notify()) {
-      if (const int rc = events_->notify(local_port_); rc < 0) {
-        control_log().warn("ctrl ring of domain {}: notify port {}: errno {}", domid_, local_port_,
-                           -rc);
-      }
-    }
-    if (!ring_->final_check_for_requests()) return;
+  const auto taken = ring_->take_requests(requests);
+  if (taken.status == protocol::RingStatus::kProducerOverflow) {
+    failed_ = true;
+    boost::asio::post(io_, [on_fatal = on_fatal_] {
+      on_fatal("ctrl-ring-ref: request producer index overflows the control ring");
+    });
+    return;
   }
+  std::size_t answered = 0;
+  // take_requests consumed exactly these, so a response slot is owed to
+  // each; push_response cannot refuse.
+  while (answered < taken.count && ring_->push_response(hash_->handle(requests[answered]))) {
+    ++answered;
+  }
+  if (answered != 0 && ring_->push_responses_and_check_notify()) {
+    if (const int rc = events_->notify(local_port_); rc < 0) {
+      control_log().warn("ctrl ring of domain {}: notify port {}: errno {}", domid_, local_port_,
+                         -rc);
+    }
+  }
+  if (!ring_->final_check_for_requests() || serve_posted_) return;
+  serve_posted_ = true;
+  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    serve_posted_ = false;
+    serve();
+  });
 }
 
 }  // namespace vifd::backend

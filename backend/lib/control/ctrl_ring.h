@@ -10,7 +10,8 @@
 //
 // Every request is copied out of the shared page once (take_requests) and
 // answered by HashControl; a producer index that overflows the ring is a
-// fatal guest error for the vif.
+// fatal guest error for the vif. Each handler serves at most one ring of
+// requests and queues the rest behind the other guests' work.
 #pragma once
 
 #include <functional>
@@ -59,6 +60,8 @@ class CtrlRing {
   std::unique_ptr<HashControl> hash_;
   boost::asio::posix::stream_descriptor event_fd_;
   bool failed_ = false;
+  // A serve() for the rest of a full ring is queued on the io_context.
+  bool serve_posted_ = false;
   // Handlers still queued when this object goes check it first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
