@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
   std::string control_socket;
   bool no_fast_path = false;
   bool close_on_exit = false;
+  std::size_t rx_backlog_kib = 512;
+  unsigned rx_drain_timeout_ms = 250;
   std::string log_level = "info";
   std::string datapath_log_level = "warn";
   const std::vector<std::string> levels = {"trace", "debug",    "info", "warn",
@@ -57,6 +61,14 @@ int main(int argc, char** argv) {
                  "$VIF_SIM_DIR/vifd.sock in sim mode)");
   app.add_flag("--no-fast-path", no_fast_path,
                "no in-process switch: every frame goes through the vif's TAP");
+  app.add_option("--rx-backlog-kib", rx_backlog_kib,
+                 "per queue: KiB of frames that may wait for a guest's RX buffers, a GSO frame "
+                 "counting its whole length (default 512, netback's XENVIF_RX_QUEUE_BYTES)")
+      ->check(CLI::Range(std::size_t{64}, std::size_t{65536}));
+  app.add_option("--rx-drain-timeout-ms", rx_drain_timeout_ms,
+                 "per frame: how long it may wait for a guest's RX buffers before it is dropped "
+                 "(rx_drain_timeout) and a sending guest's slots are answered (default 250)")
+      ->check(CLI::Range(1U, 60000U));
   app.add_flag("--close-on-exit", close_on_exit,
                "on SIGTERM close every vif (frontends see Closing/Closed) instead of leaving "
                "them for the next vifd to re-attach");
@@ -77,6 +89,8 @@ int main(int argc, char** argv) {
     options.domains = std::set<vifd::platform::DomId>(domains.begin(), domains.end());
     options.max_queues = max_queues;
     options.fast_path = !no_fast_path;
+    options.rx_backlog_bytes = rx_backlog_kib * 1024;
+    options.rx_drain_timeout = std::chrono::milliseconds(rx_drain_timeout_ms);
     options.control_socket =
         control_socket.empty() ? default_control_socket(*platform) : control_socket;
 

@@ -430,6 +430,8 @@ void Vif::connect(bool resume) {
     setup.resume = resume;
     setup.multicast_filter = multicast_filter;
     setup.flow_steering = steering;
+    setup.rx_backlog_bytes = env_.rx_backlog_bytes;
+    setup.rx_drain_timeout = env_.rx_drain_timeout;
     // Runs on the queue thread: only hands the work to the control plane.
     setup.on_fatal_error = post_fatal;
     connected->queue = std::make_unique<Queue>(std::move(setup));

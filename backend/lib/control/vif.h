@@ -9,6 +9,8 @@
 // handler.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -47,6 +49,9 @@ struct VifEnvironment {
   // The in-process switch for a bridge name, or nullptr when the fast path
   // is disabled.
   std::function<std::shared_ptr<Switch>(const std::string& bridge)> switch_for;
+  // Data-path bounds every queue gets (DaemonOptions).
+  std::size_t rx_backlog_bytes = 512 * 1024;
+  std::chrono::milliseconds rx_drain_timeout{250};
 };
 
 class Vif {

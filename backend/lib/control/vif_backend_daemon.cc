@@ -26,7 +26,13 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
       options_(std::move(options)),
       base_path_(xenbus::backend_vif_root(platform.self_domid())),
       watcher_(io, xenstore, control_log()),
-      environment_{io, watcher_, platform, options_.max_queues, nullptr} {
+      environment_{io,
+                   watcher_,
+                   platform,
+                   options_.max_queues,
+                   nullptr,
+                   options_.rx_backlog_bytes,
+                   options_.rx_drain_timeout} {
   if (options_.fast_path) {
     environment_.switch_for = [this](const std::string& bridge) { return switch_for(bridge); };
   }

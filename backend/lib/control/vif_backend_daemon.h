@@ -4,6 +4,8 @@
 // control socket. Everything runs on one io_context thread.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -30,6 +32,10 @@ struct DaemonOptions {
   bool fast_path = true;
   // Unix socket for `stats`/`show`; empty for none.
   std::string control_socket;
+  // Per queue: bytes of frames waiting for guest RX buffers, and how long
+  // one may wait (QueueSetup.rx_backlog_bytes / rx_drain_timeout).
+  std::size_t rx_backlog_bytes = 512 * 1024;
+  std::chrono::milliseconds rx_drain_timeout{250};
 };
 
 // min(4, online CPUs): Linux netback's default (xenvif_max_queues) is the CPU
