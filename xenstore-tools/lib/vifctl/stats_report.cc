@@ -88,6 +88,11 @@ void print_stats_table(const nlohmann::json& vifs, std::ostream& out) {
       details.push_back(
           fmt::format("  q{} batch sizes: {}", index, nonzero_entries(q, "batch_histogram")));
       details.push_back(fmt::format("  q{} drops: {}", index, nonzero_entries(q, "drops")));
+      const auto spurious = q.is_object() ? q.find("spurious_events") : q.end();
+      details.push_back(fmt::format(
+          "  q{} rx backlog: {}, spurious events: {}", index, nonzero_entries(q, "rx_backlog"),
+          spurious != q.end() && spurious->is_number_unsigned() ? spurious->get<std::uint64_t>()
+                                                                : 0));
     }
   }
   for (const auto& line : details) out << line << '\n';
