@@ -181,6 +181,41 @@ TEST_F(CtrlRingTest, AFrontendKeepingTheRingFullGetsOneRingPerHandler) {
   EXPECT_FALSE(fatal_);
 }
 
+TEST_F(CtrlRingTest, ANotificationStormCostsTheControlPlaneBoundedWakeups) {
+  start(4);
+  // About 40,000 notifications a second, none with a request, while the
+  // io_context runs.
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> sent{0};
+  std::thread storm([&] {
+    while (!stop.load()) {
+      for (int i = 0; i < 40; ++i) events_->notify(port_);
+      sent += 40;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  const auto start_time = std::chrono::steady_clock::now();
+  io_.run_for(std::chrono::milliseconds(500));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  stop.store(true);
+  storm.join();
+  io_.restart();
+  const double wakeups_per_second = static_cast<double>(ctrl_->wakeups()) / seconds;
+  std::printf(
+      "[ ctrl     ] storm: %.0f notifications/s, %.0f wake-ups/s of the control plane, "
+      "%llu spurious\n",
+      static_cast<double>(sent.load()) / seconds, wakeups_per_second,
+      static_cast<unsigned long long>(ctrl_->spurious_events()));
+  EXPECT_LE(wakeups_per_second, 1000.0);
+  EXPECT_GT(ctrl_->spurious_events(), 1U);
+  // Requests after the storm are answered (within the backoff).
+  const auto responses = exchange({request(1, XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS)});
+  ASSERT_EQ(responses.size(), 1U);
+  EXPECT_EQ(responses[0].status, XEN_NETIF_CTRL_STATUS_SUCCESS);
+  EXPECT_FALSE(fatal_);
+}
+
 TEST_F(CtrlRingTest, ProducerOverflowIsFatalForTheVif) {
   start(1);
   // A hostile req_prod: far more requests than the ring holds.

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 
 #include "backend/lib/control/log.h"
@@ -18,7 +21,8 @@ CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, pl
       domid_(domid),
       on_fatal_(std::move(on_fatal)),
       grants_(platform.open_grant_table()),
-      event_fd_(io) {
+      event_fd_(io),
+      unmask_timer_(io) {
   const platform::DomId domids[] = {domid};
   const platform::GrantRef refs[] = {ref};
   try {
@@ -71,16 +75,46 @@ void CtrlRing::wait_for_event() {
 }
 
 void CtrlRing::on_event() {
+  ++wakeups_;
   // Includes the spurious event a fresh interdomain binding delivers.
+  bool fired = false;
   while (const auto port = events_->pending()) {
-    events_->unmask(*port);
+    if (*port == local_port_) {
+      fired = true;
+    } else {
+      events_->unmask(*port);
+    }
   }
-  serve();
-  if (!failed_) wait_for_event();
+  const bool work = serve();
+  if (failed_) return;
+  if (fired) {
+    if (work) {
+      spurious_streak_ = 0;
+    } else {
+      ++spurious_events_;
+      if (spurious_streak_ < 32) ++spurious_streak_;
+    }
+    if (spurious_streak_ < 2) {
+      events_->unmask(local_port_);
+    } else {
+      // Late EOI with backoff, as the data path does: a frontend notifying
+      // in a loop only sets the masked port's pending bit until then.
+      const auto backoff = std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(std::int64_t{1} << std::min(spurious_streak_ - 2, 16U)),
+          kSpuriousBackoffMax);
+      unmask_timer_.expires_after(backoff);
+      unmask_timer_.async_wait(
+          [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
+            if (alive.expired() || error || failed_) return;
+            events_->unmask(local_port_);
+          });
+    }
+  }
+  wait_for_event();
 }
 
-void CtrlRing::serve() {
-  if (failed_) return;
+bool CtrlRing::serve() {
+  if (failed_) return false;
   // One ring of requests per call: a frontend that keeps the ring full gets
   // its next batch only after every other handler queued on the control
   // plane's io_context ran, never a loop of its own.
@@ -91,7 +125,7 @@ void CtrlRing::serve() {
     boost::asio::post(io_, [on_fatal = on_fatal_] {
       on_fatal("ctrl-ring-ref: request producer index overflows the control ring");
     });
-    return;
+    return false;
   }
   std::size_t answered = 0;
   // take_requests consumed exactly these, so a response slot is owed to
@@ -105,13 +139,14 @@ void CtrlRing::serve() {
                          -rc);
     }
   }
-  if (!ring_->final_check_for_requests() || serve_posted_) return;
+  if (!ring_->final_check_for_requests() || serve_posted_) return taken.count != 0;
   serve_posted_ = true;
   boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
     if (alive.expired()) return;
     serve_posted_ = false;
     serve();
   });
+  return taken.count != 0;
 }
 
 }  // namespace vifd::backend

@@ -11,9 +11,13 @@
 // Every request is copied out of the shared page once (take_requests) and
 // answered by HashControl; a producer index that overflows the ring is a
 // fatal guest error for the vif. Each handler serves at most one ring of
-// requests and queues the rest behind the other guests' work.
+// requests and queues the rest behind the other guests' work; a channel that
+// keeps firing without requests stays masked for a growing backoff (up to
+// 8 ms), so a notification storm cannot keep the io_context busy.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -43,11 +47,19 @@ class CtrlRing {
   CtrlRing& operator=(const CtrlRing&) = delete;
 
   const HashControl& hash() const { return *hash_; }
+  // Handler runs for the event channel, and events that brought no request.
+  std::uint64_t wakeups() const { return wakeups_; }
+  std::uint64_t spurious_events() const { return spurious_events_; }
 
  private:
+  // An event that brought no request is spurious; from the second in a row
+  // the port stays masked 1 ms, doubling up to this.
+  static constexpr std::chrono::milliseconds kSpuriousBackoffMax{8};
+
   void wait_for_event();
   void on_event();
-  void serve();
+  // Answers up to one ring of requests; true when there were any.
+  bool serve();
 
   boost::asio::io_context& io_;
   platform::DomId domid_;
@@ -59,6 +71,10 @@ class CtrlRing {
   std::optional<protocol::CtrlBackRing> ring_;
   std::unique_ptr<HashControl> hash_;
   boost::asio::posix::stream_descriptor event_fd_;
+  boost::asio::steady_timer unmask_timer_;
+  unsigned spurious_streak_ = 0;
+  std::uint64_t wakeups_ = 0;
+  std::uint64_t spurious_events_ = 0;
   bool failed_ = false;
   // A serve() for the rest of a full ring is queued on the io_context.
   bool serve_posted_ = false;
