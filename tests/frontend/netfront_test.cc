@@ -575,6 +575,7 @@ TEST_F(NetfrontHostileTest, RxPacketOfTooManySlotsFailsTheDevice) {
   auto front = start_connected();
   const auto requests = backend_->take_rx(0, 40);
   std::vector<protocol::RxResponse> responses;
+  responses.reserve(requests.size());
   for (const auto& request : requests) {
     protocol::RxResponse response{};
     response.id = request.id;
@@ -654,6 +655,7 @@ TEST_F(NetfrontHostileTest, RxErrorSlotsCountAgainstTheSlotLimit) {
   auto front = start_connected();
   const auto requests = backend_->take_rx(0, 40);
   std::vector<protocol::RxResponse> responses;
+  responses.reserve(requests.size());
   for (const auto& request : requests) {
     responses.push_back(rx_slot(request.id, protocol::kRspError, protocol::kRxfMoreData));
   }
@@ -665,6 +667,7 @@ TEST_F(NetfrontHostileTest, RxZeroLengthContinuationsCountAgainstTheSlotLimit) {
   auto front = start_connected();
   const auto requests = backend_->take_rx(0, 40);
   std::vector<protocol::RxResponse> responses;
+  responses.reserve(requests.size());
   for (const auto& request : requests) {
     responses.push_back(rx_slot(request.id, 0, protocol::kRxfMoreData));
   }

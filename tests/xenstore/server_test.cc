@@ -292,6 +292,7 @@ TEST_F(ServerHostileTest, ConnectionsPerDomainAreBounded) {
   auto admin = dom0();
   make_domain(admin, 7);
   std::vector<Client> guests;
+  guests.reserve(3);
   for (int i = 0; i < 3; ++i) {
     guests.push_back(domain(7));
     guests.back().write("device/c" + std::to_string(i), "1");
@@ -302,13 +303,20 @@ TEST_F(ServerHostileTest, ConnectionsPerDomainAreBounded) {
   EXPECT_TRUE(closed_by_server(extra)) << "a fourth connection of domain 7 was kept";
   EXPECT_EQ(server_->stats().refused_connections, 1U);
   // The domain's own connections, dom0 and other domains are not affected.
-  for (auto& guest : guests) EXPECT_EQ(guest.read("device/c0"), "1");
+  for (auto& guest : guests) {
+    EXPECT_EQ(guest.read("device/c0"), "1");
+  }
   make_domain(admin, 8);
   auto other = domain(8);
   other.write("device/x", "1");
   std::vector<Client> admins;
-  for (int i = 0; i < 5; ++i) admins.push_back(dom0());
-  for (auto& client : admins) EXPECT_EQ(client.read(xenbus::domain_path(0) + "/name"), "Domain-0");
+  admins.reserve(5);
+  for (int i = 0; i < 5; ++i) {
+    admins.push_back(dom0());
+  }
+  for (auto& client : admins) {
+    EXPECT_EQ(client.read(xenbus::domain_path(0) + "/name"), "Domain-0");
+  }
   // A closed connection frees its place.
   guests.pop_back();
   EXPECT_TRUE(vifd::testing::eventually([&] {
@@ -358,8 +366,12 @@ TEST_F(ServerHostileTest, TransactionCommitOverTheQuotaIsEnospc) {
   auto racer = domain(7);
   try {
     guest.transact([&](xs::TxId tx) {
-      for (int i = 0; i < 4; ++i) guest.write("device/t" + std::to_string(i), "x", tx);
-      for (int i = 0; i < 4; ++i) racer.write("device/r" + std::to_string(i), "x");
+      for (int i = 0; i < 4; ++i) {
+        guest.write("device/t" + std::to_string(i), "x", tx);
+      }
+      for (int i = 0; i < 4; ++i) {
+        racer.write("device/r" + std::to_string(i), "x");
+      }
     });
     FAIL() << "the commit went through";
   } catch (const xs::XsError& e) {

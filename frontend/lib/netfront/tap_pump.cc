@@ -17,7 +17,9 @@ constexpr std::size_t kMaxIovecs = 2 + NetfrontQueue::kMaxRxSlots;
 void gather(const RxFrame& frame, std::size_t from, std::size_t to, std::uint8_t* out) noexcept {
   std::size_t offset = 0;
   for (const auto segment : frame.segments) {
-    if (offset >= to) break;
+    if (offset >= to) {
+      break;
+    }
     const std::size_t end = offset + segment.size();
     if (end > from) {
       const std::size_t begin = std::max(from, offset);
@@ -129,7 +131,9 @@ void TapPump::ring_to_tap(int tap_fd, const RxFrame& frame) noexcept {
   std::array<iovec, kMaxIovecs> parts{};
   parts[0] = {&header, sizeof(header)};
   std::size_t count = 1;
-  if (copied > 0) parts[count++] = {scratch_.data(), copied};
+  if (copied > 0) {
+    parts[count++] = {scratch_.data(), copied};
+  }
   // The rest straight from the RX pages: nothing above looked at it.
   std::size_t offset = 0;
   for (const auto segment : frame.segments) {

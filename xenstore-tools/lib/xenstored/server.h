@@ -35,7 +35,7 @@ class Server {
   // server (oxenstored drops such a connection too). The byte bound matters
   // for watch events with long tokens: 1024 of those would be 4 MiB.
   static constexpr std::size_t kMaxQueuedMessages = 1024;
-  static constexpr std::size_t kMaxQueuedBytes = 1024 * 1024;
+  static constexpr std::size_t kMaxQueuedBytes = std::size_t{1024} * 1024;
 
   Server(boost::asio::io_context& io, std::filesystem::path host_dir, Quotas quotas = {});
   ~Server();
