@@ -16,6 +16,7 @@
 #include "common/xenbus/keys.h"
 #include "common/xenbus/paths.h"
 #include "common/xenstore/client.h"
+#include "tests/support/eventually.h"
 #include "xenstore-tools/lib/xenstored/asio.h"
 
 namespace vifd::xenstored {
@@ -271,6 +272,113 @@ TEST_F(ServerTest, PermsRoundTripThroughLibxenstore) {
     EXPECT_EQ(e.errno_value(), ENOENT);
   }
   EXPECT_THROW(Client::open((dir_ / "no-such.sock").string()), xs::XsError);
+}
+
+// ---- hostile guests (ctest label `hostile`) ---------------------------------
+
+class ServerHostileTest : public ServerTest {
+ protected:
+  // True when the server closed `raw` (EOF or reset on a read).
+  static bool closed_by_server(asio::local::stream_protocol::socket& raw) {
+    xsd_sockmsg header{};
+    boost::system::error_code ec;
+    asio::read(raw, asio::buffer(&header, sizeof header), ec);
+    return static_cast<bool>(ec);
+  }
+};
+
+TEST_F(ServerHostileTest, ConnectionsPerDomainAreBounded) {
+  start(Quotas{.connections_per_domain = 3});
+  auto admin = dom0();
+  make_domain(admin, 7);
+  std::vector<Client> guests;
+  guests.reserve(3);
+  for (int i = 0; i < 3; ++i) {
+    guests.push_back(domain(7));
+    guests.back().write("device/c" + std::to_string(i), "1");
+  }
+  asio::io_context io;
+  asio::local::stream_protocol::socket extra(io);
+  extra.connect(sim::HostPaths{dir_}.domain_xenstored_socket(7).string());
+  EXPECT_TRUE(closed_by_server(extra)) << "a fourth connection of domain 7 was kept";
+  EXPECT_EQ(server_->stats().refused_connections, 1U);
+  // The domain's own connections, dom0 and other domains are not affected.
+  for (auto& guest : guests) {
+    EXPECT_EQ(guest.read("device/c0"), "1");
+  }
+  make_domain(admin, 8);
+  auto other = domain(8);
+  other.write("device/x", "1");
+  std::vector<Client> admins;
+  admins.reserve(5);
+  for (int i = 0; i < 5; ++i) {
+    admins.push_back(dom0());
+  }
+  for (auto& client : admins) {
+    EXPECT_EQ(client.read(xenbus::domain_path(0) + "/name"), "Domain-0");
+  }
+  // A closed connection frees its place.
+  guests.pop_back();
+  EXPECT_TRUE(vifd::testing::eventually([&] {
+    try {
+      auto again = domain(7);
+      return again.read("device/c0") == "1";
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+}
+
+// A guest watching its own directory with a long token, never reading: its
+// queue is bounded in bytes, so it is dropped long before 1024 events, and
+// everyone else keeps being served.
+TEST_F(ServerHostileTest, AGuestThatNeverReadsItsWatchEventsIsDropped) {
+  start();
+  auto admin = dom0();
+  make_domain(admin, 7);
+  asio::io_context io;
+  asio::local::stream_protocol::socket raw(io);
+  raw.connect(sim::HostPaths{dir_}.domain_xenstored_socket(7).string());
+  const std::string payload =
+      "device" + std::string(1, '\0') + std::string(3000, 't') + std::string(1, '\0');
+  xsd_sockmsg watch{XS_WATCH, 1, 0, static_cast<std::uint32_t>(payload.size())};
+  asio::write(raw, asio::buffer(&watch, sizeof watch));
+  asio::write(raw, asio::buffer(payload));
+  const std::string node = xenbus::domain_path(7) + "/device/x";
+  int writes = 0;
+  for (; writes < 4000 && server_->stats().dropped_connections == 0; ++writes) {
+    admin.write(node, std::to_string(writes));
+  }
+  EXPECT_EQ(server_->stats().dropped_connections, 1U);
+  EXPECT_LT(writes, static_cast<int>(Server::kMaxQueuedMessages));
+  EXPECT_EQ(admin.read(node), std::to_string(writes - 1));
+  auto guest = domain(7);
+  EXPECT_EQ(guest.read("device/x"), std::to_string(writes - 1));
+}
+
+// Over the wire: a guest transaction whose nodes no longer fit when it
+// commits gets ENOSPC, as from cxenstored.
+TEST_F(ServerHostileTest, TransactionCommitOverTheQuotaIsEnospc) {
+  start(Quotas{.entries_per_domain = 8});
+  auto admin = dom0();
+  make_domain(admin, 7);
+  auto guest = domain(7);
+  auto racer = domain(7);
+  try {
+    guest.transact([&](xs::TxId tx) {
+      for (int i = 0; i < 4; ++i) {
+        guest.write("device/t" + std::to_string(i), "x", tx);
+      }
+      for (int i = 0; i < 4; ++i) {
+        racer.write("device/r" + std::to_string(i), "x");
+      }
+    });
+    FAIL() << "the commit went through";
+  } catch (const xs::XsError& e) {
+    EXPECT_EQ(e.errno_value(), ENOSPC) << e.what();
+  }
+  EXPECT_EQ(guest.read("device/t0"), std::nullopt);
+  EXPECT_EQ(guest.read("device/r3"), "x");
 }
 
 }  // namespace

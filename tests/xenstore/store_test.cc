@@ -353,5 +353,85 @@ TEST_F(StoreTest, DisconnectDropsWatchesAndTransactions) {
   EXPECT_EQ(store.transaction_end(kDom5, tx.value(), true), ENOENT);
 }
 
+// ---- hostile guests (ctest label `hostile`) ---------------------------------
+
+class StoreHostileTest : public ::testing::Test {
+ protected:
+  static constexpr std::size_t kQuota = 10;
+  StoreHostileTest() : quota_store_(Quotas{.entries_per_domain = kQuota}) {}
+
+  // Domain 5's device directory (one entry it owns) with subdirectories a
+  // and b: three entries.
+  void SetUp() override {
+    const std::string home = xenbus::domain_path(5);
+    ASSERT_EQ(quota_store_.write(kDom0, kNoTx, home + "/name", "guest"), 0);
+    ASSERT_EQ(quota_store_.mkdir(kDom0, kNoTx, home + "/device"), 0);
+    ASSERT_EQ(quota_store_.set_perms(kDom0, kNoTx, home + "/device", {{5, Access::kNone}}), 0);
+    ASSERT_EQ(quota_store_.mkdir(kDom5, kNoTx, "device/a"), 0);
+    ASSERT_EQ(quota_store_.mkdir(kDom5, kNoTx, "device/b"), 0);
+    ASSERT_EQ(quota_store_.entries_owned_by(5), 3U);
+  }
+
+  Store quota_store_;
+};
+
+// Two transactions of one domain each stay within the quota on their own;
+// together they would not. The second commit is refused and changes nothing.
+TEST_F(StoreHostileTest, ConcurrentTransactionsCannotJointlyExceedTheEntryQuota) {
+  const Caller second{9, 5, false};
+  auto first_tx = quota_store_.transaction_start(kDom5);
+  auto second_tx = quota_store_.transaction_start(second);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(quota_store_.write(kDom5, first_tx.value(), "device/a/n" + std::to_string(i), "x"),
+              0);
+    ASSERT_EQ(quota_store_.write(second, second_tx.value(), "device/b/n" + std::to_string(i), "x"),
+              0);
+  }
+  ASSERT_EQ(quota_store_.transaction_end(kDom5, first_tx.value(), true), 0);
+  EXPECT_EQ(quota_store_.entries_owned_by(5), 7U);
+  EXPECT_EQ(quota_store_.transaction_end(second, second_tx.value(), true), ENOSPC);
+  EXPECT_EQ(quota_store_.entries_owned_by(5), 7U);
+  EXPECT_EQ(quota_store_.read(kDom5, kNoTx, "device/b/n0").error(), ENOENT);
+  EXPECT_EQ(quota_store_.transaction_end(second, second_tx.value(), true), ENOENT)
+      << "a refused commit ends the transaction";
+}
+
+TEST_F(StoreHostileTest, WritesOutsideTheTransactionCountAtCommit) {
+  auto tx = quota_store_.transaction_start(kDom5);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(quota_store_.write(kDom5, tx.value(), "device/a/n" + std::to_string(i), "x"), 0);
+  }
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(quota_store_.write(kDom5, kNoTx, "device/b/n" + std::to_string(i), "x"), 0);
+  }
+  EXPECT_EQ(quota_store_.transaction_end(kDom5, tx.value(), true), ENOSPC);
+  EXPECT_EQ(quota_store_.entries_owned_by(5), 8U);
+  // Within the quota, a commit still goes through; dom0 is never limited.
+  auto small = quota_store_.transaction_start(kDom5);
+  ASSERT_EQ(quota_store_.write(kDom5, small.value(), "device/a/last", "x"), 0);
+  EXPECT_EQ(quota_store_.transaction_end(kDom5, small.value(), true), 0);
+  auto privileged = quota_store_.transaction_start(kDom0);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(quota_store_.write(kDom0, privileged.value(), "/dom0/n" + std::to_string(i), "x"), 0);
+  }
+  EXPECT_EQ(quota_store_.transaction_end(kDom0, privileged.value(), true), 0);
+}
+
+// Rewriting one node in a loop inside a transaction keeps one pending event:
+// the transaction does not grow with the number of writes.
+TEST_F(StoreHostileTest, RewritingOneNodeInATransactionFiresOnce) {
+  ASSERT_EQ(quota_store_.watch(kDom0, xenbus::domain_path(5) + "/device", "w"), 0);
+  quota_store_.take_events();
+  auto tx = quota_store_.transaction_start(kDom5);
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_EQ(quota_store_.write(kDom5, tx.value(), "device/a/state", std::to_string(i)), 0);
+  }
+  ASSERT_EQ(quota_store_.transaction_end(kDom5, tx.value(), true), 0);
+  const auto fired = quota_store_.take_events();
+  ASSERT_EQ(fired.size(), 1U);
+  EXPECT_EQ(fired[0].path, xenbus::domain_path(5) + "/device/a/state");
+  EXPECT_EQ(quota_store_.read(kDom5, kNoTx, "device/a/state").value(), "9999");
+}
+
 }  // namespace
 }  // namespace vifd::xenstored

@@ -49,6 +49,21 @@ protocol::RxRequest rx_request(std::uint16_t id, platform::GrantRef gref) {
   return request;
 }
 
+const char* tx_status_name(std::int16_t status) {
+  switch (status) {
+    case protocol::kRspOkay:
+      return "OKAY";
+    case protocol::kRspError:
+      return "ERROR";
+    case protocol::kRspDropped:
+      return "DROPPED";
+    case protocol::kRspNull:
+      return "NULL";
+    default:
+      return "unknown";
+  }
+}
+
 protocol::ExtraInfo response_as_extra(const protocol::RxResponse& response) {
   static_assert(sizeof(protocol::ExtraInfo) == sizeof(protocol::RxResponse));
   return std::bit_cast<protocol::ExtraInfo>(response);
@@ -220,6 +235,7 @@ TxStatus NetfrontQueue::commit_tx(std::size_t length, const net::PacketMeta& met
     return refuse(TxStatus::kNoSpace);
   }
   for (std::size_t slot = 0; slot < slots; ++slot) tx_in_flight_[tx_reserved_[slot]] = true;
+  if (meta.gso_type != net::GsoType::kNone) ++tx_extras_in_flight_;
   tx_reserved_.erase(tx_reserved_.begin(),
                      tx_reserved_.begin() + static_cast<std::ptrdiff_t>(slots));
   release_tx();
@@ -252,28 +268,43 @@ void NetfrontQueue::reap_tx() noexcept {
   for (;;) {
     const protocol::TakeResult taken = tx_ring_.take_responses(tx_responses_);
     if (taken.status != protocol::RingStatus::kOk) {
-      fail("TX response producer index beyond the requests we published");
+      fail(
+          fmt::format("TX response producer overflow: rsp_prod beyond the requests we "
+                      "published (ring of {}); nothing consumed",
+                      kRingSize));
       return;
     }
     if (taken.count == 0) return;
     for (std::size_t i = 0; i < taken.count; ++i) {
       const protocol::TxResponse& response = tx_responses_[i];
-      // The answer to an extra-info slot: no id, nothing to free.
-      if (response.status == protocol::kRspNull) continue;
+      // The answer to an extra-info slot: its id is whatever the slot held
+      // (Linux netback leaves it), nothing to free. Only as many as we sent
+      // extras are taken as such; any other NULL must name a page.
+      if (response.status == protocol::kRspNull && tx_extras_in_flight_ > 0) {
+        --tx_extras_in_flight_;
+        continue;
+      }
       if (response.id >= kRingSize) {
         fail(fmt::format("TX response id {} out of range (ring of {})", response.id, kRingSize));
         return;
       }
       if (!tx_in_flight_[response.id]) {
-        fail(fmt::format("TX response for id {} which is not outstanding", response.id));
+        fail(fmt::format("TX response (status {} {}) for id {} which is not outstanding",
+                         response.status, tx_status_name(response.status), response.id));
         return;
       }
       if (response.status != protocol::kRspOkay && response.status != protocol::kRspError &&
-          response.status != protocol::kRspDropped) {
+          response.status != protocol::kRspDropped && response.status != protocol::kRspNull) {
         fail(fmt::format("TX response id {} has unknown status {}", response.id, response.status));
         return;
       }
-      if (response.status != protocol::kRspOkay) ++stats_.tx_error_responses;
+      // Whatever the status, the backend is done with the page: free it, so
+      // a backend answering with odd statuses cannot drain the pool.
+      if (response.status == protocol::kRspNull) {
+        ++stats_.tx_null_responses;
+      } else if (response.status != protocol::kRspOkay) {
+        ++stats_.tx_error_responses;
+      }
       tx_in_flight_[response.id] = false;
       tx_free_.push_back(response.id);
     }
@@ -289,6 +320,10 @@ void NetfrontQueue::finish_rx_frame(const RxHandler& handler) noexcept {
     deliver = net::meta_from_netif_rx(rx_frame_flags_, rx_have_gso_ ? &rx_gso_extra_ : nullptr,
                                       meta) == net::PacketStatus::kOk;
   }
+  if (deliver && rx_frame_length_ > kMaxFrame) {
+    ++stats_.rx_too_long;
+    deliver = false;
+  }
   if (deliver && rx_frame_length_ > 0) {
     ++stats_.rx_packets;
     stats_.rx_bytes += rx_frame_length_;
@@ -303,6 +338,9 @@ void NetfrontQueue::finish_rx_frame(const RxHandler& handler) noexcept {
   rx_frame_bad_ = false;
   rx_expect_extra_ = false;
   rx_have_gso_ = false;
+  rx_frame_slots_ = 0;
+  rx_frame_extras_ = 0;
+  rx_extra_types_ = 0;
   rx_frame_start_ = rx_consumed_;
 }
 
@@ -310,7 +348,10 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
   for (;;) {
     const protocol::TakeResult taken = rx_ring_.take_responses(rx_responses_);
     if (taken.status != protocol::RingStatus::kOk) {
-      fail("RX response producer index beyond the buffers we posted");
+      fail(
+          fmt::format("RX response producer overflow: rsp_prod beyond the buffers we posted "
+                      "(consumed up to {}, ring of {}); nothing consumed",
+                      rx_consumed_, kRingSize));
       return;
     }
     if (taken.count == 0) return;
@@ -324,14 +365,26 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
       if (rx_expect_extra_) {
         // An extra-info slot uses up the buffer posted at its position
         // (netback consumes a request for it); that page is re-posted.
+        // The chain is bounded here, not by the ring: an open frame keeps
+        // its pages, so an endless chain would otherwise stall RX silently
+        // once every posted buffer is used up.
+        if (++rx_frame_extras_ > kMaxRxExtras) {
+          fail(fmt::format(
+              "RX extra-info chain at position {} longer than {} slots (flag MORE never cleared)",
+              position, kMaxRxExtras));
+          return;
+        }
         const protocol::ExtraInfo extra = response_as_extra(response);
-        if (extra.type == protocol::kExtraTypeGso) {
-          if (rx_have_gso_) rx_frame_bad_ = true;
-          rx_gso_extra_ = extra;
-          rx_have_gso_ = true;
-        } else if (extra.type == protocol::kExtraTypeNone ||
-                   extra.type >= protocol::kExtraTypeMax) {
+        if (extra.type == protocol::kExtraTypeNone || extra.type >= protocol::kExtraTypeMax ||
+            (rx_extra_types_ & (1U << extra.type)) != 0) {
+          ++stats_.rx_bad_extra;
           rx_frame_bad_ = true;
+        } else {
+          rx_extra_types_ |= 1U << extra.type;
+          if (extra.type == protocol::kExtraTypeGso) {
+            rx_gso_extra_ = extra;
+            rx_have_gso_ = true;
+          }
         }
         rx_expect_extra_ = (extra.flags & protocol::kExtraFlagMore) != 0;
       } else {
@@ -342,6 +395,12 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
           return;
         }
         const bool first = position == rx_frame_start_;
+        // Error slots count too: each one holds a buffer until the frame ends.
+        if (++rx_frame_slots_ > kMaxRxSlots) {
+          fail(fmt::format("RX packet of more than {} slots (at position {})", kMaxRxSlots,
+                           position));
+          return;
+        }
         if (response.status < 0) {
           // NETIF_RSP_ERROR / DROPPED: the packet is lost, the slot is not.
           rx_frame_bad_ = true;
@@ -350,10 +409,6 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
           if (response.offset + size > kPage) {
             fail(fmt::format("RX response id {}: offset {} + size {} exceeds the page", response.id,
                              response.offset, size));
-            return;
-          }
-          if (rx_segments_.size() == kMaxRxSlots) {
-            fail(fmt::format("RX packet of more than {} slots", kMaxRxSlots));
             return;
           }
           const std::span<std::byte> page = rx_pool_->page(expected_id);

@@ -18,9 +18,12 @@
 //
 // The backend is checked on every response, trusted or not: an id out of
 // range or not outstanding, an unknown status, offset + size beyond the page,
-// a packet of too many slots or a producer index beyond what we posted make
-// the queue `failed()`; the owner (Netfront) then disconnects the device.
-// Nothing on these paths throws or allocates.
+// a packet of too many slots (error slots count), an extra-info chain longer
+// than one slot per extra type, or a producer index beyond what we posted
+// make the queue `failed()`; the owner (Netfront) then disconnects the
+// device. Every response is copied out of the ring before it is looked at,
+// and only indices checked against the ring are used. Nothing on these paths
+// throws or allocates.
 #pragma once
 
 #include <array>
@@ -61,7 +64,10 @@ const char* to_string(TxStatus status) noexcept;
 
 // A received frame: spans into the queue's shared RX pages, valid only
 // during the handler call (the pages are re-posted afterwards). The backend
-// keeps write access to those pages, so copy what must not change under you.
+// keeps write access to those pages: a consumer must copy whatever it
+// inspects and forward that copy (TapPump copies the headers it parses), or
+// the bytes it checked may not be the bytes it delivers. Length and metadata
+// come from responses already copied out of the ring.
 struct RxFrame {
   std::span<const std::span<std::uint8_t>> segments;
   std::size_t length = 0;
@@ -73,9 +79,16 @@ struct QueueStats {
   std::uint64_t tx_packets = 0;
   std::uint64_t tx_bytes = 0;
   std::uint64_t tx_error_responses = 0;  // NETIF_RSP_ERROR / DROPPED from the backend
+  // NETIF_RSP_NULL answering a data slot (not an extra-info slot): the page
+  // is freed all the same, so the pool cannot leak.
+  std::uint64_t tx_null_responses = 0;
   std::uint64_t rx_packets = 0;
   std::uint64_t rx_bytes = 0;
-  std::uint64_t rx_dropped = 0;  // error responses and frames with bad metadata
+  // Every frame not delivered: error responses, bad metadata and the two
+  // causes below.
+  std::uint64_t rx_dropped = 0;
+  std::uint64_t rx_too_long = 0;   // slots adding up to more than kMaxFrame bytes
+  std::uint64_t rx_bad_extra = 0;  // extra-info slots of unknown or repeated type
   std::uint64_t notifications_sent = 0;
   std::uint64_t events_received = 0;
 };
@@ -93,7 +106,12 @@ class NetfrontQueue {
   static constexpr std::size_t kMaxFrame = protocol::kMaxTxSize;
   // A 64 KiB frame in 4 KiB slots, with room for a backend that does not fill
   // every slot; more than this is a broken backend.
+  // Data and error slots together: an error slot still consumes a buffer.
   static constexpr std::size_t kMaxRxSlots = 32;
+  // Extra-info slots of one frame: each type at most once (a repeated type
+  // drops the frame); a longer chain is a backend that never clears
+  // XEN_NETIF_EXTRA_FLAG_MORE.
+  static constexpr std::size_t kMaxRxExtras = protocol::kExtraTypeMax - 1;
 
   // Shares the rings and pools with `backend`, initialises the rings, binds
   // one unbound event channel (two when `split`) and posts every RX buffer.
@@ -169,6 +187,9 @@ class NetfrontQueue {
   std::vector<std::uint16_t> tx_reserved_;
   std::vector<std::span<std::uint8_t>> tx_reserved_spans_;
   std::array<protocol::TxResponse, kRingSize> tx_responses_{};
+  // Extra-info slots published and not yet answered: their NETIF_RSP_NULL
+  // answers carry no id, every other response names a pool page.
+  std::size_t tx_extras_in_flight_ = 0;
 
   // RX: the frame being assembled (possibly across polls), positions
   // consumed but not yet re-posted, and the response batch.
@@ -180,6 +201,9 @@ class NetfrontQueue {
   bool rx_frame_bad_ = false;
   bool rx_expect_extra_ = false;
   bool rx_have_gso_ = false;
+  std::size_t rx_frame_slots_ = 0;    // data and error slots of the open frame
+  std::size_t rx_frame_extras_ = 0;   // extra-info slots of the open frame
+  std::uint32_t rx_extra_types_ = 0;  // bit per extra type seen in the open frame
   protocol::ExtraInfo rx_gso_extra_{};
   protocol::RingIndex rx_consumed_ = 0;     // responses taken
   protocol::RingIndex rx_frame_start_ = 0;  // first position of the open frame

@@ -9,8 +9,26 @@
 namespace vifd::frontend {
 namespace {
 
-// A virtio header plus one iovec per slot of the largest RX packet.
-constexpr std::size_t kMaxIovecs = 1 + NetfrontQueue::kMaxRxSlots;
+// The virtio header, the private copy of the headers, and one iovec per slot
+// of the largest RX packet.
+constexpr std::size_t kMaxIovecs = 2 + NetfrontQueue::kMaxRxSlots;
+
+// Copies bytes [from, to) of the frame's segments into out + from.
+void gather(const RxFrame& frame, std::size_t from, std::size_t to, std::uint8_t* out) noexcept {
+  std::size_t offset = 0;
+  for (const auto segment : frame.segments) {
+    if (offset >= to) {
+      break;
+    }
+    const std::size_t end = offset + segment.size();
+    if (end > from) {
+      const std::size_t begin = std::max(from, offset);
+      const std::size_t stop = std::min(to, end);
+      std::memcpy(out + begin, segment.data() + (begin - offset), stop - begin);
+    }
+    offset = end;
+  }
+}
 
 }  // namespace
 
@@ -75,52 +93,37 @@ std::size_t TapPump::tap_to_ring(int tap_fd, NetfrontQueue& queue, std::size_t b
 }
 
 bool TapPump::locate_offload(const RxFrame& frame, net::PacketMeta& meta,
-                             bool& linearized) noexcept {
-  linearized = false;
+                             std::size_t& copied) noexcept {
+  copied = 0;
   const bool needs_location =
       (meta.checksum == net::ChecksumState::kPartial && !meta.csum_located) ||
       meta.gso_type != net::GsoType::kNone;
   if (!needs_location) return true;
-  if (frame.segments.size() == 1) {
-    // The page is ours until the next re-post; prepare_offload may seed the
-    // pseudo-header sum of a GSO frame into it, as netback would.
-    return net::prepare_offload(frame.segments[0], meta) == net::PacketStatus::kOk;
-  }
   if (frame.length > scratch_.size()) return false;
-  if (meta.checksum == net::ChecksumState::kPartial) {
-    // Only the headers are read; the length checks need the frame's size.
-    const auto first = frame.segments[0];
-    std::memcpy(scratch_.data(), first.data(), first.size());
-    net::ChecksumLocation where;
-    const std::span<const std::uint8_t> view(scratch_.data(), frame.length);
-    if (net::locate_checksum(view, where) == net::PacketStatus::kOk &&
-        where.header_len <= first.size()) {
-      if (meta.gso_type != net::GsoType::kNone) {
-        const std::uint8_t version = meta.gso_type == net::GsoType::kTcpv4 ? 4 : 6;
-        if (where.l4_protocol != 6 || where.ip_version != version) return false;
-        meta.hdr_len = where.header_len;
-      }
-      meta.csum_located = true;
-      meta.csum_start = where.csum_start;
-      meta.csum_offset = where.csum_offset;
-      return true;
-    }
+  // The backend can rewrite its pages at any time, so the headers are parsed
+  // in a private copy and that copy is what the TAP gets: what was checked
+  // is what is delivered. The parse reads only header bytes; it is trusted
+  // only when they all lie within the copy.
+  copied = std::min(frame.length, kHeaderCopy);
+  gather(frame, 0, copied, scratch_.data());
+  const std::span<std::uint8_t> view(scratch_.data(), frame.length);
+  net::ChecksumLocation where;
+  const bool in_copy =
+      net::locate_checksum(view, where) == net::PacketStatus::kOk && where.header_len <= copied;
+  if (!in_copy && copied < frame.length) {
+    gather(frame, copied, frame.length, scratch_.data());
+    copied = frame.length;
+    ++stats_.rx_linearized;
   }
-  std::size_t done = 0;
-  for (const auto segment : frame.segments) {
-    std::memcpy(scratch_.data() + done, segment.data(), segment.size());
-    done += segment.size();
-  }
-  linearized = true;
-  return net::prepare_offload(std::span(scratch_.data(), frame.length), meta) ==
-         net::PacketStatus::kOk;
+  // May seed the pseudo-header sum of a GSO frame: into the copy only.
+  return net::prepare_offload(view, meta) == net::PacketStatus::kOk;
 }
 
 void TapPump::ring_to_tap(int tap_fd, const RxFrame& frame) noexcept {
   net::PacketMeta meta = frame.meta;
-  bool linearized = false;
+  std::size_t copied = 0;
   net::VirtioNetHdr header{};
-  if (!locate_offload(frame, meta, linearized) ||
+  if (!locate_offload(frame, meta, copied) ||
       net::meta_to_virtio(meta, header) != net::PacketStatus::kOk) {
     ++stats_.drop_rx_offload;
     return;
@@ -128,17 +131,22 @@ void TapPump::ring_to_tap(int tap_fd, const RxFrame& frame) noexcept {
   std::array<iovec, kMaxIovecs> parts{};
   parts[0] = {&header, sizeof(header)};
   std::size_t count = 1;
-  if (linearized) {
-    parts[count++] = {scratch_.data(), frame.length};
-    ++stats_.rx_linearized;
-  } else {
-    for (const auto segment : frame.segments) {
+  if (copied > 0) {
+    parts[count++] = {scratch_.data(), copied};
+  }
+  // The rest straight from the RX pages: nothing above looked at it.
+  std::size_t offset = 0;
+  for (const auto segment : frame.segments) {
+    const std::size_t end = offset + segment.size();
+    if (end > copied) {
       if (count == parts.size()) {
         ++stats_.drop_rx_offload;
         return;
       }
-      parts[count++] = {segment.data(), segment.size()};
+      const std::size_t skip = copied > offset ? copied - offset : 0;
+      parts[count++] = {segment.data() + skip, segment.size() - skip};
     }
+    offset = end;
   }
   for (;;) {
     if (::writev(tap_fd, parts.data(), static_cast<int>(count)) >= 0) {

@@ -5,10 +5,13 @@
 //    header becomes PacketMeta and netif flags / GSO extra (commit_tx);
 //  * RX -> TAP: writev() of a virtio header and the RX frame's spans, which
 //    point into the granted RX pages. netif's csum_blank carries no offsets,
-//    so a partial checksum is located first (common/net prepare_offload):
-//    in place for one-slot frames; for multi-slot frames on a copy of the
-//    first slot's headers, and only when those do not suffice (headers
-//    spread over slots, GSO without a partial checksum) on a linear copy.
+//    so a partial checksum or GSO frame is located first (common/net
+//    prepare_offload). The backend can still write those pages, so that
+//    parse runs on a private copy of the first kHeaderCopy bytes (the whole
+//    frame when its headers reach further), and the copy, not the page, is
+//    what the TAP receives for those bytes: the headers the virtio header
+//    was derived from are the headers delivered. Bytes nobody inspected go
+//    straight from the pages.
 // Data path: no exceptions, no allocation after construction; drops are
 // counted by reason.
 #pragma once
@@ -26,7 +29,7 @@ namespace vifd::frontend {
 struct TapPumpStats {
   std::uint64_t tap_to_ring = 0;
   std::uint64_t ring_to_tap = 0;
-  std::uint64_t rx_linearized = 0;  // RX frames that needed a linear copy
+  std::uint64_t rx_linearized = 0;  // RX frames copied whole: headers not within kHeaderCopy
   std::uint64_t drop_oversize = 0;
   std::uint64_t drop_bad_vnet_header = 0;
   std::uint64_t drop_tx_refused = 0;  // commit_tx refused (see TxStatus)
@@ -36,6 +39,10 @@ struct TapPumpStats {
 
 class TapPump {
  public:
+  // Ethernet, a VLAN tag, IPv6 with extension headers and TCP with options
+  // fit; a frame whose headers reach further is copied whole.
+  static constexpr std::size_t kHeaderCopy = 256;
+
   // max_frame: the largest frame the TAP may hand us (MTU + 18, or 65535
   // with TSO enabled on the TAP).
   explicit TapPump(std::size_t max_frame);
@@ -54,10 +61,13 @@ class TapPump {
   const TapPumpStats& stats() const noexcept { return stats_; }
 
  private:
-  bool locate_offload(const RxFrame& frame, net::PacketMeta& meta, bool& linearized) noexcept;
+  // Locates the offload of a frame that needs it on a private copy of its
+  // headers; `copied` is how many leading bytes of the frame are in scratch_
+  // and must be sent from there.
+  bool locate_offload(const RxFrame& frame, net::PacketMeta& meta, std::size_t& copied) noexcept;
 
   std::size_t max_frame_;
-  std::vector<std::uint8_t> scratch_;  // kMaxFrame bytes: header copy or linear frame
+  std::vector<std::uint8_t> scratch_;  // kMaxFrame + 1 bytes: header copy or whole frame
   TapPumpStats stats_;
 };
 

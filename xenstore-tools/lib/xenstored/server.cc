@@ -27,8 +27,12 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   // Returns false when the queue is full: the caller closes the connection.
   bool send(const Message& message) {
-    if (queue_.size() >= kMaxQueuedMessages) return false;
+    const std::size_t bytes = kHeaderSize + message.payload.size();
+    if (queue_.size() >= kMaxQueuedMessages || queued_bytes_ + bytes > kMaxQueuedBytes) {
+      return false;
+    }
     queue_.push_back(message.serialize());
+    queued_bytes_ += queue_.back().size();
     if (!writing_) write_next();
     return true;
   }
@@ -74,6 +78,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     asio::async_write(socket_, asio::buffer(queue_.front()),
                       [this, self](boost::system::error_code ec, std::size_t) {
                         if (ec || closed_) return server_.close(caller_.conn);
+                        queued_bytes_ -= queue_.front().size();
                         queue_.pop_front();
                         if (queue_.empty()) {
                           writing_ = false;
@@ -89,6 +94,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   xsd_sockmsg header_{};
   std::string payload_;
   std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closed_ = false;
 };
@@ -174,6 +180,19 @@ void Server::accept(Acceptor& acceptor, DomId domid, bool privileged) {
           }
           return;
         }
+        if (!privileged && connections_of(domid) >= store_.quotas().connections_per_domain) {
+          // A guest opening connections in a loop would otherwise grow the
+          // server by one queue per connection.
+          spdlog::warn(
+              "xenstored: domain {} already holds {} connections (the limit), closing "
+              "a further one",
+              domid, store_.quotas().connections_per_domain);
+          ++stats_.refused_connections;
+          boost::system::error_code ignored;
+          socket.close(ignored);
+          accept(acceptor, domid, privileged);
+          return;
+        }
         const ConnId id = next_conn_++;
         auto connection =
             std::make_shared<Connection>(*this, std::move(socket), Caller{id, domid, privileged});
@@ -198,6 +217,8 @@ void Server::handle(Connection& connection, const xsd_sockmsg& header, std::stri
   }
   const ConnId id = connection.caller().conn;
   if (!connection.send(reply)) {
+    spdlog::warn("xenstored: domain {} does not read its replies, closing",
+                 connection.caller().domid);
     ++stats_.dropped_connections;
     close(id);
   }
@@ -216,6 +237,14 @@ void Server::deliver_events() {
       close(event.conn);
     }
   }
+}
+
+std::size_t Server::connections_of(DomId domid) const {
+  std::size_t count = 0;
+  for (const auto& [id, connection] : connections_) {
+    if (!connection->caller().privileged && connection->caller().domid == domid) ++count;
+  }
+  return count;
 }
 
 void Server::close(ConnId id) {

@@ -24,13 +24,18 @@ struct ServerStats {
   std::atomic<std::uint64_t> watch_events{0};
   // Malformed input or an output queue that overflowed.
   std::atomic<std::uint64_t> dropped_connections{0};
+  // Closed at accept: the domain already held connections_per_domain.
+  std::atomic<std::uint64_t> refused_connections{0};
 };
 
 class Server {
  public:
   // Replies and events queued for a connection that does not read them; past
-  // this the connection is closed rather than letting it grow the server.
+  // either bound the connection is closed rather than letting it grow the
+  // server (oxenstored drops such a connection too). The byte bound matters
+  // for watch events with long tokens: 1024 of those would be 4 MiB.
   static constexpr std::size_t kMaxQueuedMessages = 1024;
+  static constexpr std::size_t kMaxQueuedBytes = std::size_t{1024} * 1024;
 
   Server(boost::asio::io_context& io, std::filesystem::path host_dir, Quotas quotas = {});
   ~Server();
@@ -57,6 +62,7 @@ class Server {
   void handle(Connection& connection, const xsd_sockmsg& header, std::string_view payload);
   void deliver_events();
   void close(ConnId id);
+  std::size_t connections_of(DomId domid) const;
   // Opens sockets for newly introduced domains and closes released ones.
   void sync_domains();
 

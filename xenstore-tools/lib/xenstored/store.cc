@@ -414,6 +414,16 @@ int Store::transaction_end(const Caller& caller, TxId tx, bool commit) {
   Transaction finished = std::move(*transaction);
   transactions_.erase(tx);
   if (!commit) return 0;
+  // Each write checked the quota against the tree as it was then; what
+  // counts is the tree the transaction lands on.
+  if (!caller.privileged) {
+    for (const auto& [domid, delta] : finished.entry_delta) {
+      if (delta > 0 &&
+          entries_owned_by(domid) + static_cast<std::size_t>(delta) > quotas_.entries_per_domain) {
+        return ENOSPC;
+      }
+    }
+  }
   for (const auto& [path, generation] : finished.observed) {
     auto it = nodes_.find(path);
     const std::uint64_t now = it == nodes_.end() ? 0 : it->second.generation;
@@ -458,7 +468,14 @@ std::vector<WatchEvent> Store::take_events() {
 
 void Store::record(View& view, PendingEvent event) {
   if (Transaction* tx = view.transaction()) {
-    tx->events.push_back(std::move(event));
+    auto [slot, added] =
+        tx->event_index.try_emplace(std::pair(event.path, event.removal_below), tx->events.size());
+    if (added) {
+      tx->events.push_back(std::move(event));
+    } else {
+      // The latest permissions decide who may see the change at commit.
+      tx->events[slot->second].perms = std::move(event.perms);
+    }
   } else {
     fire(event);
   }

@@ -39,6 +39,9 @@ struct Quotas {
   // value and child names): an unprivileged domain may not write a node
   // whose record reaches this.
   std::size_t max_node_size = 2048;
+  // Connections a domain may hold on its socket at once (the server's
+  // limit; a real guest has one ring). A further one is closed at accept.
+  std::size_t connections_per_domain = 16;
 };
 
 // An errno value (0 = success) or a result.
@@ -109,7 +112,11 @@ class Store {
     auto it = transactions_.find(tx);
     return it != transactions_.end() && it->second.conn == caller.conn;
   }
-  // EAGAIN when a node the transaction read or wrote changed since it did.
+  // EAGAIN when a node the transaction read or wrote changed since it did;
+  // ENOSPC, for an unprivileged caller, when the nodes it created would take
+  // a domain past entries_per_domain now (other writes may have landed since
+  // each write inside the transaction was checked), as cxenstored's
+  // acc_fix_domains() at commit. Either way nothing is applied.
   int transaction_end(const Caller& caller, TxId tx, bool commit);
 
   int introduce(const Caller& caller, DomId domid);
@@ -137,7 +144,10 @@ class Store {
     // Generation of every live node the transaction looked at (0 = absent).
     std::map<std::string, std::uint64_t> observed;
     std::map<DomId, long> entry_delta;
+    // One event per changed path (as cxenstored fires once per accessed
+    // node), so rewriting one node in a loop does not grow the transaction.
     std::vector<PendingEvent> events;
+    std::map<std::pair<std::string, bool>, std::size_t> event_index;
   };
   struct Watch {
     Caller owner;
