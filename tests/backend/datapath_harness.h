@@ -142,6 +142,9 @@ struct QueueOptions {
   std::chrono::milliseconds rx_stall_timeout{10000};
   std::size_t switch_inbox_frames = 512;
   protocol::MacAddress mac{};
+  // The switch's admission (QueueSetup.mac_learning / allowed_ipv4).
+  bool mac_learning = false;
+  std::vector<protocol::Ipv4Prefix> allowed_ipv4{};
   // Continue from the ring indices a previous queue left (QueueSetup.resume).
   bool resume = false;
   // When set, the queue's grant table fails what this plan says.
