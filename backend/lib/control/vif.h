@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/switch_policy.h"
 #include "backend/lib/control/tap_queues.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/net/tap_device.h"
@@ -47,6 +48,8 @@ struct VifEnvironment {
   // The in-process switch for a bridge name, or nullptr when the fast path
   // is disabled.
   std::function<std::shared_ptr<Switch>(const std::string& bridge)> switch_for;
+  // Which vifs stay off the switch and which may learn MACs.
+  SwitchPolicy switch_policy{};
 };
 
 class Vif {

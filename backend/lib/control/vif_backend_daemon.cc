@@ -27,6 +27,7 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
       base_path_(xenbus::backend_vif_root(platform.self_domid())),
       watcher_(io, xenstore, control_log()),
       environment_{io, watcher_, platform, options_.max_queues, nullptr} {
+  environment_.switch_policy = options_.switch_policy;
   if (options_.fast_path) {
     environment_.switch_for = [this](const std::string& bridge) { return switch_for(bridge); };
   }
