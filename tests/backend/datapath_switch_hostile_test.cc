@@ -133,6 +133,20 @@ TEST_F(SwitchHostileTest, ANeighboursMacAsSourceIsDroppedAndCannotStealItsTraffi
   EXPECT_EQ(stats(1).forwarded_packets, 0U);
 }
 
+TEST_F(SwitchHostileTest, AVifAloneOnItsSwitchIsPinnedOnItsTapFramesToo) {
+  FakeTap tap;
+  attach(1, [&](QueueOptions& options) { options.tap_fd = tap.queue_fd(); });
+  const auto spoofed = ethernet_frame(test_mac(9), test_mac(2), 100, 1);
+  const auto honest = ethernet_frame(test_mac(9), test_mac(1), 100, 2);
+  frontend(1).send_frame(spoofed);
+  frontend(1).send_frame(honest);
+  ASSERT_EQ(frontend(1).wait_tx_responses(2).size(), 2U);
+  EXPECT_EQ(tap.receive(), honest) << "only the honest frame reaches the bridge";
+  EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::kTxSpoofedSourceMac) == 1; }));
+  EXPECT_EQ(stats(1).tap_writes, 1U);
+  EXPECT_EQ(stats(1).grant_copy_calls, 1U) << "no header peek for a lone port";
+}
+
 TEST_F(SwitchHostileTest, ALearningVifCannotTakeOverAConfiguredMac) {
   attach(1, [](QueueOptions& options) { options.mac_learning = true; });
   attach(2);

@@ -243,14 +243,14 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
 }
 
 void QueueEngine::tx_route(std::size_t work_count) noexcept {
-  // The switch needs the start of each packet: its Ethernet header to learn
-  // and look up, more for `ip` filtering. A vif alone on its switch with
-  // nothing to check sends everything to the TAP and peeks at nothing.
+  // The switch needs the start of each packet: its Ethernet header to admit
+  // the frame and look up its destination, more for `ip` filtering. A vif
+  // alone on its switch without `ip` peeks at nothing: everything goes to
+  // the TAP and tx_to_tap admits it on the full copy.
   if (!endpoint_ || !topology_) return;
   const bool forwarding = topology_->ports.size() >= 2;
-  const bool pinned = !setup_.mac_learning && !setup_.guest_mac.is_zero();
   const bool filtering = !setup_.allowed_ipv4.empty();
-  if (!forwarding && !pinned && !filtering) return;
+  if (!forwarding && !filtering) return;
   tx_peek(work_count, filtering ? kForwardHeaderBytes : kEthernetHeaderSize, false);
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
@@ -522,6 +522,9 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       continue;
     }
     if (work.route != TxWork::Route::kTap) continue;
+    // A switch port's frame that tx_route did not peek at (the vif is alone
+    // on its switch) is admitted here, on the copy about to be written.
+    if (endpoint_ && work.header_copied == 0 && !tx_admit(work)) continue;
     const std::span<std::uint8_t> frame(tx_arena_.get() + work.arena_offset,
                                         work.packet.total_length);
     net::PacketMeta meta;
