@@ -3,6 +3,7 @@
 #include <endian.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/protocol/sizes.h"
@@ -87,8 +88,11 @@ PacketStatus locate_ip_header(std::span<const std::uint8_t> frame, std::size_t& 
 // Both IP parsers return the L4 offset and the end of the IP packet: L4
 // headers are bounded by the packet, not by the frame, whose tail may be
 // Ethernet padding.
-PacketStatus locate_ipv4_payload(std::span<const std::uint8_t> frame, std::size_t ip_offset,
-                                 std::size_t& l4_offset, std::size_t& ip_end,
+// `frame` holds the bytes at hand, `frame_length` (>= frame.size()) is how
+// long the frame is: lengths a header declares are checked against the
+// latter, every byte read lies in the former.
+PacketStatus locate_ipv4_payload(std::span<const std::uint8_t> frame, std::size_t frame_length,
+                                 std::size_t ip_offset, std::size_t& l4_offset, std::size_t& ip_end,
                                  std::uint8_t& protocol) noexcept {
   if (frame.size() - ip_offset < kIpv4MinHeaderLen) return PacketStatus::kTruncated;
   const std::uint8_t version_ihl = frame[ip_offset];
@@ -98,7 +102,7 @@ PacketStatus locate_ipv4_payload(std::span<const std::uint8_t> frame, std::size_
   if (frame.size() - ip_offset < header_len) return PacketStatus::kTruncated;
   const std::size_t total_len = load_be16(frame, ip_offset + 2);
   if (total_len < header_len) return PacketStatus::kBadIpHeader;
-  if (frame.size() - ip_offset < total_len) return PacketStatus::kTruncated;
+  if (frame_length - ip_offset < total_len) return PacketStatus::kTruncated;
   // More-fragments set or a nonzero offset: the L4 header is in the first
   // fragment only and the checksum covers the reassembled datagram.
   if ((load_be16(frame, ip_offset + 6) & 0x3fff) != 0) return PacketStatus::kIpFragment;
@@ -108,13 +112,13 @@ PacketStatus locate_ipv4_payload(std::span<const std::uint8_t> frame, std::size_
   return PacketStatus::kOk;
 }
 
-PacketStatus locate_ipv6_payload(std::span<const std::uint8_t> frame, std::size_t ip_offset,
-                                 std::size_t& l4_offset, std::size_t& ip_end,
+PacketStatus locate_ipv6_payload(std::span<const std::uint8_t> frame, std::size_t frame_length,
+                                 std::size_t ip_offset, std::size_t& l4_offset, std::size_t& ip_end,
                                  std::uint8_t& protocol) noexcept {
   if (frame.size() - ip_offset < kIpv6HeaderLen) return PacketStatus::kTruncated;
   if ((frame[ip_offset] >> 4) != 6) return PacketStatus::kBadIpHeader;
   const std::size_t payload_len = load_be16(frame, ip_offset + 4);
-  if (frame.size() - ip_offset - kIpv6HeaderLen < payload_len) return PacketStatus::kTruncated;
+  if (frame_length - ip_offset - kIpv6HeaderLen < payload_len) return PacketStatus::kTruncated;
   // Only bytes inside the declared payload belong to the packet; Ethernet
   // padding after it must not be parsed as headers.
   const std::size_t end = ip_offset + kIpv6HeaderLen + payload_len;
@@ -128,7 +132,7 @@ PacketStatus locate_ipv6_payload(std::span<const std::uint8_t> frame, std::size_
       case IPPROTO_HOPOPTS:
       case IPPROTO_ROUTING:
       case IPPROTO_DSTOPTS: {
-        if (end - at < 8) return PacketStatus::kTruncated;
+        if (end - at < 8 || at + 2 > frame.size()) return PacketStatus::kTruncated;
         const std::size_t len = (static_cast<std::size_t>(frame[at + 1]) + 1) * 8;
         if (end - at < len) return PacketStatus::kTruncated;
         next = frame[at];
@@ -136,7 +140,7 @@ PacketStatus locate_ipv6_payload(std::span<const std::uint8_t> frame, std::size_
         break;
       }
       case IPPROTO_AH: {
-        if (end - at < 8) return PacketStatus::kTruncated;
+        if (end - at < 8 || at + 2 > frame.size()) return PacketStatus::kTruncated;
         const std::size_t len = (static_cast<std::size_t>(frame[at + 1]) + 2) * 4;
         if (end - at < len) return PacketStatus::kTruncated;
         next = frame[at];
@@ -354,6 +358,13 @@ PacketStatus meta_from_netif_rx(std::uint16_t flags, const netif_extra_info* gso
 // ---- frame parsing ----------------------------------------------------------
 
 PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocation& out) noexcept {
+  return locate_checksum(frame, frame.size(), out);
+}
+
+PacketStatus locate_checksum(std::span<const std::uint8_t> headers, std::size_t frame_length,
+                             ChecksumLocation& out) noexcept {
+  if (headers.size() > frame_length) return PacketStatus::kTruncated;
+  const std::span<const std::uint8_t> frame = headers;
   std::size_t ip_offset = 0;
   std::uint16_t ethertype = 0;
   if (const PacketStatus status = locate_ip_header(frame, ip_offset, ethertype);
@@ -365,8 +376,8 @@ PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocati
   std::uint8_t protocol = 0;
   const PacketStatus ip_status =
       ethertype == kEthTypeIpv4
-          ? locate_ipv4_payload(frame, ip_offset, l4_offset, ip_end, protocol)
-          : locate_ipv6_payload(frame, ip_offset, l4_offset, ip_end, protocol);
+          ? locate_ipv4_payload(frame, frame_length, ip_offset, l4_offset, ip_end, protocol)
+          : locate_ipv6_payload(frame, frame_length, ip_offset, l4_offset, ip_end, protocol);
   if (ip_status != PacketStatus::kOk) return ip_status;
 
   ChecksumLocation where;
@@ -374,14 +385,17 @@ PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocati
   where.l4_protocol = protocol;
   const std::size_t available = ip_end - l4_offset;
   std::size_t l4_header_len = 0;
+  // The whole L4 header must be at hand, not only inside the packet.
+  if (l4_offset > frame.size()) return PacketStatus::kTruncated;
+  const std::size_t at_hand = std::min(available, frame.size() - l4_offset);
   if (protocol == IPPROTO_TCP) {
-    if (available < kTcpMinHeaderLen) return PacketStatus::kTruncated;
+    if (at_hand < kTcpMinHeaderLen) return PacketStatus::kTruncated;
     l4_header_len = static_cast<std::size_t>(frame[l4_offset + 12] >> 4) * 4;
     if (l4_header_len < kTcpMinHeaderLen) return PacketStatus::kBadL4Header;
-    if (available < l4_header_len) return PacketStatus::kTruncated;
+    if (at_hand < l4_header_len) return PacketStatus::kTruncated;
     where.csum_offset = kTcpChecksumOffset;
   } else if (protocol == IPPROTO_UDP) {
-    if (available < kUdpHeaderLen) return PacketStatus::kTruncated;
+    if (at_hand < kUdpHeaderLen) return PacketStatus::kTruncated;
     l4_header_len = kUdpHeaderLen;
     where.csum_offset = kUdpChecksumOffset;
   } else {
@@ -432,8 +446,10 @@ PacketStatus finish_checksum(std::span<std::uint8_t> frame, std::uint16_t csum_s
   return PacketStatus::kOk;
 }
 
-PacketStatus seed_pseudo_header_checksum(std::span<std::uint8_t> frame,
-                                         const ChecksumLocation& where) noexcept {
+namespace {
+
+PacketStatus seed_pseudo_header(std::span<std::uint8_t> frame, std::size_t frame_length,
+                                const ChecksumLocation& where) noexcept {
   const std::size_t field = std::size_t{where.csum_start} + where.csum_offset;
   if (field + 2 > frame.size()) return PacketStatus::kChecksumOutOfRange;
   // Re-derive the IP header position rather than trusting the caller's
@@ -448,18 +464,32 @@ PacketStatus seed_pseudo_header_checksum(std::span<std::uint8_t> frame,
   if ((ipv4 ? 4 : 6) != where.ip_version) return PacketStatus::kBadIpHeader;
   const std::size_t ip_header_min = ipv4 ? kIpv4MinHeaderLen : kIpv6HeaderLen;
   if (ip_offset + ip_header_min > where.csum_start) return PacketStatus::kChecksumOutOfRange;
-  const std::size_t l4_length = frame.size() - where.csum_start;
+  const std::size_t l4_length = frame_length - where.csum_start;
   const std::uint16_t sum = fold(pseudo_header_sum(frame, where, ip_offset, l4_length));
   store_be16(frame, field, sum);
   return PacketStatus::kOk;
 }
 
+}  // namespace
+
+PacketStatus seed_pseudo_header_checksum(std::span<std::uint8_t> frame,
+                                         const ChecksumLocation& where) noexcept {
+  return seed_pseudo_header(frame, frame.size(), where);
+}
+
 PacketStatus prepare_offload(std::span<std::uint8_t> frame, PacketMeta& meta) noexcept {
+  return prepare_offload(frame, frame.size(), meta);
+}
+
+PacketStatus prepare_offload(std::span<std::uint8_t> headers, std::size_t frame_length,
+                             PacketMeta& meta) noexcept {
+  const std::span<std::uint8_t> frame = headers;
   const bool needs_location = (meta.checksum == ChecksumState::kPartial && !meta.csum_located) ||
                               meta.gso_type != GsoType::kNone;
   if (!needs_location) return PacketStatus::kOk;
   ChecksumLocation where;
-  if (const PacketStatus status = locate_checksum(frame, where); status != PacketStatus::kOk) {
+  if (const PacketStatus status = locate_checksum(frame, frame_length, where);
+      status != PacketStatus::kOk) {
     return status;
   }
   if (meta.gso_type != GsoType::kNone) {
@@ -470,7 +500,7 @@ PacketStatus prepare_offload(std::span<std::uint8_t> frame, PacketMeta& meta) no
     if (meta.gso_size == 0) return PacketStatus::kZeroGsoSize;
     meta.hdr_len = where.header_len;
     if (meta.checksum != ChecksumState::kPartial) {
-      if (const PacketStatus status = seed_pseudo_header_checksum(frame, where);
+      if (const PacketStatus status = seed_pseudo_header(frame, frame_length, where);
           status != PacketStatus::kOk) {
         return status;
       }

@@ -163,6 +163,13 @@ struct ChecksumLocation {
 // fragment header refused), then a complete TCP or UDP header. The IP total
 // length must fit in the frame (trailing Ethernet padding is allowed).
 PacketStatus locate_checksum(std::span<const std::uint8_t> frame, ChecksumLocation& out) noexcept;
+// The same when only the first bytes of a frame of `frame_length` bytes are
+// at hand (the switch's copy of a frame's headers): the lengths the headers
+// declare are checked against frame_length, every byte read lies in
+// `headers`, and the whole L4 header must be in it. kTruncated when
+// `headers` ends too early, whether or not the frame does.
+PacketStatus locate_checksum(std::span<const std::uint8_t> headers, std::size_t frame_length,
+                             ChecksumLocation& out) noexcept;
 
 // The 16-bit ones' complement sum (RFC 1071) of bytes, not complemented,
 // in network byte order as a host integer.
@@ -189,6 +196,10 @@ PacketStatus seed_pseudo_header_checksum(std::span<std::uint8_t> frame,
 // partial checksum becomes partial with the pseudo-header sum seeded into the
 // frame (netback's "recalculate_partial_csum").
 PacketStatus prepare_offload(std::span<std::uint8_t> frame, PacketMeta& meta) noexcept;
+// The same on the first bytes of a frame (see locate_checksum above); a seeded
+// pseudo-header sum is written into `headers`.
+PacketStatus prepare_offload(std::span<std::uint8_t> headers, std::size_t frame_length,
+                             PacketMeta& meta) noexcept;
 
 // What the receiving side of a hop has negotiated.
 struct PeerOffloads {

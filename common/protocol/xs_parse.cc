@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -156,6 +157,62 @@ Result<MacAddress> parse_mac(std::string_view key, std::string_view text) {
     return reject(key, text, "all-zero address cannot be a vif MAC");
   }
   return mac;
+}
+
+Result<std::vector<Ipv4Prefix>> parse_ipv4_list(std::string_view key, std::string_view text) {
+  std::vector<Ipv4Prefix> prefixes;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    if (text[at] == ' ') {
+      ++at;
+      continue;
+    }
+    const std::size_t end = std::min(text.find(' ', at), text.size());
+    const std::string_view entry = text.substr(at, end - at);
+    at = end;
+    if (prefixes.size() == kMaxIpv4Prefixes) {
+      return reject(key, text, fmt::format("more than {} entries", kMaxIpv4Prefixes));
+    }
+    const std::size_t slash = entry.find('/');
+    const std::string_view dotted = entry.substr(0, slash);
+    Ipv4Prefix prefix;
+    std::size_t octet_start = 0;
+    for (int octet = 0; octet < 4; ++octet) {
+      const std::size_t dot = octet < 3 ? dotted.find('.', octet_start) : dotted.size();
+      if (dot == std::string_view::npos) {
+        return reject(
+            key, text,
+            fmt::format("entry {}: expected an IPv4 address A.B.C.D[/N]", prefixes.size() + 1));
+      }
+      auto value = decimal(dotted.substr(octet_start, dot - octet_start), 0, 255);
+      if (auto* reason = std::get_if<std::string>(&value)) {
+        return reject(
+            key, text,
+            fmt::format("entry {} octet {}: {}", prefixes.size() + 1, octet + 1, *reason));
+      }
+      prefix.address =
+          prefix.address << 8 | static_cast<std::uint32_t>(std::get<std::uint64_t>(value));
+      octet_start = dot + 1;
+    }
+    if (slash != std::string_view::npos) {
+      auto length = decimal(entry.substr(slash + 1), 0, 32);
+      if (auto* reason = std::get_if<std::string>(&length)) {
+        return reject(key, text,
+                      fmt::format("entry {} prefix length: {}", prefixes.size() + 1, *reason));
+      }
+      prefix.length = static_cast<std::uint8_t>(std::get<std::uint64_t>(length));
+      if (!prefix.contains(prefix.address)) {
+        return reject(
+            key, text,
+            fmt::format("entry {}: host bits set below /{}", prefixes.size() + 1, prefix.length));
+      }
+    }
+    prefixes.push_back(prefix);
+  }
+  if (prefixes.empty()) {
+    return reject(key, text, "no address");
+  }
+  return prefixes;
 }
 
 Result<RateLimit> parse_rate(std::string_view key, std::string_view text) {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "common/protocol/ids.h"
 #include "common/protocol/mac_address.h"
@@ -114,6 +115,28 @@ struct RateLimit {
   friend bool operator==(const RateLimit&, const RateLimit&) = default;
 };
 Result<RateLimit> parse_rate(std::string_view key, std::string_view text);
+
+// One entry of the libxl `ip` backend key: an IPv4 address or network.
+struct Ipv4Prefix {
+  std::uint32_t address = 0;  // host byte order, host bits zero
+  std::uint8_t length = 32;   // prefix length, 0..32
+
+  bool contains(std::uint32_t candidate) const noexcept {
+    const std::uint32_t mask = length == 0 ? 0 : ~std::uint32_t{0} << (32 - length);
+    return (candidate & mask) == address;
+  }
+  friend bool operator==(const Ipv4Prefix&, const Ipv4Prefix&) = default;
+};
+// At most this many entries; a longer list is more likely a mistake than a
+// guest's address plan, and the data path scans it per frame.
+inline constexpr std::size_t kMaxIpv4Prefixes = 64;
+// The `ip` key as vif-bridge reads it (iptables -s per entry): entries
+// separated by one or more spaces, each dotted-quad "A.B.C.D" or
+// "A.B.C.D/N" (N 0..32, host bits must be zero), each octet decimal without
+// leading zeros. An empty or all-space value is rejected (an absent key is
+// how the toolstack says "any address"); so is IPv6, which vif-bridge's
+// iptables rules cannot express either.
+Result<std::vector<Ipv4Prefix>> parse_ipv4_list(std::string_view key, std::string_view text);
 
 // A grant reference published by a frontend (tx-ring-ref, rx-ring-ref, ...).
 // Refs 0..7 (GNTTAB_NR_RESERVED_ENTRIES) are reserved for the toolstack's

@@ -111,6 +111,9 @@ BackendConfig parse_backend_config(const VifId& id, const KeyReader& backend) {
     config.mtu =
         static_cast<unsigned>(protocol::parse_uint(key::kMtu, *mtu, kMinMtu, kMaxMtu).value());
   }
+  if (const auto ip = backend(key::kIp)) {
+    config.ip = protocol::parse_ipv4_list(key::kIp, *ip).value();
+  }
   return config;
 }
 

@@ -45,6 +45,10 @@ struct BackendConfig {
   std::optional<std::string> script;
   std::optional<protocol::RateLimit> rate;
   unsigned mtu = 1500;
+  // The `ip` key (libxl's ip=): the IPv4 sources the guest may use, which
+  // vif-bridge turns into iptables rules and the switch enforces on the fast
+  // path. Empty when absent: any address.
+  std::vector<protocol::Ipv4Prefix> ip;
 };
 
 // Validates the toolstack's keys of vif `id`. Throws XenstoreValueError.

@@ -234,6 +234,7 @@ INSTANTIATE_TEST_SUITE_P(
                            key::kFrontend},
         HostileBackendCase{"BadRate", key_values({{key::kRate, "0,100"}}), key::kRate},
         HostileBackendCase{"BadMtu", key_values({{key::kMtu, "20"}}), key::kMtu},
+        HostileBackendCase{"BadIp", key_values({{key::kIp, "10.0.0.1/33"}}), "'ip'"},
         HostileBackendCase{"BridgeNameInvalid", key_values({{key::kBridge, "a/b"}}), key::kBridge},
         HostileBackendCase{"MissingBridge", key_values({{key::kBridge, "nosuchbr"}}),
                            key::kBridge}),

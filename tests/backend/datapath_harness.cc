@@ -255,6 +255,8 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.features = options.features;
   setup.rate = options.rate;
   setup.guest_mac = options.mac;
+  setup.mac_learning = options.mac_learning;
+  setup.allowed_ipv4 = options.allowed_ipv4;
   setup.network_switch = options.network_switch;
   setup.rx_backlog_frames = options.rx_backlog_frames;
   setup.rx_stall_timeout = options.rx_stall_timeout;

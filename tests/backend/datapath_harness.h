@@ -152,6 +152,9 @@ struct QueueOptions {
   unsigned switch_receiver_share_percent = 50;
   std::chrono::milliseconds spurious_event_backoff_max{8};
   protocol::MacAddress mac{};
+  // The switch's admission (QueueSetup.mac_learning / allowed_ipv4).
+  bool mac_learning = false;
+  std::vector<protocol::Ipv4Prefix> allowed_ipv4{};
   // Continue from the ring indices a previous queue left (QueueSetup.resume).
   bool resume = false;
   // When set, the queue's grant table fails what this plan says.

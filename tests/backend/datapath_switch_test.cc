@@ -5,12 +5,16 @@
 // after its stop() returns.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "backend/lib/datapath/switch.h"
 #include "common/platform/sim/sim_host.h"
 #include "tests/backend/datapath_harness.h"
+#include "tests/net/frame_builder.h"
 
 namespace vifd::backend::testing {
 namespace {
@@ -25,9 +29,12 @@ class SwitchTest : public ::testing::Test {
 
   // Guest N (1..3) with MAC 02:..:0N, no TAP: anything not switched is lost.
   BackendQueue& attach(platform::DomId domid, std::size_t backlog = 256,
-                       std::chrono::milliseconds stall = std::chrono::milliseconds(10000)) {
+                       std::chrono::milliseconds stall = std::chrono::milliseconds(10000),
+                       bool mac_learning = false) {
     QueueOptions options;
     options.features.sg = true;
+    options.features.mtu = 9000;  // the 9000-byte frames below
+    options.mac_learning = mac_learning;
     options.network_switch = &network_switch_;
     options.mac = test_mac(static_cast<std::uint8_t>(domid));
     options.rx_backlog_frames = backlog;
@@ -88,9 +95,10 @@ TEST_F(SwitchTest, FramesBetweenTwoGuestsAreCopiedGrantToGrant) {
 
 TEST_F(SwitchTest, LearnsSourceMacsAndSendsUnknownDestinationsToTheHostPort) {
   attach(1);
-  attach(2);
+  attach(2, 256, std::chrono::milliseconds(10000), /*mac_learning=*/true);
   frontend(1).post_rx(8);
-  // A MAC guest 2 uses besides its configured one is learned from its TX.
+  // A MAC guest 2 uses besides its configured one is learned from its TX
+  // (the operator lets it learn: a guest that bridges).
   const protocol::MacAddress other = test_mac(0x42);
   const auto unknown = ethernet_frame(test_mac(0x77), other, 100, 1);
   frontend(2).send_frame(unknown);
@@ -105,6 +113,50 @@ TEST_F(SwitchTest, LearnsSourceMacsAndSendsUnknownDestinationsToTheHostPort) {
   const auto responses = frontend(2).wait_rx_responses(1);
   ASSERT_EQ(responses.size(), 1U);
   EXPECT_EQ(frontend(2).frames_of(responses).at(0), reply);
+}
+
+TEST_F(SwitchTest, AValidGsoFrameIsForwardedWithItsMetadataAndChecksumLocated) {
+  attach(1);
+  QueueOptions options;
+  options.features.sg = true;
+  options.features.gso_tcpv4 = true;
+  options.network_switch = &network_switch_;
+  options.mac = test_mac(2);
+  backends_[2] = std::make_unique<BackendQueue>(host_, frontend(2), options);
+  frontend(2).post_rx(16);
+  auto tso = net::testing::build_frame({.payload = 6000}).bytes;
+  const protocol::MacAddress destination = test_mac(2);
+  const protocol::MacAddress source = test_mac(1);
+  std::copy(destination.octets.begin(), destination.octets.end(), tso.begin());
+  std::copy(source.octets.begin(), source.octets.end(), tso.begin() + 6);
+  protocol::ExtraInfo gso{};
+  gso.type = protocol::kExtraTypeGso;
+  gso.u.gso.size = 1448;
+  gso.u.gso.type = protocol::kGsoTypeTcpv4;
+  // No csum_blank: the switch seeds the pseudo-header sum into its header
+  // copy and hands the receiver a partial checksum, as netback does.
+  frontend(1).send_frame(tso, protocol::kTxfDataValidated, &gso, 2000);
+  const auto responses = frontend(2).wait_rx_responses(3);
+  ASSERT_GE(responses.size(), 3U) << to_json(stats(1)).dump() << to_json(stats(2)).dump();
+  EXPECT_NE(responses[0].flags & protocol::kRxfExtraInfo, 0);
+  EXPECT_NE(responses[0].flags & protocol::kRxfCsumBlank, 0);
+  protocol::ExtraInfo extra{};
+  std::memcpy(&extra, &responses[1], sizeof(extra));
+  EXPECT_EQ(extra.type, protocol::kExtraTypeGso);
+  EXPECT_EQ(extra.u.gso.size, 1448);
+  const auto frames = frontend(2).frames_of(responses);
+  ASSERT_EQ(frames.size(), 1U);
+  ASSERT_EQ(frames[0].size(), tso.size());
+  // Only the checksum field differs: the pseudo-header sum was seeded.
+  net::ChecksumLocation where;
+  ASSERT_EQ(net::locate_checksum(tso, where), net::PacketStatus::kOk);
+  const std::size_t field = std::size_t{where.csum_start} + where.csum_offset;
+  EXPECT_TRUE(
+      std::equal(frames[0].begin(), frames[0].begin() + static_cast<long>(field), tso.begin()));
+  EXPECT_TRUE(std::equal(frames[0].begin() + static_cast<long>(field + 2), frames[0].end(),
+                         tso.begin() + static_cast<long>(field + 2)));
+  EXPECT_EQ(stats(1).total_drops(), 0U);
+  EXPECT_EQ(stats(1).tap_writes, 0U);
 }
 
 TEST_F(SwitchTest, AReceiverThatPostsNothingStallsOnlyItself) {

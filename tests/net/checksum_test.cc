@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -188,6 +189,50 @@ TEST(LocateChecksum, EveryTruncationIsRejectedWithoutReadingPastTheSpan) {
       EXPECT_NE(prepare_offload(truncated, meta), PacketStatus::kOk) << "length " << length;
     }
   }
+}
+
+TEST(LocateChecksum, OnTheFirstBytesFindsWhatTheWholeFrameGives) {
+  for (const auto& [name, spec] : valid_specs()) {
+    SCOPED_TRACE(name);
+    const Frame frame = build_frame(spec);
+    ChecksumLocation whole;
+    ASSERT_EQ(locate_checksum(frame.bytes, whole), PacketStatus::kOk);
+    for (std::size_t length = 0; length <= frame.bytes.size(); ++length) {
+      // An exact-size heap copy of the start: ASan reports any read past it.
+      const std::vector<std::uint8_t> headers(frame.bytes.begin(),
+                                              frame.bytes.begin() + static_cast<long>(length));
+      ChecksumLocation where;
+      const PacketStatus status = locate_checksum(headers, frame.bytes.size(), where);
+      if (length < whole.header_len) {
+        EXPECT_EQ(status, PacketStatus::kTruncated) << "length " << length;
+        continue;
+      }
+      ASSERT_EQ(status, PacketStatus::kOk) << "length " << length;
+      EXPECT_EQ(where.csum_start, whole.csum_start);
+      EXPECT_EQ(where.header_len, whole.header_len);
+    }
+    // Lengths the headers declare are still checked against the frame.
+    ChecksumLocation where;
+    EXPECT_EQ(
+        locate_checksum(std::span(frame.bytes).first(whole.header_len), frame.ip_end - 1, where),
+        PacketStatus::kTruncated);
+  }
+}
+
+TEST(PrepareOffload, OnTheFirstBytesSeedsWhatTheWholeFrameWouldGet) {
+  Frame frame = build_frame({.payload = 4000});
+  std::vector<std::uint8_t> whole = frame.bytes;
+  PacketMeta whole_meta;
+  whole_meta.gso_type = GsoType::kTcpv4;
+  whole_meta.gso_size = 1448;
+  ASSERT_EQ(prepare_offload(whole, whole_meta), PacketStatus::kOk);
+  std::vector<std::uint8_t> headers(frame.bytes.begin(), frame.bytes.begin() + 128);
+  PacketMeta meta;
+  meta.gso_type = GsoType::kTcpv4;
+  meta.gso_size = 1448;
+  ASSERT_EQ(prepare_offload(headers, frame.bytes.size(), meta), PacketStatus::kOk);
+  EXPECT_EQ(meta, whole_meta);
+  EXPECT_TRUE(std::equal(headers.begin(), headers.end(), whole.begin()));
 }
 
 TEST(OnesComplementSum, MatchesTheReferenceForEveryLengthAndAlignment) {

@@ -171,6 +171,35 @@ TEST(ParseMacTest, RejectsMulticastBroadcastAndZero) {
   expect_rejected(parse_mac("mac", "00:00:00:00:00:00"), "mac", "all-zero");
 }
 
+// ---- parse_ipv4_list ---------------------------------------------------------
+
+TEST(ParseIpv4ListTest, AcceptsWhatVifBridgeHandsToIptables) {
+  EXPECT_EQ(parse_ipv4_list("ip", "10.0.0.1").value(), (std::vector<Ipv4Prefix>{{0x0A000001, 32}}));
+  EXPECT_EQ(parse_ipv4_list("ip", "10.0.0.1 192.168.7.0/24  0.0.0.0/0").value(),
+            (std::vector<Ipv4Prefix>{{0x0A000001, 32}, {0xC0A80700, 24}, {0, 0}}));
+  const auto prefix = parse_ipv4_list("ip", "192.168.7.0/24").value().at(0);
+  EXPECT_TRUE(prefix.contains(0xC0A807FF));
+  EXPECT_FALSE(prefix.contains(0xC0A80800));
+  EXPECT_TRUE((Ipv4Prefix{0, 0}).contains(0xFFFFFFFF));
+}
+
+TEST(ParseIpv4ListTest, RejectsAnythingElseNamingTheKey) {
+  expect_rejected(parse_ipv4_list("ip", ""), "ip", "no address");
+  expect_rejected(parse_ipv4_list("ip", "   "), "ip", "no address");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0"), "ip", "entry 1");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.1.2"), "ip", "entry 1 octet 4");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.256"), "ip", "out of range");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.01"), "ip", "leading zeros");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.1 fe80::1"), "ip", "entry 2");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.1/33"), "ip", "prefix length");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.1/"), "ip", "prefix length");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.1/24"), "ip", "host bits");
+  expect_rejected(parse_ipv4_list("ip", "10.0.0.1\t10.0.0.2"), "ip", "entry 1");
+  std::string many;
+  for (std::size_t i = 0; i <= kMaxIpv4Prefixes; ++i) many += "10.0.0." + std::to_string(i) + " ";
+  expect_rejected(parse_ipv4_list("ip", many), "ip", "more than 64 entries");
+}
+
 // ---- parse_rate ------------------------------------------------------------
 
 TEST(ParseRateTest, AcceptsLibxlForm) {

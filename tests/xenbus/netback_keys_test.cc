@@ -60,6 +60,7 @@ KeyMap valid_backend() {
           {k(key::kScript), "/etc/xen/scripts/vif-bridge"},
           {k(key::kRate), "125000,20000"},
           {k(key::kMtu), "9000"},
+          {k(key::kIp), "10.0.0.7 192.168.7.0/24"},
           {k(key::kState), "1"}};
 }
 
@@ -74,11 +75,12 @@ TEST(NetbackBackendConfig, ParsesEveryToolstackKey) {
   ASSERT_TRUE(config.rate);
   EXPECT_EQ(*config.rate, (protocol::RateLimit{125000, 20000}));
   EXPECT_EQ(config.mtu, 9000U);
+  EXPECT_EQ(config.ip, (std::vector<protocol::Ipv4Prefix>{{0x0A000007, 32}, {0xC0A80700, 24}}));
 }
 
 TEST(NetbackBackendConfig, OptionalKeysDefault) {
   KeyMap keys = valid_backend();
-  for (const auto name : {key::kBridge, key::kScript, key::kRate, key::kMtu}) {
+  for (const auto name : {key::kBridge, key::kScript, key::kRate, key::kMtu, key::kIp}) {
     keys.erase(k(name));
   }
   const BackendConfig config = parse_backend_config(kId, map_reader(keys));
@@ -86,6 +88,7 @@ TEST(NetbackBackendConfig, OptionalKeysDefault) {
   EXPECT_FALSE(config.script);
   EXPECT_FALSE(config.rate);
   EXPECT_EQ(config.mtu, 1500U);
+  EXPECT_TRUE(config.ip.empty()) << "no `ip`: any address";
 
   // libxl writes an empty script for "no script".
   keys.insert_or_assign(k(key::kScript), "");
@@ -134,6 +137,10 @@ TEST(NetbackBackendConfig, EveryHostileValueNamesItsKey) {
       {k(key::kMtu), std::to_string(kMaxMtu + 1), k(key::kMtu)},
       {k(key::kMtu), "1500 ", k(key::kMtu)},
       {k(key::kMtu), "", k(key::kMtu)},
+      {k(key::kIp), "", k(key::kIp)},
+      {k(key::kIp), "10.0.0.300", k(key::kIp)},
+      {k(key::kIp), "fe80::1", k(key::kIp)},
+      {k(key::kIp), "10.0.0.7/24", k(key::kIp)},
   };
   for (const auto& mutation : mutations) {
     const KeyMap keys = apply(valid_backend(), mutation);

@@ -116,7 +116,8 @@ void Vif::start() {
   view.published = xenbus::read_state(map_reader(backend));
   if (config_) {
     device_.use_frontend();
-    if (config_->bridge && env_.switch_for) {
+    if (config_->bridge && env_.switch_for &&
+        env_.switch_policy.uses_switch(id_, *config_->bridge)) {
       switch_ = env_.switch_for(*config_->bridge);
     }
     frontend_keys_ = read_frontend_keys();
@@ -427,6 +428,8 @@ void Vif::connect(bool resume) {
     setup.rate = config_->rate;
     setup.guest_mac = config_->mac;
     setup.network_switch = switch_.get();
+    setup.mac_learning = env_.switch_policy.learns(id_);
+    setup.allowed_ipv4 = config_->ip;
     setup.resume = resume;
     setup.multicast_filter = multicast_filter;
     setup.flow_steering = steering;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/switch_policy.h"
 #include "backend/lib/control/tap_queues.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/net/tap_device.h"
@@ -52,6 +53,8 @@ struct VifEnvironment {
   // Data-path bounds every queue gets (DaemonOptions).
   std::size_t rx_backlog_bytes = 512 * 1024;
   std::chrono::milliseconds rx_drain_timeout{250};
+  // Which vifs stay off the switch and which may learn MACs.
+  SwitchPolicy switch_policy{};
 };
 
 class Vif {

@@ -33,6 +33,7 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
                    nullptr,
                    options_.rx_backlog_bytes,
                    options_.rx_drain_timeout} {
+  environment_.switch_policy = options_.switch_policy;
   if (options_.fast_path) {
     environment_.switch_for = [this](const std::string& bridge) { return switch_for(bridge); };
   }

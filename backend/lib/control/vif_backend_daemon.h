@@ -30,6 +30,8 @@ struct DaemonOptions {
   unsigned max_queues = 1;
   // In-process switch between vifs naming the same bridge.
   bool fast_path = true;
+  // Per bridge and vif: off the switch, MAC learning.
+  SwitchPolicy switch_policy;
   // Unix socket for `stats`/`show`; empty for none.
   std::string control_socket;
   // Per queue: bytes of frames waiting for guest RX buffers, and how long

@@ -285,7 +285,10 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   const ForwardDescriptor* frame =
       item.kind == RxItem::Kind::kForward ? &rx_descriptors_[item.slot] : nullptr;
   std::size_t source_slot = 0;  // switch: position in the sender's slots
-  std::uint32_t source_offset = 0;
+  // The sender's queue checked the frame's first bytes and sent them along:
+  // they come from the descriptor, only the rest from the sender's grants.
+  const std::uint16_t header_length = frame != nullptr ? frame->header_length : 0;
+  std::uint32_t source_offset = header_length;
   std::uint32_t position = 0;
   std::uint32_t remaining = item.length;
 
@@ -323,6 +326,15 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
       // Both sides foreign: the hypervisor copies from the sender's granted
       // page straight into this guest's posted page.
       std::uint16_t filled = 0;
+      if (s == 0 && header_length != 0) {
+        platform::GrantCopySegment segment{};
+        segment.source.virt = rx_descriptors_[item.slot].header.data();  // only read
+        segment.dest.foreign = {request.gref, 0, frontend};
+        segment.len = header_length;
+        segment.flags = platform::kCopyDestGref;
+        add_segment(segment, response_index);
+        filled = header_length;
+      }
       while (filled < chunk && source_slot < frame->slot_count) {
         const ForwardSlot& source = frame->slots[source_slot];
         const std::uint32_t available = source.size - source_offset;
@@ -375,7 +387,7 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     const std::uint32_t needed = rx_slots_needed(item);
     const std::uint32_t max_segments =
         item.kind == RxItem::Kind::kForward
-            ? data_slots_for(item.length) + rx_descriptors_[item.slot].slot_count
+            ? data_slots_for(item.length) + rx_descriptors_[item.slot].slot_count + 1
             : data_slots_for(item.length);
     if (segments + max_segments > rx_segments_.size() ||
         responses + needed > rx_responses_.size()) {
@@ -407,8 +419,10 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
         counters_.rx_packets.add();
         counters_.rx_bytes.add(delivery.item.length);
         if (delivery.item.kind == RxItem::Kind::kForward) {
+          // The header segment came from dom0's copy, not grant to grant.
+          const bool header = rx_descriptors_[delivery.item.slot].header_length != 0;
           counters_.switch_received_packets.add();
-          counters_.switch_received_segments.add(delivery.segment_count);
+          counters_.switch_received_segments.add(delivery.segment_count - (header ? 1 : 0));
         }
       } else {
         counters_.drop(DropReason::kRxGrantCopyFailed);

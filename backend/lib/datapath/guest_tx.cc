@@ -6,6 +6,7 @@
 // TAP with their virtio header. Every request gets exactly one response.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "backend/lib/datapath/queue_engine.h"
 #include "common/net/tap_device.h"
@@ -40,6 +41,65 @@ bool receiver_accepts(const VifFeatures& receiver, const TxPacket& packet,
     if (ethertype != kEthTypeIpv4 && ethertype != kEthTypeIpv6) return false;
   }
   return receiver.sg || packet.total_length <= protocol::kPageSize;
+}
+
+std::uint16_t load_be16(std::span<const std::uint8_t> bytes, std::size_t at) noexcept {
+  return static_cast<std::uint16_t>(bytes[at] << 8 | bytes[at + 1]);
+}
+
+std::uint32_t load_be32(std::span<const std::uint8_t> bytes, std::size_t at) noexcept {
+  return static_cast<std::uint32_t>(load_be16(bytes, at)) << 16 | load_be16(bytes, at + 2);
+}
+
+bool allowed(std::span<const protocol::Ipv4Prefix> prefixes, std::uint32_t address) noexcept {
+  return std::any_of(prefixes.begin(), prefixes.end(),
+                     [&](const protocol::Ipv4Prefix& prefix) { return prefix.contains(address); });
+}
+
+// vif-bridge's rules for a vif with `ip` set (iptables -s per entry, plus
+// "-p udp --sport 68 --dport 67" from any source for DHCP), on the header
+// copy. iptables never sees ARP; the switch checks the sender protocol
+// address too, allowing 0.0.0.0 (RFC 5227 probes). Other ethertypes pass,
+// as they pass iptables. One VLAN tag is looked through. A header the copy
+// does not hold is refused: it cannot be checked.
+std::optional<DropReason> check_ipv4_source(
+    std::span<const std::uint8_t> headers,
+    std::span<const protocol::Ipv4Prefix> prefixes) noexcept {
+  constexpr std::uint16_t kEthTypeArp = 0x0806;
+  constexpr std::uint8_t kUdp = 17;
+  std::size_t l3 = kEthernetHeaderSize;
+  std::uint16_t ethertype = load_be16(headers, 12);
+  if (ethertype == protocol::kEthTypeVlan || ethertype == protocol::kEthTypeQinQ) {
+    if (headers.size() < l3 + protocol::kVlanTagLen) return DropReason::kTxIpSourceNotAllowed;
+    ethertype = load_be16(headers, l3 + 2);
+    l3 += protocol::kVlanTagLen;
+  }
+  if (ethertype == kEthTypeIpv4) {
+    if (headers.size() < l3 + 20) return DropReason::kTxIpSourceNotAllowed;
+    const std::size_t ihl = static_cast<std::size_t>(headers[l3] & 0x0F) * 4;
+    if ((headers[l3] >> 4) != 4 || ihl < 20) return DropReason::kTxIpSourceNotAllowed;
+    if (allowed(prefixes, load_be32(headers, l3 + 12))) return std::nullopt;
+    const bool first_fragment = (load_be16(headers, l3 + 6) & 0x1FFF) == 0;
+    const std::size_t udp = l3 + ihl;
+    const bool dhcp_request = headers[l3 + 9] == kUdp && first_fragment &&
+                              headers.size() >= udp + 4 && load_be16(headers, udp) == 68 &&
+                              load_be16(headers, udp + 2) == 67;
+    if (dhcp_request) return std::nullopt;
+    return DropReason::kTxIpSourceNotAllowed;
+  }
+  if (ethertype == kEthTypeArp) {
+    // htype(2) ptype(2) hlen(1) plen(1) oper(2) sha(hlen) spa(plen) ...
+    if (headers.size() < l3 + 8) return DropReason::kTxArpSenderNotAllowed;
+    if (load_be16(headers, l3 + 2) != kEthTypeIpv4) return std::nullopt;
+    const std::size_t spa = l3 + 8 + headers[l3 + 4];
+    if (headers[l3 + 5] != 4 || headers.size() < spa + 4) {
+      return DropReason::kTxArpSenderNotAllowed;
+    }
+    const std::uint32_t sender = load_be32(headers, spa);
+    if (sender == 0 || allowed(prefixes, sender)) return std::nullopt;
+    return DropReason::kTxArpSenderNotAllowed;
+  }
+  return std::nullopt;
 }
 
 std::size_t flow_hash(const std::uint8_t* header) noexcept {
@@ -184,42 +244,37 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
 }
 
 void QueueEngine::tx_route(std::size_t work_count) noexcept {
-  // The switch needs the Ethernet header of each packet; without a second
-  // vif on the switch every packet goes to the TAP and nothing is peeked.
-  const bool switching = endpoint_ && topology_ && topology_->ports.size() >= 2;
-  if (!switching) return;
-  std::size_t count = 0;
+  // The switch needs the start of each packet: its Ethernet header to admit
+  // the frame and look up its destination, more for `ip` filtering. A vif
+  // alone on its switch without `ip` peeks at nothing: everything goes to
+  // the TAP and tx_to_tap admits it on the full copy.
+  if (!endpoint_ || !topology_) return;
+  const bool forwarding = topology_->ports.size() >= 2;
+  const bool filtering = !setup_.allowed_ipv4.empty();
+  if (!forwarding && !filtering) return;
+  tx_peek(work_count, filtering ? kForwardHeaderBytes : kEthernetHeaderSize, false);
   for (std::size_t w = 0; w < work_count; ++w) {
-    const TxWork& work = tx_work_[w];
-    const TxRequest& first = tx_staging_[work.position];
-    auto& segment = tx_segments_[count];
-    segment = {};
-    segment.source.foreign = {first.gref, first.offset, setup_.frontend_domid};
-    segment.dest.virt = tx_arena_.get() + work.arena_offset;
-    segment.len = kEthernetHeaderSize;
-    segment.flags = platform::kCopySourceGref;
-    tx_segment_owner_[count++] = static_cast<std::uint32_t>(w);
-  }
-  grant_copy(std::span(tx_segments_.data(), count));
-  for (std::size_t s = 0; s < count; ++s) {
-    TxWork& work = tx_work_[tx_segment_owner_[s]];
-    if (tx_segments_[s].status != platform::kGntstOkay) {
-      work.copy_failed = true;
-      continue;
-    }
-    work.header_copied = kEthernetHeaderSize;
+    TxWork& work = tx_work_[w];
+    if (work.copy_failed || !tx_admit(work) || !forwarding) continue;
     const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
-    setup_.network_switch->learn(source_mac(header), port_tag_);
     const auto destination = destination_mac(header);
     if ((destination[0] & 0x01U) != 0) continue;  // broadcast/multicast: the bridge floods
     const PortTag tag = setup_.network_switch->lookup(destination);
     if (tag == 0 || tag == port_tag_) continue;
     const Switch::Port* port = topology_->find(tag);
     if (port == nullptr || port->queues.empty()) continue;
-    const std::uint16_t ethertype = static_cast<std::uint16_t>(header[12] << 8 | header[13]);
-    if (!receiver_accepts(port->features, work.packet, ethertype)) continue;
     work.receiver = port;
     work.route = TxWork::Route::kForward;
+    work.hash = port->steering ? port->steering->current() : nullptr;
+  }
+  // Offload metadata is validated on the packet's headers, and a receiver
+  // that configured a hash needs the IP and TCP headers: a second peek for
+  // those frames only, so other forwarded frames cost dom0 just the
+  // Ethernet header.
+  tx_peek(work_count, kForwardHeaderBytes, true);
+  for (std::size_t w = 0; w < work_count; ++w) {
+    TxWork& work = tx_work_[w];
+    if (work.route == TxWork::Route::kForward) tx_check_forward(work);
   }
   tx_choose_receive_queues(work_count);
   for (std::size_t w = 0; w < work_count; ++w) {
@@ -240,47 +295,140 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
       continue;
     }
     // Congestion, not a guest error: netback answers OKAY for such drops.
-    work.route = TxWork::Route::kDrop;
-    counters_.drop(DropReason::kTxSwitchInboxFull);
-    tx_respond(work.position, work.packet, protocol::kRspOkay);
+    tx_drop(work, DropReason::kTxSwitchInboxFull, protocol::kRspOkay);
   }
 }
 
-void QueueEngine::tx_choose_receive_queues(std::size_t work_count) noexcept {
-  // A receiver that configured a hash over its control ring needs the IP and
-  // TCP headers too: a second peek, only for those frames, so that frames to
-  // other vifs still cost dom0 just the Ethernet header.
+void QueueEngine::tx_peek(std::size_t work_count, std::size_t bytes, bool forward_only) noexcept {
+  static_assert(kSteeringHeaderBytes <= kForwardHeaderBytes);
   std::size_t count = 0;
   for (std::size_t w = 0; w < work_count; ++w) {
-    TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::kForward) continue;
-    work.hash = work.receiver->steering ? work.receiver->steering->current() : nullptr;
-    if (!work.hash || !work.hash->toeplitz || work.hash->flags == 0) continue;
-    const std::size_t length = std::min<std::size_t>(work.packet.first_size, kSteeringHeaderBytes);
-    if (length <= kEthernetHeaderSize) continue;
+    const TxWork& work = tx_work_[w];
+    if (work.copy_failed) continue;
+    std::size_t wanted = bytes;
+    if (forward_only) {
+      if (work.route != TxWork::Route::kForward) continue;
+      const bool offload =
+          work.packet.gso.has_value() || (work.packet.first_flags & protocol::kTxfCsumBlank) != 0;
+      const bool steered = work.hash && work.hash->toeplitz && work.hash->flags != 0;
+      if (!offload) wanted = steered ? kSteeringHeaderBytes : 0;
+    } else if (work.route != TxWork::Route::kTap) {
+      continue;
+    }
+    // The parser keeps offset + first_size within the granted page.
+    const std::size_t length = std::min<std::size_t>(work.packet.first_size, wanted);
+    if (length <= work.header_copied) continue;
     const TxRequest& first = tx_staging_[work.position];
     auto& segment = tx_segments_[count];
     segment = {};
-    // The parser keeps offset + first_size within the granted page.
     segment.source.foreign = {first.gref,
-                              static_cast<std::uint16_t>(first.offset + kEthernetHeaderSize),
+                              static_cast<std::uint16_t>(first.offset + work.header_copied),
                               setup_.frontend_domid};
-    segment.dest.virt = tx_arena_.get() + work.arena_offset + kEthernetHeaderSize;
-    segment.len = static_cast<std::uint16_t>(length - kEthernetHeaderSize);
+    segment.dest.virt = tx_arena_.get() + work.arena_offset + work.header_copied;
+    segment.len = static_cast<std::uint16_t>(length - work.header_copied);
     segment.flags = platform::kCopySourceGref;
     tx_segment_owner_[count++] = static_cast<std::uint32_t>(w);
   }
-  if (count != 0) grant_copy(std::span(tx_segments_.data(), count));
+  if (count == 0) return;
+  grant_copy(std::span(tx_segments_.data(), count));
   for (std::size_t s = 0; s < count; ++s) {
     TxWork& work = tx_work_[tx_segment_owner_[s]];
-    // A failed peek is not a failed packet: the frame then goes by MACs.
-    if (tx_segments_[s].status == platform::kGntstOkay) {
-      work.header_copied = static_cast<std::uint16_t>(kEthernetHeaderSize + tx_segments_[s].len);
+    if (tx_segments_[s].status != platform::kGntstOkay) {
+      // A grant the frontend cannot back: tx_to_tap answers it ERROR.
+      work.copy_failed = true;
+      work.route = TxWork::Route::kTap;
+      continue;
     }
+    work.header_copied = static_cast<std::uint16_t>(work.header_copied + tx_segments_[s].len);
   }
+}
+
+void QueueEngine::tx_drop(TxWork& work, DropReason reason, std::int16_t status) noexcept {
+  work.route = TxWork::Route::kDrop;
+  counters_.drop(reason);
+  tx_respond(work.position, work.packet, status);
+}
+
+bool QueueEngine::tx_admit(TxWork& work) noexcept {
+  const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
+  const auto source = source_mac(header);
+  std::optional<DropReason> refused;
+  if (setup_.mac_learning || setup_.guest_mac.is_zero()) {
+    if (setup_.network_switch->learn(source, port_tag_) == LearnResult::kPinnedElsewhere) {
+      refused = DropReason::kTxSpoofedSourceMac;
+    }
+  } else if (!std::equal(source.begin(), source.end(), setup_.guest_mac.octets.begin())) {
+    refused = DropReason::kTxSpoofedSourceMac;
+  }
+  if (!refused && !setup_.allowed_ipv4.empty()) {
+    refused = check_ipv4_source(std::span(header, work.header_copied), setup_.allowed_ipv4);
+  }
+  if (!refused) return true;
+  // Answered OKAY: to the guest this is a frame a filter on the bridge
+  // dropped, not a malformed request.
+  tx_drop(work, *refused, protocol::kRspOkay);
+  const Clock::time_point now = Clock::now();
+  if (log_limiter_.allow(now)) {
+    log_->warn("{}: TX frame refused by switch {}: {}", context_, setup_.network_switch->name(),
+               to_string(*refused));
+  }
+  return false;
+}
+
+void QueueEngine::tx_check_forward(TxWork& work) noexcept {
+  const TxPacket& packet = work.packet;
+  const Switch::Port& port = *work.receiver;
+  const std::span<std::uint8_t> headers(tx_arena_.get() + work.arena_offset, work.header_copied);
+  net::PacketMeta meta;
+  net::PacketStatus status =
+      net::meta_from_netif_tx(packet.first_flags, packet.gso ? &*packet.gso : nullptr, meta);
+  if (status == net::PacketStatus::kOk) {
+    status = net::prepare_offload(headers, packet.total_length, meta);
+  }
+  if (status == net::PacketStatus::kTruncated && work.header_copied < packet.total_length) {
+    // Headers beyond what the switch copies (a long IPv6 extension chain,
+    // headers split over slots): the TAP path copies the whole frame and
+    // decides.
+    work.route = TxWork::Route::kTap;
+    work.hash.reset();
+    return;
+  }
+  if (status != net::PacketStatus::kOk) {
+    // What tx_to_tap does with the same frame.
+    tx_drop(work, DropReason::kTxBadOffload, protocol::kRspOkay);
+    if (log_limiter_.allow(Clock::now())) {
+      log_->warn("{}: TX offload metadata rejected: {}", context_, net::to_string(status));
+    }
+    return;
+  }
+  const std::uint16_t ethertype = static_cast<std::uint16_t>(headers[12] << 8 | headers[13]);
+  if (!receiver_accepts(port.features, packet, ethertype)) {
+    // The host stack adapts it (checksums, segmentation) on the way.
+    work.route = TxWork::Route::kTap;
+    work.hash.reset();
+    return;
+  }
+  // As a Linux bridge's is_skb_forwardable(): the receiver's MTU plus an
+  // Ethernet header and one VLAN tag; a GSO packet by its segments.
+  const std::size_t limit =
+      std::size_t{port.features.mtu} + kEthernetHeaderSize + protocol::kVlanTagLen;
+  const bool fits = meta.gso_type == net::GsoType::kNone
+                        ? packet.total_length <= limit
+                        : std::size_t{meta.hdr_len} + meta.gso_size <= limit;
+  if (!fits) {
+    tx_drop(work, DropReason::kTxExceedsReceiverMtu, protocol::kRspOkay);
+    return;
+  }
+  work.meta = meta;
+}
+
+void QueueEngine::tx_choose_receive_queues(std::size_t work_count) noexcept {
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::kForward) continue;
+    if (work.route != TxWork::Route::kForward) {
+      work.hash.reset();
+      continue;
+    }
     const Switch::Port& port = *work.receiver;
     const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
     work.destination =
@@ -293,10 +441,7 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   if (free_forwards_.empty()) return false;
   const TxPacket& packet = work.packet;
   ForwardDescriptor frame;
-  if (net::meta_from_netif_tx(packet.first_flags, packet.gso ? &*packet.gso : nullptr,
-                              frame.meta) != net::PacketStatus::kOk) {
-    return false;
-  }
+  frame.meta = work.meta;
   const std::uint32_t handle = free_forwards_.back();
   PendingForward& pending = pending_forwards_[handle];
   pending.data_slots = static_cast<std::uint8_t>(packet.data_slots);
@@ -309,6 +454,9 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   frame.sender_domid = setup_.frontend_domid;
   frame.slot_count = static_cast<std::uint16_t>(packet.data_slots);
   frame.length = packet.total_length;
+  // What was checked travels with the descriptor; the grants supply the rest.
+  frame.header_length = work.header_copied;
+  std::memcpy(frame.header.data(), tx_arena_.get() + work.arena_offset, work.header_copied);
   for (std::size_t n = 0; n < packet.data_slots; ++n) {
     const TxRequest& request = tx_staging_[work.position + packet.data_slot_position(n)];
     pending.ids[n] = request.id;
@@ -390,6 +538,9 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       continue;
     }
     if (work.route != TxWork::Route::kTap) continue;
+    // A switch port's frame that tx_route did not peek at (the vif is alone
+    // on its switch) is admitted here, on the copy about to be written.
+    if (endpoint_ && work.header_copied == 0 && !tx_admit(work)) continue;
     const std::span<std::uint8_t> frame(tx_arena_.get() + work.arena_offset,
                                         work.packet.total_length);
     net::PacketMeta meta;

@@ -21,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backend/lib/datapath/queue_stats.h"
 #include "common/platform/event_channels.h"
@@ -62,6 +63,13 @@ struct QueueSetup {
   protocol::MacAddress guest_mac;           // the backend `mac` key
   // The in-process switch this vif is a port of, or nullptr.
   Switch* network_switch = nullptr;
+  // What the switch admits from this vif. Without learning every frame must
+  // carry guest_mac as its source (the operator lets guests that bridge
+  // learn); with allowed_ipv4 (the backend `ip` key) IPv4 sources and ARP
+  // senders must be in it, as vif-bridge's iptables rules demand. Both are
+  // checked on every frame of a vif on a switch, whichever way it leaves.
+  bool mac_learning = false;
+  std::vector<protocol::Ipv4Prefix> allowed_ipv4;
   // Re-attach to a ring a previous vifd served: continue from its indices.
   bool resume = false;
   // Called once, from the queue thread, when the frontend broke the protocol

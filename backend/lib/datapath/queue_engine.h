@@ -71,6 +71,8 @@ struct TxWork {
   // While routing: the receiving port (in topology_) and its hash snapshot.
   const Switch::Port* receiver = nullptr;
   std::shared_ptr<const HashSnapshot> hash;
+  // A forwarded packet's offload metadata, validated on the header copy.
+  net::PacketMeta meta{};
 };
 
 // The answers a forwarded packet still owes, kept until its completion.
@@ -143,6 +145,18 @@ class QueueEngine {
   void tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept;
   void tx_choose_receive_queues(std::size_t work_count) noexcept;
   void tx_route(std::size_t work_count) noexcept;
+  // Copies the start of packets into the arena, up to `bytes` each: every
+  // packet still headed for the TAP, or (forward_only) each forwarded one
+  // whose checks or steering need more than it has.
+  void tx_peek(std::size_t work_count, std::size_t bytes, bool forward_only) noexcept;
+  // The switch's admission of a peeked packet (source MAC, `ip`); false
+  // when it was dropped, counted and answered.
+  bool tx_admit(TxWork& work) noexcept;
+  // The checks a TAP-bound frame gets, plus the receiver's MTU and
+  // features, on the header copy; may send the packet to the TAP instead or
+  // drop it.
+  void tx_check_forward(TxWork& work) noexcept;
+  void tx_drop(TxWork& work, DropReason reason, std::int16_t status) noexcept;
   bool tx_forward(TxWork& work) noexcept;
   void tx_to_tap(std::size_t work_count) noexcept;
   void tx_process_completions() noexcept;

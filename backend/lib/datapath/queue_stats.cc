@@ -30,6 +30,14 @@ std::string_view to_string(DropReason reason) noexcept {
       return "tx_switch_dropped";
     case DropReason::kTxSwitchReceiverShare:
       return "tx_switch_receiver_share";
+    case DropReason::kTxSpoofedSourceMac:
+      return "tx_spoofed_source_mac";
+    case DropReason::kTxIpSourceNotAllowed:
+      return "tx_ip_source_not_allowed";
+    case DropReason::kTxArpSenderNotAllowed:
+      return "tx_arp_sender_not_allowed";
+    case DropReason::kTxExceedsReceiverMtu:
+      return "tx_exceeds_receiver_mtu";
     case DropReason::kRxNoBuffers:
       return "rx_no_buffers";
     case DropReason::kRxStallFlush:

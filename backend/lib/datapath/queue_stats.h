@@ -33,6 +33,12 @@ enum class DropReason : std::uint8_t {
   kTxSwitchInboxFull,      // the destination queue's inbox was full
   kTxSwitchDropped,        // the destination dropped it (no buffers, stopped, copy failed)
   kTxSwitchReceiverShare,  // the destination vif already holds its share of our TX ring
+  // guest TX: what the switch refuses to admit (answered OKAY, like a
+  // frame a bridge's filter drops)
+  kTxSpoofedSourceMac,     // source MAC not the configured one (or another port's)
+  kTxIpSourceNotAllowed,   // `ip` set: IPv4 source outside it (or header unreadable)
+  kTxArpSenderNotAllowed,  // `ip` set: ARP sender address outside it
+  kTxExceedsReceiverMtu,   // larger than the receiving vif's MTU (GSO: per segment)
   // guest RX
   kRxNoBuffers,          // backlog full (or stalled) while the guest posted no buffers
   kRxStallFlush,         // dropped from the backlog when the stall timer fired

@@ -13,6 +13,16 @@ namespace vifd::backend {
 
 namespace {
 
+constexpr std::uint64_t kPinnedFlag = 0x8000;
+constexpr std::uint64_t kTagBits = kMaxPortTag;
+
+PortTag tag_of(std::uint64_t entry) noexcept {
+  return static_cast<PortTag>(entry & kTagBits);
+}
+bool is_pinned(std::uint64_t entry) noexcept {
+  return (entry & kPinnedFlag) != 0;
+}
+
 std::uint64_t mac48(std::span<const std::uint8_t, 6> mac) noexcept {
   std::uint64_t value = 0;
   for (const std::uint8_t octet : mac) value = value << 8 | octet;
@@ -131,8 +141,14 @@ PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
   }
   if (port == nullptr) {
     Port fresh;
+    if (next->ports.size() >= kMaxPortTag) {
+      throw std::invalid_argument("switch " + name_ + ": " + std::to_string(kMaxPortTag) +
+                                  " ports already");
+    }
     // Skip 0 and tags still in use after a wrap.
-    while (next_tag_ == 0 || next->find(next_tag_) != nullptr) ++next_tag_;
+    while (next_tag_ == 0 || next_tag_ > kMaxPortTag || next->find(next_tag_) != nullptr) {
+      next_tag_ = static_cast<PortTag>(next_tag_ > kMaxPortTag ? 1 : next_tag_ + 1);
+    }
     fresh.tag = next_tag_++;
     fresh.domid = endpoint->domid();
     fresh.devid = endpoint->devid();
@@ -151,7 +167,7 @@ PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
   }
   port->queues.push_back(std::move(endpoint));
   const PortTag tag = port->tag;
-  if (!guest_mac.is_zero()) learn(std::span<const std::uint8_t, 6>(guest_mac.octets), tag);
+  if (!guest_mac.is_zero()) pin(guest_mac, tag);
   publish(std::move(next));
   return tag;
 }
@@ -174,10 +190,12 @@ void Switch::detach(const SwitchEndpoint& endpoint) {
 void Switch::forget(PortTag tag) noexcept {
   for (auto& bucket : mac_table_) {
     std::uint64_t value = bucket.load(std::memory_order_relaxed);
-    if (value != 0 && static_cast<PortTag>(value & 0xFFFF) == tag) {
+    if (value != 0 && tag_of(value) == tag) {
       bucket.compare_exchange_strong(value, 0, std::memory_order_acq_rel);
     }
   }
+  // The port's queues have stopped learning: nothing races with this.
+  learned_[tag & kTagBits].store(0, std::memory_order_relaxed);
 }
 
 std::size_t Switch::port_count() const {
@@ -196,41 +214,147 @@ std::size_t Switch::bucket_of(std::uint64_t mac) noexcept {
   return static_cast<std::size_t>((mac * 0x9E3779B97F4A7C15ULL) >> 52) & (kMacBuckets - 1);
 }
 
-void Switch::learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept {
-  if ((mac[0] & 0x01U) != 0 || tag == 0) return;
+void Switch::release_entry(std::uint64_t old) noexcept {
+  if (old == 0 || is_pinned(old)) return;
+  // Saturating: a count must not wrap to "full" if a race ever left it
+  // short.
+  auto& learned = learned_[tag_of(old)];
+  std::uint16_t count = learned.load(std::memory_order_relaxed);
+  while (count != 0 && !learned.compare_exchange_weak(count, static_cast<std::uint16_t>(count - 1),
+                                                      std::memory_order_relaxed)) {
+  }
+}
+
+bool Switch::pinned_anywhere(std::uint64_t key) const noexcept {
+  const std::size_t home = bucket_of(key);
+  for (std::size_t i = 0; i < kMacProbe; ++i) {
+    const std::uint64_t value =
+        mac_table_[(home + i) & (kMacBuckets - 1)].load(std::memory_order_seq_cst);
+    if (value >> 16 == key && is_pinned(value)) return true;
+  }
+  return false;
+}
+
+void Switch::pin(const protocol::MacAddress& mac, PortTag tag) noexcept {
+  const std::uint64_t key = mac48(std::span<const std::uint8_t, 6>(mac.octets));
+  const std::uint64_t wanted = key << 16 | kPinnedFlag | tag;
+  const std::size_t home = bucket_of(key);
+  const auto bucket_at = [&](std::size_t i) -> auto& {
+    return mac_table_[(home + i) & (kMacBuckets - 1)];
+  };
+  bool placed = false;
+  // Learned entries for this MAC give way (one learned before this vif
+  // came is a spoof or stale). Two vifs configured with one MAC: the first
+  // keeps it.
+  for (std::size_t i = 0; i < kMacProbe; ++i) {
+    std::uint64_t value = bucket_at(i).load(std::memory_order_seq_cst);
+    if (value == 0 || value >> 16 != key) continue;
+    if (is_pinned(value)) return;
+    if (!placed && bucket_at(i).compare_exchange_strong(value, wanted, std::memory_order_seq_cst)) {
+      release_entry(value);
+      placed = true;
+    } else if (placed &&
+               bucket_at(i).compare_exchange_strong(value, 0, std::memory_order_seq_cst)) {
+      release_entry(value);
+    }
+  }
+  if (placed) return;
+  // Then a free bucket, then a learned entry of any port: the configured
+  // MAC outranks whatever was learned.
+  for (const bool evict : {false, true}) {
+    for (std::size_t i = 0; i < kMacProbe; ++i) {
+      std::uint64_t value = bucket_at(i).load(std::memory_order_seq_cst);
+      if (evict ? (value == 0 || is_pinned(value)) : value != 0) continue;
+      if (bucket_at(i).compare_exchange_strong(value, wanted, std::memory_order_seq_cst)) {
+        release_entry(value);
+        return;
+      }
+    }
+  }
+  // A neighbourhood of pinned MACs only: this one stays out of the table and
+  // frames to it take the TAP.
+}
+
+LearnResult Switch::learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept {
+  if ((mac[0] & 0x01U) != 0 || tag == 0 || tag > kMaxPortTag) return LearnResult::kNotLearned;
   const std::uint64_t key = mac48(mac);
   const std::uint64_t wanted = key << 16 | tag;
   const std::size_t home = bucket_of(key);
-  // Known MAC: rewrite only when it moved, so the common case is read-only
-  // and the cache line stays shared between queue threads.
+  const auto bucket_at = [&](std::size_t i) -> auto& {
+    return mac_table_[(home + i) & (kMacBuckets - 1)];
+  };
+  auto& learned = learned_[tag];
+  // Known MAC: read-only in the common case, so the cache line stays shared
+  // between queue threads.
   for (std::size_t i = 0; i < kMacProbe; ++i) {
-    auto& bucket = mac_table_[(home + i) & (kMacBuckets - 1)];
-    const std::uint64_t value = bucket.load(std::memory_order_relaxed);
-    if (value >> 16 == key) {
-      if (value != wanted) bucket.store(wanted, std::memory_order_release);
-      return;
+    std::uint64_t value = bucket_at(i).load(std::memory_order_acquire);
+    if (value == 0 || value >> 16 != key) continue;
+    if (is_pinned(value)) {
+      return tag_of(value) == tag ? LearnResult::kLearned : LearnResult::kPinnedElsewhere;
+    }
+    if (tag_of(value) == tag) return LearnResult::kLearned;
+    // Moved from another learning port.
+    if (learned.load(std::memory_order_relaxed) >= kMaxLearnedPerPort) {
+      return LearnResult::kNotLearned;
+    }
+    if (bucket_at(i).compare_exchange_strong(value, wanted, std::memory_order_acq_rel)) {
+      release_entry(value);
+      learned.fetch_add(1, std::memory_order_relaxed);
+    }
+    return LearnResult::kLearned;
+  }
+  if (learned.load(std::memory_order_relaxed) >= kMaxLearnedPerPort) {
+    return LearnResult::kNotLearned;
+  }
+  // A free bucket first; with none, evict another learned entry, never a
+  // pinned one (a port can evict at most its own bound's worth).
+  for (const bool evict : {false, true}) {
+    for (std::size_t i = 0; i < kMacProbe; ++i) {
+      auto& bucket = bucket_at(i);
+      std::uint64_t value = bucket.load(std::memory_order_seq_cst);
+      if (evict ? (value == 0 || is_pinned(value)) : value != 0) continue;
+      if (!bucket.compare_exchange_strong(value, wanted, std::memory_order_seq_cst)) {
+        if (value >> 16 == key) {  // another queue recorded it meanwhile
+          return is_pinned(value) && tag_of(value) != tag ? LearnResult::kPinnedElsewhere
+                                                          : LearnResult::kLearned;
+        }
+        continue;
+      }
+      release_entry(value);
+      learned.fetch_add(1, std::memory_order_relaxed);
+      // pin() may have run meanwhile: its scan saw our entry (and replaced
+      // it) or we see its pinned one now and withdraw ours.
+      if (pinned_anywhere(key)) {
+        std::uint64_t ours = wanted;
+        if (bucket.compare_exchange_strong(ours, 0, std::memory_order_seq_cst)) {
+          learned.fetch_sub(1, std::memory_order_relaxed);
+        }
+        return LearnResult::kPinnedElsewhere;
+      }
+      return LearnResult::kLearned;
     }
   }
-  for (std::size_t i = 0; i < kMacProbe; ++i) {
-    auto& bucket = mac_table_[(home + i) & (kMacBuckets - 1)];
-    std::uint64_t expected = 0;
-    if (bucket.compare_exchange_strong(expected, wanted, std::memory_order_acq_rel)) return;
-    if (expected >> 16 == key) return;  // another queue learned it meanwhile
-  }
-  // Neighbourhood full: evict the home bucket (the newest MAC wins, as a
-  // bridge's table would age the oldest out).
-  mac_table_[home].store(wanted, std::memory_order_release);
+  return LearnResult::kNotLearned;
 }
 
 PortTag Switch::lookup(std::span<const std::uint8_t, 6> mac) const noexcept {
   const std::uint64_t key = mac48(mac);
   const std::size_t home = bucket_of(key);
+  PortTag found = 0;
   for (std::size_t i = 0; i < kMacProbe; ++i) {
     const std::uint64_t value =
         mac_table_[(home + i) & (kMacBuckets - 1)].load(std::memory_order_acquire);
-    if (value != 0 && value >> 16 == key) return static_cast<PortTag>(value & 0xFFFF);
+    if (value == 0 || value >> 16 != key) continue;
+    // While pin() and learn() race a MAC can sit in two buckets for a
+    // moment; the pinned one is the truth.
+    if (is_pinned(value)) return tag_of(value);
+    if (found == 0) found = tag_of(value);
   }
-  return 0;
+  return found;
+}
+
+std::size_t Switch::learned_count(PortTag tag) const noexcept {
+  return tag > kMaxPortTag ? 0 : learned_[tag].load(std::memory_order_relaxed);
 }
 
 }  // namespace vifd::backend

@@ -1,14 +1,20 @@
 // The in-process L2 switch between vifs whose backend `bridge` key names the
 // same bridge (ISSUE3 decision 3): the fast path that moves a domU->domU
 // frame as grant-copy segments from the sender's granted page straight into
-// the receiver's granted page, with no dom0 buffer.
+// the receiver's granted page. Only the header bytes the sender's queue
+// inspected travel through dom0, in the descriptor (see
+// ForwardDescriptor::header).
 //
 // Roles:
 //  * a SwitchEndpoint is one queue's attachment: an inbox of frames other
 //    vifs send it, an inbox of completions for frames it sent, and one
 //    eventfd that wakes its thread for both;
 //  * a port is one vif (domid, devid): the endpoints of its queues;
-//  * the MAC table maps a learned source MAC to a port.
+//  * the MAC table maps a source MAC to a port. A port's configured MAC
+//    (the backend `mac` key) is pinned there at attach: learning never
+//    overwrites or evicts it. Ports the operator lets learn (guests that
+//    bridge) add learned entries, at most kMaxLearnedPerPort each, so one
+//    port cannot flush the table.
 //
 // Threads: attach()/detach() are control-plane calls and serialise on a
 // mutex the data path never takes. The data path reads an immutable
@@ -52,6 +58,11 @@ namespace vifd::backend {
 
 class SwitchEndpoint;
 
+// Bytes of a frame's start the sender's queue may copy to inspect (MACs,
+// the IP header `ip` filtering reads, the headers offload validation and
+// flow steering parse).
+inline constexpr std::size_t kForwardHeaderBytes = 128;
+
 struct ForwardSlot {
   platform::GrantRef gref = 0;
   std::uint16_t offset = 0;
@@ -71,6 +82,12 @@ struct ForwardDescriptor {
   std::chrono::steady_clock::time_point sent{};
   net::PacketMeta meta{};
   std::array<ForwardSlot, kMaxTxDataSlots> slots{};
+  // The first header_length bytes of the frame as the sender's queue copied
+  // and checked them (at most what slots[0] holds). The receiver delivers
+  // them from here and only the rest from the sender's grants, so a sender
+  // rewriting its page after the check cannot change what was checked.
+  std::uint16_t header_length = 0;
+  std::array<std::uint8_t, kForwardHeaderBytes> header{};
 };
 
 enum class ForwardResult : std::uint8_t {
@@ -154,6 +171,14 @@ class SwitchEndpoint {
 
 // Port tags name a port in the MAC table; 0 means "no port".
 using PortTag = std::uint16_t;
+inline constexpr PortTag kMaxPortTag = 0x7FFF;  // the table keeps a flag in bit 15
+
+// What Switch::learn made of a source MAC.
+enum class LearnResult : std::uint8_t {
+  kLearned,     // known on this port, or recorded now
+  kNotLearned,  // group address, the port's bound reached or no room: frames to it take the TAP
+  kPinnedElsewhere,  // another port's configured MAC: the frame is spoofed
+};
 
 class Switch {
  public:
@@ -180,8 +205,9 @@ class Switch {
 
   // ---- control plane (Queue::start/stop call these) ----
   // Adds a queue's endpoint to its vif's port (creating the port with the
-  // vif's MAC pre-learned) and returns the port's tag. Throws
-  // std::invalid_argument when that queue is already attached.
+  // vif's MAC pinned) and returns the port's tag. Throws
+  // std::invalid_argument when that queue is already attached or the switch
+  // has kMaxPortTag ports.
   PortTag attach(std::shared_ptr<SwitchEndpoint> endpoint, const protocol::MacAddress& guest_mac);
   // Removes a queue's endpoint; the last one removes the port and forgets
   // every MAC learned on it.
@@ -195,25 +221,39 @@ class Switch {
   // ---- data path ----
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
   std::shared_ptr<const Topology> topology() const noexcept { return topology_.load(); }
-  // Records that `mac` was seen as a source on `tag`. Group addresses are
-  // never learned.
-  void learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept;
-  // The port `mac` was learned on, or 0.
+  // Records that `mac` was seen as a source on `tag` (a port the operator
+  // lets learn). Group addresses are never learned; a pinned entry never
+  // changes; a learned one moves to the newest port, as on a bridge.
+  LearnResult learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept;
+  // The port `mac` is pinned or learned on, or 0.
   PortTag lookup(std::span<const std::uint8_t, 6> mac) const noexcept;
+  // Entries `tag` learned (pinned ones not counted).
+  std::size_t learned_count(PortTag tag) const noexcept;
 
- private:
+  // Learned entries one port may hold: enough for a guest bridging a few
+  // dozen others; the rest of their frames go through the TAP.
+  static constexpr std::size_t kMaxLearnedPerPort = 64;
   static constexpr std::size_t kMacBuckets = 4096;  // power of two
   static constexpr std::size_t kMacProbe = 8;
 
+ private:
   static std::size_t bucket_of(std::uint64_t mac48) noexcept;
   void publish(std::shared_ptr<const Topology> next);
+  // Control plane: makes `mac` point at `tag` for good.
+  void pin(const protocol::MacAddress& mac, PortTag tag) noexcept;
+  // Accounts for an entry that was just replaced or removed.
+  void release_entry(std::uint64_t old) noexcept;
+  // Whether the neighbourhood of `key` holds a pinned entry for it.
+  bool pinned_anywhere(std::uint64_t key) const noexcept;
 
   std::string name_;
   mutable std::mutex control_mutex_;  // attach/detach only; never on the data path
   std::atomic<std::shared_ptr<const Topology>> topology_;
   std::atomic<std::uint64_t> generation_{1};
   PortTag next_tag_ = 1;
+  // Each bucket: MAC << 16 | pinned flag << 15 | tag, or 0.
   std::array<std::atomic<std::uint64_t>, kMacBuckets> mac_table_{};
+  std::array<std::atomic<std::uint16_t>, kMaxPortTag + 1> learned_{};
 };
 
 }  // namespace vifd::backend
