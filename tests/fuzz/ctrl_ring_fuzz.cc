@@ -63,10 +63,14 @@ class HostileGrants : public vifd::platform::GrantTable {
 void check_snapshot(const vifd::backend::HashSnapshot& hash, unsigned num_queues,
                     std::span<const std::uint8_t> frame) {
   FUZZ_CHECK(hash.mapping.size() <= HashControl::kMaxMappingSize);
-  for (const std::uint32_t queue : hash.mapping) FUZZ_CHECK(queue < num_queues);
+  for (const std::uint32_t queue : hash.mapping) {
+    FUZZ_CHECK(queue < num_queues);
+  }
   FUZZ_CHECK(hash.key.size() <= vifd::backend::kToeplitzMaxKeySize);
   FUZZ_CHECK((hash.flags & ~HashControl::kSupportedFlags) == 0);
-  if (hash.flags != 0) FUZZ_CHECK(hash.toeplitz);
+  if (hash.flags != 0) {
+    FUZZ_CHECK(hash.toeplitz);
+  }
   if (const auto queue = vifd::backend::steer(hash, frame, num_queues)) {
     FUZZ_CHECK(*queue < num_queues);
   }
@@ -110,8 +114,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                       front.response_consumer());
     std::array<CtrlRequest, vifd::protocol::kCtrlRingSizeOnePage> requests;
     const auto taken = back.take_requests(requests);
-    if (taken.status == vifd::protocol::RingStatus::kProducerOverflow) return 0;
-    if (!skewed) FUZZ_CHECK(taken.count == published);
+    if (taken.status == vifd::protocol::RingStatus::kProducerOverflow) {
+      return 0;
+    }
+    if (!skewed) {
+      FUZZ_CHECK(taken.count == published);
+    }
     for (std::size_t i = 0; i < taken.count; ++i) {
       const CtrlResponse response = control.handle(requests[i]);
       FUZZ_CHECK(response.id == requests[i].id && response.type == requests[i].type);
@@ -122,8 +130,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)back.push_responses_and_check_notify();
     std::array<CtrlResponse, vifd::protocol::kCtrlRingSizeOnePage> responses;
     const auto answered = front.take_responses(responses);
-    if (answered.status != vifd::protocol::RingStatus::kOk) return 0;
-    if (!skewed) FUZZ_CHECK(answered.count == published);
+    if (answered.status != vifd::protocol::RingStatus::kOk) {
+      return 0;
+    }
+    if (!skewed) {
+      FUZZ_CHECK(answered.count == published);
+    }
   }
   return 0;
 }

@@ -22,7 +22,9 @@ using namespace vifd::net;  // NOLINT(google-build-using-namespace)
 
 void check_virtio(const VirtioNetHdr& hdr) {
   PacketMeta meta;
-  if (meta_from_virtio(hdr, meta) != PacketStatus::kOk) return;
+  if (meta_from_virtio(hdr, meta) != PacketStatus::kOk) {
+    return;
+  }
   FUZZ_CHECK((meta.gso_type == GsoType::kNone) == (meta.gso_size == 0));
   if (meta.checksum == ChecksumState::kPartial) {
     FUZZ_CHECK(meta.csum_located);
@@ -43,7 +45,9 @@ void check_netif(std::uint16_t flags, const vifd::protocol::ExtraInfo& extra, bo
     FUZZ_CHECK(!tx.csum_located);
     // Re-encoded as a frontend would, it decodes to the same metadata.
     vifd::protocol::ExtraInfo encoded{};
-    if (tx.gso_type != GsoType::kNone) fill_gso_extra(tx, encoded);
+    if (tx.gso_type != GsoType::kNone) {
+      fill_gso_extra(tx, encoded);
+    }
     const std::uint16_t reflags = netif_tx_flags(tx);
     FUZZ_CHECK(((reflags & kNetTxExtraInfo) != 0) == (tx.gso_type != GsoType::kNone));
     PacketMeta again;
@@ -54,7 +58,9 @@ void check_netif(std::uint16_t flags, const vifd::protocol::ExtraInfo& extra, bo
   PacketMeta rx;
   if (meta_from_netif_rx(flags, gso, rx) == PacketStatus::kOk) {
     vifd::protocol::ExtraInfo encoded{};
-    if (rx.gso_type != GsoType::kNone) fill_gso_extra(rx, encoded);
+    if (rx.gso_type != GsoType::kNone) {
+      fill_gso_extra(rx, encoded);
+    }
     PacketMeta again;
     FUZZ_CHECK(meta_from_netif_rx(netif_rx_flags(rx),
                                   rx.gso_type != GsoType::kNone ? &encoded : nullptr,
@@ -65,7 +71,9 @@ void check_netif(std::uint16_t flags, const vifd::protocol::ExtraInfo& extra, bo
 
 void check_frame(std::span<const std::uint8_t> input) {
   ChecksumLocation where;
-  if (locate_checksum(input, where) != PacketStatus::kOk) return;
+  if (locate_checksum(input, where) != PacketStatus::kOk) {
+    return;
+  }
   FUZZ_CHECK(where.ip_version == 4 || where.ip_version == 6);
   FUZZ_CHECK(where.l4_protocol == IPPROTO_TCP || where.l4_protocol == IPPROTO_UDP);
   FUZZ_CHECK(where.csum_offset == (where.l4_protocol == IPPROTO_TCP ? 16 : 6));
@@ -76,7 +84,9 @@ void check_frame(std::span<const std::uint8_t> input) {
   // receiver without offload would: the segment then sums to ~P (RFC 1071;
   // 0 and 0xffff are the same number in ones' complement).
   std::vector<std::uint8_t> frame(input.begin(), input.end());
-  if (seed_pseudo_header_checksum(frame, where) != PacketStatus::kOk) return;
+  if (seed_pseudo_header_checksum(frame, where) != PacketStatus::kOk) {
+    return;
+  }
   const std::size_t field = std::size_t{where.csum_start} + where.csum_offset;
   const unsigned pseudo = (unsigned{frame[field]} << 8) | frame[field + 1];
   FUZZ_CHECK(finish_checksum(frame, where.csum_start, where.csum_offset) == PacketStatus::kOk);
@@ -87,7 +97,9 @@ void check_frame(std::span<const std::uint8_t> input) {
 void check_offload(std::span<const std::uint8_t> input, const VirtioNetHdr& hdr,
                    std::uint8_t peer_bits) {
   PacketMeta meta;
-  if (meta_from_virtio(hdr, meta) != PacketStatus::kOk) return;
+  if (meta_from_virtio(hdr, meta) != PacketStatus::kOk) {
+    return;
+  }
   std::vector<std::uint8_t> frame(input.begin(), input.end());
   PacketMeta prepared = meta;
   if (prepare_offload(frame, prepared) == PacketStatus::kOk && meta.gso_type != GsoType::kNone) {
@@ -99,9 +111,15 @@ void check_offload(std::span<const std::uint8_t> input, const VirtioNetHdr& hdr,
                           (peer_bits & 8) != 0};
   PacketMeta adapted = meta;
   std::vector<std::uint8_t> out(input.begin(), input.end());
-  if (adapt_to_peer(out, adapted, peer) != PacketStatus::kOk) return;
-  if (adapted.gso_type == GsoType::kTcpv4) FUZZ_CHECK(peer.tso4);
-  if (adapted.gso_type == GsoType::kTcpv6) FUZZ_CHECK(peer.tso6);
+  if (adapt_to_peer(out, adapted, peer) != PacketStatus::kOk) {
+    return;
+  }
+  if (adapted.gso_type == GsoType::kTcpv4) {
+    FUZZ_CHECK(peer.tso4);
+  }
+  if (adapted.gso_type == GsoType::kTcpv6) {
+    FUZZ_CHECK(peer.tso6);
+  }
   if (adapted.checksum == ChecksumState::kPartial) {
     FUZZ_CHECK(adapted.csum_located);
     FUZZ_CHECK(peer.csum_ipv4 || peer.csum_ipv6);

@@ -95,7 +95,9 @@ void back_step(vifd::fuzz::Bytes& in, Page& page, TxBackRing& back) {
       const RingIndex owed = back.responses_owed();
       const RingIndex prod = back.response_producer();
       std::vector<TxResponse> responses(in.take<std::uint16_t>() % (size + 8));
-      for (auto& response : responses) response.id = in.take<std::uint16_t>();
+      for (auto& response : responses) {
+        response.id = in.take<std::uint16_t>();
+      }
       const std::size_t written = back.push_responses(responses);
       FUZZ_CHECK(written == std::min<std::size_t>(responses.size(), owed));
       FUZZ_CHECK(back.response_producer() == static_cast<RingIndex>(prod + written));

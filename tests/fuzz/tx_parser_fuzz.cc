@@ -37,7 +37,9 @@ void check_packet(std::span<const TxRequest> requests, const TxPacket& packet) {
   }
   FUZZ_CHECK(packet.data_slots >= 1);
   FUZZ_CHECK(packet.consumed == packet.extra_count + packet.data_slots);
-  if (packet.verdict == TxVerdict::kDrop) return;
+  if (packet.verdict == TxVerdict::kDrop) {
+    return;
+  }
 
   FUZZ_CHECK(packet.verdict == TxVerdict::kPacket);
   FUZZ_CHECK(packet.data_slots <= kMaxTxDataSlots);
@@ -67,7 +69,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<TxRequest> requests(
       std::min<std::size_t>(size / sizeof(TxRequest), kTxRingSizeOnePage));
   vifd::fuzz::Bytes bytes(data, size);
-  for (auto& request : requests) request = bytes.take<TxRequest>();
+  for (auto& request : requests) {
+    request = bytes.take<TxRequest>();
+  }
 
   std::span<const TxRequest> rest(requests);
   while (!rest.empty()) {

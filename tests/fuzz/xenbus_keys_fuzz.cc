@@ -96,7 +96,9 @@ void check_connection(const KeyMap& keys, unsigned max_queues, unsigned mtu) {
     const auto count = static_cast<unsigned>(connection.queues.size());
     FUZZ_CHECK(count >= 1 && count <= max_queues);
     FUZZ_CHECK(connection.features.mtu <= mtu);
-    if (!connection.features.sg) FUZZ_CHECK(connection.features.mtu <= kMtuWithoutSg);
+    if (!connection.features.sg) {
+      FUZZ_CHECK(connection.features.mtu <= kMtuWithoutSg);
+    }
     for (unsigned i = 0; i < count; ++i) {
       const auto& queue = connection.queues[i];
       FUZZ_CHECK(queue.tx_ring_ref >= 8 && queue.rx_ring_ref >= 8);
@@ -123,7 +125,9 @@ void check_connection(const KeyMap& keys, unsigned max_queues, unsigned mtu) {
   }
   const auto multicast = frontend_requests_multicast_control(map_reader(keys));
   (void)frontend_published_rings(map_reader(keys));
-  if (!multicast) FUZZ_CHECK(printable(multicast.error().message()));
+  if (!multicast) {
+    FUZZ_CHECK(printable(multicast.error().message()));
+  }
 }
 
 void check_backend_config(const KeyMap& keys, VifId id) {
@@ -133,8 +137,12 @@ void check_backend_config(const KeyMap& keys, VifId id) {
     FUZZ_CHECK(config.handle <= kMaxDevid);
     FUZZ_CHECK(!config.mac.is_multicast() && !config.mac.is_zero());
     FUZZ_CHECK(config.mtu >= kMinMtu && config.mtu <= kMaxMtu);
-    if (config.bridge) vifd::net::check_interface_name(*config.bridge);
-    if (config.rate) FUZZ_CHECK(config.rate->bytes >= 1 && config.rate->usec >= 1);
+    if (config.bridge) {
+      vifd::net::check_interface_name(*config.bridge);
+    }
+    if (config.rate) {
+      FUZZ_CHECK(config.rate->bytes >= 1 && config.rate->usec >= 1);
+    }
   } catch (const vifd::protocol::XenstoreValueError& error) {
     check_value_error(error);
   }
@@ -161,7 +169,9 @@ void check_frontend_side(const KeyMap& keys) {
   try {
     const auto offer = parse_backend_offer(map_reader(keys), dir);
     FUZZ_CHECK(offer.max_queues >= 1 && offer.max_queues <= kMaxOfferedQueues);
-    if (!offer.has_max_queues) FUZZ_CHECK(offer.max_queues == 1);
+    if (!offer.has_max_queues) {
+      FUZZ_CHECK(offer.max_queues == 1);
+    }
   } catch (const vifd::protocol::XenstoreValueError& error) {
     check_value_error(error);
   } catch (const std::runtime_error& error) {

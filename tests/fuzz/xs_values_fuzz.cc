@@ -21,14 +21,18 @@ using namespace vifd::protocol;  // NOLINT(google-build-using-namespace)
 bool printable(std::string_view text) {
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte >= 0x7F) return false;
+    if (byte < 0x20 || byte >= 0x7F) {
+      return false;
+    }
   }
   return true;
 }
 
 template <typename T>
 void check_rejection(const Result<T>& result, std::string_view key) {
-  if (result.ok()) return;
+  if (result.ok()) {
+    return;
+  }
   FUZZ_CHECK(result.error().key == key);
   FUZZ_CHECK(!result.error().reason.empty());
   const std::string message = result.error().message();
@@ -39,7 +43,9 @@ void check_rejection(const Result<T>& result, std::string_view key) {
 
 std::string lower(std::string_view text) {
   std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
   return out;
 }
 
@@ -88,7 +94,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // make "\\x41" ambiguous, so only punctuation is drawn.
   std::string also;
   for (const char c : in.take_string()) {
-    if (std::ispunct(static_cast<unsigned char>(c))) also += c;
+    if (std::ispunct(static_cast<unsigned char>(c))) {
+      also += c;
+    }
   }
   const auto rest = in.rest();
   const std::string_view text(reinterpret_cast<const char*>(rest.data()), rest.size());
@@ -102,7 +110,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const auto flag = parse_bool(key, text);
   check_rejection(flag, key);
-  if (flag) FUZZ_CHECK(text == (flag.value() ? "1" : "0"));
+  if (flag) {
+    FUZZ_CHECK(text == (flag.value() ? "1" : "0"));
+  }
 
   const auto mac = parse_mac(key, text);
   check_rejection(mac, key);
@@ -119,13 +129,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const auto ref = parse_grant_ref(key, text);
   check_rejection(ref, key);
-  if (ref) FUZZ_CHECK(ref.value() >= 8 && ref.value() != 0xFFFFFFFFU);
+  if (ref) {
+    FUZZ_CHECK(ref.value() >= 8 && ref.value() != 0xFFFFFFFFU);
+  }
   const auto port = parse_evtchn_port(key, text);
   check_rejection(port, key);
-  if (port) FUZZ_CHECK(port.value() > 0 && port.value() < (1U << 17));
+  if (port) {
+    FUZZ_CHECK(port.value() > 0 && port.value() < (1U << 17));
+  }
   const auto domid = parse_domid(key, text);
   check_rejection(domid, key);
-  if (domid) FUZZ_CHECK(domid.value() <= 0x7FEF);
+  if (domid) {
+    FUZZ_CHECK(domid.value() <= 0x7FEF);
+  }
 
   check_escape(text, max_bytes, also);
   return 0;
