@@ -6,8 +6,8 @@
 // answers its own request with a status netif.h defines, that no copy
 // leaves the granted page, and that every configuration HashControl
 // publishes is within bounds: a mapping of at most 128 entries naming only
-// existing queues, a key within Toeplitz's size, flags only with an
-// algorithm. steer() on that configuration must pick an existing queue.
+// existing queues, a key within Toeplitz's size, known flags. steer() on
+// that configuration picks an existing queue, and only with an algorithm.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -68,11 +68,11 @@ void check_snapshot(const vifd::backend::HashSnapshot& hash, unsigned num_queues
   }
   FUZZ_CHECK(hash.key.size() <= vifd::backend::kToeplitzMaxKeySize);
   FUZZ_CHECK((hash.flags & ~HashControl::kSupportedFlags) == 0);
-  if (hash.flags != 0) {
-    FUZZ_CHECK(hash.toeplitz);
-  }
-  if (const auto queue = vifd::backend::steer(hash, frame, num_queues)) {
-    FUZZ_CHECK(*queue < num_queues);
+  // Flags may outlive their algorithm (set Toeplitz, set flags, set NONE:
+  // netback keeps them too); without an algorithm nothing is steered.
+  const auto queue = vifd::backend::steer(hash, frame, num_queues);
+  if (queue) {
+    FUZZ_CHECK(hash.toeplitz && *queue < num_queues);
   }
 }
 
