@@ -106,11 +106,11 @@ class SharedRing {
 
   RingIndex size() const noexcept { return size_; }
 
-  RingIndex load(std::size_t field) const noexcept {
-    return word(field).load(std::memory_order_relaxed);
-  }
+  // Relaxed, ordered by the barriers at each use (acquire/release under
+  // ThreadSanitizer, which does not see fences: kRingLoadOrder in xen_abi.h).
+  RingIndex load(std::size_t field) const noexcept { return word(field).load(kRingLoadOrder); }
   void store(std::size_t field, RingIndex value) const noexcept {
-    word(field).store(value, std::memory_order_relaxed);
+    word(field).store(value, kRingStoreOrder);
   }
 
   // SHARED_RING_INIT, generalised to start at any index (0 in ring.h).

@@ -33,8 +33,8 @@ constexpr std::size_t kMaxBackendPath = 512;
 
 void check_backend_path(std::string_view key, std::string_view path) {
   if (path.size() > kMaxBackendPath || !domain_of(path) || path.back() == '/') {
-    throw std::runtime_error(
-        fmt::format("xenstore key {}: \"{}\" is not a /local/domain path", key, path));
+    throw std::runtime_error(fmt::format("xenstore key {}: \"{}\" is not a /local/domain path", key,
+                                         protocol::escape_for_display(path, 64, "\"")));
   }
   for (const char c : path) {
     const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
