@@ -28,7 +28,10 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   // Returns false when the queue is full: the caller closes the connection.
   bool send(const Message& message) {
     const std::size_t bytes = kHeaderSize + message.payload.size();
-    if (queue_.size() >= kMaxQueuedMessages || queued_bytes_ + bytes > kMaxQueuedBytes) {
+    const std::size_t max_messages =
+        caller_.privileged ? kMaxQueuedMessagesPrivileged : kMaxQueuedMessages;
+    const std::size_t max_bytes = caller_.privileged ? kMaxQueuedBytesPrivileged : kMaxQueuedBytes;
+    if (queue_.size() >= max_messages || queued_bytes_ + bytes > max_bytes) {
       return false;
     }
     queue_.push_back(message.serialize());

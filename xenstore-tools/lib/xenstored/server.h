@@ -36,6 +36,13 @@ class Server {
   // for watch events with long tokens: 1024 of those would be 4 MiB.
   static constexpr std::size_t kMaxQueuedMessages = 1024;
   static constexpr std::size_t kMaxQueuedBytes = std::size_t{1024} * 1024;
+  // dom0's tools are trusted but their reader threads get descheduled: a
+  // backend watching a flooding guest's directory must survive a few hundred
+  // milliseconds without reading (C xenstored applies its per-connection
+  // quotas to unprivileged domains only; a bound remains so a hung dom0 tool
+  // cannot grow the server without limit).
+  static constexpr std::size_t kMaxQueuedMessagesPrivileged = 16 * 1024;
+  static constexpr std::size_t kMaxQueuedBytesPrivileged = std::size_t{16} * 1024 * 1024;
 
   Server(boost::asio::io_context& io, std::filesystem::path host_dir, Quotas quotas = {});
   ~Server();
