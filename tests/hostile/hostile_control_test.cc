@@ -44,6 +44,26 @@ class HostileControlTest : public HostileTest {
     helper().reap_tx();
     helper().send(ethernet_frame(attacker().mac(), helper().mac(), 200, 9));
   }
+  // The attacker connects with these keys, again before each attack window
+  // (after starting over, not measured); its vif must close naming `cause`.
+  void hostile_connect(std::string_view name, const GuestOptions& options, std::string_view cause) {
+    start(false);
+    attacker().connect(options);
+    EXPECT_TRUE(closes_naming(kAttacker, cause));
+    auto armed = std::make_shared<std::atomic<bool>>(false);
+    HostileTest::Attack attack;
+    attack.prepare = [this, armed] { armed->store(static_cast<bool>(attacker().start_over())); };
+    attack.step = [this, armed, &options] {
+      if (armed->exchange(false)) {
+        attacker().connect(options);
+      } else {
+        attacker().notify();
+      }
+    };
+    measure(name, attack);
+    EXPECT_TRUE(closes_naming(kAttacker, cause));
+    expect_vifd_serves_the_others();
+  }
   // Exchanges control-ring requests; returns the responses that came back.
   std::vector<protocol::CtrlResponse> ctrl_exchange(const std::vector<CtrlRequest>& requests) {
     Guest& guest = attacker();
@@ -221,26 +241,29 @@ TEST_F(HostileControlTest, ControlRingGarbageAndOutOfBoundsHashMappingsAreRefuse
 }
 
 TEST_F(HostileControlTest, ConnectedWithoutRingKeysClosesNamingTheKey) {
-  start(false);
   GuestOptions options;
   for (const auto name : {key::kTxRingRef, key::kRxRingRef, key::kEventChannel}) {
     options.overrides[std::string(name)] = "";
   }
-  attacker().connect(options);
-  EXPECT_TRUE(closes_naming(kAttacker, "tx-ring-ref"));
-  auto armed = std::make_shared<std::atomic<bool>>(false);
-  HostileTest::Attack attack;
-  attack.prepare = [&, armed] { armed->store(static_cast<bool>(attacker().start_over())); };
-  attack.step = [&, armed] {
-    if (armed->exchange(false)) {
-      attacker().connect(options);
-    } else {
-      attacker().notify();
-    }
-  };
-  measure("Connected without ring keys", attack);
-  EXPECT_TRUE(closes_naming(kAttacker, "tx-ring-ref"));
-  expect_vifd_serves_the_others();
+  hostile_connect("Connected without ring keys", options, "tx-ring-ref");
+}
+
+TEST_F(HostileControlTest, RingReferenceNotGrantedClosesNamingTheKey) {
+  GuestOptions options;
+  options.overrides[std::string(key::kTxRingRef)] = "3000";
+  hostile_connect("ring reference never granted", options, "tx-ring-ref");
+}
+
+TEST_F(HostileControlTest, EventChannelNotBoundClosesNamingTheKey) {
+  GuestOptions options;
+  options.overrides[std::string(key::kEventChannel)] = "900";
+  hostile_connect("event channel never bound", options, "event-channel");
+}
+
+TEST_F(HostileControlTest, MoreQueuesThanOfferedClosesNamingTheKey) {
+  GuestOptions options;
+  options.overrides[std::string(key::kMultiQueueNumQueues)] = "64";
+  hostile_connect("64 queues asked of a 1-queue backend", options, "multi-queue-num-queues");
 }
 
 TEST_F(HostileControlTest, RingKeysRewrittenAfterConnectAreIgnored) {
