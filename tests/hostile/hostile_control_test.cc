@@ -302,7 +302,9 @@ TEST_F(HostileControlTest, HugeValuesInUnusedKeysCostOnlyTheirReads) {
   const std::string huge(1800, 'x');
   int n = 0;
   const auto write = [&] { attacker().write_key("junk-" + std::to_string(n++ % 16), huge); };
-  for (int i = 0; i < 16; ++i) write();
+  for (int i = 0; i < 16; ++i) {
+    write();
+  }
   attacker().send(ethernet_frame(guest_mac(0x77), attacker().mac(), 100));
   ASSERT_EQ(attacker().wait_tx_responses(1, kBound).size(), 1U);
   measure("huge values in unused keys", write);
@@ -318,8 +320,12 @@ TEST_F(HostileControlTest, DISABLED_DetachAttachChurnByOneGuestLeavesTheOthersAl
   start();
   std::size_t cycles = 0;
   measure("connect/disconnect churn", [&] {
-    if (!attacker().reconnect()) return;
-    if (eventually([&] { return attacker().backend_key(key::kState) == "4"; }, kBound)) ++cycles;
+    if (!attacker().reconnect()) {
+      return;
+    }
+    if (eventually([&] { return attacker().backend_key(key::kState) == "4"; }, kBound)) {
+      ++cycles;
+    }
   });
   EXPECT_GT(cycles, 0U);
   EXPECT_TRUE(backend_state_becomes(kAttacker, "4")) << backend_key(kAttacker, key::kError);

@@ -71,7 +71,9 @@ class HostileRingTest : public HostileTest {
   std::function<void()> repeat(std::vector<TxRequest> requests) {
     return [this, requests = std::move(requests)] {
       attacker().reap_tx();
-      if (attacker().tx().free_requests() >= requests.size()) attacker().push_tx_raw(requests);
+      if (attacker().tx().free_requests() >= requests.size()) {
+        attacker().push_tx_raw(requests);
+      }
     };
   }
   // Pushes the requests once and waits for every answer.
@@ -114,7 +116,9 @@ TEST_F(HostileRingTest, NineteenDataSlotsAreDroppedAndCounted) {
   const auto requests = chain(attacker(), protocol::kNrSlotsMin + 1, 100, 100);
   const auto responses = exchange(requests);
   ASSERT_EQ(responses.size(), requests.size());
-  for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspError);
+  for (const auto& response : responses) {
+    EXPECT_EQ(response.status, protocol::kRspError);
+  }
   EXPECT_GE(counter(kAttacker, "/drops/tx_too_many_slots"), 1U);
   measure("19 data slots", repeat(requests));
   EXPECT_EQ(backend_key(kAttacker, xenbus::key::kState), "4") << "a drop, not a disconnect";
@@ -134,11 +138,15 @@ TEST_F(HostileRingTest, ZeroLengthContinuationSlotsCountAgainstTheSlotLimit) {
   start();
   // 18 data slots, 17 of them empty: legal, the frame goes out whole.
   const auto legal = chain(attacker(), protocol::kNrSlotsMin, 200, 0);
-  for (const auto& response : exchange(legal)) EXPECT_EQ(response.status, protocol::kRspOkay);
+  for (const auto& response : exchange(legal)) {
+    EXPECT_EQ(response.status, protocol::kRspOkay);
+  }
   EXPECT_TRUE(eventually([&] { return counter(kAttacker, "/tap/writes") == 1; }));
   // 19 data slots of which 18 are empty: dropped as too many slots.
   const auto empty = chain(attacker(), protocol::kNrSlotsMin + 1, 200, 0);
-  for (const auto& response : exchange(empty)) EXPECT_EQ(response.status, protocol::kRspError);
+  for (const auto& response : exchange(empty)) {
+    EXPECT_EQ(response.status, protocol::kRspError);
+  }
   EXPECT_GE(counter(kAttacker, "/drops/tx_too_many_slots"), 1U);
   measure("zero-length continuation slots", repeat(empty));
   EXPECT_EQ(backend_key(kAttacker, xenbus::key::kState), "4");
@@ -175,7 +183,9 @@ TEST_F(HostileRingTest, ContinuationLargerThanThePacketIsDroppedAndCounted) {
   start();
   auto requests = chain(attacker(), 3, 100, 100);
   requests[2].size = 2000;  // more than the first slot's total says is left
-  for (const auto& response : exchange(requests)) EXPECT_EQ(response.status, protocol::kRspError);
+  for (const auto& response : exchange(requests)) {
+    EXPECT_EQ(response.status, protocol::kRspError);
+  }
   EXPECT_GE(counter(kAttacker, "/drops/tx_slot_exceeds_packet"), 1U);
   measure("continuation larger than the packet", repeat(requests));
   EXPECT_EQ(backend_key(kAttacker, xenbus::key::kState), "4");
@@ -185,7 +195,9 @@ TEST_F(HostileRingTest, ContinuationLargerThanThePacketIsDroppedAndCounted) {
 TEST_F(HostileRingTest, FirstSlotShorterThanAnEthernetHeaderIsDroppedAndCounted) {
   start();
   const std::vector<TxRequest> requests{slot(attacker(), 0, 0), slot(attacker(), 1, 13)};
-  for (const auto& response : exchange(requests)) EXPECT_EQ(response.status, protocol::kRspError);
+  for (const auto& response : exchange(requests)) {
+    EXPECT_EQ(response.status, protocol::kRspError);
+  }
   EXPECT_EQ(counter(kAttacker, "/drops/tx_bad_packet_size"), 2U);
   measure("0- and 13-byte packets", repeat(requests));
   EXPECT_EQ(backend_key(kAttacker, xenbus::key::kState), "4");
@@ -200,7 +212,9 @@ TEST_F(HostileRingTest, InvalidGrantReferenceIsDroppedAndCounted) {
   TxRequest invalid = slot(attacker(), 1, 200);
   invalid.gref = 0xFFFFFFFFU;
   const std::vector<TxRequest> requests{bad, invalid};
-  for (const auto& response : exchange(requests)) EXPECT_EQ(response.status, protocol::kRspError);
+  for (const auto& response : exchange(requests)) {
+    EXPECT_EQ(response.status, protocol::kRspError);
+  }
   EXPECT_EQ(counter(kAttacker, "/drops/tx_grant_copy_failed"), 2U);
   measure("invalid grant references", repeat(requests));
   EXPECT_EQ(backend_key(kAttacker, xenbus::key::kState), "4");
@@ -235,7 +249,9 @@ TEST_F(HostileRingTest, GrantRevokedWhileTheSwitchHoldsTheFrameFailsOnlyThatFram
     const std::size_t p = page++ % Guest::kTxPages;
     std::memcpy(attacker().tx_page(p), ethernet_frame(b().mac(), attacker().mac(), 300).data(),
                 300);
-    if (attacker().tx().free_requests() == 0) return;
+    if (attacker().tx().free_requests() == 0) {
+      return;
+    }
     attacker().push_tx_raw(std::vector<TxRequest>{slot(attacker(), p, 300)});
     attacker().revoke_tx_page(p);
   });
@@ -267,7 +283,9 @@ TEST_F(HostileRingTest, ExtraInfoMoreChainPastThePublishedSlotsClosesTheVif) {
     extra.flags = protocol::kExtraFlagMore;
     auto requests = chain(attacker(), 1, 100, 0);
     requests[0].flags |= protocol::kTxfExtraInfo;
-    for (int i = 0; i < 40; ++i) requests.push_back(extra_slot(extra));
+    for (int i = 0; i < 40; ++i) {
+      requests.push_back(extra_slot(extra));
+    }
     attacker().push_tx_raw(requests);
   };
   endless();
@@ -285,14 +303,18 @@ TEST_F(HostileRingTest, LongExtraInfoChainIsAnsweredSlotBySlot) {
   extra.flags = protocol::kExtraFlagMore;
   auto requests = chain(attacker(), 1, 100, 0);
   requests[0].flags |= protocol::kTxfExtraInfo;
-  for (int i = 0; i < 200; ++i) requests.push_back(extra_slot(extra));
+  for (int i = 0; i < 200; ++i) {
+    requests.push_back(extra_slot(extra));
+  }
   ExtraInfo last = extra;
   last.flags = 0;
   requests.push_back(extra_slot(last));
   const auto responses = exchange(requests);
   ASSERT_EQ(responses.size(), requests.size());
   std::size_t nulls = 0;
-  for (const auto& response : responses) nulls += response.status == protocol::kRspNull ? 1 : 0;
+  for (const auto& response : responses) {
+    nulls += response.status == protocol::kRspNull ? 1 : 0;
+  }
   EXPECT_EQ(nulls, 201U);
   measure("200-extra chain", repeat(requests));
   EXPECT_EQ(backend_key(kAttacker, xenbus::key::kState), "4");
