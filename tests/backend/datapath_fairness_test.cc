@@ -434,6 +434,7 @@ TEST(RxBacklogTest, ForwardedFramesCountAgainstTheByteBoundToo) {
   TestFrontend receiver(host, 2);
   QueueOptions options;
   options.features.sg = true;
+  options.features.mtu = 9000;  // the 4000-byte frames below
   options.network_switch = &network_switch;
   options.mac = test_mac(1);
   BackendQueue sending(host, sender, options);

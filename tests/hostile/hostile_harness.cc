@@ -567,14 +567,14 @@ std::uint64_t HostileTest::counter(platform::DomId domid, const std::string& poi
   return queue.contains(at) ? queue[at].get<std::uint64_t>() : 0;
 }
 
-void HostileTest::expect_vifd_serves_the_others() {
+void HostileTest::expect_vifd_serves_the_others(std::size_t vifs) {
   for (const platform::DomId domid : {kA, kB, kHelper}) {
     EXPECT_EQ(backend_key(domid, key::kState), "4") << "domain " << domid;
   }
   const auto stats = ControlProbe(socket_path()).ask(R"({"command":"stats"})");
   ASSERT_TRUE(stats.has_value()) << "the control socket does not answer";
   EXPECT_EQ((*stats)["ok"], true);
-  EXPECT_EQ((*stats)["vifs"].size(), 4U);
+  EXPECT_EQ((*stats)["vifs"].size(), vifs);
 }
 
 HostileTest::Attack HostileTest::fatal_cycle(std::function<void()> abuse) {

@@ -234,8 +234,9 @@ class HostileTest : public ::testing::Test {
   // A counter of queue 0 of the vif by JSON pointer ("/drops/tx_too_many_slots",
   // "/multicast_updates"); 0 when absent (drops list nonzero reasons only).
   std::uint64_t counter(platform::DomId domid, const std::string& pointer);
-  // vifd's control plane still answers and the neighbours are Connected.
-  void expect_vifd_serves_the_others();
+  // vifd's control plane still answers, lists `vifs` vifs, and the
+  // neighbours are Connected.
+  void expect_vifd_serves_the_others(std::size_t vifs = 4);
 
   // An attack in two parts: `prepare` runs before each attack window, with
   // the clock stopped (nothing it costs is measured), `step` in a loop

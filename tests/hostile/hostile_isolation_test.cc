@@ -1,8 +1,8 @@
 // Attacks on the neighbours through vifd rather than on vifd itself: a
 // flood of watch events, a receiver that trickles buffers, spoofed source
 // MACs, notification storms, frames the switch forwards without the checks
-// the TAP path makes, a control ring kept full. The DISABLED_ cases wait
-// for the mechanism named above each; they fail on the code they test today.
+// the TAP path makes, a control ring kept full. A DISABLED_ case says above
+// it what it still measures and why.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -35,7 +35,13 @@ std::uint64_t all_drops(const nlohmann::json& vif) {
 
 class HostileIsolationTest : public HostileTest {};
 
-// Waits for watch events coalesced per device and watch.
+// Open: with watch events coalesced (control_hostile_tests'
+// FrontendStateFloodCostsOnlyTheFlooder shows the attach latency and the
+// control socket unaffected) the neighbour still keeps only 0.68-0.78 of its
+// rate here: the flooder's thread, vif-sim's xenstored and vifd's xenstore
+// reader share the machine's two CPUs with the neighbours. Enable when
+// xenstored paces a domain's writes (oxenstored's per-domain quota) or the
+// harness can keep the attacker off the neighbours' CPUs.
 TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder) {
   start();
   int n = 0;
@@ -69,14 +75,15 @@ TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder
   flooder.join();
   EXPECT_TRUE(init_wait);
   EXPECT_LT(waited, std::chrono::milliseconds(500));
-  expect_vifd_serves_the_others();
+  expect_vifd_serves_the_others(5);
 }
 
-TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
+TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCostNothing) {
   start();
-  // Beyond the 512 keys vifd reads, the directory counts as unreadable: the
-  // vif is closed as if its frontend were gone. (A node's record is bounded,
-  // so the keys go in subdirectories, one level of which vifd reads.)
+  // A connected vif's watch events read only the key that fired, so junk
+  // keys cost vifd nothing and the vif stays Connected; the whole directory
+  // (at most 512 keys, one level of subdirectories) is read only when it
+  // connects. (A node's record is bounded, so the keys go in subdirectories.)
   xs::Client& xenstore = attacker().xenstore();
   const std::string front = xenbus::frontend_path({kAttacker, 0});
   for (int d = 0; d < 30; ++d) {
@@ -87,8 +94,7 @@ TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
     });
   }
   attacker().write_key(key::kState, "4");
-  EXPECT_TRUE(eventually([&] { return backend_key(kAttacker, key::kState) == "6"; }))
-      << backend_key(kAttacker, key::kState);
+  EXPECT_EQ(backend_key(kAttacker, key::kState), "4");
   int n = 0;
   measure("600 keys in its frontend directory", [&] {
     ++n;
@@ -97,9 +103,8 @@ TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
   expect_vifd_serves_the_others();
 }
 
-// Waits for forwarding with a drain timeout and a per-receiver share of the
-// sender's ring.
-TEST_F(HostileIsolationTest, DISABLED_TricklingReceiverDoesNotPinItsSenders) {
+// The drain timeout and the per-receiver share of the sender's ring.
+TEST_F(HostileIsolationTest, TricklingReceiverDoesNotPinItsSenders) {
   start();
   HostileTest::Attack trickle;
   trickle.also_to = attacker().mac();
@@ -124,8 +129,8 @@ TEST_F(HostileIsolationTest, DISABLED_TricklingReceiverDoesNotPinItsSenders) {
   expect_vifd_serves_the_others();
 }
 
-// Waits for the toolstack-configured MAC pinned per switch port.
-TEST_F(HostileIsolationTest, DISABLED_SpoofedSourceMacIsDroppedAndCounted) {
+// The toolstack-configured MAC pinned per switch port.
+TEST_F(HostileIsolationTest, SpoofedSourceMacIsDroppedAndCounted) {
   start();
   attacker().post_rx();
   // Frames that claim to come from B: without pinning, the switch learns
@@ -142,8 +147,8 @@ TEST_F(HostileIsolationTest, DISABLED_SpoofedSourceMacIsDroppedAndCounted) {
   expect_vifd_serves_the_others();
 }
 
-// Waits for the notification budget (late unmask with backoff).
-TEST_F(HostileIsolationTest, DISABLED_NotificationStormCostsABoundedShare) {
+// The notification budget (late unmask with backoff).
+TEST_F(HostileIsolationTest, NotificationStormCostsABoundedShare) {
   start();
   std::uint64_t sent = 0;
   std::chrono::steady_clock::duration storming{};
@@ -170,8 +175,8 @@ TEST_F(HostileIsolationTest, DISABLED_NotificationStormCostsABoundedShare) {
   expect_vifd_serves_the_others();
 }
 
-// Waits for the one validator of forwarded and TAP frames.
-TEST_F(HostileIsolationTest, DISABLED_ForwardedGsoOnANonIpFrameIsDroppedAndCounted) {
+// The one validator of forwarded and TAP frames.
+TEST_F(HostileIsolationTest, ForwardedGsoOnANonIpFrameIsDroppedAndCounted) {
   start();
   b().post_rx();
   protocol::ExtraInfo gso{};
@@ -190,8 +195,8 @@ TEST_F(HostileIsolationTest, DISABLED_ForwardedGsoOnANonIpFrameIsDroppedAndCount
   expect_vifd_serves_the_others();
 }
 
-// Waits for the receiver's MTU checked on the switch path.
-TEST_F(HostileIsolationTest, DISABLED_ForwardedFrameAboveTheReceiversMtuIsDroppedAndCounted) {
+// The receiver's MTU checked on the switch path.
+TEST_F(HostileIsolationTest, ForwardedFrameAboveTheReceiversMtuIsDroppedAndCounted) {
   start();
   b().post_rx();
   const auto frame = ethernet_frame(b().mac(), attacker().mac(), 9000);
@@ -206,9 +211,9 @@ TEST_F(HostileIsolationTest, DISABLED_ForwardedFrameAboveTheReceiversMtuIsDroppe
   expect_vifd_serves_the_others();
 }
 
-// Waits for the control ring served with a budget: kept full, it costs the
-// neighbours 15% today (the control socket stays fast).
-TEST_F(HostileIsolationTest, DISABLED_ControlRingKeptFullIsAnsweredWithoutStallingTheControlPlane) {
+// The control ring served one ring per paced turn: kept full, it costs the
+// neighbours nothing measurable (0.74 before the pacing).
+TEST_F(HostileIsolationTest, ControlRingKeptFullIsAnsweredWithoutStallingTheControlPlane) {
   GuestOptions options;
   options.ctrl_ring = true;
   start(true, options);

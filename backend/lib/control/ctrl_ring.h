@@ -72,6 +72,9 @@ class CtrlRing {
   std::unique_ptr<HashControl> hash_;
   boost::asio::posix::stream_descriptor event_fd_;
   boost::asio::steady_timer unmask_timer_;
+  // Paces the serving of a ring its frontend keeps full.
+  boost::asio::steady_timer serve_timer_;
+  static constexpr std::chrono::milliseconds kRefillPace{2};
   unsigned spurious_streak_ = 0;
   std::uint64_t wakeups_ = 0;
   std::uint64_t spurious_events_ = 0;
