@@ -125,6 +125,15 @@ std::optional<std::chrono::nanoseconds> thread_cpu(const std::string& name) {
   return std::nullopt;
 }
 
+// Sanitizer builds (ASan, TSan) slow the threads unevenly, so a rate ratio
+// measures the instrumentation there: they print it and enforce the
+// outcomes (drops, answered slots, bounded wakeups) only.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kEnforceRates = false;
+#else
+constexpr bool kEnforceRates = true;
+#endif
+
 // A neighbour's rate with and without an attack, on a machine other work
 // shares: short windows in pairs (unattacked, attacked), so a burst of
 // someone else's load spoils a pair rather than the comparison; the
@@ -353,7 +362,9 @@ TEST_F(FairnessTest, ATricklingReceiverCannotPinTheSenderAndItsNeighbourKeepsIts
       static_cast<unsigned long long>(host_during),
       static_cast<unsigned long long>(s1.drop(DropReason::kTxSwitchReceiverShare)),
       static_cast<unsigned long long>(s3.drop(DropReason::kRxDrainTimeout)));
-  EXPECT_GE(rates.ratio, 0.9);
+  if (kEnforceRates) {
+    EXPECT_GE(rates.ratio, 0.9);
+  }
   EXPECT_GT(host_during, 0U) << "the sender's host port still works";
   EXPECT_GT(s1.drop(DropReason::kTxSwitchReceiverShare), 0U);
   EXPECT_GT(s3.drop(DropReason::kRxDrainTimeout), 0U);
@@ -550,7 +561,9 @@ TEST(NotificationStormTest, AGuestNotifyingWithoutWorkCostsABoundedShareOfACore)
   EXPECT_LE(turns_per_second, 1000.0) << "backoff keeps the storming queue's loop bounded";
   EXPECT_LE(cpu_share, 0.10);
   EXPECT_GT(after.spurious_events, before.spurious_events);
-  EXPECT_GE(rates.ratio, 0.9);
+  if (kEnforceRates) {
+    EXPECT_GE(rates.ratio, 0.9);
+  }
 
   // The storm cost the guest nothing but its own wake-ups: its requests are
   // still served (and reset the backoff).
