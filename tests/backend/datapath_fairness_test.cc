@@ -63,14 +63,18 @@ class TxStream {
       const std::size_t frame = pattern[next_++ % pattern.size()];
       batch[count++] = {frontend_.tx_page_ref(frame), 0, 0, id_++, sizes_[frame]};
     }
-    if (count != 0) frontend_.push_raw(std::span(batch.data(), count));
+    if (count != 0) {
+      frontend_.push_raw(std::span(batch.data(), count));
+    }
     sent_ += count;
   }
   void collect() {
     TxResponse response{};
     while (frontend_.tx().take_responses(std::span(&response, 1)).count == 1) {
       ++answered_;
-      if (response.status != protocol::kRspOkay) ++errors_;
+      if (response.status != protocol::kRspOkay) {
+        ++errors_;
+      }
     }
   }
   std::uint64_t sent() const { return sent_; }
@@ -97,8 +101,12 @@ class RxSink {
   std::size_t poll() {
     RxResponse response{};
     std::size_t taken = 0;
-    while (frontend_.rx().take_responses(std::span(&response, 1)).count == 1) ++taken;
-    if (taken != 0) frontend_.post_rx(taken);
+    while (frontend_.rx().take_responses(std::span(&response, 1)).count == 1) {
+      ++taken;
+    }
+    if (taken != 0) {
+      frontend_.post_rx(taken);
+    }
     received_ += taken;
     return taken;
   }
@@ -116,10 +124,14 @@ std::optional<std::chrono::nanoseconds> thread_cpu(const std::string& name) {
     std::ifstream comm(entry.path() / "comm");
     std::string line;
     std::getline(comm, line);
-    if (line != name) continue;
+    if (line != name) {
+      continue;
+    }
     std::ifstream schedstat(entry.path() / "schedstat");
     std::int64_t on_cpu = 0;
-    if (!(schedstat >> on_cpu)) return std::nullopt;
+    if (!(schedstat >> on_cpu)) {
+      return std::nullopt;
+    }
     return std::chrono::nanoseconds(on_cpu);
   }
   return std::nullopt;
@@ -203,7 +215,9 @@ TEST_F(FairnessTest, AFrameWaitingLongerThanTheDrainTimeoutIsDroppedAndItsSlotsA
   const auto tx = frontend(1).wait_tx_responses(5);
   const double waited = seconds_since(start);
   ASSERT_EQ(tx.size(), 5U);
-  for (const auto& response : tx) EXPECT_EQ(response.status, protocol::kRspOkay);
+  for (const auto& response : tx) {
+    EXPECT_EQ(response.status, protocol::kRspOkay);
+  }
   EXPECT_GE(waited, 0.1) << "the slots were held until the deadline, not dropped at once";
   ASSERT_TRUE(eventually([&] { return stats(2).drop(DropReason::kRxDrainTimeout) == 6; }))
       << "5 forwarded frames and 1 from the host port";
@@ -297,16 +311,22 @@ TEST_F(FairnessTest, ATricklingReceiverCannotPinTheSenderAndItsNeighbourKeepsIts
     while (Clock::now() - start < duration) {
       const double elapsed = seconds_since(start);
       for (std::size_t frame = 0; frame < offered.size(); ++frame) {
-        if (frame == 1 && !attack) continue;
+        if (frame == 1 && !attack) {
+          continue;
+        }
         const auto due = static_cast<std::uint64_t>(elapsed * kPerSecond[frame]);
-        if (due <= offered[frame]) continue;
+        if (due <= offered[frame]) {
+          continue;
+        }
         const std::uint64_t sent_before = stream.sent();
         stream.pump({frame}, static_cast<std::size_t>(due - offered[frame]));
         offered[frame] += stream.sent() - sent_before;
       }
       good.poll();
       while (tap_.has_frame()) {
-        if (!tap_.receive().empty()) ++host_frames;
+        if (!tap_.receive().empty()) {
+          ++host_frames;
+        }
       }
       if (attack && Clock::now() >= next_trickle) {
         RxResponse response{};
@@ -340,12 +360,16 @@ TEST_F(FairnessTest, ATricklingReceiverCannotPinTheSenderAndItsNeighbourKeepsIts
         [&](bool attack, std::chrono::milliseconds window) {
           const std::uint64_t host_before = host_frames;
           const double rate = run(attack, window);
-          if (attack) host_during += host_frames - host_before;
+          if (attack) {
+            host_during += host_frames - host_before;
+          }
           return rate;
         },
         // Each unattacked window starts with nothing held.
         [&] { ASSERT_TRUE(all_answered()) << "guest 3 pins no slot beyond its drain timeout"; });
-    if (rates.ratio >= 0.9) break;
+    if (rates.ratio >= 0.9) {
+      break;
+    }
     std::printf(
         "[ trickle  ] neighbour %.0f frames/s unattacked, %.0f attacked (median of pairs "
         "%.1f%%): again\n",
@@ -404,7 +428,7 @@ TEST(RxBacklogTest, AGuestThatStopsPostingHoldsAtMostTheByteBoundOfGsoFrames) {
   options.tap_fd = tap.queue_fd();
   options.features.sg = true;
   options.features.gso_tcpv4 = true;
-  options.rx_backlog_bytes = 512 * 1024;
+  options.rx_backlog_bytes = std::size_t{512} * 1024;
   BackendQueue backend(host, frontend, options);
 
   net::VirtioNetHdr gso{};
@@ -416,7 +440,9 @@ TEST(RxBacklogTest, AGuestThatStopsPostingHoldsAtMostTheByteBoundOfGsoFrames) {
   gso.csum_offset = 16;
   const auto frame = tcp4_frame(test_mac(1), test_mac(9), 60000);
   constexpr std::size_t kFrames = 40;
-  for (std::size_t i = 0; i < kFrames; ++i) ASSERT_TRUE(tap.send_when_room(frame, gso));
+  for (std::size_t i = 0; i < kFrames; ++i) {
+    ASSERT_TRUE(tap.send_when_room(frame, gso));
+  }
   ASSERT_TRUE(eventually([&] { return backend.stats().tap_reads == kFrames; }));
   const QueueStats s = backend.stats();
   const std::size_t admitted = options.rx_backlog_bytes / frame.size();  // 8
@@ -450,7 +476,7 @@ TEST(RxBacklogTest, ForwardedFramesCountAgainstTheByteBoundToo) {
   options.mac = test_mac(1);
   BackendQueue sending(host, sender, options);
   options.mac = test_mac(2);
-  options.rx_backlog_bytes = 64 * 1024;
+  options.rx_backlog_bytes = std::size_t{64} * 1024;
   BackendQueue receiving(host, receiver, options);
   TxStream stream(sender, {ethernet_frame(test_mac(2), test_mac(1), 4000, 1)});
   stream.pump({0}, 40);
@@ -485,7 +511,9 @@ TEST(NotificationStormTest, AGuestNotifyingWithoutWorkCostsABoundedShareOfACore)
     const auto start = Clock::now();
     while (Clock::now() - start < duration) {
       stream.pump({0});
-      while (tap.has_frame()) tap.receive();
+      while (tap.has_frame()) {
+        tap.receive();
+      }
       std::this_thread::yield();
     }
     stream.collect();
@@ -506,7 +534,9 @@ TEST(NotificationStormTest, AGuestNotifyingWithoutWorkCostsABoundedShareOfACore)
     // machine's CPUs to the neighbour and the queues.
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
     while (!stop.load(std::memory_order_relaxed)) {
-      for (int i = 0; i < 100; ++i) stormer.notify();
+      for (int i = 0; i < 100; ++i) {
+        stormer.notify();
+      }
       sent.fetch_add(100, std::memory_order_relaxed);
       std::this_thread::sleep_for(1ms);
     }
@@ -519,7 +549,9 @@ TEST(NotificationStormTest, AGuestNotifyingWithoutWorkCostsABoundedShareOfACore)
     return compare(
         9, 100ms,
         [&](bool attack, std::chrono::milliseconds window) {
-          if (!attack) return measure(window);
+          if (!attack) {
+            return measure(window);
+          }
           const auto cpu_before = thread_cpu("vif1.0-q0");
           const std::uint64_t turns_before = storming.stats().loop_iterations;
           EXPECT_TRUE(cpu_before.has_value())
@@ -535,7 +567,9 @@ TEST(NotificationStormTest, AGuestNotifyingWithoutWorkCostsABoundedShareOfACore)
           stop.store(true);
           storm.join();
           notifications += sent.load();
-          if (cpu_before && cpu_after) storm_cpu += *cpu_after - *cpu_before;
+          if (cpu_before && cpu_after) {
+            storm_cpu += *cpu_after - *cpu_before;
+          }
           return rate;
         },
         [] {});
@@ -546,7 +580,9 @@ TEST(NotificationStormTest, AGuestNotifyingWithoutWorkCostsABoundedShareOfACore)
     std::printf(
         "[ storm    ] neighbour %.0f frames/s alone, %.0f during (median of pairs %.1f%%)\n",
         rates.unattacked, rates.attacked, 100.0 * rates.ratio);
-    if (rates.ratio >= 0.9) break;
+    if (rates.ratio >= 0.9) {
+      break;
+    }
   }
   const QueueStats after = storming.stats();
 
@@ -593,7 +629,7 @@ class HostileRingTest : public ::testing::Test {
   // A 200-byte frame in three slots, the middle one empty: 150 bytes in page
   // 0, nothing from page 1, 50 bytes in page 2.
   std::vector<std::uint8_t> push_with_empty_continuation(const protocol::MacAddress& destination) {
-    const auto frame = ethernet_frame(destination, test_mac(1), 200, 4);
+    auto frame = ethernet_frame(destination, test_mac(1), 200, 4);
     std::memcpy(frontend_.tx_page(0), frame.data(), 150);
     std::memcpy(frontend_.tx_page(2), frame.data() + 150, 50);
     const std::vector<TxRequest> requests{
@@ -635,7 +671,9 @@ TEST_F(HostileRingTest, EmptyContinuationSlotsAreSkippedOnTheHostPort) {
   EXPECT_EQ(tap_.receive(), frame);
   const auto responses = frontend_.wait_tx_responses(3);
   ASSERT_EQ(responses.size(), 3U);
-  for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspOkay);
+  for (const auto& response : responses) {
+    EXPECT_EQ(response.status, protocol::kRspOkay);
+  }
   EXPECT_EQ(backend_->stats().total_drops(), 0U);
 }
 
@@ -654,7 +692,9 @@ TEST_F(HostileRingTest, EmptyContinuationSlotsAreSkippedThroughTheSwitch) {
   EXPECT_EQ(receiver_frontend.frames_of(received).at(0), frame);
   const auto responses = frontend_.wait_tx_responses(3);
   ASSERT_EQ(responses.size(), 3U);
-  for (const auto& response : responses) EXPECT_EQ(response.status, protocol::kRspOkay);
+  for (const auto& response : responses) {
+    EXPECT_EQ(response.status, protocol::kRspOkay);
+  }
   EXPECT_EQ(receiver.stats().switch_received_packets, 1U);
 }
 

@@ -145,7 +145,7 @@ struct QueueOptions {
   std::size_t rx_backlog_frames = 256;
   std::chrono::milliseconds rx_stall_timeout{10000};
   std::size_t switch_inbox_frames = 512;
-  std::size_t rx_backlog_bytes = 512 * 1024;
+  std::size_t rx_backlog_bytes = std::size_t{512} * 1024;
   // Long, unlike the daemon's default: frames in tests that are not about
   // draining may wait for buffers as long as a slow (sanitizer) run needs.
   std::chrono::milliseconds rx_drain_timeout{30000};

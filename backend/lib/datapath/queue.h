@@ -85,7 +85,7 @@ struct QueueSetup {
   // (netback's XENVIF_RX_QUEUE_BYTES): what a guest that stops posting
   // buffers can make dom0 hold, and the sender grants it can pin. A frame is
   // admitted while the backlog plus the frame fit, or into an empty backlog.
-  std::size_t rx_backlog_bytes = 512 * 1024;
+  std::size_t rx_backlog_bytes = std::size_t{512} * 1024;
   // How long one frame may wait for guest RX buffers before it is dropped
   // (rx_drain_timeout, netback's rx_drain_timeout_msecs): a guest that posts
   // a buffer now and then would otherwise hold forwarded frames, and the

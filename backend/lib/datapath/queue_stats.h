@@ -159,7 +159,9 @@ struct QueueCounters {
     drops[static_cast<std::size_t>(reason)].add(n);
   }
   void batch(std::size_t packets) noexcept {
-    if (packets != 0) batch_histogram[batch_histogram_bucket(packets)].add();
+    if (packets != 0) {
+      batch_histogram[batch_histogram_bucket(packets)].add();
+    }
   }
   QueueStats snapshot(std::uint32_t index) const noexcept;
 };
