@@ -51,7 +51,7 @@ struct VifEnvironment {
   // is disabled.
   std::function<std::shared_ptr<Switch>(const std::string& bridge)> switch_for;
   // Data-path bounds every queue gets (DaemonOptions).
-  std::size_t rx_backlog_bytes = 512 * 1024;
+  std::size_t rx_backlog_bytes = std::size_t{512} * 1024;
   std::chrono::milliseconds rx_drain_timeout{250};
   // Which vifs stay off the switch and which may learn MACs.
   SwitchPolicy switch_policy{};

@@ -36,7 +36,7 @@ struct DaemonOptions {
   std::string control_socket;
   // Per queue: bytes of frames waiting for guest RX buffers, and how long
   // one may wait (QueueSetup.rx_backlog_bytes / rx_drain_timeout).
-  std::size_t rx_backlog_bytes = 512 * 1024;
+  std::size_t rx_backlog_bytes = std::size_t{512} * 1024;
   std::chrono::milliseconds rx_drain_timeout{250};
 };
 
