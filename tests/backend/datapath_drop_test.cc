@@ -29,28 +29,6 @@ using protocol::TxRequest;
 using protocol::TxResponse;
 using vifd::testing::GrantFaults;
 
-// A TCP/IPv4 frame of `payload` bytes after the headers.
-std::vector<std::uint8_t> tcp4_frame(const protocol::MacAddress& destination,
-                                     const protocol::MacAddress& source, std::size_t payload) {
-  auto frame = ethernet_frame(destination, source, 14 + 20 + 20 + payload, 3);
-  frame[12] = 0x08;
-  frame[13] = 0x00;
-  std::uint8_t* ip = frame.data() + 14;
-  std::memset(ip, 0, 40);
-  ip[0] = 0x45;
-  const auto total = static_cast<std::uint16_t>(20 + 20 + payload);
-  ip[2] = static_cast<std::uint8_t>(total >> 8);
-  ip[3] = static_cast<std::uint8_t>(total & 0xFF);
-  ip[8] = 64;
-  ip[9] = 6;  // TCP
-  ip[12] = 10;
-  ip[15] = 1;
-  ip[16] = 10;
-  ip[19] = 2;
-  ip[20 + 12] = 5 << 4;  // data offset
-  return frame;
-}
-
 struct OnExit {
   std::function<void()> run;
   ~OnExit() { run(); }

@@ -198,5 +198,8 @@ protocol::MacAddress test_mac(std::uint8_t last);
 std::vector<std::uint8_t> ethernet_frame(const protocol::MacAddress& destination,
                                          const protocol::MacAddress& source, std::size_t length,
                                          std::uint8_t seed);
+// A TCP/IPv4 frame of `payload` bytes after the headers.
+std::vector<std::uint8_t> tcp4_frame(const protocol::MacAddress& destination,
+                                     const protocol::MacAddress& source, std::size_t payload);
 
 }  // namespace vifd::backend::testing
