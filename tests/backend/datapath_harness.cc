@@ -24,10 +24,14 @@ using protocol::TxResponse;
 
 SimHost::SimHost(std::initializer_list<platform::DomId> domains) {
   char pattern[] = "/tmp/vifd-dp-XXXXXX";
-  if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp");
+  if (::mkdtemp(pattern) == nullptr) {
+    throw std::runtime_error("mkdtemp");
+  }
   dir_ = pattern;
   sim::create_host(dir_);
-  for (const platform::DomId domid : domains) sim::create_domain(dir_, domid);
+  for (const platform::DomId domid : domains) {
+    sim::create_domain(dir_, domid);
+  }
 }
 
 SimHost::~SimHost() {
@@ -54,11 +58,17 @@ FakeTap::~FakeTap() {
 
 std::vector<std::uint8_t> FakeTap::receive(net::VirtioNetHdr* header) {
   pollfd p{host_end_, POLLIN, 0};
-  if (::poll(&p, 1, 10000) != 1) return {};
+  if (::poll(&p, 1, 10000) != 1) {
+    return {};
+  }
   std::vector<std::uint8_t> datagram(70000);
   const ssize_t n = ::recv(host_end_, datagram.data(), datagram.size(), 0);
-  if (n < static_cast<ssize_t>(net::kVirtioNetHdrSize)) return {};
-  if (header != nullptr) std::memcpy(header, datagram.data(), net::kVirtioNetHdrSize);
+  if (n < static_cast<ssize_t>(net::kVirtioNetHdrSize)) {
+    return {};
+  }
+  if (header != nullptr) {
+    std::memcpy(header, datagram.data(), net::kVirtioNetHdrSize);
+  }
   return {datagram.begin() + net::kVirtioNetHdrSize, datagram.begin() + n};
 }
 
@@ -86,8 +96,12 @@ bool FakeTap::send_when_room(std::span<const std::uint8_t> frame, const net::Vir
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
     const ssize_t sent = ::send(host_end_, datagram.data(), datagram.size(), 0);
-    if (sent == static_cast<ssize_t>(datagram.size())) return true;
-    if (sent >= 0 || errno != EAGAIN) return false;
+    if (sent == static_cast<ssize_t>(datagram.size())) {
+      return true;
+    }
+    if (sent >= 0 || errno != EAGAIN) {
+      return false;
+    }
     pollfd p{host_end_, POLLOUT, 0};
     ::poll(&p, 1, 100);
   }
@@ -131,7 +145,9 @@ void TestFrontend::notify() {
 }
 
 void TestFrontend::publish_tx() {
-  if (tx_->push_requests_and_check_notify()) events_->notify(port_);
+  if (tx_->push_requests_and_check_notify()) {
+    events_->notify(port_);
+  }
 }
 
 std::vector<std::uint16_t> TestFrontend::send_frame(std::span<const std::uint8_t> frame,
@@ -154,7 +170,9 @@ std::vector<std::uint16_t> TestFrontend::send_frame(std::span<const std::uint8_t
     request.size = static_cast<std::uint16_t>(position == 0 ? frame.size() : chunk);
     request.flags = position == 0 ? flags : 0;
     position += chunk;
-    if (position < frame.size()) request.flags |= protocol::kTxfMoreData;
+    if (position < frame.size()) {
+      request.flags |= protocol::kTxfMoreData;
+    }
     ids.push_back(request.id);
     requests.at(count++) = request;
     if (count == 1 && extra != nullptr) {
@@ -177,7 +195,9 @@ std::vector<TxResponse> TestFrontend::wait_tx_responses(std::size_t count) {
   std::vector<TxResponse> responses;
   eventually([&] {
     TxResponse response{};
-    while (tx_->take_responses(std::span(&response, 1)).count == 1) responses.push_back(response);
+    while (tx_->take_responses(std::span(&response, 1)).count == 1) {
+      responses.push_back(response);
+    }
     return responses.size() >= count;
   });
   return responses;
@@ -191,14 +211,18 @@ void TestFrontend::post_rx(std::size_t count) {
     request.gref = rx_refs_[id];
     EXPECT_TRUE(rx_->push_request(request));
   }
-  if (rx_->push_requests_and_check_notify()) events_->notify(port_);
+  if (rx_->push_requests_and_check_notify()) {
+    events_->notify(port_);
+  }
 }
 
 std::vector<RxResponse> TestFrontend::wait_rx_responses(std::size_t count) {
   std::vector<RxResponse> responses;
   eventually([&] {
     RxResponse response{};
-    while (rx_->take_responses(std::span(&response, 1)).count == 1) responses.push_back(response);
+    while (rx_->take_responses(std::span(&response, 1)).count == 1) {
+      responses.push_back(response);
+    }
     return responses.size() >= count;
   });
   return responses;
@@ -218,12 +242,16 @@ std::vector<std::vector<std::uint8_t>> TestFrontend::frames_of(
       extra_next = false;
       continue;
     }
-    if (!in_frame) frames.emplace_back();
+    if (!in_frame) {
+      frames.emplace_back();
+    }
     if (response.status > 0) {
       const std::uint8_t* page = rx_page(response.id) + response.offset;
       frames.back().insert(frames.back().end(), page, page + response.status);
     }
-    if (!in_frame && (response.flags & protocol::kRxfExtraInfo) != 0) extra_next = true;
+    if (!in_frame && (response.flags & protocol::kRxfExtraInfo) != 0) {
+      extra_next = true;
+    }
     in_frame = (response.flags & protocol::kRxfMoreData) != 0;
   }
   return frames;
@@ -311,7 +339,9 @@ std::vector<std::uint8_t> ethernet_frame(const protocol::MacAddress& destination
   std::copy(source.octets.begin(), source.octets.end(), frame.begin() + 6);
   frame[12] = 0x88;  // a local experimental ethertype: no offload applies
   frame[13] = 0xB5;
-  for (std::size_t i = 14; i < length; ++i) frame[i] = static_cast<std::uint8_t>(seed + i * 7);
+  for (std::size_t i = 14; i < length; ++i) {
+    frame[i] = static_cast<std::uint8_t>(seed + i * 7);
+  }
   return frame;
 }
 
