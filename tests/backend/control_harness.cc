@@ -1,10 +1,15 @@
 #include "tests/backend/control_harness.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -219,6 +224,51 @@ DaemonOptions ControlPlaneTest::options(unsigned max_queues) const {
   DaemonOptions options;
   options.max_queues = max_queues;
   return options;
+}
+
+nlohmann::json ask_control_socket(const std::string& socket_path, const std::string& request,
+                                  std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto remaining_ms = [&deadline] {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<std::int64_t>(0, left.count()));
+  };
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return nullptr;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  socket_path.copy(address.sun_path, sizeof address.sun_path - 1);
+  std::string response;
+  bool answered = false;
+  // A unix-socket connect completes at once or fails (EAGAIN: backlog full).
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string line = request + "\n";
+    std::size_t sent = 0;
+    while (sent < line.size() && remaining_ms() > 0) {
+      pollfd writable{fd, POLLOUT, 0};
+      if (::poll(&writable, 1, remaining_ms()) <= 0) break;
+      const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+    while (sent == line.size() && remaining_ms() > 0) {
+      pollfd readable{fd, POLLIN, 0};
+      if (::poll(&readable, 1, remaining_ms()) <= 0) break;
+      char chunk[4096];
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) break;
+      response.append(chunk, static_cast<std::size_t>(n));
+      if (response.find('\n') != std::string::npos) {
+        answered = true;
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  if (!answered) return nullptr;
+  response.resize(response.find('\n'));
+  return nlohmann::json::parse(response, nullptr, false);
 }
 
 std::size_t open_fd_count() {

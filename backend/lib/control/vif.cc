@@ -33,6 +33,37 @@ namespace {
 // port (and choose it as its own address).
 constexpr protocol::MacAddress kHostSideMac{{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff}};
 
+// The backend keys decide() reads (state_keys.h).
+const std::vector<std::string_view> kBackendDecisionKeys{key::kState, key::kOnline,
+                                                         key::kHotplugStatus};
+
+void set_or_erase(KeyMap& keys, std::string_view name, std::optional<std::string> value) {
+  if (value) {
+    keys.insert_or_assign(std::string(name), std::move(*value));
+  } else if (const auto found = keys.find(name); found != keys.end()) {
+    keys.erase(found);
+  }
+}
+
+// Copies `names` from a snapshot into a view, erasing those it lacks.
+void copy_keys(const KeyMap& snapshot, const std::vector<std::string>& names, KeyMap& view) {
+  for (const auto& name : names) {
+    const auto found = snapshot.find(name);
+    set_or_erase(
+        view, name,
+        found == snapshot.end() ? std::nullopt : std::optional<std::string>(found->second));
+  }
+}
+
+std::vector<std::string> frontend_decision_keys() {
+  std::vector<std::string> names{std::string(key::kState),
+                                 std::string(key::kRequestMulticastControl)};
+  for (const auto& ring_key : xenbus::frontend_published_ring_keys()) {
+    names.push_back(ring_key);
+  }
+  return names;
+}
+
 net::TapOffloads offloads_for(const VifFeatures& features) {
   // The TAP's offloads say what the kernel may hand us for the guest's RX
   // ring. Partial checksums of the IP version the guest does not take are
@@ -105,6 +136,7 @@ Vif::~Vif() {
 void Vif::start() {
   // A directory gone meanwhile reads as empty: its keys are "missing".
   const KeyMap backend = device_.read_backend_keys().value_or(KeyMap{});
+  copy_keys(backend, {kBackendDecisionKeys.begin(), kBackendDecisionKeys.end()}, backend_view_);
   std::string config_error;
   try {
     config_ = xenbus::parse_backend_config(id_, map_reader(backend));
@@ -121,6 +153,7 @@ void Vif::start() {
       switch_ = env_.switch_for(*config_->bridge);
     }
     frontend_keys_ = read_frontend_keys();
+    adopt_frontend_snapshot();
     view.frontend = xenbus::read_peer_state(map_reader(frontend_keys_));
     view.frontend_rings_published = xenbus::frontend_published_rings(map_reader(frontend_keys_));
   }
@@ -305,15 +338,48 @@ KeyMap Vif::read_frontend_keys() {
   }
 }
 
-void Vif::on_xenstore_change() {
-  const auto backend_keys = device_.read_backend_keys();
-  if (!backend_keys) {
-    return;  // the daemon tears us down on the same event
+void Vif::on_xenstore_change(const xenbus::DeviceChange& change) {
+  if (change.side == xenbus::DeviceChange::Side::kBackend) {
+    auto backend = device_.read_backend(kBackendDecisionKeys);
+    if (!backend) {
+      return;  // the daemon tears us down on the same event
+    }
+    backend_view_ = std::move(*backend);
+  } else if (config_) {
+    refresh_frontend_view(change.key);
   }
-  const xenbus::KeyReader backend = map_reader(*backend_keys);
-  frontend_keys_ = config_ ? read_frontend_keys() : KeyMap{};
-  const xenbus::KeyReader frontend = map_reader(frontend_keys_);
+  evaluate();
+}
 
+void Vif::refresh_frontend_view(std::string_view name) {
+  try {
+    set_or_erase(frontend_view_, name, device_.read_frontend(name));
+    if (name != key::kState) {
+      return;
+    }
+    // decide() looks at the rings only while the frontend says Initialised:
+    // a frontend rewriting any other state costs one read per event.
+    const bool rings_matter =
+        xenbus::read_peer_state(map_reader(frontend_view_)) == XenbusState::kInitialised;
+    for (const auto& ring_key : xenbus::frontend_published_ring_keys()) {
+      set_or_erase(frontend_view_, ring_key,
+                   rings_matter ? device_.read_frontend(ring_key) : std::nullopt);
+    }
+  } catch (const xs::XsError& e) {
+    // As for a snapshot (read_frontend_keys): unreadable is treated as gone.
+    control_log().warn("{}: frontend {} unreadable, treated as gone: {}", tap_name(id_), name,
+                       e.what());
+    frontend_view_.clear();
+  }
+}
+
+void Vif::adopt_frontend_snapshot() {
+  copy_keys(frontend_keys_, frontend_decision_keys(), frontend_view_);
+}
+
+xenbus::BackendView Vif::decision_view() const {
+  const xenbus::KeyReader backend = map_reader(backend_view_);
+  const xenbus::KeyReader frontend = map_reader(frontend_view_);
   xenbus::BackendView view;
   view.ours = state_;
   view.published = xenbus::read_state(backend);
@@ -327,13 +393,26 @@ void Vif::on_xenstore_change() {
   view.script = config_ && config_->script;
   view.hotplug_connected = xenbus::hotplug_connected(backend);
   view.failed = failed_;
-  execute(xenbus::decide(view));
+  return view;
+}
+
+void Vif::evaluate() {
+  BackendActions actions = xenbus::decide(decision_view());
+  if (actions.target == XenbusState::kConnected) {
+    // The connection is parsed from the whole frontend directory, read in
+    // one transaction; the decision is taken again on that snapshot so both
+    // agree.
+    frontend_keys_ = read_frontend_keys();
+    adopt_frontend_snapshot();
+    actions = xenbus::decide(decision_view());
+  }
+  execute(actions);
 }
 
 void Vif::watch_device() {
   // request-multicast-control: the frontend may change it while connected
   // (feature-dynamic-multicast-control, as netback's xen_mcast_ctrl_changed).
-  device_.watch([this](const std::string&) { on_xenstore_change(); },
+  device_.watch([this](const xenbus::DeviceChange& change) { on_xenstore_change(change); },
                 {key::kRequestMulticastControl});
 }
 
@@ -341,7 +420,7 @@ void Vif::refresh_multicast_control() {
   if (!connection_ || !multicast_filter_) {
     return;
   }
-  const auto requested = xenbus::frontend_requests_multicast_control(map_reader(frontend_keys_));
+  const auto requested = xenbus::frontend_requests_multicast_control(map_reader(frontend_view_));
   if (!requested) {
     fail(requested.error().message(), XenbusState::kClosing);
     return;
@@ -489,6 +568,9 @@ nlohmann::json Vif::describe() const {
   if (!last_error_.empty()) {
     vif["error"] = last_error_;
   }
+  const auto watch_counters = device_.watch_counters();
+  vif["watch_events_handled"] = watch_counters.delivered;
+  vif["watch_events_coalesced"] = watch_counters.coalesced;
   nlohmann::json features = nlohmann::json::object();
   if (connection_) {
     const VifFeatures& f = connection_->features;

@@ -83,9 +83,19 @@ class Vif {
   class RingMapping;
   struct ConnectedQueue;
 
-  // Re-reads what the toolstack and the frontend published and moves the
-  // state machine; run for every watch event on the device.
-  void on_xenstore_change();
+  // Re-reads what the watch that fired covers (only the keys the decision
+  // needs) and moves the state machine; run for every (coalesced) watch
+  // callback of the device.
+  void on_xenstore_change(const xenbus::DeviceChange& change);
+  // decide() on the views; connecting first reads the whole frontend
+  // directory and decides again on that snapshot.
+  void evaluate();
+  xenbus::BackendView decision_view() const;
+  // Re-reads the frontend key a watch names into frontend_view_ (for
+  // `state`, also the ring keys when they matter).
+  void refresh_frontend_view(std::string_view key);
+  // Takes the decision keys of a frontend snapshot into frontend_view_.
+  void adopt_frontend_snapshot();
   // The frontend directory, or an empty snapshot (as if the frontend were
   // gone) when it cannot be read.
   xenbus::KeyMap read_frontend_keys();
@@ -127,9 +137,14 @@ class Vif {
   bool toolstack_closed_ = false;
   // The frontend state seen by the last watch event.
   protocol::XenbusState seen_frontend_state_ = protocol::XenbusState::kUnknown;
-  // The frontend directory as the current event read it, in one
-  // transaction: the connection is parsed from it.
+  // The frontend directory as read in one transaction when connecting (or at
+  // start): the connection is parsed from it.
   xenbus::KeyMap frontend_keys_;
+  // What decide() reads, as the last event of each watch left it: the
+  // backend's state, online and hotplug-status; the frontend's state, ring
+  // keys (while they matter) and request-multicast-control.
+  xenbus::KeyMap backend_view_;
+  xenbus::KeyMap frontend_view_;
   std::string last_error_;
 
   std::optional<net::TapDevice> tap_;
