@@ -312,11 +312,10 @@ TEST_F(HostileControlTest, HugeValuesInUnusedKeysCostOnlyTheirReads) {
   expect_vifd_serves_the_others();
 }
 
-// Open: each connect and disconnect runs TAP ioctls and thread start/stop
-// on the one io_context thread; a guest cycling through them stalls the
-// control socket (228 ms to 1.4 s measured) and costs the neighbour 0.6-0.8
-// of its rate. Waits for bounded per-event work on the control plane.
-TEST_F(HostileControlTest, DISABLED_DetachAttachChurnByOneGuestLeavesTheOthersAlone) {
+// Each connect and disconnect runs TAP ioctls and thread start/stop on the
+// one io_context thread; a guest cycling through them must not stall the
+// control socket (1.4 s measured before per-event work was bounded).
+TEST_F(HostileControlTest, DetachAttachChurnByOneGuestLeavesTheOthersAlone) {
   start();
   std::size_t cycles = 0;
   measure("connect/disconnect churn", [&] {

@@ -35,10 +35,13 @@ std::uint64_t all_drops(const nlohmann::json& vif) {
 
 class HostileIsolationTest : public HostileTest {};
 
-// Open: watch events are not coalesced yet (every event reads the device's
-// directories on the control thread); with coalescing the neighbour kept
-// 0.68-0.78 of its rate, the flooder's thread, vif-sim's xenstored and
-// vifd's xenstore reader sharing two CPUs with the neighbours.
+// Open: with watch events coalesced (control_hostile_tests'
+// FrontendStateFloodCostsOnlyTheFlooder shows the attach latency and the
+// control socket unaffected) the neighbour still keeps only 0.68-0.78 of its
+// rate here: the flooder's thread, vif-sim's xenstored and vifd's xenstore
+// reader share the machine's two CPUs with the neighbours. Enable when
+// xenstored paces a domain's writes (oxenstored's per-domain quota) or the
+// harness can keep the attacker off the neighbours' CPUs.
 TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder) {
   start();
   int n = 0;
@@ -75,11 +78,12 @@ TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder
   expect_vifd_serves_the_others(5);
 }
 
-TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
+TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCostNothing) {
   start();
-  // Beyond the 512 keys vifd reads, the directory counts as unreadable: the
-  // vif is closed as if its frontend were gone. (A node's record is bounded,
-  // so the keys go in subdirectories, one level of which vifd reads.)
+  // A connected vif's watch events read only the key that fired, so junk
+  // keys cost vifd nothing and the vif stays Connected; the whole directory
+  // (at most 512 keys, one level of subdirectories) is read only when it
+  // connects. (A node's record is bounded, so the keys go in subdirectories.)
   xs::Client& xenstore = attacker().xenstore();
   const std::string front = xenbus::frontend_path({kAttacker, 0});
   for (int d = 0; d < 30; ++d) {
@@ -90,8 +94,7 @@ TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
     });
   }
   attacker().write_key(key::kState, "4");
-  EXPECT_TRUE(eventually([&] { return backend_key(kAttacker, key::kState) == "6"; }))
-      << backend_key(kAttacker, key::kState);
+  EXPECT_EQ(backend_key(kAttacker, key::kState), "4");
   int n = 0;
   measure("600 keys in its frontend directory", [&] {
     ++n;
@@ -144,12 +147,8 @@ TEST_F(HostileIsolationTest, SpoofedSourceMacIsDroppedAndCounted) {
   expect_vifd_serves_the_others();
 }
 
-// Open as a rate check: vifd's side is bounded (81 million notifications in
-// 1.6 s cost its queue 227 loop turns; NotificationStormTest in
-// datapath_fairness_tests asserts the wakeups and CPU), but the neighbour's
-// ratio here swings 0.49-1.47 with the attacker's own notifying thread
-// spinning on the same two CPUs as the neighbours.
-TEST_F(HostileIsolationTest, DISABLED_NotificationStormCostsABoundedShare) {
+// The notification budget (late unmask with backoff).
+TEST_F(HostileIsolationTest, NotificationStormCostsABoundedShare) {
   start();
   std::uint64_t sent = 0;
   std::chrono::steady_clock::duration storming{};
@@ -212,11 +211,9 @@ TEST_F(HostileIsolationTest, ForwardedFrameAboveTheReceiversMtuIsDroppedAndCount
   expect_vifd_serves_the_others();
 }
 
-// Open: the control socket stays fast (worst 2-6 ms) but the neighbour keeps
-// 0.41-1.00 of its rate: each notification still serves a ring directly
-// (only the refill after a full ring is paced), so a guest notifying with a
-// full ring buys itself control-thread time.
-TEST_F(HostileIsolationTest, DISABLED_ControlRingKeptFullIsAnsweredWithoutStallingTheControlPlane) {
+// The control ring served one ring per paced turn: kept full, it costs the
+// neighbours nothing measurable (0.74 before the pacing).
+TEST_F(HostileIsolationTest, ControlRingKeptFullIsAnsweredWithoutStallingTheControlPlane) {
   GuestOptions options;
   options.ctrl_ring = true;
   start(true, options);

@@ -193,7 +193,7 @@ void Vif::execute(const BackendActions& actions) {
     seen_frontend_state_ = *actions.frontend_seen;
   }
   if (actions.resume) {
-    device_.publish_state(state_);
+    publish_state(state_);
     try {
       connect(true);
       control_log().info("{}: re-attached to a connected vif", tap_name(id_));
@@ -314,8 +314,17 @@ bool Vif::enter(XenbusState next) {
   }
   state_ = next;
   control_log().info("{}: backend state {}", tap_name(id_), protocol::name(next));
-  device_.publish_state(next);
+  publish_state(next);
   return true;
+}
+
+void Vif::publish_state(XenbusState state) {
+  // Our own write is what the backend `state` holds now, whatever the
+  // backend watch (coalesced, posted behind this callback) has not re-read
+  // yet: a stale value there would read as the toolstack's write (decide()).
+  if (device_.publish_state(state)) {
+    backend_view_.insert_or_assign(std::string(key::kState), protocol::to_xenstore_value(state));
+  }
 }
 
 void Vif::fail(const std::string& message, XenbusState target) {

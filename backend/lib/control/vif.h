@@ -96,6 +96,8 @@ class Vif {
   void refresh_frontend_view(std::string_view key);
   // Takes the decision keys of a frontend snapshot into frontend_view_.
   void adopt_frontend_snapshot();
+  // Writes the backend `state` and takes it into backend_view_.
+  void publish_state(protocol::XenbusState state);
   // The frontend directory, or an empty snapshot (as if the frontend were
   // gone) when it cannot be read.
   xenbus::KeyMap read_frontend_keys();
