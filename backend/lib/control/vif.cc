@@ -125,9 +125,12 @@ struct Vif::ConnectedQueue {
 Vif::Vif(VifEnvironment& environment, VifId id)
     : env_(environment),
       id_(id),
-      device_(environment.watcher, environment.platform.self_domid(), id) {}
+      device_(environment.watcher, environment.platform.self_domid(), id),
+      reconnect_timer_(environment.io) {}
 
 Vif::~Vif() {
+  alive_.reset();
+  reconnect_timer_.cancel();
   device_.unwatch();
   disconnect();
   remove_host_port();
@@ -207,6 +210,9 @@ void Vif::execute(const BackendActions& actions) {
   }
   if (actions.remove_error) {
     device_.remove_backend(key::kError);
+  }
+  if (actions.target == XenbusState::kInitWait && state_ == XenbusState::kClosed) {
+    reconnect_pacer_.take(ReconnectPacer::Clock::now());
   }
   if (actions.target) {
     set_state(*actions.target);
@@ -406,7 +412,13 @@ xenbus::BackendView Vif::decision_view() const {
 }
 
 void Vif::evaluate() {
-  BackendActions actions = xenbus::decide(decision_view());
+  xenbus::BackendView view = decision_view();
+  view.reconnect_paced = !reconnect_pacer_.allows(ReconnectPacer::Clock::now());
+  BackendActions actions = xenbus::decide(view);
+  if (actions.reconnect_later) {
+    evaluate_when_paced();
+    return;
+  }
   if (actions.target == XenbusState::kConnected) {
     // The connection is parsed from the whole frontend directory, read in
     // one transaction; the decision is taken again on that snapshot so both
@@ -416,6 +428,29 @@ void Vif::evaluate() {
     actions = xenbus::decide(decision_view());
   }
   execute(actions);
+}
+
+void Vif::evaluate_when_paced() {
+  if (reconnect_timer_armed_) {
+    return;  // one decision is already due
+  }
+  reconnect_pacer_.count_paced();
+  // Once at info: a guest that keeps cycling must not flood the log either.
+  control_log().log(reconnect_pacer_.paced() == 1 ? spdlog::level::info : spdlog::level::debug,
+                    "{}: frontend reconnecting faster than {} per second, the next attempt waits "
+                    "({} paced so far)",
+                    tap_name(id_), 1000 / ReconnectPacer::kDefaultInterval.count(),
+                    reconnect_pacer_.paced());
+  reconnect_timer_armed_ = true;
+  reconnect_timer_.expires_after(reconnect_pacer_.wait(ReconnectPacer::Clock::now()));
+  reconnect_timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
+        if (error || alive.expired()) {
+          return;
+        }
+        reconnect_timer_armed_ = false;
+        evaluate();
+      });
 }
 
 void Vif::watch_device() {
@@ -580,6 +615,7 @@ nlohmann::json Vif::describe() const {
   const auto watch_counters = device_.watch_counters();
   vif["watch_events_handled"] = watch_counters.delivered;
   vif["watch_events_coalesced"] = watch_counters.coalesced;
+  vif["reconnects_paced"] = reconnect_pacer_.paced();
   nlohmann::json features = nlohmann::json::object();
   if (connection_) {
     const VifFeatures& f = connection_->features;

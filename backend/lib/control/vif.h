@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/reconnect_pacer.h"
 #include "backend/lib/control/switch_policy.h"
 #include "backend/lib/control/tap_queues.h"
 #include "backend/lib/datapath/queue.h"
@@ -96,6 +97,8 @@ class Vif {
   void refresh_frontend_view(std::string_view key);
   // Takes the decision keys of a frontend snapshot into frontend_view_.
   void adopt_frontend_snapshot();
+  // Decides again once the reconnect pacing allows.
+  void evaluate_when_paced();
   // Writes the backend `state` and takes it into backend_view_.
   void publish_state(protocol::XenbusState state);
   // The frontend directory, or an empty snapshot (as if the frontend were
@@ -163,6 +166,14 @@ class Vif {
   std::unique_ptr<CtrlRing> ctrl_ring_;
   // Invalidates fatal-error handlers posted by queues of an old connection.
   std::shared_ptr<bool> connection_alive_;
+
+  // The frontend's reconnects (Closed -> Initialising) are paced; a paced
+  // one is decided again when the timer fires.
+  ReconnectPacer reconnect_pacer_;
+  boost::asio::steady_timer reconnect_timer_;
+  bool reconnect_timer_armed_ = false;
+  // Invalidates a reconnect timer handler already queued when the vif goes.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace vifd::backend
