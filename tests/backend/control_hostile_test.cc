@@ -44,23 +44,33 @@ long long vif_sim_cpu_ticks() {
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     std::ifstream stat(entry.path() / "stat");
     std::string line;
-    if (!std::getline(stat, line)) continue;
+    if (!std::getline(stat, line)) {
+      continue;
+    }
     const auto name_end = line.rfind(')');
-    if (name_end == std::string::npos || line.find("(vif-sim)") == std::string::npos) continue;
+    if (name_end == std::string::npos || line.find("(vif-sim)") == std::string::npos) {
+      continue;
+    }
     std::istringstream fields(line.substr(name_end + 2));
     std::string field;
     std::string ppid;
     long long utime = 0;
     long long stime = 0;
     for (int index = 3; fields >> field; ++index) {
-      if (index == 4) ppid = field;
-      if (index == 14) utime = std::stoll(field);
+      if (index == 4) {
+        ppid = field;
+      }
+      if (index == 14) {
+        utime = std::stoll(field);
+      }
       if (index == 15) {
         stime = std::stoll(field);
         break;
       }
     }
-    if (ppid == parent) return utime + stime;
+    if (ppid == parent) {
+      return utime + stime;
+    }
   }
   return -1;
 }
@@ -108,7 +118,9 @@ TEST_F(ControlPlaneTest, FrontendStateFloodCostsOnlyTheFlooder) {
           ask_control_socket(flood_options.control_socket, R"({"command":"stats"})", 5s);
       worst_latency_ms = std::max(worst_latency_ms, milliseconds_since(start));
       ++probes;
-      if (!answer.is_object() || answer["ok"] != true) ++unanswered;
+      if (!answer.is_object() || answer["ok"] != true) {
+        ++unanswered;
+      }
       rss_peak = std::max(rss_peak, resident_kib());
       std::this_thread::sleep_for(5ms);
     }
@@ -171,9 +183,9 @@ TEST_F(ControlPlaneTest, FrontendStateFloodCostsOnlyTheFlooder) {
   // The daemon keeps no per-event state: tens of thousands of events cost
   // no more memory than a handful.
 #if defined(__SANITIZE_ADDRESS__)
-  constexpr std::size_t kRssSlackKib = 256 * 1024;
+  constexpr std::size_t kRssSlackKib = std::size_t{256} * 1024;
 #else
-  constexpr std::size_t kRssSlackKib = 16 * 1024;
+  constexpr std::size_t kRssSlackKib = std::size_t{16} * 1024;
 #endif
   EXPECT_LT(rss_peak, rss_before + kRssSlackKib);
 }
@@ -261,7 +273,9 @@ TEST_F(ControlPlaneTest, SecondVifdProcessExitsNamingTheRunningOne) {
   if (pid == 0) {
     ::dup2(output[1], STDOUT_FILENO);
     ::dup2(output[1], STDERR_FILENO);
-    for (const auto& entry : env) ::putenv(const_cast<char*>(entry.c_str()));
+    for (const auto& entry : env) {
+      ::putenv(const_cast<char*>(entry.c_str()));
+    }
     char* argv[] = {binary.data(), platform_flag.data(), nullptr};
     ::execv(argv[0], argv);
     ::_exit(127);
@@ -275,7 +289,9 @@ TEST_F(ControlPlaneTest, SecondVifdProcessExitsNamingTheRunningOne) {
   }
   std::string text;
   char chunk[512];
-  for (ssize_t n; (n = ::read(output[0], chunk, sizeof chunk)) > 0;) text.append(chunk, n);
+  for (ssize_t n; (n = ::read(output[0], chunk, sizeof chunk)) > 0;) {
+    text.append(chunk, n);
+  }
   ::close(output[0]);
   std::printf("second vifd process: %s", text.c_str());
   ASSERT_TRUE(exited) << "the second vifd kept running";
@@ -377,9 +393,10 @@ TEST_F(ControlPlaneTest, ControlSocketIsNotHeldByIdleOrSlowClients) {
     } else if (i % 3 == 2) {
       // Many requests, replies never read.
       std::string requests;
-      for (int r = 0; r < 200; ++r)
+      for (int r = 0; r < 200; ++r) {
         requests += R"({"command":"stats"})"
                     "\n";
+      }
       EXPECT_GT(::send(fd, requests.data(), requests.size(), MSG_NOSIGNAL), 0);
     }
     hostile.push_back(fd);
@@ -397,7 +414,9 @@ TEST_F(ControlPlaneTest, ControlSocketIsNotHeldByIdleOrSlowClients) {
               hostile.size(), worst_ms, fds_before, daemon_fds);
   EXPECT_LT(worst_ms, 100.0);
   EXPECT_LE(daemon_fds, fds_before + ControlSocket::kMaxConnections + 2);
-  for (const int fd : hostile) ::close(fd);
+  for (const int fd : hostile) {
+    ::close(fd);
+  }
 }
 
 }  // namespace

@@ -230,8 +230,8 @@ TEST_F(FairnessTest, AFrameWaitingLongerThanTheDrainTimeoutIsDroppedAndItsSlotsA
     EXPECT_EQ(response.status, protocol::kRspOkay);
   }
   EXPECT_GE(waited, 0.1) << "the slots were held until the deadline, not dropped at once; "
-                          << "sender drops:" << drops_of(stats(1))
-                          << ", receiver drops:" << drops_of(stats(2));
+                         << "sender drops:" << drops_of(stats(1))
+                         << ", receiver drops:" << drops_of(stats(2));
   ASSERT_TRUE(eventually([&] { return stats(2).drop(DropReason::kRxDrainTimeout) == 6; }))
       << "5 forwarded frames and 1 from the host port; sender drops:" << drops_of(stats(1))
       << ", receiver drops:" << drops_of(stats(2));

@@ -15,6 +15,20 @@ namespace vifd::backend {
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
 
+namespace {
+
+// Teardown must not throw; Asio's cancel() reports only a failure of the
+// reactor itself, which leaves no wait to cancel.
+void cancel_timer(asio::steady_timer& timer) noexcept {
+  try {
+    timer.cancel();
+  } catch (const boost::system::system_error& e) {
+    control_log().warn("control socket: cancelling a timer: {}", e.what());
+  }
+}
+
+}  // namespace
+
 class ControlSocket::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(stream_protocol::socket socket, Handler handler, std::weak_ptr<bool> server_alive)
@@ -35,10 +49,10 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
 
   // Cancels what is pending on the socket: its handlers drop the last
   // references to the connection.
-  void close() {
+  void close() noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
-    idle_timer_.cancel();
+    cancel_timer(idle_timer_);
   }
 
  private:
@@ -152,7 +166,7 @@ ControlSocket::~ControlSocket() {
   alive_.reset();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  accept_retry_.cancel();
+  cancel_timer(accept_retry_);
   for (const auto& weak : connections_) {
     if (const auto connection = weak.lock()) {
       connection->close();
@@ -186,7 +200,7 @@ void ControlSocket::accept() {
       });
 }
 
-void ControlSocket::admit(std::shared_ptr<Connection> connection) {
+void ControlSocket::admit(const std::shared_ptr<Connection>& connection) {
   std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
   // Clients that connect and keep quiet must not lock the others out: the
   // oldest connection makes room.

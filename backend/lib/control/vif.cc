@@ -129,8 +129,9 @@ Vif::Vif(VifEnvironment& environment, VifId id)
       reconnect_timer_(environment.io) {}
 
 Vif::~Vif() {
+  // The timer's destructor cancels it; a handler already queued sees alive_
+  // expired.
   alive_.reset();
-  reconnect_timer_.cancel();
   device_.unwatch();
   disconnect();
   remove_host_port();
