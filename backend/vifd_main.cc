@@ -43,6 +43,17 @@ std::string default_control_socket(const vifd::platform::Platform& platform) {
   return "/run/vifd/vifd.sock";
 }
 
+// Where the instance lock lives: fixed per host (not next to a
+// --control-socket the operator may vary), so two vifds always meet there.
+std::string default_lock_dir(const vifd::platform::Platform& platform) {
+  if (platform.name() == "sim") {
+    if (const char* dir = std::getenv("VIF_SIM_DIR"); dir != nullptr && *dir != '\0') {
+      return dir;
+    }
+  }
+  return "/run/vifd";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,6 +62,7 @@ int main(int argc, char** argv) {
   std::vector<unsigned> domains;
   unsigned max_queues = vifd::backend::default_max_queues();
   std::string control_socket;
+  std::string lock_dir;
   bool no_fast_path = false;
   std::vector<std::string> tap_only_bridges;
   std::vector<std::string> tap_only_vifs;
@@ -71,6 +83,9 @@ int main(int argc, char** argv) {
   app.add_option("--control-socket", control_socket,
                  "unix socket for stats/show (default /run/vifd/vifd.sock; "
                  "$VIF_SIM_DIR/vifd.sock in sim mode)");
+  app.add_option("--lock-dir", lock_dir,
+                 "directory of the instance lock, one vifd per backend domain (or per --domain) "
+                 "(default /run/vifd; $VIF_SIM_DIR in sim mode)");
   app.add_flag("--no-fast-path", no_fast_path,
                "no in-process switch: every frame goes through the vif's TAP");
   app.add_option("--rx-backlog-kib", rx_backlog_kib,
@@ -151,6 +166,7 @@ int main(int argc, char** argv) {
     }
     options.control_socket =
         control_socket.empty() ? default_control_socket(*platform) : control_socket;
+    options.lock_dir = lock_dir.empty() ? default_lock_dir(*platform) : lock_dir;
 
     boost::asio::io_context io;
     vifd::backend::VifBackendDaemon daemon(io, *platform, xenstore, options);

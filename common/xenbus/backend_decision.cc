@@ -34,6 +34,11 @@ void react_to_frontend(BackendActions& actions, const BackendView& view) {
       if (!frontend_moved) {
         break;
       }
+      if (view.ours == XenbusState::kClosed && view.online && view.reconnect_paced) {
+        actions.frontend_seen.reset();
+        actions.reconnect_later = true;
+        break;
+      }
       clear_failed(actions, view);
       if (view.ours == XenbusState::kClosed && view.online) {
         actions.remove_error = true;

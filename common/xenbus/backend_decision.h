@@ -79,6 +79,9 @@ struct BackendView {
   bool hotplug_connected = false;
   // An error closed the device and the frontend has not moved since.
   bool failed = false;
+  // The frontend reconnects faster than the backend's pacing allows: a new
+  // attempt from Closed waits.
+  bool reconnect_paced = false;
 };
 
 // What to do, in this order.
@@ -110,6 +113,10 @@ struct BackendActions {
   bool remove_host_port = false;
   // Still connected: follow the frontend's request-multicast-control.
   bool refresh_multicast_control = false;
+  // A new attempt is due but paced (BackendView::reconnect_paced): decide
+  // again once the pacing allows. The frontend's move is left unseen so that
+  // it still counts then.
+  bool reconnect_later = false;
 
   friend bool operator==(const BackendActions&, const BackendActions&) = default;
 };

@@ -136,12 +136,20 @@ std::vector<std::pair<std::string, std::string>> backend_advertised_features(uns
   };
 }
 
-bool frontend_published_rings(const KeyReader& frontend) {
+std::vector<std::string> frontend_published_ring_keys() {
   // The ring keys of a single queue, or of queue 0 of several (any count
   // above one puts them under "queue-0/").
   constexpr unsigned kSeveralQueues = 2;
-  return frontend(key::kTxRingRef).has_value() ||
-         frontend(key::queue_key(0, kSeveralQueues, key::kTxRingRef)).has_value();
+  return {std::string(key::kTxRingRef), key::queue_key(0, kSeveralQueues, key::kTxRingRef)};
+}
+
+bool frontend_published_rings(const KeyReader& frontend) {
+  for (const auto& ring_key : frontend_published_ring_keys()) {
+    if (frontend(ring_key).has_value()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 FrontendConnection parse_frontend_connection(const KeyReader& frontend, unsigned max_queues,

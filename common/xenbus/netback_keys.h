@@ -83,6 +83,8 @@ struct FrontendConnection {
 // Whether the frontend has published its rings (netfront writes them before
 // it switches to Initialised/Connected, in one transaction).
 bool frontend_published_rings(const KeyReader& frontend);
+// The keys frontend_published_rings() reads.
+std::vector<std::string> frontend_published_ring_keys();
 
 // Validates the frontend's connect keys. `max_queues` is what we advertised
 // in multi-queue-max-queues; `mtu` comes from the backend config. Throws

@@ -72,6 +72,33 @@ std::optional<KeyMap> XenbusDevice::read_frontend_keys() {
   return read_keys(frontend_path_);
 }
 
+std::optional<KeyMap> XenbusDevice::read_backend(const std::vector<std::string_view>& keys) {
+  std::optional<KeyMap> values;
+  client_.transact([&](xs::TxId tx) {
+    values.reset();  // a retried transaction starts over
+    KeyMap read;
+    for (const auto key : keys) {
+      if (auto value = client_.read(join(backend_path_, key), tx)) {
+        read.emplace(key, std::move(*value));
+      }
+    }
+    // `state` is the one key every live device has (libxl writes it
+    // first); without it, tell a removed directory from a partial one.
+    if (!read.contains(key::kState) && !client_.read(backend_path_, tx)) {
+      return;
+    }
+    values = std::move(read);
+  });
+  return values;
+}
+
+std::optional<std::string> XenbusDevice::read_frontend(std::string_view key) {
+  if (frontend_path_.empty()) {
+    return std::nullopt;
+  }
+  return client_.read(join(frontend_path_, key));
+}
+
 void XenbusDevice::remove_backend(std::string_view key) {
   client_.rm(join(backend_path_, key));
 }
@@ -97,16 +124,33 @@ bool XenbusDevice::publish_state(protocol::XenbusState state) {
   return write_backend_if_present({{std::string(key::kState), protocol::to_xenstore_value(state)}});
 }
 
-void XenbusDevice::watch(XenstoreWatcher::Callback on_change,
+void XenbusDevice::watch(ChangeCallback on_change,
                          const std::vector<std::string_view>& frontend_keys) {
   unwatch();
-  watches_.push_back(watcher_.watch(backend_path_, on_change));
+  constexpr auto kCoalesced = XenstoreWatcher::Delivery::kCoalesced;
+  const auto on = [&on_change](DeviceChange change) {
+    return [on_change, change](const std::string&) { on_change(change); };
+  };
+  watches_.push_back(
+      watcher_.watch(backend_path_, on({DeviceChange::Side::kBackend, {}}), kCoalesced));
   if (!frontend_path_.empty()) {
-    watches_.push_back(watcher_.watch(join(frontend_path_, key::kState), on_change));
-    for (const auto key : frontend_keys) {
-      watches_.push_back(watcher_.watch(join(frontend_path_, key), on_change));
+    std::vector<std::string_view> keys{key::kState};
+    keys.insert(keys.end(), frontend_keys.begin(), frontend_keys.end());
+    for (const auto key : keys) {
+      watches_.push_back(watcher_.watch(join(frontend_path_, key),
+                                        on({DeviceChange::Side::kFrontend, key}), kCoalesced));
     }
   }
+}
+
+XenstoreWatcher::Counters XenbusDevice::watch_counters() const {
+  XenstoreWatcher::Counters sum;
+  for (const auto id : watches_) {
+    const auto counters = watcher_.counters(id);
+    sum.delivered += counters.delivered;
+    sum.coalesced += counters.coalesced;
+  }
+  return sum;
 }
 
 void XenbusDevice::unwatch() noexcept {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,8 +20,20 @@
 
 namespace vifd::xenbus {
 
+// Which watch of a device fired (XenbusDevice::watch).
+struct DeviceChange {
+  enum class Side { kBackend, kFrontend };
+  Side side = Side::kBackend;
+  // For the frontend: the watched key ("state", or one of the frontend_keys
+  // given to watch()). Empty for the backend, whose whole directory is
+  // watched.
+  std::string_view key;
+};
+
 class XenbusDevice {
  public:
+  using ChangeCallback = std::function<void(const DeviceChange& change)>;
+
   // The device `id` served by backend domain `backend_domid`.
   XenbusDevice(XenstoreWatcher& watcher, platform::DomId backend_domid, VifId id);
   ~XenbusDevice();
@@ -47,6 +60,13 @@ class XenbusDevice {
   std::optional<KeyMap> read_frontend_keys();
   static constexpr std::size_t kMaxSnapshotKeys = 512;
 
+  // Only the named backend keys (those present), read in one transaction;
+  // std::nullopt when the directory does not exist. What a watch event
+  // needs, at a cost that does not grow with what else the directory holds.
+  std::optional<KeyMap> read_backend(const std::vector<std::string_view>& keys);
+  // One frontend key; std::nullopt when absent (or before use_frontend()).
+  std::optional<std::string> read_frontend(std::string_view key);
+
   void remove_backend(std::string_view key);
 
   // Writes the backend `state` key and remembers it, so that a watch event
@@ -62,10 +82,14 @@ class XenbusDevice {
 
   // Watches the whole backend directory, the frontend's `state` key and the
   // frontend keys in `frontend_keys` (ones the frontend may change while
-  // connected); the callback runs on the watcher's thread for each event.
-  void watch(XenstoreWatcher::Callback on_change,
-             const std::vector<std::string_view>& frontend_keys = {});
+  // connected; the views must outlive the watches). Each watch is coalesced
+  // (XenstoreWatcher::Delivery::kCoalesced): at most one callback per watch
+  // is pending on the watcher's thread, so a frontend rewriting its keys
+  // in a loop costs one re-read per turn of the loop, not one per write.
+  void watch(ChangeCallback on_change, const std::vector<std::string_view>& frontend_keys = {});
   void unwatch() noexcept;
+  // Summed over the current watches.
+  XenstoreWatcher::Counters watch_counters() const;
 
   // Writes `error` (below the backend directory), as xenbus_dev_fatal does.
   void write_error(const std::string& message);

@@ -15,7 +15,8 @@ std::atomic<std::uint64_t> next_instance{1};
 
 XenstoreWatcher::XenstoreWatcher(boost::asio::io_context& io, xs::Client& client,
                                  spdlog::logger& log)
-    : client_(client),
+    : io_(io),
+      client_(client),
       log_(log),
       descriptor_(io, client.fileno()),
       token_prefix_(fmt::format("vifd-{}-", next_instance.fetch_add(1))) {
@@ -23,6 +24,7 @@ XenstoreWatcher::XenstoreWatcher(boost::asio::io_context& io, xs::Client& client
 }
 
 XenstoreWatcher::~XenstoreWatcher() {
+  alive_.reset();
   for (auto& [id, registration] : watches_) {
     try {
       client_.unwatch(registration.path, registration.token);
@@ -37,10 +39,15 @@ XenstoreWatcher::~XenstoreWatcher() {
   descriptor_.release();
 }
 
-XenstoreWatcher::WatchId XenstoreWatcher::watch(const std::string& path, Callback callback) {
+XenstoreWatcher::WatchId XenstoreWatcher::watch(const std::string& path, Callback callback,
+                                                Delivery delivery) {
   const WatchId id = next_id_++;
-  Registration registration{path, token_prefix_ + std::to_string(id),
-                            std::make_shared<Callback>(std::move(callback))};
+  Registration registration{path,
+                            token_prefix_ + std::to_string(id),
+                            std::make_shared<Callback>(std::move(callback)),
+                            delivery,
+                            false,
+                            {}};
   client_.watch(registration.path, registration.token);
   watches_.emplace(id, std::move(registration));
   return id;
@@ -59,19 +66,42 @@ void XenstoreWatcher::unwatch(WatchId id) noexcept {
   watches_.erase(it);
 }
 
+XenstoreWatcher::Counters XenstoreWatcher::counters(WatchId id) const {
+  const auto it = watches_.find(id);
+  return it == watches_.end() ? Counters{} : it->second.counters;
+}
+
 void XenstoreWatcher::wait_for_events() {
   descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                          [this](const boost::system::error_code& error) {
                            if (error) {
                              return;  // cancelled: the watcher is going away
                            }
-                           dispatch_pending();
-                           wait_for_events();
+                           continue_dispatch();
                          });
 }
 
-void XenstoreWatcher::dispatch_pending() {
-  while (auto event = client_.check_watch()) {
+void XenstoreWatcher::continue_dispatch() {
+  if (!dispatch_pending()) {
+    wait_for_events();
+    return;
+  }
+  // More may be queued inside the client, where the fd need not tell (a
+  // client without a reader thread): come back after everything already
+  // posted has run.
+  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired()) {
+      continue_dispatch();
+    }
+  });
+}
+
+bool XenstoreWatcher::dispatch_pending() {
+  for (std::size_t taken = 0; taken < kEventsPerTurn; ++taken) {
+    auto event = client_.check_watch();
+    if (!event) {
+      return false;
+    }
     if (!event->token.starts_with(token_prefix_)) {
       continue;
     }
@@ -85,15 +115,39 @@ void XenstoreWatcher::dispatch_pending() {
     if (it == watches_.end()) {
       continue;  // removed while the event was queued
     }
-    // Hold the callback: it may unwatch itself while it runs.
-    const std::shared_ptr<Callback> callback = it->second.callback;
-    // A handler that lets an exception escape is a bug in that handler, but
-    // it must not take the whole control plane (every other vif) down.
-    try {
-      (*callback)(event->path);
-    } catch (const std::exception& e) {
-      log_.error("watch handler for {}: {}", event->path, e.what());
+    Registration& registration = it->second;
+    if (registration.delivery == Delivery::kCoalesced) {
+      if (registration.pending) {
+        ++registration.counters.coalesced;
+        continue;
+      }
+      registration.pending = true;
     }
+    boost::asio::post(
+        io_, [this, alive = std::weak_ptr<bool>(alive_), id, path = std::move(event->path)] {
+          if (!alive.expired()) {
+            deliver(id, path);
+          }
+        });
+  }
+  return true;
+}
+
+void XenstoreWatcher::deliver(WatchId id, const std::string& path) {
+  const auto it = watches_.find(id);
+  if (it == watches_.end()) {
+    return;  // removed while the callback was posted
+  }
+  it->second.pending = false;
+  ++it->second.counters.delivered;
+  // Hold the callback: it may unwatch itself while it runs.
+  const std::shared_ptr<Callback> callback = it->second.callback;
+  // A handler that lets an exception escape is a bug in that handler, but
+  // it must not take the whole control plane (every other vif) down.
+  try {
+    (*callback)(path);
+  } catch (const std::exception& e) {
+    log_.error("watch handler for {}: {}", path, e.what());
   }
 }
 

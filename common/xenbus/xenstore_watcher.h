@@ -8,10 +8,21 @@
 // Each watch() gets its own token; a callback receives the path that fired.
 // Callbacks may add or remove watches (including their own) while running,
 // and events still queued for a removed watch are dropped.
+//
+// Every callback runs as a handler of its own, posted to the io_context, and
+// at most kEventsPerTurn events are taken from the client per turn: one
+// watch firing without pause cannot keep the loop from the control socket
+// or from other devices' handlers. A coalesced watch (what a device whose
+// peer may be hostile asks for, as Linux's xenbus drops events while one is
+// pending for a watch) has at most one callback pending: events arriving
+// meanwhile are dropped and counted, since the callback re-reads what it
+// needs anyway. The pending mark is cleared before the callback runs, so a
+// change made while it runs still gets an event of its own.
 #pragma once
 
 #include <spdlog/logger.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,6 +36,7 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #pragma GCC diagnostic pop
 // clang-format on
 
@@ -36,6 +48,19 @@ class XenstoreWatcher {
  public:
   using Callback = std::function<void(const std::string& path)>;
   using WatchId = std::uint64_t;
+
+  enum class Delivery {
+    kEveryEvent,  // one callback per event, with its path
+    kCoalesced,   // at most one callback pending per watch
+  };
+
+  struct Counters {
+    std::uint64_t delivered = 0;  // callbacks run
+    std::uint64_t coalesced = 0;  // events dropped while a callback was pending
+  };
+
+  // Events taken from the client before the loop gets a turn.
+  static constexpr std::size_t kEventsPerTurn = 64;
 
   // `log` receives what cannot be reported to anyone else: failed unwatches
   // and exceptions escaping a callback.
@@ -49,20 +74,30 @@ class XenstoreWatcher {
 
   // Watches `path` and everything below it. As xenstored does, the first
   // event arrives right after registration.
-  WatchId watch(const std::string& path, Callback callback);
+  WatchId watch(const std::string& path, Callback callback,
+                Delivery delivery = Delivery::kEveryEvent);
   // Safe for an unknown or already removed id.
   void unwatch(WatchId id) noexcept;
+  // Zero for an unknown id.
+  Counters counters(WatchId id) const;
 
  private:
   struct Registration {
     std::string path;
     std::string token;
     std::shared_ptr<Callback> callback;
+    Delivery delivery = Delivery::kEveryEvent;
+    bool pending = false;
+    Counters counters;
   };
 
   void wait_for_events();
-  void dispatch_pending();
+  // Takes up to kEventsPerTurn events; true when there may be more.
+  bool dispatch_pending();
+  void continue_dispatch();
+  void deliver(WatchId id, const std::string& path);
 
+  boost::asio::io_context& io_;
   xs::Client& client_;
   spdlog::logger& log_;
   boost::asio::posix::stream_descriptor descriptor_;
@@ -71,6 +106,9 @@ class XenstoreWatcher {
   // Tokens are "vifd-<id>-<instance>": the instance keeps tokens of two
   // watchers sharing one client process apart.
   std::string token_prefix_;
+  // Handlers posted by this watcher hold it weakly: they may still be queued
+  // when it is destroyed.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace vifd::xenbus

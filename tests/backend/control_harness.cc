@@ -1,10 +1,15 @@
 #include "tests/backend/control_harness.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -28,7 +33,9 @@ std::string frontend_path(platform::DomId domid, std::uint32_t devid) {
 
 KeyValues key_values(std::initializer_list<std::pair<std::string_view, std::string_view>> entries) {
   KeyValues values;
-  for (const auto& [name, value] : entries) values.emplace(name, value);
+  for (const auto& [name, value] : entries) {
+    values.emplace(name, value);
+  }
   return values;
 }
 
@@ -46,13 +53,17 @@ void Toolstack::attach(platform::DomId domid, std::uint32_t devid, const AttachO
                                        {key::kType, "vif"},
                                        {key::kHotplugStatus, ""}});
   const auto set = [&backend_keys](std::string_view name, const std::optional<std::string>& value) {
-    if (value) backend_keys[std::string(name)] = *value;
+    if (value) {
+      backend_keys[std::string(name)] = *value;
+    }
   };
   set(key::kBridge, options.bridge);
   set(key::kScript, options.script);
   set(key::kRate, options.rate);
   set(key::kMtu, options.mtu);
-  for (const auto& [name, value] : options.backend_overrides) backend_keys[name] = value;
+  for (const auto& [name, value] : options.backend_overrides) {
+    backend_keys[name] = value;
+  }
   const KeyValues frontend_keys = key_values({{key::kBackend, back},
                                               {key::kBackendId, "0"},
                                               {key::kHandle, std::to_string(devid)},
@@ -67,8 +78,12 @@ void Toolstack::attach(platform::DomId domid, std::uint32_t devid, const AttachO
     xenstore_.set_perms(back, {Perm{0, Access::kNone}, Perm{domid, Access::kRead}}, tx);
     xenstore_.mkdir(front, tx);
     xenstore_.set_perms(front, {Perm{domid, Access::kNone}, Perm{0, Access::kRead}}, tx);
-    for (const auto& [name, value] : backend_keys) xenstore_.write(join(back, name), value, tx);
-    for (const auto& [name, value] : frontend_keys) xenstore_.write(join(front, name), value, tx);
+    for (const auto& [name, value] : backend_keys) {
+      xenstore_.write(join(back, name), value, tx);
+    }
+    for (const auto& [name, value] : frontend_keys) {
+      xenstore_.write(join(front, name), value, tx);
+    }
   });
 }
 
@@ -101,9 +116,13 @@ TestFrontend::~TestFrontend() {
 }
 
 void TestFrontend::release() {
-  for (void* pages : pages_) share_->unshare(pages, 2);
+  for (void* pages : pages_) {
+    share_->unshare(pages, 2);
+  }
   pages_.clear();
-  for (const auto port : ports_) events_->unbind(port);
+  for (const auto port : ports_) {
+    events_->unbind(port);
+  }
   ports_.clear();
 }
 
@@ -150,7 +169,9 @@ void TestFrontend::connect(const FrontendOptions& options) {
       keys[queue_key(key::kEventChannel)] = std::to_string(port);
     }
   }
-  for (const auto& [name, value] : options.overrides) keys[name] = value;
+  for (const auto& [name, value] : options.overrides) {
+    keys[name] = value;
+  }
   const std::string front = frontend_path(domid_, devid_);
   xenstore_.transact([&](xs::TxId tx) {
     for (const auto& [name, value] : keys) {
@@ -186,7 +207,9 @@ DaemonThread::~DaemonThread() {
 }
 
 void DaemonThread::stop(bool close_vifs) {
-  if (stopped_) return;
+  if (stopped_) {
+    return;
+  }
   stopped_ = true;
   boost::asio::post(io_, [this, close_vifs] {
     daemon_->shutdown(close_vifs);
@@ -200,7 +223,9 @@ void ControlPlaneTest::SetUp() {
   ASSERT_EQ(::getuid(), 0U) << "vifd creates TAPs: the control-plane tests need root";
   ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare(CLONE_NEWNET): " << std::strerror(errno);
   host_ = std::make_unique<vifd::testing::SimHostProcess>();
-  for (platform::DomId domid = 1; domid <= 3; ++domid) host_->create_domain(domid);
+  for (platform::DomId domid = 1; domid <= 3; ++domid) {
+    host_->create_domain(domid);
+  }
   toolstack_ = std::make_unique<Toolstack>(*host_);
 }
 
@@ -221,10 +246,69 @@ DaemonOptions ControlPlaneTest::options(unsigned max_queues) const {
   return options;
 }
 
+nlohmann::json ask_control_socket(const std::string& socket_path, const std::string& request,
+                                  std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto remaining_ms = [&deadline] {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<std::int64_t>(0, left.count()));
+  };
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    return nullptr;
+  }
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  socket_path.copy(address.sun_path, sizeof address.sun_path - 1);
+  std::string response;
+  bool answered = false;
+  // A unix-socket connect completes at once or fails (EAGAIN: backlog full).
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string line = request + "\n";
+    std::size_t sent = 0;
+    while (sent < line.size() && remaining_ms() > 0) {
+      pollfd writable{fd, POLLOUT, 0};
+      if (::poll(&writable, 1, remaining_ms()) <= 0) {
+        break;
+      }
+      const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) {
+        break;
+      }
+      sent += static_cast<std::size_t>(n);
+    }
+    while (sent == line.size() && remaining_ms() > 0) {
+      pollfd readable{fd, POLLIN, 0};
+      if (::poll(&readable, 1, remaining_ms()) <= 0) {
+        break;
+      }
+      char chunk[4096];
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) {
+        break;
+      }
+      response.append(chunk, static_cast<std::size_t>(n));
+      if (response.find('\n') != std::string::npos) {
+        answered = true;
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  if (!answered) {
+    return nullptr;
+  }
+  response.resize(response.find('\n'));
+  return nlohmann::json::parse(response, nullptr, false);
+}
+
 std::size_t open_fd_count() {
   std::size_t count = 0;
   DIR* dir = ::opendir("/proc/self/fd");
-  while (::readdir(dir) != nullptr) ++count;
+  while (::readdir(dir) != nullptr) {
+    ++count;
+  }
   ::closedir(dir);
   return count;
 }

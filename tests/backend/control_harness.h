@@ -12,6 +12,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -146,6 +147,11 @@ class ControlPlaneTest : public ::testing::Test {
 };
 
 using vifd::testing::eventually;
+
+// One request line to a control socket, one response line back, each way
+// within `timeout`; null when the socket does not connect, answer or parse.
+nlohmann::json ask_control_socket(const std::string& socket_path, const std::string& request,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // Number of open fds of this process.
 std::size_t open_fd_count();

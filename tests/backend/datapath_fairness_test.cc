@@ -36,6 +36,17 @@ using protocol::TxRequest;
 using protocol::TxResponse;
 using namespace std::chrono_literals;
 
+// Every non-zero drop counter, for failure messages.
+std::string drops_of(const QueueStats& stats) {
+  std::ostringstream out;
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+    if (stats.drops[i] != 0) {
+      out << ' ' << to_string(static_cast<DropReason>(i)) << '=' << stats.drops[i];
+    }
+  }
+  return out.str().empty() ? " none" : out.str();
+}
+
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -218,9 +229,12 @@ TEST_F(FairnessTest, AFrameWaitingLongerThanTheDrainTimeoutIsDroppedAndItsSlotsA
   for (const auto& response : tx) {
     EXPECT_EQ(response.status, protocol::kRspOkay);
   }
-  EXPECT_GE(waited, 0.1) << "the slots were held until the deadline, not dropped at once";
+  EXPECT_GE(waited, 0.1) << "the slots were held until the deadline, not dropped at once; "
+                         << "sender drops:" << drops_of(stats(1))
+                         << ", receiver drops:" << drops_of(stats(2));
   ASSERT_TRUE(eventually([&] { return stats(2).drop(DropReason::kRxDrainTimeout) == 6; }))
-      << "5 forwarded frames and 1 from the host port";
+      << "5 forwarded frames and 1 from the host port; sender drops:" << drops_of(stats(1))
+      << ", receiver drops:" << drops_of(stats(2));
   EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::kTxSwitchDropped) == 5; }));
   EXPECT_EQ(stats(2).rx_stalls, 0U);
   EXPECT_EQ(stats(2).rx_backlog_bytes, 0U);

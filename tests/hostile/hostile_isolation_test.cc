@@ -35,11 +35,13 @@ std::uint64_t all_drops(const nlohmann::json& vif) {
 
 class HostileIsolationTest : public HostileTest {};
 
-// Open: watch events are not coalesced yet (every event reads the device's
-// directories on the control thread); with coalescing the neighbour kept
-// 0.68-0.78 of its rate, the flooder's thread, vif-sim's xenstored and
-// vifd's xenstore reader sharing two CPUs with the neighbours.
-TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder) {
+// Watch events are coalesced per device watch: the flood costs vifd one
+// re-read of the flooded key per turn of its loop, whatever the write rate.
+// The neighbour's ratio is taken with the flooder's thread at nice 19 (on a
+// host its loop runs on the guest's own vCPU; at nice 0 on two shared CPUs
+// it takes the neighbours' CPU itself: 0.6-0.77 measured); the attach
+// latency below is measured with the flood at full priority.
+TEST_F(HostileIsolationTest, FrontendStateWriteFloodCostsOnlyTheFlooder) {
   start();
   int n = 0;
   HostileTest::Attack flood;
@@ -49,7 +51,13 @@ TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder
     }
   };
   flood.pause = std::chrono::microseconds(0);
-  measure("frontend state write flood", flood);
+  flood.nice = 19;
+  const Figures figures = measure("frontend state write flood", flood);
+  const double writes_per_second = n / figures.attack_seconds;
+  std::printf("[hostile] frontend state write flood: %d writes, %.0f writes/s during the attack\n",
+              n, writes_per_second);
+  // An attack weakened into nothing by its niceness would prove nothing.
+  EXPECT_GT(writes_per_second, 1000);
   // Another guest's new vif gets its InitWait promptly while the flood goes on.
   std::atomic<bool> flooding{true};
   std::thread flooder([&] {
@@ -72,14 +80,21 @@ TEST_F(HostileIsolationTest, DISABLED_FrontendStateWriteFloodCostsOnlyTheFlooder
   flooder.join();
   EXPECT_TRUE(init_wait);
   EXPECT_LT(waited, std::chrono::milliseconds(500));
+  std::printf(
+      "[hostile] frontend state write flood at full priority: %d writes in all, a "
+      "neighbour's new vif in InitWait after %.1f ms\n",
+      n, std::chrono::duration<double, std::milli>(waited).count());
+  const nlohmann::json flooder_vif = describe(kAttacker);
+  EXPECT_GT(flooder_vif.value("watch_events_coalesced", 0U), 0U) << flooder_vif.dump();
   expect_vifd_serves_the_others(5);
 }
 
-TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
+TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCostNothing) {
   start();
-  // Beyond the 512 keys vifd reads, the directory counts as unreadable: the
-  // vif is closed as if its frontend were gone. (A node's record is bounded,
-  // so the keys go in subdirectories, one level of which vifd reads.)
+  // A connected vif's watch events read only the key that fired, so junk
+  // keys cost vifd nothing and the vif stays Connected; the whole directory
+  // (at most 512 keys, one level of subdirectories) is read only when it
+  // connects. (A node's record is bounded, so the keys go in subdirectories.)
   xs::Client& xenstore = attacker().xenstore();
   const std::string front = xenbus::frontend_path({kAttacker, 0});
   for (int d = 0; d < 30; ++d) {
@@ -90,8 +105,7 @@ TEST_F(HostileIsolationTest, ManyKeysInItsDirectoryCloseOnlyThatVif) {
     });
   }
   attacker().write_key(key::kState, "4");
-  EXPECT_TRUE(eventually([&] { return backend_key(kAttacker, key::kState) == "6"; }))
-      << backend_key(kAttacker, key::kState);
+  EXPECT_EQ(backend_key(kAttacker, key::kState), "4");
   int n = 0;
   measure("600 keys in its frontend directory", [&] {
     ++n;
@@ -144,12 +158,10 @@ TEST_F(HostileIsolationTest, SpoofedSourceMacIsDroppedAndCounted) {
   expect_vifd_serves_the_others();
 }
 
-// Open as a rate check: vifd's side is bounded (81 million notifications in
-// 1.6 s cost its queue 227 loop turns; NotificationStormTest in
-// datapath_fairness_tests asserts the wakeups and CPU), but the neighbour's
-// ratio here swings 0.49-1.47 with the attacker's own notifying thread
-// spinning on the same two CPUs as the neighbours.
-TEST_F(HostileIsolationTest, DISABLED_NotificationStormCostsABoundedShare) {
+// The notification budget (late unmask with backoff). The attacker's
+// notifying loop is niced as its own vCPU would be (see the watch flood):
+// what each notification costs vifd is what is measured.
+TEST_F(HostileIsolationTest, NotificationStormCostsABoundedShare) {
   start();
   std::uint64_t sent = 0;
   std::chrono::steady_clock::duration storming{};
@@ -164,6 +176,7 @@ TEST_F(HostileIsolationTest, DISABLED_NotificationStormCostsABoundedShare) {
     storming += std::chrono::steady_clock::now() - begin;
   };
   storm.pause = std::chrono::microseconds(0);
+  storm.nice = 19;
   measure("notification storm", storm);
   const std::uint64_t turns = counter(kAttacker, "/loop_iterations") - turns_before;
   const double seconds = std::chrono::duration<double>(storming).count();
@@ -173,6 +186,8 @@ TEST_F(HostileIsolationTest, DISABLED_NotificationStormCostsABoundedShare) {
   // Notifications without work must not each cost a loop turn: with a
   // backoff the queue wakes a bounded number of times per second.
   EXPECT_LT(static_cast<double>(turns) / seconds, 5000.0);
+  // An attack weakened into nothing by its niceness would prove nothing.
+  EXPECT_GT(static_cast<double>(sent) / seconds, 100000.0);
   expect_vifd_serves_the_others();
 }
 
@@ -212,11 +227,11 @@ TEST_F(HostileIsolationTest, ForwardedFrameAboveTheReceiversMtuIsDroppedAndCount
   expect_vifd_serves_the_others();
 }
 
-// Open: the control socket stays fast (worst 2-6 ms) but the neighbour keeps
-// 0.41-1.00 of its rate: each notification still serves a ring directly
-// (only the refill after a full ring is paced), so a guest notifying with a
-// full ring buys itself control-thread time.
-TEST_F(HostileIsolationTest, DISABLED_ControlRingKeptFullIsAnsweredWithoutStallingTheControlPlane) {
+// The control ring served one ring per paced turn, its port masked until
+// that turn while a frontend keeps notifying (serving each notification at
+// once left the neighbour 0.23-0.74 of its rate). The attacker's refilling
+// loop is niced as its own vCPU would be.
+TEST_F(HostileIsolationTest, ControlRingKeptFullIsAnsweredWithoutStallingTheControlPlane) {
   GuestOptions options;
   options.ctrl_ring = true;
   start(true, options);
@@ -237,6 +252,7 @@ TEST_F(HostileIsolationTest, DISABLED_ControlRingKeptFullIsAnsweredWithoutStalli
     attacker().notify_ctrl();
   };
   flood.pause = std::chrono::microseconds(0);
+  flood.nice = 19;
   measure("control ring kept full", flood);
   std::printf("[hostile] control ring kept full: %llu requests answered\n",
               static_cast<unsigned long long>(answered));

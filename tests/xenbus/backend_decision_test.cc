@@ -32,7 +32,8 @@ std::string describe(const BackendView& v) {
       << " toolstack_closed=" << v.toolstack_closed << " configured=" << v.configured
       << " frontend=" << show(v.frontend) << " seen=" << show(v.frontend_seen)
       << " rings=" << v.frontend_rings_published << " script=" << v.script
-      << " hotplug=" << v.hotplug_connected << " failed=" << v.failed;
+      << " hotplug=" << v.hotplug_connected << " failed=" << v.failed
+      << " paced=" << v.reconnect_paced;
   return out.str();
 }
 
@@ -40,6 +41,12 @@ std::string describe(const BackendView& v) {
 // succeeded.
 XenbusState final_state(const BackendView& v, const BackendActions& a) {
   return a.target.value_or(a.adopt.value_or(v.ours));
+}
+
+BackendActions with_reconnect_later() {
+  BackendActions actions;
+  actions.reconnect_later = true;
+  return actions;
 }
 
 // The first invariant `a` breaks for `v`; "" when it keeps them all.
@@ -112,13 +119,20 @@ std::string violation(const BackendView& v, const BackendActions& a) {
     return "frontend Closing leaves the backend open";
   }
   const bool moved = v.frontend != v.frontend_seen;
+  const bool reconnect_asked =
+      moved && (v.frontend == S::kInitialising || v.frontend == S::kInitWait);
+  const bool paced = reconnect_asked && v.ours == S::kClosed && v.online && v.reconnect_paced;
+  if (a.reconnect_later != paced) {
+    return "a paced reconnect not deferred (or one deferred that was not paced)";
+  }
+  if (paced) {
+    return a == with_reconnect_later() ? "" : "a deferred reconnect does something else";
+  }
   if (a.frontend_seen != (moved ? std::optional<XenbusState>(v.frontend) : std::nullopt)) {
     return "frontend state not remembered";
   }
-  const bool clears_failed =
-      v.failed &&
-      ((moved && (v.frontend == S::kInitialising || v.frontend == S::kInitWait)) ||
-       v.frontend == S::kClosing || v.frontend == S::kClosed || v.frontend == S::kUnknown);
+  const bool clears_failed = v.failed && (reconnect_asked || v.frontend == S::kClosing ||
+                                          v.frontend == S::kClosed || v.frontend == S::kUnknown);
   if (a.failed != (clears_failed ? std::optional<bool>(false) : std::nullopt)) {
     return "failed flag changed when the frontend did not move on";
   }
@@ -165,11 +179,12 @@ TEST(BackendDecision, EveryCombinationKeepsTheInvariants) {
                 v.frontend = frontend;
                 for (const auto seen : kAllStates) {
                   v.frontend_seen = seen;
-                  for (const int flags : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}) {
+                  for (int flags = 0; flags < 32; ++flags) {
                     v.frontend_rings_published = (flags & 1) != 0;
                     v.script = (flags & 2) != 0;
                     v.hotplug_connected = (flags & 4) != 0;
                     v.failed = (flags & 8) != 0;
+                    v.reconnect_paced = (flags & 16) != 0;
                     ++rows;
                     const std::string broken = violation(v, decide(v));
                     if (!broken.empty() && ++failures <= 20) {
@@ -185,7 +200,7 @@ TEST(BackendDecision, EveryCombinationKeepsTheInvariants) {
     }
   }
   EXPECT_EQ(failures, 0U);
-  EXPECT_EQ(rows, 5U * 10 * 3 * 2 * 2 * 2 * 9 * 9 * 16);
+  EXPECT_EQ(rows, 5U * 10 * 3 * 2 * 2 * 2 * 9 * 9 * 32);
 }
 
 // A connected, configured device with no script whose frontend is
@@ -286,6 +301,31 @@ TEST(BackendDecision, FrontendReconnectsAfterClosed) {
               a.frontend_seen = S::kInitialising;
               a.failed = false;
             }));
+}
+
+TEST(BackendDecision, PacedReconnectWaitsWithTheMoveUnseen) {
+  BackendView v = waiting();
+  v.ours = S::kClosed;
+  v.frontend = S::kInitialising;
+  v.frontend_seen = S::kClosed;
+  v.failed = true;
+  v.reconnect_paced = true;
+  EXPECT_EQ(decide(v), with_reconnect_later());
+  // When the pacing allows, the same views give the new attempt.
+  v.reconnect_paced = false;
+  EXPECT_EQ(decide(v), with([](BackendActions& a) {
+              a.frontend_seen = S::kInitialising;
+              a.failed = false;
+              a.remove_error = true;
+              a.target = S::kInitWait;
+            }));
+  // Pacing never holds back a close, nor a frontend that has not moved.
+  v.reconnect_paced = true;
+  v.frontend = S::kClosed;
+  EXPECT_FALSE(decide(v).reconnect_later);
+  v.frontend = S::kInitialising;
+  v.frontend_seen = S::kInitialising;
+  EXPECT_FALSE(decide(v).reconnect_later);
 }
 
 TEST(BackendDecision, FrontendGoneClosesAndRemovesTheHostPort) {

@@ -15,15 +15,31 @@ namespace vifd::backend {
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
 
+namespace {
+
+// Teardown must not throw; Asio's cancel() reports only a failure of the
+// reactor itself, which leaves no wait to cancel.
+void cancel_timer(asio::steady_timer& timer) noexcept {
+  try {
+    timer.cancel();
+  } catch (const boost::system::system_error& e) {
+    control_log().warn("control socket: cancelling a timer: {}", e.what());
+  }
+}
+
+}  // namespace
+
 class ControlSocket::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(stream_protocol::socket socket, Handler handler, std::weak_ptr<bool> server_alive)
       : socket_(std::move(socket)),
+        idle_timer_(socket_.get_executor()),
         handler_(std::move(handler)),
         server_alive_(std::move(server_alive)),
         buffer_(kMaxRequestBytes) {}
 
   void read_request() {
+    arm_idle_timer();
     asio::async_read_until(
         socket_, buffer_, '\n',
         [self = shared_from_this()](const boost::system::error_code& error, std::size_t length) {
@@ -31,12 +47,29 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
         });
   }
 
-  void close() {
+  // Cancels what is pending on the socket: its handlers drop the last
+  // references to the connection.
+  void close() noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
+    cancel_timer(idle_timer_);
   }
 
  private:
+  // Waiting for a request or for the client to take a reply: a client that
+  // does neither for kIdleTimeout loses its connection.
+  void arm_idle_timer() {
+    idle_timer_.expires_after(kIdleTimeout);
+    idle_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& error) {
+      if (error) {
+        return;  // re-armed or closed
+      }
+      if (const auto self = weak.lock()) {
+        self->close();
+      }
+    });
+  }
+
   void on_request(const boost::system::error_code& error, std::size_t length) {
     // The server (and the daemon behind the handler) may be gone by the time
     // a completed read is dispatched.
@@ -67,6 +100,7 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
     // Replace invalid UTF-8 (error texts can quote guest-written values)
     // instead of throwing.
     reply_ = response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    arm_idle_timer();
     asio::async_write(socket_, asio::buffer(reply_),
                       [self = shared_from_this(), keep_reading](
                           const boost::system::error_code& error, std::size_t) {
@@ -77,6 +111,7 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
   }
 
   stream_protocol::socket socket_;
+  asio::steady_timer idle_timer_;
   Handler handler_;
   std::weak_ptr<bool> server_alive_;
   asio::streambuf buffer_;
@@ -88,15 +123,28 @@ ControlSocket::ControlSocket(asio::io_context& io, std::string path, Handler han
       path_(std::move(path)),
       handler_(std::move(handler)),
       acceptor_(io),
-      alive_(std::make_shared<bool>(true)) {
+      alive_(std::make_shared<bool>(true)),
+      accept_retry_(io) {
   const std::filesystem::path socket_path(path_);
   std::error_code ec;
   if (socket_path.has_parent_path()) {
     std::filesystem::create_directories(socket_path.parent_path(), ec);
   }
-  // A socket file left by a vifd that did not exit cleanly.
+  // A socket file left by a vifd that did not exit cleanly is replaced; one
+  // that still answers belongs to a running vifd and is left alone.
   if (std::filesystem::is_socket(socket_path, ec)) {
-    std::filesystem::remove(socket_path, ec);
+    stream_protocol::socket probe(io_);
+    boost::system::error_code connect_error;
+    probe.connect(stream_protocol::endpoint(path_), connect_error);
+    if (!connect_error) {
+      throw std::system_error(EADDRINUSE, std::generic_category(),
+                              fmt::format("control socket {} answers: another vifd is running "
+                                          "(or choose another --control-socket)",
+                                          path_));
+    }
+    if (connect_error == asio::error::connection_refused) {
+      std::filesystem::remove(socket_path, ec);
+    }
   }
   boost::system::error_code error;
   acceptor_.open(stream_protocol(), error);
@@ -118,6 +166,7 @@ ControlSocket::~ControlSocket() {
   alive_.reset();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  cancel_timer(accept_retry_);
   for (const auto& weak : connections_) {
     if (const auto connection = weak.lock()) {
       connection->close();
@@ -134,14 +183,35 @@ void ControlSocket::accept() {
         if (alive.expired() || error == asio::error::operation_aborted) {
           return;
         }
-        if (!error) {
-          auto connection = std::make_shared<Connection>(std::move(socket), handler_, alive);
-          std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
-          connections_.push_back(connection);
-          connection->read_request();
+        if (error) {
+          // Typically out of fds: accepting again at once would fail again
+          // and keep the control plane's thread spinning.
+          control_log().warn("control socket {}: accept: {}", path_, error.message());
+          accept_retry_.expires_after(std::chrono::milliseconds(100));
+          accept_retry_.async_wait([this, alive](const boost::system::error_code& wait_error) {
+            if (!wait_error && !alive.expired()) {
+              accept();
+            }
+          });
+          return;
         }
+        admit(std::make_shared<Connection>(std::move(socket), handler_, alive));
         accept();
       });
+}
+
+void ControlSocket::admit(const std::shared_ptr<Connection>& connection) {
+  std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
+  // Clients that connect and keep quiet must not lock the others out: the
+  // oldest connection makes room.
+  while (connections_.size() >= kMaxConnections) {
+    if (const auto oldest = connections_.front().lock()) {
+      oldest->close();
+    }
+    connections_.pop_front();
+  }
+  connections_.push_back(connection);
+  connection->read_request();
 }
 
 }  // namespace vifd::backend

@@ -86,6 +86,18 @@ void CtrlRing::on_event() {
       events_->unmask(*port);
     }
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (!serve_posted_ && last_serve_ && now - *last_serve_ < kRefillPace) {
+    serve_after(*last_serve_ + kRefillPace - now);
+  }
+  if (serve_posted_) {
+    // A paced turn is due: the ring waits for it, and the port stays masked
+    // until then, so a frontend notifying in a loop buys no extra turn (it
+    // only sets the masked port's pending bit).
+    masked_until_paced_ = masked_until_paced_ || fired;
+    wait_for_event();
+    return;
+  }
   const bool work = serve();
   if (failed_) return;
   if (fired) {
@@ -140,20 +152,29 @@ bool CtrlRing::serve() {
                          -rc);
     }
   }
-  if (!ring_->final_check_for_requests() || serve_posted_) return taken.count != 0;
-  serve_posted_ = true;
+  if (taken.count != 0) last_serve_ = std::chrono::steady_clock::now();
   // The ring was refilled while we answered it: the rest waits for a paced
-  // turn. Configuring a hash takes a few requests; a frontend that keeps the
-  // ring full gets one ring per kRefillPace, so its cost to the control
-  // thread is bounded however fast it writes.
-  serve_timer_.expires_after(kRefillPace);
+  // turn.
+  if (ring_->final_check_for_requests() && !serve_posted_) serve_after(kRefillPace);
+  return taken.count != 0;
+}
+
+void CtrlRing::serve_after(std::chrono::steady_clock::duration delay) {
+  // Configuring a hash takes a few requests; a frontend that keeps the ring
+  // full, or notifies in a loop, gets at most one ring per kRefillPace, so
+  // its cost to the control thread is bounded however fast it writes.
+  serve_posted_ = true;
+  serve_timer_.expires_after(delay);
   serve_timer_.async_wait(
       [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
         if (alive.expired() || error) return;
         serve_posted_ = false;
         serve();
+        if (masked_until_paced_ && !failed_) {
+          masked_until_paced_ = false;
+          events_->unmask(local_port_);
+        }
       });
-  return taken.count != 0;
 }
 
 }  // namespace vifd::backend

@@ -60,6 +60,8 @@ class CtrlRing {
   void on_event();
   // Answers up to one ring of requests; true when there were any.
   bool serve();
+  // Queues a serve() after `delay` (serve_posted_ until it runs).
+  void serve_after(std::chrono::steady_clock::duration delay);
 
   boost::asio::io_context& io_;
   platform::DomId domid_;
@@ -81,6 +83,10 @@ class CtrlRing {
   bool failed_ = false;
   // A serve() for the rest of a full ring is queued on the io_context.
   bool serve_posted_ = false;
+  // Our port fired while a paced turn was due: that turn unmasks it.
+  bool masked_until_paced_ = false;
+  // When a turn last found requests: the next one comes kRefillPace later.
+  std::optional<std::chrono::steady_clock::time_point> last_serve_;
   // Handlers still queued when this object goes check it first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -33,6 +33,37 @@ namespace {
 // port (and choose it as its own address).
 constexpr protocol::MacAddress kHostSideMac{{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff}};
 
+// The backend keys decide() reads (state_keys.h).
+const std::vector<std::string_view> kBackendDecisionKeys{key::kState, key::kOnline,
+                                                         key::kHotplugStatus};
+
+void set_or_erase(KeyMap& keys, std::string_view name, std::optional<std::string> value) {
+  if (value) {
+    keys.insert_or_assign(std::string(name), std::move(*value));
+  } else if (const auto found = keys.find(name); found != keys.end()) {
+    keys.erase(found);
+  }
+}
+
+// Copies `names` from a snapshot into a view, erasing those it lacks.
+void copy_keys(const KeyMap& snapshot, const std::vector<std::string>& names, KeyMap& view) {
+  for (const auto& name : names) {
+    const auto found = snapshot.find(name);
+    set_or_erase(
+        view, name,
+        found == snapshot.end() ? std::nullopt : std::optional<std::string>(found->second));
+  }
+}
+
+std::vector<std::string> frontend_decision_keys() {
+  std::vector<std::string> names{std::string(key::kState),
+                                 std::string(key::kRequestMulticastControl)};
+  for (const auto& ring_key : xenbus::frontend_published_ring_keys()) {
+    names.push_back(ring_key);
+  }
+  return names;
+}
+
 net::TapOffloads offloads_for(const VifFeatures& features) {
   // The TAP's offloads say what the kernel may hand us for the guest's RX
   // ring. Partial checksums of the IP version the guest does not take are
@@ -94,9 +125,13 @@ struct Vif::ConnectedQueue {
 Vif::Vif(VifEnvironment& environment, VifId id)
     : env_(environment),
       id_(id),
-      device_(environment.watcher, environment.platform.self_domid(), id) {}
+      device_(environment.watcher, environment.platform.self_domid(), id),
+      reconnect_timer_(environment.io) {}
 
 Vif::~Vif() {
+  // The timer's destructor cancels it; a handler already queued sees alive_
+  // expired.
+  alive_.reset();
   device_.unwatch();
   disconnect();
   remove_host_port();
@@ -105,6 +140,7 @@ Vif::~Vif() {
 void Vif::start() {
   // A directory gone meanwhile reads as empty: its keys are "missing".
   const KeyMap backend = device_.read_backend_keys().value_or(KeyMap{});
+  copy_keys(backend, {kBackendDecisionKeys.begin(), kBackendDecisionKeys.end()}, backend_view_);
   std::string config_error;
   try {
     config_ = xenbus::parse_backend_config(id_, map_reader(backend));
@@ -121,6 +157,7 @@ void Vif::start() {
       switch_ = env_.switch_for(*config_->bridge);
     }
     frontend_keys_ = read_frontend_keys();
+    adopt_frontend_snapshot();
     view.frontend = xenbus::read_peer_state(map_reader(frontend_keys_));
     view.frontend_rings_published = xenbus::frontend_published_rings(map_reader(frontend_keys_));
   }
@@ -160,7 +197,7 @@ void Vif::execute(const BackendActions& actions) {
     seen_frontend_state_ = *actions.frontend_seen;
   }
   if (actions.resume) {
-    device_.publish_state(state_);
+    publish_state(state_);
     try {
       connect(true);
       control_log().info("{}: re-attached to a connected vif", tap_name(id_));
@@ -174,6 +211,9 @@ void Vif::execute(const BackendActions& actions) {
   }
   if (actions.remove_error) {
     device_.remove_backend(key::kError);
+  }
+  if (actions.target == XenbusState::kInitWait && state_ == XenbusState::kClosed) {
+    reconnect_pacer_.take(ReconnectPacer::Clock::now());
   }
   if (actions.target) {
     set_state(*actions.target);
@@ -281,8 +321,17 @@ bool Vif::enter(XenbusState next) {
   }
   state_ = next;
   control_log().info("{}: backend state {}", tap_name(id_), protocol::name(next));
-  device_.publish_state(next);
+  publish_state(next);
   return true;
+}
+
+void Vif::publish_state(XenbusState state) {
+  // Our own write is what the backend `state` holds now, whatever the
+  // backend watch (coalesced, posted behind this callback) has not re-read
+  // yet: a stale value there would read as the toolstack's write (decide()).
+  if (device_.publish_state(state)) {
+    backend_view_.insert_or_assign(std::string(key::kState), protocol::to_xenstore_value(state));
+  }
 }
 
 void Vif::fail(const std::string& message, XenbusState target) {
@@ -305,15 +354,48 @@ KeyMap Vif::read_frontend_keys() {
   }
 }
 
-void Vif::on_xenstore_change() {
-  const auto backend_keys = device_.read_backend_keys();
-  if (!backend_keys) {
-    return;  // the daemon tears us down on the same event
+void Vif::on_xenstore_change(const xenbus::DeviceChange& change) {
+  if (change.side == xenbus::DeviceChange::Side::kBackend) {
+    auto backend = device_.read_backend(kBackendDecisionKeys);
+    if (!backend) {
+      return;  // the daemon tears us down on the same event
+    }
+    backend_view_ = std::move(*backend);
+  } else if (config_) {
+    refresh_frontend_view(change.key);
   }
-  const xenbus::KeyReader backend = map_reader(*backend_keys);
-  frontend_keys_ = config_ ? read_frontend_keys() : KeyMap{};
-  const xenbus::KeyReader frontend = map_reader(frontend_keys_);
+  evaluate();
+}
 
+void Vif::refresh_frontend_view(std::string_view name) {
+  try {
+    set_or_erase(frontend_view_, name, device_.read_frontend(name));
+    if (name != key::kState) {
+      return;
+    }
+    // decide() looks at the rings only while the frontend says Initialised:
+    // a frontend rewriting any other state costs one read per event.
+    const bool rings_matter =
+        xenbus::read_peer_state(map_reader(frontend_view_)) == XenbusState::kInitialised;
+    for (const auto& ring_key : xenbus::frontend_published_ring_keys()) {
+      set_or_erase(frontend_view_, ring_key,
+                   rings_matter ? device_.read_frontend(ring_key) : std::nullopt);
+    }
+  } catch (const xs::XsError& e) {
+    // As for a snapshot (read_frontend_keys): unreadable is treated as gone.
+    control_log().warn("{}: frontend {} unreadable, treated as gone: {}", tap_name(id_), name,
+                       e.what());
+    frontend_view_.clear();
+  }
+}
+
+void Vif::adopt_frontend_snapshot() {
+  copy_keys(frontend_keys_, frontend_decision_keys(), frontend_view_);
+}
+
+xenbus::BackendView Vif::decision_view() const {
+  const xenbus::KeyReader backend = map_reader(backend_view_);
+  const xenbus::KeyReader frontend = map_reader(frontend_view_);
   xenbus::BackendView view;
   view.ours = state_;
   view.published = xenbus::read_state(backend);
@@ -327,13 +409,55 @@ void Vif::on_xenstore_change() {
   view.script = config_ && config_->script;
   view.hotplug_connected = xenbus::hotplug_connected(backend);
   view.failed = failed_;
-  execute(xenbus::decide(view));
+  return view;
+}
+
+void Vif::evaluate() {
+  xenbus::BackendView view = decision_view();
+  view.reconnect_paced = !reconnect_pacer_.allows(ReconnectPacer::Clock::now());
+  BackendActions actions = xenbus::decide(view);
+  if (actions.reconnect_later) {
+    evaluate_when_paced();
+    return;
+  }
+  if (actions.target == XenbusState::kConnected) {
+    // The connection is parsed from the whole frontend directory, read in
+    // one transaction; the decision is taken again on that snapshot so both
+    // agree.
+    frontend_keys_ = read_frontend_keys();
+    adopt_frontend_snapshot();
+    actions = xenbus::decide(decision_view());
+  }
+  execute(actions);
+}
+
+void Vif::evaluate_when_paced() {
+  if (reconnect_timer_armed_) {
+    return;  // one decision is already due
+  }
+  reconnect_pacer_.count_paced();
+  // Once at info: a guest that keeps cycling must not flood the log either.
+  control_log().log(reconnect_pacer_.paced() == 1 ? spdlog::level::info : spdlog::level::debug,
+                    "{}: frontend reconnecting faster than {} per second, the next attempt waits "
+                    "({} paced so far)",
+                    tap_name(id_), 1000 / ReconnectPacer::kDefaultInterval.count(),
+                    reconnect_pacer_.paced());
+  reconnect_timer_armed_ = true;
+  reconnect_timer_.expires_after(reconnect_pacer_.wait(ReconnectPacer::Clock::now()));
+  reconnect_timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
+        if (error || alive.expired()) {
+          return;
+        }
+        reconnect_timer_armed_ = false;
+        evaluate();
+      });
 }
 
 void Vif::watch_device() {
   // request-multicast-control: the frontend may change it while connected
   // (feature-dynamic-multicast-control, as netback's xen_mcast_ctrl_changed).
-  device_.watch([this](const std::string&) { on_xenstore_change(); },
+  device_.watch([this](const xenbus::DeviceChange& change) { on_xenstore_change(change); },
                 {key::kRequestMulticastControl});
 }
 
@@ -341,7 +465,7 @@ void Vif::refresh_multicast_control() {
   if (!connection_ || !multicast_filter_) {
     return;
   }
-  const auto requested = xenbus::frontend_requests_multicast_control(map_reader(frontend_keys_));
+  const auto requested = xenbus::frontend_requests_multicast_control(map_reader(frontend_view_));
   if (!requested) {
     fail(requested.error().message(), XenbusState::kClosing);
     return;
@@ -489,6 +613,10 @@ nlohmann::json Vif::describe() const {
   if (!last_error_.empty()) {
     vif["error"] = last_error_;
   }
+  const auto watch_counters = device_.watch_counters();
+  vif["watch_events_handled"] = watch_counters.delivered;
+  vif["watch_events_coalesced"] = watch_counters.coalesced;
+  vif["reconnects_paced"] = reconnect_pacer_.paced();
   nlohmann::json features = nlohmann::json::object();
   if (connection_) {
     const VifFeatures& f = connection_->features;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/reconnect_pacer.h"
 #include "backend/lib/control/switch_policy.h"
 #include "backend/lib/control/tap_queues.h"
 #include "backend/lib/datapath/queue.h"
@@ -83,9 +84,23 @@ class Vif {
   class RingMapping;
   struct ConnectedQueue;
 
-  // Re-reads what the toolstack and the frontend published and moves the
-  // state machine; run for every watch event on the device.
-  void on_xenstore_change();
+  // Re-reads what the watch that fired covers (only the keys the decision
+  // needs) and moves the state machine; run for every (coalesced) watch
+  // callback of the device.
+  void on_xenstore_change(const xenbus::DeviceChange& change);
+  // decide() on the views; connecting first reads the whole frontend
+  // directory and decides again on that snapshot.
+  void evaluate();
+  xenbus::BackendView decision_view() const;
+  // Re-reads the frontend key a watch names into frontend_view_ (for
+  // `state`, also the ring keys when they matter).
+  void refresh_frontend_view(std::string_view key);
+  // Takes the decision keys of a frontend snapshot into frontend_view_.
+  void adopt_frontend_snapshot();
+  // Decides again once the reconnect pacing allows.
+  void evaluate_when_paced();
+  // Writes the backend `state` and takes it into backend_view_.
+  void publish_state(protocol::XenbusState state);
   // The frontend directory, or an empty snapshot (as if the frontend were
   // gone) when it cannot be read.
   xenbus::KeyMap read_frontend_keys();
@@ -127,9 +142,14 @@ class Vif {
   bool toolstack_closed_ = false;
   // The frontend state seen by the last watch event.
   protocol::XenbusState seen_frontend_state_ = protocol::XenbusState::kUnknown;
-  // The frontend directory as the current event read it, in one
-  // transaction: the connection is parsed from it.
+  // The frontend directory as read in one transaction when connecting (or at
+  // start): the connection is parsed from it.
   xenbus::KeyMap frontend_keys_;
+  // What decide() reads, as the last event of each watch left it: the
+  // backend's state, online and hotplug-status; the frontend's state, ring
+  // keys (while they matter) and request-multicast-control.
+  xenbus::KeyMap backend_view_;
+  xenbus::KeyMap frontend_view_;
   std::string last_error_;
 
   std::optional<net::TapDevice> tap_;
@@ -146,6 +166,14 @@ class Vif {
   std::unique_ptr<CtrlRing> ctrl_ring_;
   // Invalidates fatal-error handlers posted by queues of an old connection.
   std::shared_ptr<bool> connection_alive_;
+
+  // The frontend's reconnects (Closed -> Initialising) are paced; a paced
+  // one is decided again when the timer fires.
+  ReconnectPacer reconnect_pacer_;
+  boost::asio::steady_timer reconnect_timer_;
+  bool reconnect_timer_armed_ = false;
+  // Invalidates a reconnect timer handler already queued when the vif goes.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace vifd::backend

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/lib/control/control_socket.h"
+#include "backend/lib/control/instance_lock.h"
 #include "backend/lib/control/log.h"
 #include "backend/lib/datapath/switch.h"
 #include "common/xenbus/keys.h"
@@ -42,11 +43,16 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
 VifBackendDaemon::~VifBackendDaemon() {
   control_socket_.reset();
   vifs_.clear();
+  instance_lock_.reset();
 }
 
 void VifBackendDaemon::start() {
   if (started_) {
     return;
+  }
+  if (!options_.lock_dir.empty()) {
+    instance_lock_ =
+        std::make_unique<InstanceLock>(options_.lock_dir, platform_.self_domid(), options_.domains);
   }
   started_ = true;
   if (!options_.control_socket.empty()) {
@@ -68,6 +74,7 @@ void VifBackendDaemon::shutdown(bool close_vifs) {
     vif->shutdown(close_vifs);
   }
   vifs_.clear();
+  instance_lock_.reset();  // only now may the next vifd adopt the vifs
   started_ = false;
 }
 

@@ -23,6 +23,7 @@
 namespace vifd::backend {
 
 class ControlSocket;
+class InstanceLock;
 
 struct DaemonOptions {
   // Serve only these frontend domains (one vifd per domU); empty serves all.
@@ -38,6 +39,9 @@ struct DaemonOptions {
   // one may wait (QueueSetup.rx_backlog_bytes / rx_drain_timeout).
   std::size_t rx_backlog_bytes = std::size_t{512} * 1024;
   std::chrono::milliseconds rx_drain_timeout{250};
+  // Directory of the instance lock (InstanceLock); empty takes none (tests
+  // running several daemons on one host on purpose).
+  std::string lock_dir;
 };
 
 // min(4, online CPUs): Linux netback's default (xenvif_max_queues) is the CPU
@@ -54,8 +58,10 @@ class VifBackendDaemon {
   VifBackendDaemon(const VifBackendDaemon&) = delete;
   VifBackendDaemon& operator=(const VifBackendDaemon&) = delete;
 
-  // Opens the control socket and starts watching; vifs already present are
-  // picked up (and re-attached if they were connected).
+  // Takes the instance lock, opens the control socket and starts watching;
+  // vifs already present are picked up (and re-attached if they were
+  // connected). Throws, before anything is written to xenstore, when
+  // another vifd holds the lock or answers on the control socket.
   void start();
   // Stops serving: every vif releases its threads, mappings, channels and
   // TAP. With close_vifs the frontends are told (Closing, Closed); without,
@@ -88,6 +94,7 @@ class VifBackendDaemon {
   std::map<std::string, std::weak_ptr<Switch>> switches_;
   // Paths already reported as invalid, so a hostile name is logged once.
   std::set<std::string> ignored_names_;
+  std::unique_ptr<InstanceLock> instance_lock_;
   std::unique_ptr<ControlSocket> control_socket_;
   bool started_ = false;
 };
