@@ -241,6 +241,19 @@ void Switch::stop_capture(const CaptureRing& ring) {
   for (const Port& port : topology->ports) withdraw(*port.taps, &ring);
 }
 
+std::size_t Switch::capture_count(platform::DomId domid, std::uint32_t devid) const {
+  std::lock_guard lock(control_mutex_);
+  const auto topology = topology_.load();
+  std::size_t count = 0;
+  for (const Port& port : topology->ports) {
+    if (port.domid != domid || port.devid != devid) continue;
+    for (const auto& slot : port.taps->rings) {
+      if (slot.load(std::memory_order_relaxed) != nullptr) ++count;
+    }
+  }
+  return count;
+}
+
 void Switch::withdraw(CaptureTaps& taps, const CaptureRing* only) noexcept {
   std::array<CaptureRing*, CaptureTaps::kMaxPerPort> withdrawn{};
   std::size_t count = 0;

@@ -248,6 +248,8 @@ class Switch {
   // Stops recording into `ring`; when this returns no queue thread uses it.
   // A ring whose port went away (closed) is already withdrawn.
   void stop_capture(const CaptureRing& ring);
+  // Captures running on vif (domid, devid); 0 when it is not a port.
+  std::size_t capture_count(platform::DomId domid, std::uint32_t devid) const;
 
   // ---- data path ----
   // How many captures run on this switch: the one load a delivered frame
