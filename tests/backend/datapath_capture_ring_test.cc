@@ -47,7 +47,7 @@ std::vector<Seen> drain_all(CaptureRing& ring) {
 }
 
 TEST(CaptureRing, SizesItsSlotsFromTheMemoryBudget) {
-  const CaptureRing ring(1000, 64 * 1000);
+  const CaptureRing ring(1000, std::size_t{64} * 1000);
   EXPECT_EQ(ring.capacity(), 64U);
   EXPECT_EQ(ring.snaplen(), 1000U);
   EXPECT_EQ(CaptureRing(65536).capacity(), CaptureRing::kDefaultBudgetBytes / 65536);
@@ -61,7 +61,7 @@ TEST(CaptureRing, RefusesASnaplenOutsideItsBounds) {
 }
 
 TEST(CaptureRing, KeepsOrderAndBytesAcrossManyWraparounds) {
-  CaptureRing ring(64, 8 * 64);
+  CaptureRing ring(64, std::size_t{8} * 64);
   ASSERT_EQ(ring.capacity(), 8U);
   std::uint8_t next = 0;
   std::uint8_t expected = 0;
@@ -90,7 +90,7 @@ TEST(CaptureRing, KeepsOrderAndBytesAcrossManyWraparounds) {
 }
 
 TEST(CaptureRing, AFullRingDropsAndCountsInsteadOfWaiting) {
-  CaptureRing ring(32, 8 * 32);
+  CaptureRing ring(32, std::size_t{8} * 32);
   for (std::uint8_t i = 0; i < 8; ++i) {
     ASSERT_TRUE(record(ring, 32, i, i));
   }
@@ -108,7 +108,7 @@ TEST(CaptureRing, AFullRingDropsAndCountsInsteadOfWaiting) {
 }
 
 TEST(CaptureRing, AnAbandonedSlotIsSkippedAndCountedAsDropped) {
-  CaptureRing ring(32, 8 * 32);
+  CaptureRing ring(32, std::size_t{8} * 32);
   ASSERT_TRUE(record(ring, 20, 1, 1));
   const CaptureRing::Reservation failed = ring.reserve();
   ASSERT_TRUE(failed);
@@ -122,7 +122,7 @@ TEST(CaptureRing, AnAbandonedSlotIsSkippedAndCountedAsDropped) {
 }
 
 TEST(CaptureRing, TheConsumerStopsAtASlotStillBeingFilled) {
-  CaptureRing ring(32, 8 * 32);
+  CaptureRing ring(32, std::size_t{8} * 32);
   const CaptureRing::Reservation first = ring.reserve();
   ASSERT_TRUE(first);
   ASSERT_TRUE(record(ring, 20, 2, 2));
@@ -141,9 +141,10 @@ TEST(CaptureRing, TheConsumerStopsAtASlotStillBeingFilled) {
 TEST(CaptureRing, SeveralProducersAndOneConsumer) {
   constexpr int kProducers = 4;
   constexpr int kPerProducer = 20000;
-  CaptureRing ring(48, 64 * 48);
+  CaptureRing ring(48, std::size_t{64} * 48);
   std::atomic<int> running{kProducers};
   std::vector<std::thread> producers;
+  producers.reserve(kProducers);
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < kPerProducer; ++i) {

@@ -72,6 +72,7 @@ VifctlProcess::VifctlProcess(const std::vector<std::string>& arguments,
   std::vector<std::string> argv_storage{VIFCTL_PATH};
   argv_storage.insert(argv_storage.end(), arguments.begin(), arguments.end());
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (auto& argument : argv_storage) {
     argv.push_back(argument.data());
   }

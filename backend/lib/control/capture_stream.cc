@@ -45,8 +45,12 @@ CaptureStream::~CaptureStream() {
   // After this no queue thread touches the ring, which goes with us.
   switch_->stop_capture(*ring_);
   --*live_;
-  control_log().info("{}: capture ended: {} frames recorded, {} dropped", xenbus::tap_name(id_),
-                     ring_->recorded(), ring_->dropped());
+  try {
+    control_log().info("{}: capture ended: {} frames recorded, {} dropped", xenbus::tap_name(id_),
+                       ring_->recorded(), ring_->dropped());
+  } catch (const std::exception&) {
+    // A log line that cannot be formatted or written is not worth a crash.
+  }
 }
 
 bool CaptureStream::pull(std::string& out, std::size_t budget) {

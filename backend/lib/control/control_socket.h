@@ -72,7 +72,7 @@ class ControlSocket {
   static constexpr std::chrono::seconds kIdleTimeout{10};
   // How often a stream is pulled, and how much one write carries at most.
   static constexpr std::chrono::milliseconds kStreamPeriod{10};
-  static constexpr std::size_t kStreamWriteBytes = 256 * 1024;
+  static constexpr std::size_t kStreamWriteBytes = std::size_t{256} * 1024;
 
  private:
   class Connection;

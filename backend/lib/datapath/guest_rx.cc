@@ -392,14 +392,20 @@ void QueueEngine::rx_capture(const RxItem& item) noexcept {
       {endpoint_->taps(), CaptureDirection::kToVif},
   }};
   for (const auto& [taps, direction] : ports) {
-    if (taps == nullptr) continue;
+    if (taps == nullptr) {
+      continue;
+    }
     // Announced before the ring pointers are read (see CaptureTaps).
     taps->users.fetch_add(1, std::memory_order_seq_cst);
     for (auto& slot : taps->rings) {
       CaptureRing* ring = slot.load(std::memory_order_seq_cst);
-      if (ring == nullptr) continue;
+      if (ring == nullptr) {
+        continue;
+      }
       const CaptureRing::Reservation reservation = ring->reserve();
-      if (reservation) held[held_count++] = Held{ring, reservation, direction};
+      if (reservation) {
+        held[held_count++] = Held{ring, reservation, direction};
+      }
     }
   }
 
@@ -408,7 +414,9 @@ void QueueEngine::rx_capture(const RxItem& item) noexcept {
     // take theirs from it.
     std::size_t widest = 0;
     for (std::size_t i = 1; i < held_count; ++i) {
-      if (held[i].ring->snaplen() > held[widest].ring->snaplen()) widest = i;
+      if (held[i].ring->snaplen() > held[widest].ring->snaplen()) {
+        widest = i;
+      }
     }
     std::uint8_t* const target = held[widest].reservation.data;
     const std::size_t wanted = std::min<std::size_t>(item.length, held[widest].ring->snaplen());
@@ -444,7 +452,9 @@ void QueueEngine::rx_capture(const RxItem& item) noexcept {
     if (segment_count != 0) {
       grant_copy(std::span(capture_segments_.data(), segment_count));
       for (std::size_t s = 0; s < segment_count; ++s) {
-        if (capture_segments_[s].status != platform::kGntstOkay) ok = false;
+        if (capture_segments_[s].status != platform::kGntstOkay) {
+          ok = false;
+        }
       }
     }
     timespec realtime{};
@@ -458,14 +468,18 @@ void QueueEngine::rx_capture(const RxItem& item) noexcept {
         continue;
       }
       const std::size_t captured = std::min(filled, h.ring->snaplen());
-      if (i != widest) std::memcpy(h.reservation.data, target, captured);
+      if (i != widest) {
+        std::memcpy(h.reservation.data, target, captured);
+      }
       h.ring->commit(h.reservation, realtime_ns, item.length, static_cast<std::uint32_t>(captured),
                      h.direction);
     }
   }
 
   for (const auto& [taps, direction] : ports) {
-    if (taps != nullptr) taps->users.fetch_sub(1, std::memory_order_release);
+    if (taps != nullptr) {
+      taps->users.fetch_sub(1, std::memory_order_release);
+    }
   }
 }
 
@@ -519,7 +533,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
           counters_.switch_received_packets.add();
           counters_.switch_received_segments.add(delivery.segment_count - (header ? 1 : 0));
           // The one load a switched frame costs while nobody captures.
-          if (setup_.network_switch->capturing()) rx_capture(delivery.item);
+          if (setup_.network_switch->capturing()) {
+            rx_capture(delivery.item);
+          }
         }
       } else {
         counters_.drop(DropReason::kRxGrantCopyFailed);

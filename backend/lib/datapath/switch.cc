@@ -219,7 +219,9 @@ void Switch::start_capture(platform::DomId domid, std::uint32_t devid, CaptureRi
   std::lock_guard lock(control_mutex_);
   const auto topology = topology_.load();
   for (const Port& port : topology->ports) {
-    if (port.domid != domid || port.devid != devid) continue;
+    if (port.domid != domid || port.devid != devid) {
+      continue;
+    }
     for (auto& slot : port.taps->rings) {
       CaptureRing* expected = nullptr;
       if (slot.compare_exchange_strong(expected, &ring, std::memory_order_seq_cst)) {
@@ -235,10 +237,12 @@ void Switch::start_capture(platform::DomId domid, std::uint32_t devid, CaptureRi
                               " is not connected to switch " + name_);
 }
 
-void Switch::stop_capture(const CaptureRing& ring) {
+void Switch::stop_capture(const CaptureRing& ring) noexcept {
   std::lock_guard lock(control_mutex_);
   const auto topology = topology_.load();
-  for (const Port& port : topology->ports) withdraw(*port.taps, &ring);
+  for (const Port& port : topology->ports) {
+    withdraw(*port.taps, &ring);
+  }
 }
 
 std::size_t Switch::capture_count(platform::DomId domid, std::uint32_t devid) const {
@@ -246,9 +250,13 @@ std::size_t Switch::capture_count(platform::DomId domid, std::uint32_t devid) co
   const auto topology = topology_.load();
   std::size_t count = 0;
   for (const Port& port : topology->ports) {
-    if (port.domid != domid || port.devid != devid) continue;
+    if (port.domid != domid || port.devid != devid) {
+      continue;
+    }
     for (const auto& slot : port.taps->rings) {
-      if (slot.load(std::memory_order_relaxed) != nullptr) ++count;
+      if (slot.load(std::memory_order_relaxed) != nullptr) {
+        ++count;
+      }
     }
   }
   return count;
@@ -259,19 +267,27 @@ void Switch::withdraw(CaptureTaps& taps, const CaptureRing* only) noexcept {
   std::size_t count = 0;
   for (auto& slot : taps.rings) {
     CaptureRing* ring = slot.load(std::memory_order_seq_cst);
-    if (ring == nullptr || (only != nullptr && ring != only)) continue;
+    if (ring == nullptr || (only != nullptr && ring != only)) {
+      continue;
+    }
     slot.store(nullptr, std::memory_order_seq_cst);
     captures_.fetch_sub(1, std::memory_order_relaxed);
     withdrawn[count++] = ring;
   }
-  if (count == 0) return;
+  if (count == 0) {
+    return;
+  }
   // A producer holds `users` across one frame's reservation, copy and
   // commit: never blocks, so this wait is short.
-  while (taps.users.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  while (taps.users.load(std::memory_order_seq_cst) != 0) {
+    std::this_thread::yield();
+  }
   // The port went away: the capture's reader learns it from the ring, and
   // may free it once it does.
   if (only == nullptr) {
-    for (std::size_t i = 0; i < count; ++i) withdrawn[i]->close();
+    for (std::size_t i = 0; i < count; ++i) {
+      withdrawn[i]->close();
+    }
   }
 }
 

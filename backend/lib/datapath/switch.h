@@ -246,8 +246,9 @@ class Switch {
   // CaptureTaps::kMaxPerPort captures.
   void start_capture(platform::DomId domid, std::uint32_t devid, CaptureRing& ring);
   // Stops recording into `ring`; when this returns no queue thread uses it.
-  // A ring whose port went away (closed) is already withdrawn.
-  void stop_capture(const CaptureRing& ring);
+  // A ring whose port went away (closed) is already withdrawn. noexcept: the
+  // ring is freed next, so failing here must not be survivable.
+  void stop_capture(const CaptureRing& ring) noexcept;
   // Captures running on vif (domid, devid); 0 when it is not a port.
   std::size_t capture_count(platform::DomId domid, std::uint32_t devid) const;
 

@@ -52,18 +52,24 @@ class PcapWriter {
  public:
   PcapWriter(const std::string& output, std::size_t snaplen)
       : pcap_(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen))) {
-    if (!pcap_) throw std::runtime_error("pcap_open_dead failed");
+    if (!pcap_) {
+      throw std::runtime_error("pcap_open_dead failed");
+    }
     if (output == "-") {
       // pcap_dump_close closes the FILE it was given: hand it a duplicate so
       // stdout itself stays usable.
       const int fd = ::dup(STDOUT_FILENO);
       std::FILE* file = fd < 0 ? nullptr : ::fdopen(fd, "wb");
       if (file == nullptr) {
-        if (fd >= 0) ::close(fd);
+        if (fd >= 0) {
+          ::close(fd);
+        }
         throw std::runtime_error(fmt::format("-w -: stdout: {}", std::strerror(errno)));
       }
       dumper_.reset(pcap_dump_fopen(pcap_.get(), file));
-      if (!dumper_) std::fclose(file);
+      if (!dumper_) {
+        std::fclose(file);
+      }
     } else {
       dumper_.reset(pcap_dump_open(pcap_.get(), output.c_str()));
     }
@@ -96,7 +102,9 @@ void send_all(int fd, const std::string& data, const std::string& socket_path) {
   while (sent < data.size()) {
     const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       throw std::runtime_error(
           fmt::format("vifd control socket {}: send: {}", socket_path, std::strerror(errno)));
     }
@@ -122,7 +130,9 @@ std::string error_of(const nlohmann::json& line) {
 
 xenbus::VifId parse_capture_vif(std::string_view what, std::string_view text) {
   std::string_view rest = text;
-  if (rest.starts_with("vif")) rest.remove_prefix(3);
+  if (rest.starts_with("vif")) {
+    rest.remove_prefix(3);
+  }
   const auto separator = rest.find_first_of("./");
   if (separator == std::string_view::npos || rest.empty()) {
     throw ArgumentError(fmt::format(
@@ -137,8 +147,12 @@ int capture_command(const std::string& control_socket, const CaptureOptions& opt
                     std::ostream& err, const std::atomic<bool>& stop) {
   const xenbus::VifId id = parse_capture_vif("VIF", options.vif);
   const std::string name = xenbus::tap_name(id);
-  if (options.output.empty()) throw ArgumentError("-w: a pcap file, or - for stdout, is required");
-  if (options.count && *options.count == 0) throw ArgumentError("-c: COUNT must be at least 1");
+  if (options.output.empty()) {
+    throw ArgumentError("-w: a pcap file, or - for stdout, is required");
+  }
+  if (options.count && *options.count == 0) {
+    throw ArgumentError("-c: COUNT must be at least 1");
+  }
   if (options.duration && options.duration->count() <= 0) {
     throw ArgumentError("--duration: must be more than 0 seconds");
   }
@@ -158,7 +172,9 @@ int capture_command(const std::string& control_socket, const CaptureOptions& opt
            control_socket);
 
   std::optional<Clock::time_point> deadline;
-  if (options.duration) deadline = Clock::now() + *options.duration;
+  if (options.duration) {
+    deadline = Clock::now() + *options.duration;
+  }
   std::unique_ptr<PcapWriter> writer;
   std::uint64_t captured = 0;
   std::uint64_t dropped = 0;
@@ -166,7 +182,7 @@ int capture_command(const std::string& control_socket, const CaptureOptions& opt
   std::string ended;  // vifd's reason, when it ended the stream
   bool closed = false;
   std::string pending;
-  std::vector<char> buffer(64 * 1024);
+  std::vector<char> buffer(std::size_t{64} * 1024);
 
   const auto reached_count = [&] { return options.count && captured >= *options.count; };
   while (!stop.load() && !reached_count() && ended.empty() && !closed) {
@@ -174,7 +190,9 @@ int capture_command(const std::string& control_socket, const CaptureOptions& opt
     if (deadline) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
-      if (left <= 0) break;
+      if (left <= 0) {
+        break;
+      }
       timeout = static_cast<int>(std::min<long long>(left, kPollMs));
     }
     pollfd pfd{.fd = socket.get(), .events = POLLIN, .revents = 0};
@@ -182,10 +200,14 @@ int capture_command(const std::string& control_socket, const CaptureOptions& opt
     if (ready < 0 && errno != EINTR) {
       throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
     }
-    if (ready <= 0) continue;
+    if (ready <= 0) {
+      continue;
+    }
     const ssize_t n = ::recv(socket.get(), buffer.data(), buffer.size(), 0);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       throw std::runtime_error(
           fmt::format("vifd control socket {}: recv: {}", control_socket, std::strerror(errno)));
     }
@@ -233,7 +255,9 @@ int capture_command(const std::string& control_socket, const CaptureOptions& opt
       throw std::runtime_error(
           fmt::format("capture {}: vifd sent a line over {} bytes", name, kMaxLineBytes));
     }
-    if (writer) writer->flush();
+    if (writer) {
+      writer->flush();
+    }
   }
   if (!answered) {
     if (closed) {
