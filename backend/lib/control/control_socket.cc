@@ -271,7 +271,7 @@ void ControlSocket::accept() {
       });
 }
 
-void ControlSocket::admit(std::shared_ptr<Connection> connection) {
+void ControlSocket::admit(const std::shared_ptr<Connection>& connection) {
   std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
   // Clients that connect and keep quiet must not lock the others out: the
   // oldest connection makes room.

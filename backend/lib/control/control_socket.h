@@ -77,7 +77,7 @@ class ControlSocket {
  private:
   class Connection;
   void accept();
-  void admit(std::shared_ptr<Connection> connection);
+  void admit(const std::shared_ptr<Connection>& connection);
 
   boost::asio::io_context& io_;
   std::string path_;
