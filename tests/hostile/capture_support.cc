@@ -67,7 +67,8 @@ std::optional<nlohmann::json> CaptureConnection::next_line(std::chrono::millisec
 }
 
 VifctlProcess::VifctlProcess(const std::vector<std::string>& arguments,
-                             std::filesystem::path stderr_file)
+                             std::filesystem::path stderr_file,
+                             const std::filesystem::path& stdout_file)
     : stderr_file_(std::move(stderr_file)) {
   std::vector<std::string> argv_storage{VIFCTL_PATH};
   argv_storage.insert(argv_storage.end(), arguments.begin(), arguments.end());
@@ -81,6 +82,10 @@ VifctlProcess::VifctlProcess(const std::vector<std::string>& arguments,
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_file_.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!stdout_file.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_file.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
   if (posix_spawn(&pid_, VIFCTL_PATH, &actions, nullptr, argv.data(), environ) != 0) {
     pid_ = -1;
   }

@@ -37,7 +37,9 @@ class CaptureConnection {
 // vifctl (the program) run as a child with stderr to a file.
 class VifctlProcess {
  public:
-  VifctlProcess(const std::vector<std::string>& arguments, std::filesystem::path stderr_file);
+  // stdout_file empty: stdout stays the test's.
+  VifctlProcess(const std::vector<std::string>& arguments, std::filesystem::path stderr_file,
+                const std::filesystem::path& stdout_file = {});
   ~VifctlProcess();
   VifctlProcess(const VifctlProcess&) = delete;
   VifctlProcess& operator=(const VifctlProcess&) = delete;

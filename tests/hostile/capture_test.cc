@@ -141,6 +141,25 @@ TEST_F(CaptureTest, SnaplenKeepsTheFirstBytesAndTheLengthOnTheWire) {
   EXPECT_EQ(pcap->frames[0].bytes, std::vector<std::uint8_t>(frame.begin(), frame.begin() + 64));
 }
 
+// -w -: the pcap stream on stdout (vifctl capture 3.0 -w - | tcpdump -r -).
+TEST_F(CaptureTest, DashWritesThePcapStreamToStdout) {
+  VifctlProcess vifctl(capture_arguments({"vif1.0", "-w", "-", "-c", "2"}), file("vifctl.err"),
+                       file("stdout.pcap"));
+  ASSERT_TRUE(eventually([&] { return captures(kA) == 1; }, kBound)) << vifctl.stderr_text();
+  const auto out = ethernet_frame(b().mac(), a().mac(), 700, 11);
+  const auto in = ethernet_frame(a().mac(), b().mac(), 90, 12);
+  deliver(a(), b(), out);
+  deliver(b(), a(), in);
+  const auto status = vifctl.wait(kBound);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, 0) << vifctl.stderr_text();
+  const auto pcap = read_pcap(file("stdout.pcap"));
+  ASSERT_TRUE(pcap);
+  ASSERT_EQ(pcap->frames.size(), 2U);
+  EXPECT_EQ(pcap->frames[0].bytes, out);
+  EXPECT_EQ(pcap->frames[1].bytes, in);
+}
+
 TEST_F(CaptureTest, SigintEndsTheCaptureWithACompleteFile) {
   VifctlProcess vifctl(capture_arguments({"1/0", "-w", file("int.pcap").string()}),
                        file("vifctl.err"));
