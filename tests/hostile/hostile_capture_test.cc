@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/hostile/capture_support.h"
@@ -86,7 +87,15 @@ TEST_F(HostileCaptureTest, ACaptureReaderThatNeverReadsCostsOnlyItsOwnDrops) {
   ASSERT_GT(slots, 0U);
   const std::uint64_t delivered_before = counter(kB, "/switch/received_packets");
   const Window during = stream_a_to_b(std::chrono::milliseconds(1500));
-  const std::uint64_t delivered = counter(kB, "/switch/received_packets") - delivered_before;
+  // Frames still in B's backlog when the sender stopped are delivered
+  // after it: wait for the count to settle.
+  std::uint64_t settled = counter(kB, "/switch/received_packets");
+  ASSERT_TRUE(eventually([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::uint64_t now = counter(kB, "/switch/received_packets");
+    return std::exchange(settled, now) == now;
+  }));
+  const std::uint64_t delivered = settled - delivered_before;
 
   std::printf(
       "[ capture ] A->B %.0f frames/s without a capture, %.0f with an unread capture of B "

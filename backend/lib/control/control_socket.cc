@@ -132,24 +132,16 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
         });
   }
 
-  // After a write that carried a full budget the next pull is posted at
-  // once (the ring is likely fuller still); otherwise it waits kStreamPeriod.
-  // Either way other handlers of the control thread run in between.
   void write_stream(bool last) {
-    const bool full = reply_.size() >= kStreamWriteBytes;
-    asio::async_write(socket_, asio::buffer(reply_),
-                      [self = shared_from_this(), last, full](
-                          const boost::system::error_code& error, std::size_t) {
-                        if (error || last || self->server_alive_.expired()) {
-                          self->close();
-                          return;
-                        }
-                        if (full) {
-                          asio::post(self->socket_.get_executor(), [self] { self->pull_stream(); });
-                          return;
-                        }
-                        self->schedule_pull();
-                      });
+    asio::async_write(
+        socket_, asio::buffer(reply_),
+        [self = shared_from_this(), last](const boost::system::error_code& error, std::size_t) {
+          if (error || last || self->server_alive_.expired()) {
+            self->close();
+            return;
+          }
+          self->schedule_pull();
+        });
   }
 
   // While a write is pending nothing is pulled: a reader that stops reading
