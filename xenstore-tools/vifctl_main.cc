@@ -9,6 +9,11 @@
 #pragma GCC diagnostic pop
 // clang-format on
 
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <optional>
@@ -17,8 +22,29 @@
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
 #include "common/xenstore/client.h"
+#include "xenstore-tools/lib/vifctl/capture.h"
 #include "xenstore-tools/lib/vifctl/commands.h"
 #include "xenstore-tools/lib/vifctl/control_client.h"
+
+namespace {
+
+// Set by SIGINT/SIGTERM: a capture then finishes its file and reports.
+std::atomic<bool> stop_requested{false};
+
+void request_stop(int /*signal*/) {
+  stop_requested.store(true);
+}
+
+void catch_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  // No SA_RESTART: a blocked poll returns at once.
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vifctl: attach, detach and inspect vifs served by vifd"};
@@ -67,7 +93,37 @@ int main(int argc, char** argv) {
   stats->add_option("DOMID/DEVID", stats_vif, "only this vif");
   stats->add_flag("--json", json, "print JSON");
 
+  vifd::vifctl::CaptureOptions capture_options;
+  std::optional<double> capture_seconds;
+  auto* capture = app.add_subcommand(
+      "capture", "write the frames vifd's switch forwards from and to a vif to a pcap file");
+  capture->add_option("VIF", capture_options.vif, "the vif: DOMID.DEVID, DOMID/DEVID or vifD.N")
+      ->required();
+  capture->add_option("-w", capture_options.output, "pcap file to write, - for stdout")->required();
+  capture->add_option("-c", capture_options.count, "stop after COUNT frames");
+  capture->add_option("--duration", capture_seconds, "stop after SECONDS");
+  capture->add_option("--snaplen", capture_options.snaplen,
+                      "bytes of each frame to keep, 14..65536 (default 65535)");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (capture->parsed()) {
+    // Needs vifd only, not xenstore: it also runs where the toolstack's
+    // xenstore is not reachable (e.g. a dom0 shell without xenstored access).
+    try {
+      if (capture_seconds) {
+        capture_options.duration =
+            std::chrono::milliseconds(static_cast<long long>(*capture_seconds * 1000.0));
+      }
+      catch_stop_signals();
+      const std::string socket = control_socket.value_or(vifd::vifctl::default_control_socket(
+          platform_name.empty() && std::getenv("VIF_SIM_DIR") != nullptr ? "sim" : platform_name));
+      return vifd::vifctl::capture_command(socket, capture_options, std::cerr, stop_requested);
+    } catch (const std::exception& e) {
+      std::cerr << "vifctl: " << e.what() << std::endl;
+      return 1;
+    }
+  }
 
   try {
     const auto platform = vifd::platform::make_platform(platform_name);

@@ -1,6 +1,7 @@
 // The operator's switch options: which vifs stay off the in-process switch
 // (their frames take the TAP and the bridge's filtering) and which may learn
 // MACs.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "backend/lib/control/switch_policy.h"
@@ -61,6 +62,28 @@ TEST_F(ControlPlaneTest, VifsTheOperatorKeepsOffTheSwitchHaveNone) {
   EXPECT_TRUE(switch_of(1).is_null()) << "vif 1.0 is kept off";
   EXPECT_EQ(switch_of(2), "xenbr0");
   EXPECT_TRUE(switch_of(3).is_null()) << "xenbr1 is kept off";
+
+  // Nothing of theirs is switched: vifctl capture says so and points at the TAP.
+  const auto capture = [&](platform::DomId domid) {
+    return vifd.call([&] {
+      return vifd.daemon()
+          .handle_control(fmt::format(R"({{"command":"capture","domid":{},"devid":0}})", domid))
+          .response;
+    });
+  };
+  for (const platform::DomId domid : {1, 3}) {
+    const auto answer = capture(domid);
+    EXPECT_FALSE(answer.value("ok", true)) << answer;
+    const std::string tap = fmt::format("vif{}.0", domid);
+    EXPECT_EQ(answer.value("error", std::string()),
+              fmt::format("{} is not a port of vifd's switch (fast path off for it, or no "
+                          "bridge): all its frames pass its TAP, so tcpdump -i {} sees them",
+                          tap, tap));
+  }
+  // vif 2.0 is a port but has no connected frontend: not on the switch yet.
+  const auto answer = capture(2);
+  EXPECT_FALSE(answer.value("ok", true)) << answer;
+  EXPECT_EQ(answer.value("error", std::string()), "vif2.0 is not connected to switch xenbr0");
 }
 
 }  // namespace

@@ -37,6 +37,13 @@ expect_error "--mtu" attach 3 --mtu 99999 --no-wait
 expect_error "DOMID" attach 3x --no-wait
 expect_error "domain 9 does not exist" attach 9 --no-wait
 expect_error "is vifd running" stats
+# capture checks its arguments before asking vifd, and names what is wrong.
+expect_error "--snaplen" capture 3.0 -w "$dir/x.pcap" --snaplen 5
+expect_error "VIF: invalid value" capture 3x0 -w "$dir/x.pcap"
+expect_error "-c: COUNT" capture vif3.0 -w "$dir/x.pcap" -c 0
+expect_error "--duration" capture 3/0 -w "$dir/x.pcap" --duration 0
+expect_error "is vifd running" capture vif3.0 -w "$dir/x.pcap"
+[[ ! -e $dir/x.pcap ]] || fail "capture left a file without vifd"
 
 timeout 10 "$vifctl" attach 3 --mac 00:16:3e:01:02:03 --bridge xenbr0 --no-wait >/dev/null ||
   fail "attach --no-wait"

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <filesystem>
 #include <istream>
 #include <system_error>
@@ -48,12 +50,15 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
   }
 
   // Cancels what is pending on the socket: its handlers drop the last
-  // references to the connection.
+  // references to the connection. A stream ends here (its capture stops).
   void close() noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
     cancel_timer(idle_timer_);
+    stream_.reset();
   }
+
+  bool streaming() const { return streaming_; }
 
  private:
   // Waiting for a request or for the client to take a reply: a client that
@@ -87,13 +92,17 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
     std::string line(length, '\0');
     std::istream(&buffer_).read(line.data(), static_cast<std::streamsize>(length));
     line.pop_back();  // '\n'
-    nlohmann::json response;
+    ControlReply reply(nlohmann::json{});
     try {
-      response = handler_(line);
+      reply = handler_(line);
     } catch (const std::exception& e) {
-      response = nlohmann::json{{"ok", false}, {"error", e.what()}};
+      reply = ControlReply(nlohmann::json{{"ok", false}, {"error", e.what()}});
     }
-    send(response, true);
+    if (reply.stream) {
+      start_stream(reply.response, std::move(reply.stream));
+      return;
+    }
+    send(reply.response, true);
   }
 
   void send(const nlohmann::json& response, bool keep_reading) {
@@ -110,12 +119,88 @@ class ControlSocket::Connection : public std::enable_shared_from_this<Connection
                       });
   }
 
+  // ---- streaming ----
+  // The connection answers, then carries the stream until it ends or the
+  // peer goes. No idle timer: a capture may be quiet for as long as the
+  // captured vif is.
+  void start_stream(const nlohmann::json& response, std::shared_ptr<ControlStream> stream) {
+    streaming_ = true;
+    stream_ = std::move(stream);
+    idle_timer_.cancel();
+    watch_peer();
+    reply_ = response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    write_stream(false);
+  }
+
+  // Nothing is expected from the peer any more; a read completing with an
+  // error is how its leaving shows.
+  void watch_peer() {
+    socket_.async_read_some(
+        asio::buffer(peer_bytes_),
+        [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
+          if (error) {
+            self->close();
+            return;
+          }
+          self->watch_peer();
+        });
+  }
+
+  void write_stream(bool last) {
+    asio::async_write(
+        socket_, asio::buffer(reply_),
+        [self = shared_from_this(), last](const boost::system::error_code& error, std::size_t) {
+          if (error || last || self->server_alive_.expired()) {
+            self->close();
+            return;
+          }
+          self->schedule_pull();
+        });
+  }
+
+  // While a write is pending nothing is pulled: a reader that stops reading
+  // leaves the stream's producer to count what it could not keep.
+  void schedule_pull() {
+    idle_timer_.expires_after(kStreamPeriod);
+    idle_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& error) {
+      if (error) {
+        return;
+      }
+      if (const auto self = weak.lock()) {
+        self->pull_stream();
+      }
+    });
+  }
+
+  void pull_stream() {
+    if (!stream_ || server_alive_.expired()) {
+      return;
+    }
+    reply_.clear();
+    const bool more = stream_->pull(reply_, kStreamWriteBytes);
+    if (!more) {
+      stream_.reset();
+    }
+    if (reply_.empty()) {
+      if (more) {
+        schedule_pull();
+      } else {
+        close();
+      }
+      return;
+    }
+    write_stream(!more);
+  }
+
   stream_protocol::socket socket_;
   asio::steady_timer idle_timer_;
   Handler handler_;
   std::weak_ptr<bool> server_alive_;
   asio::streambuf buffer_;
   std::string reply_;
+  bool streaming_ = false;
+  std::shared_ptr<ControlStream> stream_;
+  std::array<char, 256> peer_bytes_{};
 };
 
 ControlSocket::ControlSocket(asio::io_context& io, std::string path, Handler handler)
@@ -204,11 +289,21 @@ void ControlSocket::admit(const std::shared_ptr<Connection>& connection) {
   std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
   // Clients that connect and keep quiet must not lock the others out: the
   // oldest connection makes room.
+  // Streams are exempt (their number is bounded by the handler, well below
+  // kMaxConnections).
   while (connections_.size() >= kMaxConnections) {
-    if (const auto oldest = connections_.front().lock()) {
-      oldest->close();
+    const auto oldest =
+        std::find_if(connections_.begin(), connections_.end(), [](const auto& weak) {
+          const auto candidate = weak.lock();
+          return !candidate || !candidate->streaming();
+        });
+    if (oldest == connections_.end()) {
+      break;
     }
-    connections_.pop_front();
+    if (const auto evicted = oldest->lock()) {
+      evicted->close();
+    }
+    connections_.erase(oldest);
   }
   connections_.push_back(connection);
   connection->read_request();

@@ -7,6 +7,14 @@
 // bounded (kMaxRequestBytes), a connection idle for kIdleTimeout (no request
 // coming, or a reply the client does not read) is closed, and beyond
 // kMaxConnections the oldest connection is closed to admit a new one.
+//
+// A request may turn its connection into a stream (vifctl capture): after
+// the answer the connection carries what a ControlStream produces, pulled
+// on a short timer and written asynchronously. A stream is exempt from the
+// idle timeout and from making room for new connections; the handler bounds
+// how many exist. A reader that stops reading only stops the pulls (the
+// stream's producer counts what it could not keep); the peer closing ends
+// the stream and releases it.
 #pragma once
 
 #include <chrono>
@@ -20,9 +28,30 @@
 
 namespace vifd::backend {
 
+// What a streaming connection carries after its answer.
+class ControlStream {
+ public:
+  virtual ~ControlStream() = default;
+  // Appends what is ready to `out`, roughly at most `budget` bytes, in
+  // whole lines. Returns false once the stream is over (`out` then holds its
+  // last line): the connection is closed after writing it.
+  virtual bool pull(std::string& out, std::size_t budget) = 0;
+};
+
+// The answer to one request line, and the stream that follows it, if any.
+struct ControlReply {
+  // Implicit: a handler that never streams returns its JSON answer as is.
+  ControlReply(nlohmann::json answer)  // NOLINT(google-explicit-constructor)
+      : response(std::move(answer)) {}
+  ControlReply(nlohmann::json answer, std::shared_ptr<ControlStream> then)
+      : response(std::move(answer)), stream(std::move(then)) {}
+  nlohmann::json response;
+  std::shared_ptr<ControlStream> stream;
+};
+
 class ControlSocket {
  public:
-  using Handler = std::function<nlohmann::json(const std::string& line)>;
+  using Handler = std::function<ControlReply(const std::string& line)>;
 
   // Creates the socket's directory if needed and replaces a stale socket
   // file (a previous vifd that died: nothing accepts on it). Throws
@@ -41,6 +70,11 @@ class ControlSocket {
   static constexpr std::size_t kMaxRequestBytes = 64 * 1024;
   static constexpr std::size_t kMaxConnections = 16;
   static constexpr std::chrono::seconds kIdleTimeout{10};
+  // How often a stream is pulled, and how much one write carries at most:
+  // a capture costs the control thread at most one such pull per period
+  // (about 25 MB/s of stream), whatever the traffic it records.
+  static constexpr std::chrono::milliseconds kStreamPeriod{10};
+  static constexpr std::size_t kStreamWriteBytes = std::size_t{256} * 1024;
 
  private:
   class Connection;

@@ -613,6 +613,8 @@ nlohmann::json Vif::describe() const {
   if (!last_error_.empty()) {
     vif["error"] = last_error_;
   }
+  // vifctl capture sessions recording this vif's switched frames.
+  vif["captures"] = switch_ ? switch_->capture_count(id_.domid, id_.devid) : 0;
   const auto watch_counters = device_.watch_counters();
   vif["watch_events_handled"] = watch_counters.delivered;
   vif["watch_events_coalesced"] = watch_counters.coalesced;

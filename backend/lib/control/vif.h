@@ -77,6 +77,9 @@ class Vif {
   void shutdown(bool close_device);
 
   const VifId& id() const { return id_; }
+  // The in-process switch this vif is a port of (when connected), or
+  // nullptr when its frames all take the TAP.
+  const std::shared_ptr<Switch>& network_switch() const { return switch_; }
   protocol::XenbusState state() const { return state_; }
   nlohmann::json describe() const;
 

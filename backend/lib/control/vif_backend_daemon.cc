@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/lib/control/capture_stream.h"
 #include "backend/lib/control/control_socket.h"
 #include "backend/lib/control/instance_lock.h"
 #include "backend/lib/control/log.h"
@@ -58,7 +59,7 @@ void VifBackendDaemon::start() {
   if (!options_.control_socket.empty()) {
     control_socket_ = std::make_unique<ControlSocket>(
         io_, options_.control_socket,
-        [this](const std::string& line) { return handle_request(line); });
+        [this](const std::string& line) { return handle_control(line); });
   }
   control_log().info(
       "serving {} (domains: {}, max queues {}, fast path {})", base_path_,
@@ -231,6 +232,70 @@ nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
     return {{"ok", true}, {"vifs", describe(id)}};
   }
   return error("unknown command");
+}
+
+ControlReply VifBackendDaemon::handle_control(const std::string& line) {
+  const nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
+  if (request.is_object()) {
+    const auto command = request.find("command");
+    if (command != request.end() && *command == "capture") {
+      return start_capture(request);
+    }
+  }
+  return handle_request(line);
+}
+
+ControlReply VifBackendDaemon::start_capture(const nlohmann::json& request) {
+  const auto error = [](const std::string& message) {
+    return nlohmann::json{{"ok", false}, {"error", message}};
+  };
+  const auto domid = request.find("domid");
+  const auto devid = request.find("devid");
+  if (domid == request.end() || !domid->is_number_unsigned() || devid == request.end() ||
+      !devid->is_number_unsigned()) {
+    return error("\"capture\" needs unsigned \"domid\" and \"devid\"");
+  }
+  std::size_t snaplen = CaptureRing::kMaxSnaplen;
+  if (const auto field = request.find("snaplen"); field != request.end()) {
+    if (!field->is_number_unsigned()) {
+      return error("\"snaplen\" must be an unsigned number of bytes");
+    }
+    const auto value = field->get<std::uint64_t>();
+    if (value < CaptureRing::kMinSnaplen || value > CaptureRing::kMaxSnaplen) {
+      return error(fmt::format("bad snaplen {}: must be {}..{} bytes", value,
+                               CaptureRing::kMinSnaplen, CaptureRing::kMaxSnaplen));
+    }
+    snaplen = static_cast<std::size_t>(value);
+  }
+  const auto domid_value = domid->get<std::uint64_t>();
+  const auto devid_value = devid->get<std::uint64_t>();
+  if (domid_value >= platform::kDomidSelf || devid_value > xenbus::kMaxDevid) {
+    return error("no such vif");
+  }
+  const VifId id{static_cast<platform::DomId>(domid_value),
+                 static_cast<std::uint32_t>(devid_value)};
+  const auto vif = vifs_.find(id);
+  if (vif == vifs_.end()) {
+    return error(fmt::format("no vif {}/{} ({})", id.domid, id.devid, tap_name(id)));
+  }
+  const std::shared_ptr<Switch>& network_switch = vif->second->network_switch();
+  if (!network_switch) {
+    return error(fmt::format(
+        "{} is not a port of vifd's switch (fast path off for it, or no bridge): all its "
+        "frames pass its TAP, so tcpdump -i {} sees them",
+        tap_name(id), tap_name(id)));
+  }
+  try {
+    auto stream = std::make_shared<CaptureStream>(network_switch, id, snaplen, live_captures_);
+    nlohmann::json answer{{"ok", true},
+                          {"capture", tap_name(id)},
+                          {"switch", network_switch->name()},
+                          {"snaplen", snaplen},
+                          {"slots", stream->ring().capacity()}};
+    return ControlReply(std::move(answer), std::move(stream));
+  } catch (const std::invalid_argument& e) {
+    return error(e.what());
+  }
 }
 
 }  // namespace vifd::backend

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/control_socket.h"
 #include "backend/lib/control/vif.h"
 #include "common/platform/platform.h"
 #include "common/xenbus/paths.h"
@@ -22,7 +23,6 @@
 
 namespace vifd::backend {
 
-class ControlSocket;
 class InstanceLock;
 
 struct DaemonOptions {
@@ -73,6 +73,9 @@ class VifBackendDaemon {
   nlohmann::json describe(const std::optional<VifId>& only) const;
   // One control-socket request line -> one response object.
   nlohmann::json handle_request(const std::string& line) const;
+  // What the control socket calls: handle_request, or for "capture" an
+  // answer and the capture stream that follows it.
+  ControlReply handle_control(const std::string& line);
 
  private:
   void on_change(const std::string& path);
@@ -83,6 +86,7 @@ class VifBackendDaemon {
   std::optional<VifId> parse_vif_path(const std::string& path);
   void check_vif(VifId id);
   std::shared_ptr<Switch> switch_for(const std::string& bridge);
+  ControlReply start_capture(const nlohmann::json& request);
 
   boost::asio::io_context& io_;
   platform::Platform& platform_;
@@ -96,6 +100,9 @@ class VifBackendDaemon {
   std::set<std::string> ignored_names_;
   std::unique_ptr<InstanceLock> instance_lock_;
   std::unique_ptr<ControlSocket> control_socket_;
+  // Captures running (CaptureStream::kMaxCaptures at most); shared with the
+  // streams, which may outlive a request.
+  std::shared_ptr<std::size_t> live_captures_ = std::make_shared<std::size_t>(0);
   bool started_ = false;
 };
 

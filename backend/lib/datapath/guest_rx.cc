@@ -6,6 +6,8 @@
 // first), then the responses are pushed and the frontend notified if it
 // asked. A frontend that posts nothing stalls only itself: the backlog is
 // bounded and flushed by the stall timer.
+#include <time.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -374,6 +376,113 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   }
 }
 
+void QueueEngine::rx_capture(const RxItem& item) noexcept {
+  const ForwardDescriptor& frame = rx_descriptors_[item.slot];
+  struct Held {
+    CaptureRing* ring = nullptr;
+    CaptureRing::Reservation reservation;
+    CaptureDirection direction = CaptureDirection::kFromVif;
+  };
+  std::array<Held, 2 * CaptureTaps::kMaxPerPort> held{};
+  std::size_t held_count = 0;
+  // The sender's port sees the frame leave, ours sees it arrive. The
+  // sender's endpoint is valid until this frame's completion is posted.
+  const std::array<std::pair<CaptureTaps*, CaptureDirection>, 2> ports{{
+      {frame.sender->taps(), CaptureDirection::kFromVif},
+      {endpoint_->taps(), CaptureDirection::kToVif},
+  }};
+  for (const auto& [taps, direction] : ports) {
+    if (taps == nullptr) {
+      continue;
+    }
+    // Announced before the ring pointers are read (see CaptureTaps).
+    taps->users.fetch_add(1, std::memory_order_seq_cst);
+    for (auto& slot : taps->rings) {
+      CaptureRing* ring = slot.load(std::memory_order_seq_cst);
+      if (ring == nullptr) {
+        continue;
+      }
+      const CaptureRing::Reservation reservation = ring->reserve();
+      if (reservation) {
+        held[held_count++] = Held{ring, reservation, direction};
+      }
+    }
+  }
+
+  if (held_count != 0) {
+    // One copy into the reservation that keeps the most bytes; the others
+    // take theirs from it.
+    std::size_t widest = 0;
+    for (std::size_t i = 1; i < held_count; ++i) {
+      if (held[i].ring->snaplen() > held[widest].ring->snaplen()) {
+        widest = i;
+      }
+    }
+    std::uint8_t* const target = held[widest].reservation.data;
+    const std::size_t wanted = std::min<std::size_t>(item.length, held[widest].ring->snaplen());
+    // What the receiver got: the checked header from dom0's copy, the rest
+    // from the sender's grants (as rx_build delivered it).
+    std::size_t filled = std::min<std::size_t>(frame.header_length, wanted);
+    std::memcpy(target, frame.header.data(), filled);
+    std::size_t segment_count = 0;
+    std::size_t source_slot = 0;
+    std::uint32_t source_offset = frame.header_length;
+    while (filled < wanted && source_slot < frame.slot_count &&
+           segment_count < capture_segments_.size()) {
+      const ForwardSlot& source = frame.slots[source_slot];
+      if (source_offset >= source.size) {
+        ++source_slot;
+        source_offset = 0;
+        continue;
+      }
+      const auto len = static_cast<std::uint16_t>(
+          std::min<std::size_t>(source.size - source_offset, wanted - filled));
+      platform::GrantCopySegment& segment = capture_segments_[segment_count++];
+      segment = platform::GrantCopySegment{};
+      segment.source.foreign = {source.gref,
+                                static_cast<std::uint16_t>(source.offset + source_offset),
+                                frame.sender_domid};
+      segment.dest.virt = target + filled;
+      segment.len = len;
+      segment.flags = platform::kCopySourceGref;
+      filled += len;
+      source_offset += len;
+    }
+    bool ok = filled == wanted;
+    if (segment_count != 0) {
+      grant_copy(std::span(capture_segments_.data(), segment_count));
+      for (std::size_t s = 0; s < segment_count; ++s) {
+        if (capture_segments_[s].status != platform::kGntstOkay) {
+          ok = false;
+        }
+      }
+    }
+    timespec realtime{};
+    ::clock_gettime(CLOCK_REALTIME, &realtime);
+    const std::int64_t realtime_ns =
+        static_cast<std::int64_t>(realtime.tv_sec) * 1'000'000'000 + realtime.tv_nsec;
+    for (std::size_t i = 0; i < held_count; ++i) {
+      const Held& h = held[i];
+      if (!ok) {
+        h.ring->abandon(h.reservation);
+        continue;
+      }
+      const std::size_t captured = std::min(filled, h.ring->snaplen());
+      if (i != widest) {
+        std::memcpy(h.reservation.data, target, captured);
+      }
+      h.ring->commit(h.reservation, realtime_ns, item.length, static_cast<std::uint32_t>(captured),
+                     h.direction);
+    }
+  }
+
+  for (const auto& [taps, direction] : ports) {
+    if (taps != nullptr) {
+      taps->users.fetch_sub(1, std::memory_order_release);
+    }
+  }
+}
+
 void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
   if (failed()) {
     rx_flush_backlog(DropReason::kRxPortStopped);
@@ -423,6 +532,10 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
           const bool header = rx_descriptors_[delivery.item.slot].header_length != 0;
           counters_.switch_received_packets.add();
           counters_.switch_received_segments.add(delivery.segment_count - (header ? 1 : 0));
+          // The one load a switched frame costs while nobody captures.
+          if (setup_.network_switch->capturing()) {
+            rx_capture(delivery.item);
+          }
         }
       } else {
         counters_.drop(DropReason::kRxGrantCopyFailed);

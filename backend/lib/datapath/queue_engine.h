@@ -171,6 +171,9 @@ class QueueEngine {
   bool rx_take_requests(std::size_t needed) noexcept;
   void rx_deliver(Clock::time_point now) noexcept;
   void rx_build(RxDelivery& delivery) noexcept;
+  // Records a delivered forwarded frame in the captures of its sender's and
+  // this vif's ports (Switch::capturing() said there are some).
+  void rx_capture(const RxItem& item) noexcept;
   void rx_release(const RxItem& item, ForwardResult result) noexcept;
   bool rx_backlog_room(std::uint32_t length) const noexcept;
   void rx_backlog_push(const RxItem& item) noexcept;
@@ -250,6 +253,8 @@ class QueueEngine {
   std::optional<Clock::time_point> rx_blocked_since_;
   bool rx_stalled_ = false;
   net::PeerOffloads frontend_offloads_{};
+  // One captured frame's copy from the sender's grants into a capture slot.
+  std::array<platform::GrantCopySegment, kMaxTxDataSlots> capture_segments_{};
 
   // ---- switch ----
   std::shared_ptr<SwitchEndpoint> endpoint_;

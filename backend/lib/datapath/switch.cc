@@ -154,6 +154,7 @@ PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
     fresh.devid = endpoint->devid();
     fresh.features = endpoint->features();
     fresh.steering = endpoint->steering();
+    fresh.taps = std::make_shared<CaptureTaps>();
     next->ports.push_back(std::move(fresh));
     port = &next->ports.back();
   }
@@ -165,6 +166,9 @@ PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
                                   std::to_string(endpoint->queue_index()) + " already attached");
     }
   }
+  // Before the topology that names the endpoint is published: every thread
+  // that can reach the endpoint sees its taps.
+  endpoint->taps_ = port->taps;
   port->queues.push_back(std::move(endpoint));
   const PortTag tag = port->tag;
   if (!guest_mac.is_zero()) pin(guest_mac, tag);
@@ -179,6 +183,8 @@ void Switch::detach(const SwitchEndpoint& endpoint) {
     if (port->domid != endpoint.domid() || port->devid != endpoint.devid()) continue;
     std::erase_if(port->queues, [&](const auto& queue) { return queue.get() == &endpoint; });
     if (port->queues.empty()) {
+      // The vif went away: its captures end (their readers are told so).
+      withdraw(*port->taps, nullptr);
       forget(port->tag);
       next->ports.erase(port);
     }
@@ -206,6 +212,82 @@ void Switch::wake_all() const {
   const auto topology = topology_.load();
   for (const Port& port : topology->ports) {
     for (const auto& queue : port.queues) queue->wake();
+  }
+}
+
+void Switch::start_capture(platform::DomId domid, std::uint32_t devid, CaptureRing& ring) {
+  std::lock_guard lock(control_mutex_);
+  const auto topology = topology_.load();
+  for (const Port& port : topology->ports) {
+    if (port.domid != domid || port.devid != devid) {
+      continue;
+    }
+    for (auto& slot : port.taps->rings) {
+      CaptureRing* expected = nullptr;
+      if (slot.compare_exchange_strong(expected, &ring, std::memory_order_seq_cst)) {
+        captures_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
+    throw std::invalid_argument("vif" + std::to_string(domid) + "." + std::to_string(devid) +
+                                " is already being captured " +
+                                std::to_string(CaptureTaps::kMaxPerPort) + " times");
+  }
+  throw std::invalid_argument("vif" + std::to_string(domid) + "." + std::to_string(devid) +
+                              " is not connected to switch " + name_);
+}
+
+void Switch::stop_capture(const CaptureRing& ring) noexcept {
+  std::lock_guard lock(control_mutex_);
+  const auto topology = topology_.load();
+  for (const Port& port : topology->ports) {
+    withdraw(*port.taps, &ring);
+  }
+}
+
+std::size_t Switch::capture_count(platform::DomId domid, std::uint32_t devid) const {
+  std::lock_guard lock(control_mutex_);
+  const auto topology = topology_.load();
+  std::size_t count = 0;
+  for (const Port& port : topology->ports) {
+    if (port.domid != domid || port.devid != devid) {
+      continue;
+    }
+    for (const auto& slot : port.taps->rings) {
+      if (slot.load(std::memory_order_relaxed) != nullptr) {
+        ++count;
+      }
+    }
+  }
+  return count;
+}
+
+void Switch::withdraw(CaptureTaps& taps, const CaptureRing* only) noexcept {
+  std::array<CaptureRing*, CaptureTaps::kMaxPerPort> withdrawn{};
+  std::size_t count = 0;
+  for (auto& slot : taps.rings) {
+    CaptureRing* ring = slot.load(std::memory_order_seq_cst);
+    if (ring == nullptr || (only != nullptr && ring != only)) {
+      continue;
+    }
+    slot.store(nullptr, std::memory_order_seq_cst);
+    captures_.fetch_sub(1, std::memory_order_relaxed);
+    withdrawn[count++] = ring;
+  }
+  if (count == 0) {
+    return;
+  }
+  // A producer holds `users` across one frame's reservation, copy and
+  // commit: never blocks, so this wait is short.
+  while (taps.users.load(std::memory_order_seq_cst) != 0) {
+    std::this_thread::yield();
+  }
+  // The port went away: the capture's reader learns it from the ring, and
+  // may free it once it does.
+  if (only == nullptr) {
+    for (std::size_t i = 0; i < count; ++i) {
+      withdrawn[i]->close();
+    }
   }
 }
 

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/lib/datapath/capture_ring.h"
 #include "backend/lib/datapath/flow_steering.h"
 #include "backend/lib/datapath/queue.h"
 #include "backend/lib/datapath/tx_parser.h"
@@ -101,6 +102,18 @@ struct ForwardCompletion {
   ForwardResult result = ForwardResult::kDelivered;
 };
 
+// The captures of one port (vifctl capture): the rings the data path records
+// the port's forwarded frames into. A producer announces itself in `users`
+// before it loads a ring pointer and leaves after its last use of the ring;
+// the control plane clears a pointer and then waits for `users` to drain
+// (seq_cst on both sides, as SwitchEndpoint::push_frame and close_inbox), so
+// a ring it withdrew is never touched again.
+struct CaptureTaps {
+  static constexpr std::size_t kMaxPerPort = 2;
+  std::array<std::atomic<CaptureRing*>, kMaxPerPort> rings{};
+  std::atomic<std::uint32_t> users{0};
+};
+
 class SwitchEndpoint {
  public:
   // inbox_capacity: frames other vifs may queue here; completion_capacity:
@@ -150,7 +163,13 @@ class SwitchEndpoint {
   void mark_stopping() noexcept { stopping_.store(true, std::memory_order_release); }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
+  // The captures of this endpoint's port; set by Switch::attach before the
+  // endpoint is published, constant afterwards. Null before attach.
+  CaptureTaps* taps() const noexcept { return taps_.get(); }
+
  private:
+  friend class Switch;
+
   using FrameQueue = boost::lockfree::queue<ForwardDescriptor, boost::lockfree::fixed_sized<true>>;
   using CompletionQueue =
       boost::lockfree::queue<ForwardCompletion, boost::lockfree::fixed_sized<true>>;
@@ -167,6 +186,7 @@ class SwitchEndpoint {
   std::atomic<std::uint32_t> pushers_{0};
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopping_{false};
+  std::shared_ptr<CaptureTaps> taps_;
 };
 
 // Port tags name a port in the MAC table; 0 means "no port".
@@ -190,6 +210,7 @@ class Switch {
     // The receiving vif's hash configuration, or nullptr (spread by MACs).
     std::shared_ptr<const FlowSteering> steering;
     std::vector<std::shared_ptr<SwitchEndpoint>> queues;  // attached queues, by index
+    std::shared_ptr<CaptureTaps> taps;                    // shared with its endpoints
   };
   struct Topology {
     std::vector<Port> ports;
@@ -218,7 +239,23 @@ class Switch {
   // Wakes every attached queue (a stopping sender asks them to drop its frames).
   void wake_all() const;
 
+  // Starts recording the frames forwarded from and to vif (domid, devid)
+  // into `ring`, which must outlive the capture (until stop_capture returns
+  // or the ring is closed). Throws std::invalid_argument naming the vif
+  // when it is not a port of this switch (not connected) or already has
+  // CaptureTaps::kMaxPerPort captures.
+  void start_capture(platform::DomId domid, std::uint32_t devid, CaptureRing& ring);
+  // Stops recording into `ring`; when this returns no queue thread uses it.
+  // A ring whose port went away (closed) is already withdrawn. noexcept: the
+  // ring is freed next, so failing here must not be survivable.
+  void stop_capture(const CaptureRing& ring) noexcept;
+  // Captures running on vif (domid, devid); 0 when it is not a port.
+  std::size_t capture_count(platform::DomId domid, std::uint32_t devid) const;
+
   // ---- data path ----
+  // How many captures run on this switch: the one load a delivered frame
+  // costs while nobody captures.
+  bool capturing() const noexcept { return captures_.load(std::memory_order_relaxed) != 0; }
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
   std::shared_ptr<const Topology> topology() const noexcept { return topology_.load(); }
   // Records that `mac` was seen as a source on `tag` (a port the operator
@@ -249,7 +286,12 @@ class Switch {
   std::string name_;
   mutable std::mutex control_mutex_;  // attach/detach only; never on the data path
   std::atomic<std::shared_ptr<const Topology>> topology_;
+  // Control plane, under control_mutex_: clears taps' ring slots (all, or
+  // only `ring`) and waits until no producer holds them.
+  void withdraw(CaptureTaps& taps, const CaptureRing* only) noexcept;
+
   std::atomic<std::uint64_t> generation_{1};
+  std::atomic<std::uint32_t> captures_{0};
   PortTag next_tag_ = 1;
   // Each bucket: MAC << 16 | pinned flag << 15 | tag, or 0.
   std::array<std::atomic<std::uint64_t>, kMacBuckets> mac_table_{};

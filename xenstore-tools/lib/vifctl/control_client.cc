@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace vifd::vifctl {
 namespace {
@@ -28,6 +29,7 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -65,9 +67,7 @@ std::string default_control_socket(const std::string& platform_name) {
   return "/run/vifd/vifd.sock";
 }
 
-nlohmann::json control_request(const std::string& socket_path, const nlohmann::json& request,
-                               std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+int control_connect(const std::string& socket_path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof(addr.sun_path)) {
@@ -81,6 +81,13 @@ nlohmann::json control_request(const std::string& socket_path, const nlohmann::j
     throw ControlUnavailable(fmt::format("vifd control socket {}: {} (is vifd running?)",
                                          socket_path, std::strerror(errno)));
   }
+  return fd.release();
+}
+
+nlohmann::json control_request(const std::string& socket_path, const nlohmann::json& request,
+                               std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  Fd fd(control_connect(socket_path));
 
   const std::string line = request.dump() + "\n";
   std::size_t sent = 0;

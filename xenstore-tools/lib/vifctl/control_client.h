@@ -20,6 +20,10 @@ class ControlUnavailable : public std::runtime_error {
 // simulator (one vifd per simulated host).
 std::string default_control_socket(const std::string& platform_name);
 
+// A connected socket (the caller closes it). Throws ControlUnavailable when
+// nothing accepts connections at socket_path.
+int control_connect(const std::string& socket_path);
+
 // Sends one request and returns the response object. Throws
 // ControlUnavailable when nothing accepts connections at socket_path, and
 // std::runtime_error naming the socket for a timeout, a malformed response
