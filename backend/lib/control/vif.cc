@@ -577,22 +577,40 @@ void Vif::connect(bool resume) {
 }
 
 void Vif::disconnect() noexcept {
+  // Every step runs on the control thread all vifs share: one that takes
+  // long is logged with what took the time.
+  using Clock = std::chrono::steady_clock;
+  const auto began = Clock::now();
+  const bool connected = !queues_.empty();
   connection_alive_.reset();
-  for (auto& connected : queues_) {
-    connected->queue->stop();
+  for (auto& queue : queues_) {
+    queue->queue->stop();
   }
+  const auto stopped = Clock::now();
   // Queues first (closing their event-channel handles unbinds the ports),
   // then the ring mappings they used.
   queues_.clear();
   ctrl_ring_.reset();
   connection_.reset();
   multicast_filter_.reset();
+  const auto released = Clock::now();
   if (tap_) {
     try {
       tap_->set_carrier(false);
     } catch (const std::system_error& e) {
       control_log().warn("{}: carrier off: {}", tap_->name(), e.what());
     }
+  }
+  const auto done = Clock::now();
+  if (connected && done - began > std::chrono::milliseconds(100)) {
+    const auto ms = [](Clock::duration d) {
+      return std::chrono::duration<double, std::milli>(d).count();
+    };
+    control_log().warn(
+        "{}: disconnect took {:.0f} ms (queue threads {:.0f}, rings and channels {:.0f}, carrier "
+        "{:.0f})",
+        tap_name(id_), ms(done - began), ms(stopped - began), ms(released - stopped),
+        ms(done - released));
   }
 }
 
