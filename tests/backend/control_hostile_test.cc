@@ -33,6 +33,15 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// Sanitizer builds run several times slower and unevenly: there the
+// latencies are printed and only the outcomes enforced (answered, counted,
+// connected); the normal build's run enforces the bounds, as tests/hostile.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kEnforceLatencies = false;
+#else
+constexpr bool kEnforceLatencies = true;
+#endif
+
 double milliseconds_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
@@ -174,9 +183,11 @@ TEST_F(ControlPlaneTest, FrontendStateFloodCostsOnlyTheFlooder) {
   EXPECT_EQ(stats["vifs"][1]["state"], "Connected");
   EXPECT_TRUE(init_wait);
   EXPECT_TRUE(connected);
-  EXPECT_LT(init_wait_ms, 1000.0);
-  EXPECT_LT(connected_ms, 1000.0);
-  EXPECT_LT(worst_latency_ms, 100.0);
+  if (kEnforceLatencies) {
+    EXPECT_LT(init_wait_ms, 1000.0);
+    EXPECT_LT(connected_ms, 1000.0);
+    EXPECT_LT(worst_latency_ms, 100.0);
+  }
   EXPECT_EQ(unanswered, 0U);
   EXPECT_GE(writes.load(), kMinWrites);
   EXPECT_GT(coalesced, 0U);
@@ -412,7 +423,9 @@ TEST_F(ControlPlaneTest, ControlSocketIsNotHeldByIdleOrSlowClients) {
   const std::size_t daemon_fds = open_fd_count() - hostile.size();
   std::printf("control socket with %zu hostile clients: worst answer %.1f ms, fds %zu -> %zu\n",
               hostile.size(), worst_ms, fds_before, daemon_fds);
-  EXPECT_LT(worst_ms, 100.0);
+  if (kEnforceLatencies) {
+    EXPECT_LT(worst_ms, 100.0);
+  }
   EXPECT_LE(daemon_fds, fds_before + ControlSocket::kMaxConnections + 2);
   for (const int fd : hostile) {
     ::close(fd);

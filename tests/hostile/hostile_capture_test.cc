@@ -18,6 +18,14 @@
 namespace vifd::backend::hostile {
 namespace {
 
+// Sanitizer builds print the latencies and enforce the outcomes only, as
+// the hostile harness does.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kEnforceLatencies = false;
+#else
+constexpr bool kEnforceLatencies = true;
+#endif
+
 using Clock = std::chrono::steady_clock;
 
 class HostileCaptureTest : public HostileTest {
@@ -103,7 +111,9 @@ TEST_F(HostileCaptureTest, ACaptureReaderThatNeverReadsCostsOnlyItsOwnDrops) {
       before.frames_per_second, during.frames_per_second,
       during.frames_per_second / std::max(before.frames_per_second, 1.0), during.worst_probe_ms,
       during.probes);
-  EXPECT_LT(during.worst_probe_ms, 100.0) << "the control socket stalled";
+  if (kEnforceLatencies) {
+    EXPECT_LT(during.worst_probe_ms, 100.0) << "the control socket stalled";
+  }
   EXPECT_GT(during.frames_per_second * 1.5, static_cast<double>(slots))
       << "too few frames to fill the capture";
 
@@ -156,7 +166,9 @@ TEST_F(HostileCaptureTest, AFloodCapturedByVifctlCountsWhatItCouldNotKeep) {
       "[ capture ] A->B %.0f frames/s while vifctl captured B (snaplen 128), control socket "
       "worst %.1f ms: %s",
       during.frames_per_second, during.worst_probe_ms, vifctl.stderr_text().c_str());
-  EXPECT_LT(during.worst_probe_ms, 100.0) << "the control socket stalled";
+  if (kEnforceLatencies) {
+    EXPECT_LT(during.worst_probe_ms, 100.0) << "the control socket stalled";
+  }
   EXPECT_GT(pcap->frames.size(), 0U);
   const std::string summary = vifctl.stderr_text();
   EXPECT_NE(summary.find(std::to_string(pcap->frames.size()) + " frames captured from vif2.0"),
