@@ -190,6 +190,16 @@ class ControlProbe {
   std::string path_;
 };
 
+// Sanitizer builds run several times slower and unevenly (shadow memory,
+// ASan's quarantine): there figures (rates, latencies, an attack's own
+// rate) are printed but only the attacks' outcomes are enforced; the
+// normal build's run enforces the bounds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kEnforceFigures = false;
+#else
+inline constexpr bool kEnforceFigures = true;
+#endif
+
 struct Figures {
   double baseline_fps = 0;
   double attacked_fps = 0;
