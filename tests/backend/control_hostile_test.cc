@@ -193,7 +193,7 @@ TEST_F(ControlPlaneTest, FrontendStateFloodCostsOnlyTheFlooder) {
   EXPECT_GT(coalesced, 0U);
   // The daemon keeps no per-event state: tens of thousands of events cost
   // no more memory than a handful.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   constexpr std::size_t kRssSlackKib = std::size_t{256} * 1024;
 #else
   constexpr std::size_t kRssSlackKib = std::size_t{16} * 1024;

@@ -144,7 +144,16 @@ TEST_F(SwitchHostileTest, AVifAloneOnItsSwitchIsPinnedOnItsTapFramesToo) {
   EXPECT_EQ(tap.receive(), honest) << "only the honest frame reaches the bridge";
   EXPECT_TRUE(eventually([&] { return stats(1).drop(DropReason::kTxSpoofedSourceMac) == 1; }));
   EXPECT_EQ(stats(1).tap_writes, 1U);
-  EXPECT_EQ(stats(1).grant_copy_calls, 1U) << "no header peek for a lone port";
+  // No header peek for a lone port: one grant-copy call per TX batch (the
+  // two frames may arrive in one batch or two).
+  const QueueStats lone = stats(1);
+  std::uint64_t batches = 0;
+  for (const auto count : lone.batch_histogram) {
+    batches += count;
+  }
+  EXPECT_EQ(lone.grant_copy_calls, batches) << "no header peek for a lone port";
+  // The queue's thread polls the TAP: it stops before the TAP goes.
+  backends_[1].reset();
 }
 
 TEST_F(SwitchHostileTest, ALearningVifCannotTakeOverAConfiguredMac) {
