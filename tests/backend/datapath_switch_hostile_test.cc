@@ -26,8 +26,9 @@ constexpr std::uint32_t ipv4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std
 }
 
 void put32(std::vector<std::uint8_t>& frame, std::size_t at, std::uint32_t value) {
-  for (std::size_t i = 0; i < 4; ++i)
+  for (std::size_t i = 0; i < 4; ++i) {
     frame[at + i] = static_cast<std::uint8_t>(value >> (24 - 8 * i));
+  }
 }
 
 void set_macs(std::vector<std::uint8_t>& frame, const protocol::MacAddress& destination,
@@ -83,7 +84,9 @@ class SwitchHostileTest : public ::testing::Test {
     options.features.sg = true;
     options.network_switch = &network_switch_;
     options.mac = test_mac(static_cast<std::uint8_t>(domid));
-    if (adjust) adjust(options);
+    if (adjust) {
+      adjust(options);
+    }
     backends_[domid] = std::make_unique<BackendQueue>(host_, frontend(domid), options);
     return *backends_[domid];
   }
@@ -178,7 +181,9 @@ TEST_F(SwitchHostileTest, ARandomSourceMacFloodIsDroppedFromAPinnedVif) {
   for (std::size_t sent = 0; sent < kFrames; sent += 32) {
     for (std::size_t i = 0; i < 32; ++i) {
       protocol::MacAddress source;
-      for (auto& octet : source.octets) octet = static_cast<std::uint8_t>(random());
+      for (auto& octet : source.octets) {
+        octet = static_cast<std::uint8_t>(random());
+      }
       source.octets[0] &= 0xFE;  // unicast
       frontend(1).send_frame(ethernet_frame(test_mac(3), source, 80, 1));
     }
@@ -205,7 +210,9 @@ TEST_F(SwitchHostileTest, ARandomSourceMacFloodFromALearningVifCannotEvictTheTab
   for (std::size_t sent = 0; sent < kFrames; sent += 32) {
     for (std::size_t i = 0; i < 32; ++i) {
       protocol::MacAddress source;
-      for (auto& octet : source.octets) octet = static_cast<std::uint8_t>(random());
+      for (auto& octet : source.octets) {
+        octet = static_cast<std::uint8_t>(random());
+      }
       source.octets[0] &= 0xFE;
       // Broadcast: admitted (learning is allowed) and flooded to the TAP.
       frontend(1).send_frame(ethernet_frame(
