@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -15,6 +18,32 @@
 #include "common/xenbus/keys.h"
 
 namespace vifd::backend {
+namespace {
+
+// The vif a "show" or "capture" request names (unsigned "domid" and
+// "devid", within what Xen allows), or the error to answer.
+struct RequestedVif {
+  std::optional<VifId> id;
+  std::string error;
+};
+
+RequestedVif requested_vif(const nlohmann::json& request, std::string_view command) {
+  const auto domid = request.find("domid");
+  const auto devid = request.find("devid");
+  if (domid == request.end() || !domid->is_number_unsigned() || devid == request.end() ||
+      !devid->is_number_unsigned()) {
+    return {std::nullopt, fmt::format("\"{}\" needs unsigned \"domid\" and \"devid\"", command)};
+  }
+  const auto domid_value = domid->get<std::uint64_t>();
+  const auto devid_value = devid->get<std::uint64_t>();
+  if (domid_value >= platform::kDomidSelf || devid_value > xenbus::kMaxDevid) {
+    return {std::nullopt, "no such vif"};
+  }
+  return {VifId{static_cast<platform::DomId>(domid_value), static_cast<std::uint32_t>(devid_value)},
+          {}};
+}
+
+}  // namespace
 
 unsigned default_max_queues() {
   const unsigned cpus = std::max(1U, std::thread::hardware_concurrency());
@@ -213,19 +242,11 @@ nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
     return {{"ok", true}, {"vifs", describe(std::nullopt)}};
   }
   if (*command == "show") {
-    const auto domid = request.find("domid");
-    const auto devid = request.find("devid");
-    if (domid == request.end() || !domid->is_number_unsigned() || devid == request.end() ||
-        !devid->is_number_unsigned()) {
-      return error("\"show\" needs unsigned \"domid\" and \"devid\"");
+    const RequestedVif requested = requested_vif(request, "show");
+    if (!requested.id) {
+      return error(requested.error);
     }
-    const auto domid_value = domid->get<std::uint64_t>();
-    const auto devid_value = devid->get<std::uint64_t>();
-    if (domid_value >= platform::kDomidSelf || devid_value > xenbus::kMaxDevid) {
-      return error("no such vif");
-    }
-    const VifId id{static_cast<platform::DomId>(domid_value),
-                   static_cast<std::uint32_t>(devid_value)};
+    const VifId id = *requested.id;
     if (!vifs_.contains(id)) {
       return error(fmt::format("no vif {}/{}", id.domid, id.devid));
     }
@@ -249,11 +270,9 @@ ControlReply VifBackendDaemon::start_capture(const nlohmann::json& request) {
   const auto error = [](const std::string& message) {
     return nlohmann::json{{"ok", false}, {"error", message}};
   };
-  const auto domid = request.find("domid");
-  const auto devid = request.find("devid");
-  if (domid == request.end() || !domid->is_number_unsigned() || devid == request.end() ||
-      !devid->is_number_unsigned()) {
-    return error("\"capture\" needs unsigned \"domid\" and \"devid\"");
+  const RequestedVif requested = requested_vif(request, "capture");
+  if (!requested.id) {
+    return error(requested.error);
   }
   std::size_t snaplen = CaptureRing::kMaxSnaplen;
   if (const auto field = request.find("snaplen"); field != request.end()) {
@@ -267,13 +286,7 @@ ControlReply VifBackendDaemon::start_capture(const nlohmann::json& request) {
     }
     snaplen = static_cast<std::size_t>(value);
   }
-  const auto domid_value = domid->get<std::uint64_t>();
-  const auto devid_value = devid->get<std::uint64_t>();
-  if (domid_value >= platform::kDomidSelf || devid_value > xenbus::kMaxDevid) {
-    return error("no such vif");
-  }
-  const VifId id{static_cast<platform::DomId>(domid_value),
-                 static_cast<std::uint32_t>(devid_value)};
+  const VifId id = *requested.id;
   const auto vif = vifs_.find(id);
   if (vif == vifs_.end()) {
     return error(fmt::format("no vif {}/{} ({})", id.domid, id.devid, tap_name(id)));
