@@ -131,14 +131,15 @@ void XenbusDevice::watch(ChangeCallback on_change,
   const auto on = [&on_change](DeviceChange change) {
     return [on_change, change](const std::string&) { on_change(change); };
   };
-  watches_.push_back(
-      watcher_.watch(backend_path_, on({DeviceChange::Side::kBackend, {}}), kCoalesced));
+  watches_.push_back(watcher_.watch(backend_path_, on({DeviceChange::Side::kBackend, {}}),
+                                    kCoalesced, kWatchMinInterval));
   if (!frontend_path_.empty()) {
     std::vector<std::string_view> keys{key::kState};
     keys.insert(keys.end(), frontend_keys.begin(), frontend_keys.end());
     for (const auto key : keys) {
       watches_.push_back(watcher_.watch(join(frontend_path_, key),
-                                        on({DeviceChange::Side::kFrontend, key}), kCoalesced));
+                                        on({DeviceChange::Side::kFrontend, key}), kCoalesced,
+                                        kWatchMinInterval));
     }
   }
 }
@@ -149,6 +150,7 @@ XenstoreWatcher::Counters XenbusDevice::watch_counters() const {
     const auto counters = watcher_.counters(id);
     sum.delivered += counters.delivered;
     sum.coalesced += counters.coalesced;
+    sum.paced += counters.paced;
   }
   return sum;
 }

@@ -4,6 +4,7 @@
 // (vifd's Vif) names keys, never paths.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -84,8 +85,10 @@ class XenbusDevice {
   // frontend keys in `frontend_keys` (ones the frontend may change while
   // connected; the views must outlive the watches). Each watch is coalesced
   // (XenstoreWatcher::Delivery::kCoalesced): at most one callback per watch
-  // is pending on the watcher's thread, so a frontend rewriting its keys
-  // in a loop costs one re-read per turn of the loop, not one per write.
+  // is pending on the watcher's thread, and paced (kWatchMinInterval), so a
+  // frontend rewriting its keys in a loop costs at most one re-read per
+  // key per interval, not one per write.
+  static constexpr std::chrono::milliseconds kWatchMinInterval{2};
   void watch(ChangeCallback on_change, const std::vector<std::string_view>& frontend_keys = {});
   void unwatch() noexcept;
   // Summed over the current watches.

@@ -40,14 +40,15 @@ XenstoreWatcher::~XenstoreWatcher() {
 }
 
 XenstoreWatcher::WatchId XenstoreWatcher::watch(const std::string& path, Callback callback,
-                                                Delivery delivery) {
+                                                Delivery delivery, Clock::duration min_interval) {
   const WatchId id = next_id_++;
-  Registration registration{path,
-                            token_prefix_ + std::to_string(id),
-                            std::make_shared<Callback>(std::move(callback)),
-                            delivery,
-                            false,
-                            {}};
+  Registration registration;
+  registration.path = path;
+  registration.token = token_prefix_ + std::to_string(id);
+  registration.callback = std::make_shared<Callback>(std::move(callback));
+  registration.delivery = delivery;
+  registration.min_interval =
+      delivery == Delivery::kCoalesced ? min_interval : Clock::duration::zero();
   client_.watch(registration.path, registration.token);
   watches_.emplace(id, std::move(registration));
   return id;
@@ -123,14 +124,34 @@ bool XenstoreWatcher::dispatch_pending() {
       }
       registration.pending = true;
     }
-    boost::asio::post(
-        io_, [this, alive = std::weak_ptr<bool>(alive_), id, path = std::move(event->path)] {
-          if (!alive.expired()) {
-            deliver(id, path);
-          }
-        });
+    schedule(id, registration, std::move(event->path));
   }
   return true;
+}
+
+void XenstoreWatcher::schedule(WatchId id, Registration& registration, std::string path) {
+  const Clock::time_point due = registration.last_delivery + registration.min_interval;
+  if (registration.min_interval == Clock::duration::zero() || Clock::now() >= due) {
+    boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_), id, path = std::move(path)] {
+      if (!alive.expired()) {
+        deliver(id, path);
+      }
+    });
+    return;
+  }
+  ++registration.counters.paced;
+  if (!registration.pacing_timer) {
+    registration.pacing_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  }
+  registration.pacing_timer->expires_at(due);
+  registration.pacing_timer->async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_), id,
+       path = std::move(path)](const boost::system::error_code& error) {
+        // Cancelled: the watch (and its timer) went away.
+        if (!error && !alive.expired()) {
+          deliver(id, path);
+        }
+      });
 }
 
 void XenstoreWatcher::deliver(WatchId id, const std::string& path) {
@@ -139,6 +160,7 @@ void XenstoreWatcher::deliver(WatchId id, const std::string& path) {
     return;  // removed while the callback was posted
   }
   it->second.pending = false;
+  it->second.last_delivery = Clock::now();
   ++it->second.counters.delivered;
   // Hold the callback: it may unwatch itself while it runs.
   const std::shared_ptr<Callback> callback = it->second.callback;

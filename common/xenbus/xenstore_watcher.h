@@ -22,6 +22,7 @@
 
 #include <spdlog/logger.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #pragma GCC diagnostic pop
 // clang-format on
 
@@ -48,6 +50,7 @@ class XenstoreWatcher {
  public:
   using Callback = std::function<void(const std::string& path)>;
   using WatchId = std::uint64_t;
+  using Clock = std::chrono::steady_clock;
 
   enum class Delivery {
     kEveryEvent,  // one callback per event, with its path
@@ -57,6 +60,7 @@ class XenstoreWatcher {
   struct Counters {
     std::uint64_t delivered = 0;  // callbacks run
     std::uint64_t coalesced = 0;  // events dropped while a callback was pending
+    std::uint64_t paced = 0;      // callbacks held back to keep min_interval
   };
 
   // Events taken from the client before the loop gets a turn.
@@ -73,9 +77,11 @@ class XenstoreWatcher {
   spdlog::logger& log() { return log_; }
 
   // Watches `path` and everything below it. As xenstored does, the first
-  // event arrives right after registration.
+  // event arrives right after registration. `min_interval` applies to a
+  // coalesced watch only.
   WatchId watch(const std::string& path, Callback callback,
-                Delivery delivery = Delivery::kEveryEvent);
+                Delivery delivery = Delivery::kEveryEvent,
+                Clock::duration min_interval = Clock::duration::zero());
   // Safe for an unknown or already removed id.
   void unwatch(WatchId id) noexcept;
   // Zero for an unknown id.
@@ -87,7 +93,12 @@ class XenstoreWatcher {
     std::string token;
     std::shared_ptr<Callback> callback;
     Delivery delivery = Delivery::kEveryEvent;
+    Clock::duration min_interval = Clock::duration::zero();
     bool pending = false;
+    Clock::time_point last_delivery;
+    // Made on the first paced callback; destroyed (its wait cancelled) with
+    // the registration.
+    std::unique_ptr<boost::asio::steady_timer> pacing_timer;
     Counters counters;
   };
 
@@ -95,6 +106,7 @@ class XenstoreWatcher {
   // Takes up to kEventsPerTurn events; true when there may be more.
   bool dispatch_pending();
   void continue_dispatch();
+  void schedule(WatchId id, Registration& registration, std::string path);
   void deliver(WatchId id, const std::string& path);
 
   boost::asio::io_context& io_;
