@@ -148,6 +148,15 @@ class ControlPlaneTest : public ::testing::Test {
 
 using vifd::testing::eventually;
 
+// Sanitizer builds run several times slower and unevenly: there the
+// latencies are printed and only the outcomes enforced (answered, counted,
+// connected); the normal build's run enforces the bounds, as tests/hostile.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kEnforceLatencies = false;
+#else
+inline constexpr bool kEnforceLatencies = true;
+#endif
+
 // One request line to a control socket, one response line back, each way
 // within `timeout`; null when the socket does not connect, answer or parse.
 nlohmann::json ask_control_socket(const std::string& socket_path, const std::string& request,

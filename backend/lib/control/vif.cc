@@ -172,14 +172,9 @@ void Vif::start() {
   if (actions.frontend_seen) {
     seen_frontend_state_ = *actions.frontend_seen;
   }
-  try {
-    create_host_port(actions.resume);
-  } catch (const std::exception& e) {
-    fail(e.what(), XenbusState::kClosed);
-    watch_device();
-    return;
-  }
-  execute(actions);
+  // The decision is carried out once the TAP exists; watch events that
+  // arrive meanwhile are decided on afterwards.
+  create_host_port(actions.resume, [this, actions] { execute(actions); });
   watch_device();
 }
 
@@ -198,13 +193,7 @@ void Vif::execute(const BackendActions& actions) {
   }
   if (actions.resume) {
     publish_state(state_);
-    try {
-      connect(true);
-      control_log().info("{}: re-attached to a connected vif", tap_name(id_));
-    } catch (const std::exception& e) {
-      disconnect();
-      fail(e.what(), XenbusState::kClosing);
-    }
+    resume_connection();
   }
   if (actions.advertise && !advertise()) {
     return;  // the toolstack removed the device: the daemon tears us down
@@ -235,36 +224,120 @@ void Vif::shutdown(bool close_device) {
   remove_host_port();
 }
 
-void Vif::create_host_port(bool reattach) {
-  if (tap_) {
-    return;
-  }
+void Vif::wait_for_host_port(HostPortWorker::Job job, std::function<void()> then,
+                             XenbusState on_error, std::function<void()> discard) {
+  const std::uint64_t ticket = ++host_port_jobs_;
+  host_port_wait_ = ticket;
+  env_.host_ports.submit(
+      std::move(job),
+      [this, alive = std::weak_ptr<bool>(alive_), ticket, then = std::move(then), on_error,
+       discard = std::move(discard)](const std::optional<std::string>& error) {
+        // Gone, disconnected or its port removed meanwhile: nothing waits.
+        if (alive.expired() || host_port_wait_ != ticket) {
+          if (discard) {
+            discard();
+          }
+          return;
+        }
+        host_port_wait_.reset();
+        if (error) {
+          fail(*error, on_error);
+        } else {
+          then();
+        }
+        if (!waiting_for_host_port() && std::exchange(evaluate_after_host_port_, false)) {
+          evaluate();
+        }
+      });
+}
+
+void Vif::create_host_port(bool reattach, std::function<void()> then) {
   net::TapOptions options;
   options.name = tap_name(id_);
   options.queues = env_.max_queues;
   options.multi_queue = true;
   // No offloads until the frontend says what it takes.
-  tap_.emplace(options);
-  tap_queues_.emplace(*tap_);
-  tap_->set_mac(kHostSideMac);
-  tap_->set_mtu(config_->mtu);
-  tap_->set_carrier(false);
-  tap_->set_link_up(true);
   // With a script, the toolstack runs it after InitWait and it does the
   // bridging; without one, vifd does what vif-bridge would.
-  if (config_->bridge && (!config_->script || reattach)) {
-    if (!net::link_exists(*config_->bridge)) {
-      const std::string bridge = *config_->bridge;
-      remove_host_port();
-      throw std::runtime_error(fmt::format("{}: bridge '{}' does not exist", key::kBridge, bridge));
-    }
-    tap_->add_to_bridge(*config_->bridge);
+  const std::optional<std::string> bridge =
+      config_->bridge && (!config_->script || reattach) ? config_->bridge : std::nullopt;
+  const unsigned mtu = config_->mtu;
+  // Filled on the worker, taken on the control thread (the completion is
+  // posted, which orders the two).
+  auto created = std::make_shared<std::shared_ptr<HostPort>>();
+  wait_for_host_port(
+      [options, bridge, mtu, created] {
+        auto port = std::make_shared<HostPort>(options);
+        port->tap.set_mac(kHostSideMac);
+        port->tap.set_mtu(mtu);
+        port->tap.set_carrier(false);
+        port->tap.set_link_up(true);
+        if (bridge) {
+          if (!net::link_exists(*bridge)) {
+            throw std::runtime_error(
+                fmt::format("{}: bridge '{}' does not exist", key::kBridge, *bridge));
+          }
+          port->tap.add_to_bridge(*bridge);
+        }
+        *created = std::move(port);
+      },
+      [this, created, then = std::move(then)] {
+        host_port_ = std::move(*created);
+        then();
+      },
+      XenbusState::kClosed,
+      // Closed on the worker too, should nothing wait for it anymore.
+      [created, &worker = env_.host_ports] {
+        if (*created) {
+          worker.submit([port = std::move(*created)] {});
+        }
+      });
+}
+
+void Vif::set_up_host_port(const HostPortSetting& setting, std::function<void()> then) {
+  host_port_setting_ = setting;
+  wait_for_host_port(
+      [port = host_port_, setting] {
+        port->tap.set_offloads(setting.offloads);
+        port->queues.use_first(port->tap, setting.queues);
+        port->tap.set_carrier(true);
+      },
+      std::move(then), XenbusState::kClosing);
+}
+
+void Vif::take_host_port_down() noexcept {
+  if (!host_port_ || !host_port_setting_) {
+    return;
+  }
+  host_port_setting_.reset();
+  try {
+    env_.host_ports.submit([port = host_port_] { port->tap.set_carrier(false); },
+                           [name = tap_name(id_)](const std::optional<std::string>& error) {
+                             if (error) {
+                               control_log().warn("{}: carrier off: {}", name, *error);
+                             }
+                           });
+  } catch (const std::exception& e) {
+    control_log().error("{}: carrier off not queued: {}", tap_name(id_), e.what());
   }
 }
 
 void Vif::remove_host_port() noexcept {
-  tap_queues_.reset();
-  tap_.reset();  // closes every queue fd: the kernel removes the interface
+  host_port_setting_.reset();
+  // A TAP still being created is closed when its completion finds nothing
+  // waiting for it (wait_for_host_port's discard).
+  host_port_wait_.reset();
+  if (!host_port_) {
+    return;
+  }
+  try {
+    // Closing the last queue fd removes the interface, under rtnl: on the
+    // worker, after the jobs queued before.
+    env_.host_ports.submit([port = std::move(host_port_)] {});
+  } catch (const std::exception& e) {
+    control_log().error("{}: closing the TAP on the control thread: {}", tap_name(id_), e.what());
+    host_port_.reset();
+  }
 }
 
 bool Vif::advertise() {
@@ -287,29 +360,39 @@ void Vif::set_state(XenbusState target) {
     return;
   }
   for (const XenbusState next : *path) {
-    if (!enter(next)) {
+    if (enter(next, target) != Entered::kYes) {
       return;
     }
   }
 }
 
-bool Vif::enter(XenbusState next) {
+Vif::Entered Vif::enter(XenbusState next, XenbusState target) {
+  // A step that needs the host-port worker first resumes the walk to
+  // `target` when the worker is done.
+  const auto resume_walk = [this, target] { set_state(target); };
   switch (next) {
     case XenbusState::kInitWait:
-      try {
-        create_host_port();
-      } catch (const std::exception& e) {
-        fail(e.what(), XenbusState::kClosed);
-        return false;
+      if (!host_port_) {
+        create_host_port(false, resume_walk);
+        return Entered::kWaiting;
       }
       break;
     case XenbusState::kConnected:
       try {
+        if (!host_port_) {
+          create_host_port(false, resume_walk);
+          return Entered::kWaiting;
+        }
+        const HostPortSetting wanted = host_port_setting_for(parse_connection());
+        if (host_port_setting_ != wanted) {
+          set_up_host_port(wanted, resume_walk);
+          return Entered::kWaiting;
+        }
         connect(false);
       } catch (const std::exception& e) {
         disconnect();
         fail(e.what(), XenbusState::kClosing);
-        return false;
+        return Entered::kFailed;
       }
       break;
     case XenbusState::kClosing:
@@ -322,7 +405,7 @@ bool Vif::enter(XenbusState next) {
   state_ = next;
   control_log().info("{}: backend state {}", tap_name(id_), protocol::name(next));
   publish_state(next);
-  return true;
+  return Entered::kYes;
 }
 
 void Vif::publish_state(XenbusState state) {
@@ -413,6 +496,10 @@ xenbus::BackendView Vif::decision_view() const {
 }
 
 void Vif::evaluate() {
+  if (waiting_for_host_port()) {
+    evaluate_after_host_port_ = true;  // decided on once the worker is done
+    return;
+  }
   xenbus::BackendView view = decision_view();
   view.reconnect_paced = !reconnect_pacer_.allows(ReconnectPacer::Clock::now());
   BackendActions actions = xenbus::decide(view);
@@ -478,12 +565,37 @@ void Vif::refresh_multicast_control() {
   control_log().info("{}: multicast control {}", tap_name(id_), requested.value() ? "on" : "off");
 }
 
+xenbus::FrontendConnection Vif::parse_connection() const {
+  return xenbus::parse_frontend_connection(map_reader(frontend_keys_), env_.max_queues,
+                                           config_->mtu);
+}
+
+HostPortSetting Vif::host_port_setting_for(const xenbus::FrontendConnection& connection) {
+  return HostPortSetting{offloads_for(connection.features), connection.queues.size()};
+}
+
+void Vif::resume_connection() {
+  try {
+    const HostPortSetting wanted = host_port_setting_for(parse_connection());
+    if (host_port_setting_ != wanted) {
+      set_up_host_port(wanted, [this] { resume_connection(); });
+      return;
+    }
+    connect(true);
+    control_log().info("{}: re-attached to a connected vif", tap_name(id_));
+  } catch (const std::exception& e) {
+    disconnect();
+    fail(e.what(), XenbusState::kClosing);
+  }
+}
+
 void Vif::connect(bool resume) {
-  xenbus::FrontendConnection connection =
-      xenbus::parse_frontend_connection(map_reader(frontend_keys_), env_.max_queues, config_->mtu);
-  create_host_port();
-  tap_->set_offloads(offloads_for(connection.features));
-  tap_queues_->use_first(*tap_, connection.queues.size());
+  // The host port is set up for exactly this connection (enter(), resume_connection()).
+  xenbus::FrontendConnection connection = parse_connection();
+  if (!host_port_ || host_port_setting_ != host_port_setting_for(connection)) {
+    throw std::logic_error(
+        fmt::format("{}: connecting before the host port is set up", tap_name(id_)));
+  }
   if (!ring_grants_) {
     ring_grants_ = env_.platform.open_grant_table();
   }
@@ -547,7 +659,7 @@ void Vif::connect(bool resume) {
       }
     }
     setup.grants = env_.platform.open_grant_table();
-    setup.tap_fd = tap_->queue_fd(i);
+    setup.tap_fd = host_port_->tap.queue_fd(i);
     setup.features = connection.features;
     setup.rate = config_->rate;
     setup.guest_mac = config_->mac;
@@ -569,7 +681,6 @@ void Vif::connect(bool resume) {
   }
   connection_ = std::move(connection);
   multicast_filter_ = multicast_filter;
-  tap_->set_carrier(true);
   control_log().info("{}: connected, {} queue(s), {} event channels{}", tap_name(id_),
                      queues_.size(),
                      connection_->queues.front().split_event_channels ? "split" : "shared",
@@ -582,6 +693,8 @@ void Vif::disconnect() noexcept {
   using Clock = std::chrono::steady_clock;
   const auto began = Clock::now();
   const bool connected = !queues_.empty();
+  // A host-port step this vif was waiting for is of no use anymore.
+  host_port_wait_.reset();
   connection_alive_.reset();
   for (auto& queue : queues_) {
     queue->queue->stop();
@@ -594,13 +707,7 @@ void Vif::disconnect() noexcept {
   connection_.reset();
   multicast_filter_.reset();
   const auto released = Clock::now();
-  if (tap_) {
-    try {
-      tap_->set_carrier(false);
-    } catch (const std::system_error& e) {
-      control_log().warn("{}: carrier off: {}", tap_->name(), e.what());
-    }
-  }
+  take_host_port_down();
   const auto done = Clock::now();
   if (connected && done - began > std::chrono::milliseconds(100)) {
     const auto ms = [](Clock::duration d) {
@@ -608,7 +715,7 @@ void Vif::disconnect() noexcept {
     };
     control_log().warn(
         "{}: disconnect took {:.0f} ms (queue threads {:.0f}, rings and channels {:.0f}, carrier "
-        "{:.0f})",
+        "off queued {:.0f})",
         tap_name(id_), ms(done - began), ms(stopped - began), ms(released - stopped),
         ms(done - released));
   }
@@ -626,7 +733,7 @@ nlohmann::json Vif::describe() const {
   vif["domid"] = id_.domid;
   vif["devid"] = id_.devid;
   vif["state"] = std::string(protocol::name(state_));
-  vif["tap"] = tap_ ? nlohmann::json(tap_->name()) : nlohmann::json(nullptr);
+  vif["tap"] = host_port_ ? nlohmann::json(host_port_->tap.name()) : nlohmann::json(nullptr);
   vif["switch"] = (switch_ && config_) ? nlohmann::json(*config_->bridge) : nlohmann::json(nullptr);
   if (!last_error_.empty()) {
     vif["error"] = last_error_;

@@ -4,13 +4,14 @@
 // (ring mappings, event channels, one data-path Queue per netif queue), and
 // executes what the xenbus state machine (common/xenbus/backend_decision.h)
 // decides from each snapshot of the device's keys: when to build and tear
-// them down. All of it runs on the control-plane thread; the only thing that comes
-// from elsewhere is a data-path fatal error, which arrives as a posted
-// handler.
+// them down. All of it runs on the control-plane thread except the TAP steps
+// that take the kernel's rtnl lock, which run on the HostPortWorker; their
+// completions and a data-path fatal error arrive as posted handlers.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,9 +20,10 @@
 #include <vector>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/host_port.h"
+#include "backend/lib/control/host_port_worker.h"
 #include "backend/lib/control/reconnect_pacer.h"
 #include "backend/lib/control/switch_policy.h"
-#include "backend/lib/control/tap_queues.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/net/tap_device.h"
 #include "common/platform/platform.h"
@@ -47,6 +49,8 @@ struct VifEnvironment {
   boost::asio::io_context& io;
   xenbus::XenstoreWatcher& watcher;
   platform::Platform& platform;
+  // Every step that takes the kernel's rtnl lock (host_port_worker.h).
+  HostPortWorker& host_ports;
   unsigned max_queues = 1;
   // The in-process switch for a bridge name, or nullptr when the fast path
   // is disabled.
@@ -113,18 +117,39 @@ class Vif {
   // The one transition function: walks protocol::backend_state_path (see
   // the diagram in common/xenbus/backend_decision.h).
   void set_state(protocol::XenbusState target);
-  bool enter(protocol::XenbusState next);
+  // kWaiting: the step needs the host-port worker first; the walk goes on
+  // when it is done.
+  enum class Entered { kYes, kFailed, kWaiting };
+  Entered enter(protocol::XenbusState next, protocol::XenbusState target);
   // Writes `error`, marks the vif failed and moves to `target`.
   void fail(const std::string& message, protocol::XenbusState target);
 
+  // Host-port steps run on env_.host_ports; the state machine waits for
+  // the one it needs (`then` runs on completion, unless the vif disconnected
+  // or removed its port meanwhile) and decides on the events that arrived
+  // meanwhile afterwards. A failed step fails the vif toward `on_error`.
+  // `discard` runs instead of `then` when nothing waits anymore.
+  void wait_for_host_port(HostPortWorker::Job job, std::function<void()> then,
+                          protocol::XenbusState on_error, std::function<void()> discard = {});
+  bool waiting_for_host_port() const { return host_port_wait_.has_value(); }
   // reattach: a previous vifd's TAP (and the bridge membership its hotplug
   // script gave it) went with that process, so enslave to `bridge` even when
-  // a script is configured.
-  void create_host_port(bool reattach = false);
+  // a script is configured. Waits for the worker, then runs `then`.
+  void create_host_port(bool reattach, std::function<void()> then);
+  // Offloads, queues attached, carrier on for `setting`; then runs `then`.
+  void set_up_host_port(const HostPortSetting& setting, std::function<void()> then);
+  // Carrier off, on the worker, behind whatever was queued before.
+  void take_host_port_down() noexcept;
   void remove_host_port() noexcept;
   // Writes the advertised features; false when the device is gone.
   bool advertise();
-  // Builds the connection from frontend_keys_.
+  // The connection frontend_keys_ describe (throws naming the bad key).
+  xenbus::FrontendConnection parse_connection() const;
+  static HostPortSetting host_port_setting_for(const xenbus::FrontendConnection& connection);
+  // A previous vifd's connection: sets the host port up, then connects
+  // from the shared indices.
+  void resume_connection();
+  // Builds the connection from frontend_keys_ on a host port set up for it.
   void connect(bool resume);
   void disconnect() noexcept;
   void on_fatal_error(const std::string& reason);
@@ -155,8 +180,16 @@ class Vif {
   xenbus::KeyMap frontend_view_;
   std::string last_error_;
 
-  std::optional<net::TapDevice> tap_;
-  std::optional<TapQueueAttachment> tap_queues_;
+  std::shared_ptr<HostPort> host_port_;
+  // What the jobs submitted so far leave the host port set up for (a
+  // connection's offloads and queues, carrier on); std::nullopt once the
+  // carrier is (to be) off.
+  std::optional<HostPortSetting> host_port_setting_;
+  // The job the state machine waits for (a sequence number), and whether a
+  // watch event arrived meanwhile.
+  std::optional<std::uint64_t> host_port_wait_;
+  std::uint64_t host_port_jobs_ = 0;
+  bool evaluate_after_host_port_ = false;
   std::shared_ptr<Switch> switch_;
   std::unique_ptr<platform::GrantTable> ring_grants_;  // maps the rings
   std::optional<xenbus::FrontendConnection> connection_;

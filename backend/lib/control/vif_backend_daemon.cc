@@ -57,9 +57,11 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
       options_(std::move(options)),
       base_path_(xenbus::backend_vif_root(platform.self_domid())),
       watcher_(io, xenstore, control_log()),
+      host_ports_(io),
       environment_{io,
                    watcher_,
                    platform,
+                   host_ports_,
                    options_.max_queues,
                    nullptr,
                    options_.rx_backlog_bytes,
@@ -73,6 +75,7 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
 VifBackendDaemon::~VifBackendDaemon() {
   control_socket_.reset();
   vifs_.clear();
+  host_ports_.drain();  // their TAPs are gone before another vifd may start
   instance_lock_.reset();
 }
 
@@ -104,6 +107,7 @@ void VifBackendDaemon::shutdown(bool close_vifs) {
     vif->shutdown(close_vifs);
   }
   vifs_.clear();
+  host_ports_.drain();     // the TAPs they released are closed
   instance_lock_.reset();  // only now may the next vifd adopt the vifs
   started_ = false;
 }
@@ -239,7 +243,15 @@ nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
     return error("missing \"command\"");
   }
   if (*command == "stats") {
-    return {{"ok", true}, {"vifs", describe(std::nullopt)}};
+    const HostPortWorker::Counters host_ports = host_ports_.counters();
+    return {{"ok", true},
+            {"vifs", describe(std::nullopt)},
+            // A host holding the rtnl lock shows here (longest job, pending).
+            {"host_port_worker",
+             {{"jobs_run", host_ports.jobs_run},
+              {"jobs_failed", host_ports.jobs_failed},
+              {"jobs_pending", host_ports.pending},
+              {"longest_job_ms", host_ports.longest_job_ms}}}};
   }
   if (*command == "show") {
     const RequestedVif requested = requested_vif(request, "show");

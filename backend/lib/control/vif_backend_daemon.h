@@ -69,6 +69,8 @@ class VifBackendDaemon {
   void shutdown(bool close_vifs);
 
   const std::string& base_path() const { return base_path_; }
+  // The thread the host-port (rtnl) steps of every vif run on.
+  HostPortWorker& host_ports() { return host_ports_; }
   // The `vifs` array of the control socket's answer; all vifs or one.
   nlohmann::json describe(const std::optional<VifId>& only) const;
   // One control-socket request line -> one response object.
@@ -93,6 +95,8 @@ class VifBackendDaemon {
   DaemonOptions options_;
   std::string base_path_;
   xenbus::XenstoreWatcher watcher_;
+  // Outlives the vifs: the TAPs they release are closed on it.
+  HostPortWorker host_ports_;
   VifEnvironment environment_;
   std::map<VifId, std::unique_ptr<Vif>> vifs_;
   std::map<std::string, std::weak_ptr<Switch>> switches_;
