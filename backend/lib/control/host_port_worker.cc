@@ -67,6 +67,7 @@ void HostPortWorker::run() {
     // The job's captures (a HostPort among them) go here, on this thread:
     // closing a TAP's last queue takes the rtnl lock too.
     entry.job = nullptr;
+    const bool failed = error.has_value();
     if (entry.done) {
       boost::asio::post(
           io_, [alive = alive_weak_, done = std::move(entry.done), error = std::move(error)] {
@@ -79,7 +80,7 @@ void HostPortWorker::run() {
     lock.lock();
     running_job_ = false;
     ++counters_.jobs_run;
-    if (error) {
+    if (failed) {
       ++counters_.jobs_failed;
     }
     --counters_.pending;
