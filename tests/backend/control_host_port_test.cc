@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/lib/control/host_port_worker.h"
+#include "common/net/link.h"
 #include "tests/backend/control_harness.h"
 
 namespace vifd::backend::testing {
@@ -97,6 +98,44 @@ TEST_F(ControlPlaneTest, AHostHoldingTheRtnlLockStallsOnlyTheVifsThatNeedIt) {
   ASSERT_TRUE(stats.contains("host_port_worker")) << stats.dump();
   EXPECT_GE(stats["host_port_worker"]["longest_job_ms"].get<double>(), 1000.0);
   EXPECT_EQ(stats["host_port_worker"]["jobs_failed"], 0);
+}
+
+// A vif removed while its TAP is still being created (the worker blocked):
+// the TAP is closed once created, nothing waits for it, and the same vif
+// attached again gets a fresh TAP of the same name (the close runs first).
+TEST_F(ControlPlaneTest, AVifRemovedWhileItsTapIsCreatedLeavesNoTapBehind) {
+  DaemonThread vifd(host(), options(1));
+  std::promise<void> rtnl_released;
+  std::promise<void> rtnl_taken;
+  vifd.daemon().host_ports().submit([&rtnl_taken, released = rtnl_released.get_future().share()] {
+    rtnl_taken.set_value();
+    released.wait();
+  });
+  rtnl_taken.get_future().wait();
+  toolstack_->attach(1, 0);
+  // The vif is seen (its directory is watched) but cannot reach InitWait.
+  ASSERT_TRUE(eventually(
+      [&] { return vifd.call([&] { return vifd.daemon().describe(std::nullopt).size() == 1; }); }));
+  EXPECT_EQ(backend_key(1, 0, key::kState), "1");
+  toolstack_->remove(1, 0);
+  ASSERT_TRUE(eventually(
+      [&] { return vifd.call([&] { return vifd.daemon().describe(std::nullopt).empty(); }); }));
+  rtnl_released.set_value();
+  vifd.daemon().host_ports().drain();
+  // The completion (posted to the daemon's thread) hands the TAP back to
+  // the worker to close.
+  EXPECT_TRUE(eventually([&] {
+    vifd.call([] { return 0; });
+    vifd.daemon().host_ports().drain();
+    return !net::link_exists("vif1.0");
+  })) << "the TAP of a removed vif was left behind";
+
+  toolstack_->attach(1, 0);
+  EXPECT_TRUE(backend_state_becomes(1, 0, "2"));
+  EXPECT_TRUE(net::link_exists("vif1.0"));
+  TestFrontend frontend(host(), 1, 0);
+  frontend.connect();
+  EXPECT_TRUE(backend_state_becomes(1, 0, "4")) << backend_key(1, 0, key::kError);
 }
 
 }  // namespace
