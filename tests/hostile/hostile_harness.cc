@@ -768,10 +768,12 @@ Figures HostileTest::measure(std::string_view name, const Attack& attack_spec) {
   attack.join();
   prober.join();
   std::printf(
-      "[hostile] %.*s: neighbour %.0f frames/s unattacked, %.0f under attack, ratio %.2f; "
+      "[hostile] %.*s: neighbour %.0f frames/s %.*s, %.0f under attack, ratio %.2f; "
       "control socket median %.2f ms, worst %.2f ms (%zu probes during the attack)\n",
-      static_cast<int>(name.size()), name.data(), figures.baseline_fps, figures.attacked_fps,
-      figures.ratio, figures.probe_median_ms, figures.probe_worst_ms, figures.probes);
+      static_cast<int>(name.size()), name.data(), figures.baseline_fps,
+      static_cast<int>(attack_spec.baseline.size()), attack_spec.baseline.data(),
+      figures.attacked_fps, figures.ratio, figures.probe_median_ms, figures.probe_worst_ms,
+      figures.probes);
   std::fflush(stdout);
   EXPECT_GT(figures.baseline_fps, 0) << "the neighbours moved no frame";
   if (kEnforceFigures) {

@@ -259,8 +259,12 @@ class HostileTest : public ::testing::Test {
     std::chrono::microseconds pause{1000};
     std::function<void()> prepare{};
     // Run by the attacker's thread outside the attack windows (an attacker
-    // that behaves between attacks, e.g. drains its RX ring).
+    // that behaves between attacks, e.g. drains its RX ring, or the same
+    // load on the platform without the part that reaches vifd).
     std::function<void()> idle{};
+    // What the windows without the attack are, when `idle` makes them more
+    // than "unattacked" (printed with the figures).
+    std::string_view baseline = "unattacked";
     // One neighbour frame in eight goes to this MAC instead of B (a sender
     // that also talks to the attacker).
     std::optional<protocol::MacAddress> also_to{};
