@@ -3,14 +3,6 @@
 // io_context thread until SIGTERM/SIGINT.
 #include <spdlog/spdlog.h>
 
-// clang-format off
-// GCC 12 at -O2 reports -Wnull-dereference inside CLI11's string helpers
-// after inlining; disabled for the CLI11 header only (as in vifctl_main.cc).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-// clang-format on
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
@@ -25,6 +17,7 @@
 #include "backend/lib/control/switch_policy.h"
 #include "backend/lib/control/vif_backend_daemon.h"
 #include "backend/lib/datapath/queue.h"
+#include "common/cli/command_line.h"
 #include "common/net/link.h"
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
@@ -136,7 +129,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "control-plane log level")->check(CLI::IsMember(levels));
   app.add_option("--datapath-log-level", datapath_log_level, "data-path log level")
       ->check(CLI::IsMember(levels));
-  CLI11_PARSE(app, argc, argv);
+  vifd::cli::add_common_flags(app, "vifd");
+  if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
+    return *exit_code;
+  }
 
   auto& log = vifd::backend::control_log();
   log.set_level(spdlog::level::from_str(log_level));

@@ -8,7 +8,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -18,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "common/cli/command_line.h"
 #include "common/net/tap_device.h"
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
@@ -198,7 +198,10 @@ int main(int argc, char** argv) {
   app.add_option("--queues", options.queues, "queues to request (default 1)")
       ->check(CLI::Range(1, 16));
   app.add_flag("-v,--verbose", verbose, "debug logging");
-  CLI11_PARSE(app, argc, argv);
+  vifd::cli::add_common_flags(app, "vif-front");
+  if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
+    return *exit_code;
+  }
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   try {
     auto platform = vifd::platform::make_platform(platform_name);

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/cli/command_line.h"
 #include "frontend/lib/ttcp/options.h"
 #include "frontend/lib/ttcp/report.h"
 #include "frontend/lib/ttcp/session.h"
@@ -14,8 +15,9 @@
 
 namespace {
 
-constexpr int kExitUsage = 2;
-constexpr int kExitFailure = 1;
+using vifd::cli::kExitFailure;
+using vifd::cli::kExitOk;
+using vifd::cli::kExitUsage;
 
 int run(const vifd::ttcp::Options& options) {
   using vifd::ttcp::Role;
@@ -31,7 +33,7 @@ int run(const vifd::ttcp::Options& options) {
       fmt::print(stdout, "{}\n", vifd::ttcp::json_report(options, result));
       std::fflush(stdout);
     }
-    return 0;
+    return kExitOk;
   } catch (const vifd::ttcp::SystemError& error) {
     // ttcp's err(): perror() then the raw errno.
     fmt::print(stderr, "{}: {}\nerrno={}\n", options.tag(), error.what(), error.error_number());
@@ -54,7 +56,11 @@ int main(int argc, char** argv) {
   }
   if (options.help) {
     fmt::print(stdout, "{}", vifd::ttcp::usage_text());
-    return 0;
+    return kExitOk;
+  }
+  if (options.version) {
+    fmt::print(stdout, "{}\n", vifd::cli::version_line("vif-ttcp"));
+    return kExitOk;
   }
   return run(options);
 }

@@ -1,18 +1,10 @@
 // vif-sim: a simulated Xen host. Without a command it runs the host (its
 // xenstored) in the foreground; the commands manage domains as xl would.
-// clang-format off
-// GCC 12 at -O2 reports -Wnull-dereference inside CLI11's string helpers
-// after inlining (std::vector<std::string> reallocation); disabled for the
-// CLI11 header only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-// clang-format on
 
 #include <exception>
 #include <iostream>
 
+#include "common/cli/command_line.h"
 #include "xenstore-tools/lib/xenstored/vif_sim.h"
 
 int main(int argc, char** argv) {
@@ -38,7 +30,10 @@ int main(int argc, char** argv) {
   stats->add_option("domid", stats_domid, "domain id (default: all)")->check(CLI::Range(0, 32751));
   stats->add_flag("--json", json, "print JSON");
 
-  CLI11_PARSE(app, argc, argv);
+  vifd::cli::add_common_flags(app, "vif-sim");
+  if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
+    return *exit_code;
+  }
 
   namespace xsd = vifd::xenstored;
   const auto d = static_cast<vifd::platform::DomId>(domid);

@@ -1,13 +1,5 @@
 // vifctl: attach, detach and inspect vifs served by vifd, writing the same
 // xenstore nodes `xl network-attach` writes (see xenstore-tools/lib/vifctl/).
-// clang-format off
-// GCC 12 at -O2 reports -Wnull-dereference inside CLI11's string helpers
-// after inlining; disabled for the CLI11 header only (as in vif_sim_main.cc).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-// clang-format on
 
 #include <signal.h>
 
@@ -19,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "common/cli/command_line.h"
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
 #include "common/xenstore/client.h"
@@ -105,7 +98,10 @@ int main(int argc, char** argv) {
   capture->add_option("--snaplen", capture_options.snaplen,
                       "bytes of each frame to keep, 14..65536 (default 65535)");
 
-  CLI11_PARSE(app, argc, argv);
+  vifd::cli::add_common_flags(app, "vifctl");
+  if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
+    return *exit_code;
+  }
 
   if (capture->parsed()) {
     // Needs vifd only, not xenstore: it also runs where the toolstack's

@@ -109,6 +109,12 @@ TEST(TtcpOptions, EveryFormatLetter) {
   EXPECT_THAT(rejection({"-r", "-f", "kk"}), HasSubstr("-f expects"));
 }
 
+TEST(TtcpOptions, VersionNeedsNoRole) {
+  const auto options = parse({"--version"});
+  EXPECT_TRUE(options.version);
+  EXPECT_FALSE(options.help);
+}
+
 TEST(TtcpOptions, HelpNeedsNoRole) {
   EXPECT_TRUE(parse({"--help"}).help);
   EXPECT_TRUE(parse({"-h"}).help);

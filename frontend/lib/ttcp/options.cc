@@ -178,6 +178,8 @@ std::size_t apply_long_option(Options& options, const std::vector<std::string_vi
     options.json = true;
   } else if (name == "help") {
     options.help = true;
+  } else if (name == "version") {
+    options.version = true;
   } else if (name == "bind") {
     if (value.empty()) {
       throw UsageError("--bind needs an address");
@@ -279,7 +281,7 @@ Options parse_options(const std::vector<std::string_view>& arguments) {
       break;
     }
   }
-  if (options.help) {
+  if (options.help || options.version) {
     return options;
   }
   check_consistency(options, role_given, positionals);
@@ -317,6 +319,8 @@ vif-ttcp extensions (not in classic ttcp):
   --timeout S   give up with an error after S seconds without progress
                 (accept, connect, each read or write)
   -h, --help    this text
+  --version     the release
+Exit status: 0 success, 1 failure, 2 command-line error.
 )";
 }
 

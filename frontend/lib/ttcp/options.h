@@ -38,6 +38,7 @@ struct Options {
   std::string bind_address;                  // --bind (extension)
   std::optional<double> timeout_seconds;     // --timeout (extension)
   bool help = false;                         // -h, --help
+  bool version = false;                      // --version
   std::string host;                          // transmitter's destination
 
   // ttcp's prefix for every message: "ttcp-t" or "ttcp-r".
