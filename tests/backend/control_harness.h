@@ -148,6 +148,12 @@ class ControlPlaneTest : public ::testing::Test {
 
 using vifd::testing::eventually;
 
+// Wall time since `start`, in milliseconds (latencies the tests print).
+inline double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 // Sanitizer builds run several times slower and unevenly: there the
 // latencies are printed and only the outcomes enforced (answered, counted,
 // connected); the normal build's run enforces the bounds, as tests/hostile.

@@ -20,8 +20,17 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-double milliseconds_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+// Emulates the kernel's rtnl lock held by someone else: a job that blocks
+// the daemon's host-port worker until the returned promise is set.
+std::promise<void> hold_host_port_worker(DaemonThread& vifd) {
+  std::promise<void> released;
+  std::promise<void> taken;
+  vifd.daemon().host_ports().submit([&taken, until = released.get_future().share()] {
+    taken.set_value();
+    until.wait();
+  });
+  taken.get_future().wait();
+  return released;
 }
 
 // The kernel's rtnl lock held by someone else for a second, emulated by a
@@ -42,13 +51,7 @@ TEST_F(ControlPlaneTest, AHostHoldingTheRtnlLockStallsOnlyTheVifsThatNeedIt) {
   churner.connect();
   ASSERT_TRUE(backend_state_becomes(1, 0, "4"));
 
-  std::promise<void> rtnl_released;
-  std::promise<void> rtnl_taken;
-  vifd.daemon().host_ports().submit([&rtnl_taken, released = rtnl_released.get_future().share()] {
-    rtnl_taken.set_value();
-    released.wait();
-  });
-  rtnl_taken.get_future().wait();
+  std::promise<void> rtnl_released = hold_host_port_worker(vifd);
   const auto blocked_at = Clock::now();
 
   // The neighbour connects: its host port needs the worker.
@@ -105,13 +108,7 @@ TEST_F(ControlPlaneTest, AHostHoldingTheRtnlLockStallsOnlyTheVifsThatNeedIt) {
 // attached again gets a fresh TAP of the same name (the close runs first).
 TEST_F(ControlPlaneTest, AVifRemovedWhileItsTapIsCreatedLeavesNoTapBehind) {
   DaemonThread vifd(host(), options(1));
-  std::promise<void> rtnl_released;
-  std::promise<void> rtnl_taken;
-  vifd.daemon().host_ports().submit([&rtnl_taken, released = rtnl_released.get_future().share()] {
-    rtnl_taken.set_value();
-    released.wait();
-  });
-  rtnl_taken.get_future().wait();
+  std::promise<void> rtnl_released = hold_host_port_worker(vifd);
   toolstack_->attach(1, 0);
   // The vif is seen (its directory is watched) but cannot reach InitWait.
   ASSERT_TRUE(eventually(

@@ -33,10 +33,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-double milliseconds_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
 // CPU time (user + system, in clock ticks) of the vif-sim server this test
 // process started: its xenstored must not be what limits the test.
 long long vif_sim_cpu_ticks() {
