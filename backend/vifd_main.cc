@@ -1,13 +1,17 @@
 // vifd: the userspace Xen network backend daemon. Parses the command line,
 // picks the platform and runs the control plane (VifBackendDaemon) on one
-// io_context thread until SIGTERM/SIGINT.
+// io_context thread until SIGTERM/SIGINT, or until the xenstored connection
+// is lost (exit status 1, for the service manager to restart it).
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,9 +22,12 @@
 #include "backend/lib/control/vif_backend_daemon.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/cli/command_line.h"
+#include "common/log/log.h"
 #include "common/net/link.h"
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
+#include "common/service/notify.h"
+#include "common/service/startup_check.h"
 #include "common/xenstore/client.h"
 
 namespace {
@@ -47,6 +54,31 @@ std::string default_lock_dir(const vifd::platform::Platform& platform) {
   return "/run/vifd";
 }
 
+// WATCHDOG=1 from the control-plane thread at the interval systemd asked
+// for: a control plane wedged in a handler stops the pings and systemd
+// restarts vifd.
+class WatchdogPings {
+ public:
+  WatchdogPings(boost::asio::io_context& io, std::chrono::microseconds interval)
+      : timer_(io), interval_(interval) {
+    ping();
+  }
+
+ private:
+  void ping() {
+    vifd::service::notify_watchdog();
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](const boost::system::error_code& error) {
+      if (!error) {
+        ping();
+      }
+    });
+  }
+
+  boost::asio::steady_timer timer_;
+  std::chrono::microseconds interval_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +97,7 @@ int main(int argc, char** argv) {
   unsigned rx_drain_timeout_ms = 250;
   std::string log_level = "info";
   std::string datapath_log_level = "warn";
+  std::string log_format = "auto";
   const std::vector<std::string> levels = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
   app.add_option("--platform", platform_name, "xen or sim (default: sim if VIF_SIM_DIR is set)")
@@ -129,16 +162,35 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "control-plane log level")->check(CLI::IsMember(levels));
   app.add_option("--datapath-log-level", datapath_log_level, "data-path log level")
       ->check(CLI::IsMember(levels));
+  app.add_option("--log-format", log_format,
+                 "auto, plain or journal: journal prefixes each line with its syslog priority "
+                 "(<3> error ... <7> debug) for journald and leaves the timestamp to it; auto "
+                 "picks journal when stderr is the journal (JOURNAL_STREAM)")
+      ->check(CLI::IsMember({"auto", "plain", "journal"}));
   vifd::cli::add_common_flags(app, "vifd");
   if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
     return *exit_code;
   }
 
+  vifd::log::set_format(vifd::log::parse_format(log_format).value_or(vifd::log::Format::kAuto));
   auto& log = vifd::backend::control_log();
   log.set_level(spdlog::level::from_str(log_level));
   vifd::backend::datapath_log()->set_level(spdlog::level::from_str(datapath_log_level));
 
+  int exit_status = EXIT_SUCCESS;
   try {
+    // Everything a vif will need, checked before anything is opened: one
+    // line names all that is missing instead of each vif failing later.
+    vifd::service::Prerequisites prerequisites;
+    prerequisites.net_admin = true;
+    prerequisites.needs =
+        vifd::platform::platform_needs(platform_name, vifd::platform::Role::kBackend);
+    prerequisites.needs.push_back(
+        {vifd::service::Need::Kind::kDevice, {"/dev/net/tun"}, "/dev/net/tun (for the TAPs)"});
+    if (const auto missing = vifd::service::missing(prerequisites); !missing.empty()) {
+      log.error("{}", vifd::service::missing_line("vifd", missing));
+      return EXIT_FAILURE;
+    }
     const auto platform = vifd::platform::make_platform(platform_name);
     auto xenstore = vifd::xs::Client::open(platform->xenstore_socket());
 
@@ -164,18 +216,45 @@ int main(int argc, char** argv) {
         control_socket.empty() ? default_control_socket(*platform) : control_socket;
     options.lock_dir = lock_dir.empty() ? default_lock_dir(*platform) : lock_dir;
 
+    options.on_ready = [&log](const std::string& status) {
+      log.info("ready: {}", status);
+      vifd::service::notify_ready(status);
+    };
+    options.on_status = [](const std::string& status) { vifd::service::notify_status(status); };
+
     boost::asio::io_context io;
+    // Set by the handlers that end the loop; they run on the io thread.
+    std::function<void()> stop;
+    options.on_xenstore_lost = [&](const std::string& error) {
+      log.error("xenstored connection lost ({}): exiting for the service manager to restart vifd",
+                error);
+      vifd::service::notify_stopping("xenstored connection lost");
+      exit_status = EXIT_FAILURE;
+      stop();
+    };
     vifd::backend::VifBackendDaemon daemon(io, *platform, xenstore, options);
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    // Vifs are left as they are (the next vifd re-attaches them): with
+    // xenstored gone they could not be closed anyway.
+    stop = [&] {
+      signals.cancel();
+      daemon.shutdown(false);
+      io.stop();
+    };
     signals.async_wait([&](const boost::system::error_code& error, int signal) {
       if (error) {
         return;
       }
       log.info("signal {}: {}", signal,
                close_on_exit ? "closing every vif" : "leaving vifs for the next vifd");
+      vifd::service::notify_stopping(fmt::format("signal {}", signal));
       daemon.shutdown(close_on_exit);
       io.stop();
     });
+    std::optional<WatchdogPings> watchdog;
+    if (const auto interval = vifd::service::watchdog_interval()) {
+      watchdog.emplace(io, *interval);
+    }
     daemon.start();
     log.info("vifd on platform {} as domain {}", platform->name(), platform->self_domid());
     io.run();
@@ -183,5 +262,5 @@ int main(int argc, char** argv) {
     log.critical("{}", e.what());
     return EXIT_FAILURE;
   }
-  return EXIT_SUCCESS;
+  return exit_status;
 }

@@ -2,6 +2,7 @@
 // interface, with the userspace netfront (frontend/lib/netfront) on the ring
 // side. One thread, one poll() loop over the xenstore watch, a signalfd,
 // every queue's event channel and every TAP queue.
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -18,9 +19,12 @@
 #include <vector>
 
 #include "common/cli/command_line.h"
+#include "common/log/log.h"
 #include "common/net/tap_device.h"
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
+#include "common/service/notify.h"
+#include "common/service/startup_check.h"
 #include "common/xenstore/client.h"
 #include "frontend/lib/netfront/netfront.h"
 #include "frontend/lib/netfront/tap_pump.h"
@@ -82,6 +86,7 @@ class Daemon {
     SignalFd signals;
     front_.process_xenstore();
     apply_link_state();
+    vifd::service::notify_ready(fmt::format("{} for {}", tap_.name(), front_.path()));
     std::vector<pollfd> fds;
     for (;;) {
       fds.clear();
@@ -103,6 +108,7 @@ class Daemon {
       }
       if (fds[0].revents != 0) {
         spdlog::info("vif-front: signal received, closing {}", front_.path());
+        vifd::service::notify_stopping("closing " + front_.path());
         break;
       }
       if (fds[1].revents != 0) {
@@ -191,6 +197,7 @@ int main(int argc, char** argv) {
   NetfrontOptions options;
   std::optional<std::string> ifname;
   bool verbose = false;
+  std::string log_format = "auto";
   app.add_option("--platform", platform_name, "xen or sim (default: sim when VIF_SIM_DIR is set)")
       ->check(CLI::IsMember({"xen", "sim"}));
   app.add_option("--devid", options.devid, "device/vif/<devid> to drive (default 0)");
@@ -198,12 +205,28 @@ int main(int argc, char** argv) {
   app.add_option("--queues", options.queues, "queues to request (default 1)")
       ->check(CLI::Range(1, 16));
   app.add_flag("-v,--verbose", verbose, "debug logging");
+  app.add_option("--log-format", log_format,
+                 "auto, plain or journal (syslog priority prefixes, no timestamp); auto picks "
+                 "journal when stderr is the journal (JOURNAL_STREAM)")
+      ->check(CLI::IsMember({"auto", "plain", "journal"}));
   vifd::cli::add_common_flags(app, "vif-front");
   if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
     return *exit_code;
   }
+  vifd::log::default_to_stderr();
+  vifd::log::set_format(vifd::log::parse_format(log_format).value_or(vifd::log::Format::kAuto));
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   try {
+    vifd::service::Prerequisites prerequisites;
+    prerequisites.net_admin = true;
+    prerequisites.needs =
+        vifd::platform::platform_needs(platform_name, vifd::platform::Role::kFrontend);
+    prerequisites.needs.push_back(
+        {vifd::service::Need::Kind::kDevice, {"/dev/net/tun"}, "/dev/net/tun (for the TAP)"});
+    if (const auto missing = vifd::service::missing(prerequisites); !missing.empty()) {
+      spdlog::error("{}", vifd::service::missing_line("vif-front", missing));
+      return 1;
+    }
     auto platform = vifd::platform::make_platform(platform_name);
     Daemon daemon(*platform, options, ifname.value_or("eth" + std::to_string(options.devid)));
     return daemon.run();

@@ -26,6 +26,9 @@ XenstoreWatcher::XenstoreWatcher(boost::asio::io_context& io, xs::Client& client
 XenstoreWatcher::~XenstoreWatcher() {
   alive_.reset();
   for (auto& [id, registration] : watches_) {
+    if (connection_lost_) {
+      break;
+    }
     try {
       client_.unwatch(registration.path, registration.token);
     } catch (const xs::XsError& e) {
@@ -59,10 +62,12 @@ void XenstoreWatcher::unwatch(WatchId id) noexcept {
   if (it == watches_.end()) {
     return;
   }
-  try {
-    client_.unwatch(it->second.path, it->second.token);
-  } catch (const xs::XsError& e) {
-    log_.warn("unwatching {}: {}", it->second.path, e.what());
+  if (!connection_lost_) {
+    try {
+      client_.unwatch(it->second.path, it->second.token);
+    } catch (const xs::XsError& e) {
+      log_.warn("unwatching {}: {}", it->second.path, e.what());
+    }
   }
   watches_.erase(it);
 }

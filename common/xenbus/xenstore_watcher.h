@@ -84,6 +84,9 @@ class XenstoreWatcher {
                 Clock::duration min_interval = Clock::duration::zero());
   // Safe for an unknown or already removed id.
   void unwatch(WatchId id) noexcept;
+  // The connection to xenstored is gone, and its watches with it: unwatch
+  // (and the destructor) no longer ask xenstored, which could only fail.
+  void connection_lost() noexcept { connection_lost_ = true; }
   // Zero for an unknown id.
   Counters counters(WatchId id) const;
 
@@ -121,6 +124,7 @@ class XenstoreWatcher {
   // Handlers posted by this watcher hold it weakly: they may still be queued
   // when it is destroyed.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool connection_lost_ = false;
 };
 
 }  // namespace vifd::xenbus

@@ -76,9 +76,11 @@ Client::~Client() {
 
 void Client::fail(const std::string& operation, const std::string& path) const {
   const int err = errno;
-  throw XsError(
-      fmt::format("xenstore {} {} (via {}): {}", operation, path, endpoint_, std::strerror(err)),
-      err);
+  // libxenstore closes its socket when the connection breaks (xenstored
+  // exited) and every later request fails with EBADF: say what happened.
+  const std::string reason = err == EBADF ? "connection to xenstored closed" : std::strerror(err);
+  throw XsError(fmt::format("xenstore {} {} (via {}): {}", operation, path, endpoint_, reason),
+                err);
 }
 
 std::optional<std::string> Client::read(const std::string& path, TxId tx) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
+#include <system_error>
 
 #include "backend/lib/control/log.h"
 #include "common/platform/error.h"
@@ -148,8 +149,8 @@ bool CtrlRing::serve() {
   }
   if (answered != 0 && ring_->push_responses_and_check_notify()) {
     if (const int rc = events_->notify(local_port_); rc < 0) {
-      control_log().warn("ctrl ring of domain {}: notify port {}: errno {}", domid_, local_port_,
-                         -rc);
+      control_log().error("ctrl ring of domain {}: notify port {}: {}", domid_, local_port_,
+                          std::generic_category().message(-rc));
     }
   }
   if (taken.count != 0) last_serve_ = std::chrono::steady_clock::now();

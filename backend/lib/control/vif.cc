@@ -314,7 +314,7 @@ void Vif::take_host_port_down() noexcept {
     env_.host_ports.submit([port = host_port_] { port->tap.set_carrier(false); },
                            [name = tap_name(id_)](const std::optional<std::string>& error) {
                              if (error) {
-                               control_log().warn("{}: carrier off: {}", name, *error);
+                               control_log().error("{}: carrier off: {}", name, *error);
                              }
                            });
   } catch (const std::exception& e) {
@@ -418,7 +418,9 @@ void Vif::publish_state(XenbusState state) {
 }
 
 void Vif::fail(const std::string& message, XenbusState target) {
-  control_log().warn("{}: {}", tap_name(id_), message);
+  // The vif stops serving its guest (Closing or Closed, with an `error`
+  // node): a failure, whatever its cause.
+  control_log().error("{}: {}", tap_name(id_), message);
   last_error_ = message;
   failed_ = true;
   device_.write_error(message);

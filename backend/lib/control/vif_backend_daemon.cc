@@ -73,6 +73,7 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
 }
 
 VifBackendDaemon::~VifBackendDaemon() {
+  probe_timer_.reset();
   control_socket_.reset();
   vifs_.clear();
   host_ports_.drain();  // their TAPs are gone before another vifd may start
@@ -102,6 +103,7 @@ void VifBackendDaemon::start() {
 }
 
 void VifBackendDaemon::shutdown(bool close_vifs) {
+  probe_timer_.reset();
   control_socket_.reset();
   for (auto& [id, vif] : vifs_) {
     vif->shutdown(close_vifs);
@@ -116,6 +118,9 @@ void VifBackendDaemon::on_change(const std::string& path) {
   const std::string prefix = base_path_ + "/";
   if (!path.starts_with(prefix) || path.size() == prefix.size()) {
     scan_all();
+    if (!ready_) {
+      on_initial_scan();
+    }
     return;
   }
   const std::string_view relative = std::string_view(path).substr(prefix.size());
@@ -124,6 +129,52 @@ void VifBackendDaemon::on_change(const std::string& path) {
   } else if (const auto id = parse_vif_path(path)) {
     check_vif(*id);
   }
+}
+
+void VifBackendDaemon::on_initial_scan() {
+  ready_ = true;
+  reported_vifs_ = vifs_.size();
+  if (options_.on_ready) {
+    options_.on_ready(status_line());
+  }
+  if (options_.xenstore_probe_interval.count() > 0) {
+    probe_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    schedule_probe();
+  }
+}
+
+std::string VifBackendDaemon::status_line() const {
+  return fmt::format("serving {} vif(s) under {}", vifs_.size(), base_path_);
+}
+
+void VifBackendDaemon::schedule_probe() {
+  probe_timer_->expires_after(options_.xenstore_probe_interval);
+  probe_timer_->async_wait([this](const boost::system::error_code& error) {
+    if (!error) {  // cancelled: shutting down
+      probe_xenstore();
+    }
+  });
+}
+
+void VifBackendDaemon::probe_xenstore() {
+  try {
+    // Any request will do; the base path is ours to read on every host.
+    static_cast<void>(watcher_.client().read(base_path_));
+  } catch (const xs::XsError& e) {
+    probe_timer_.reset();
+    watcher_.connection_lost();
+    if (options_.on_xenstore_lost) {
+      options_.on_xenstore_lost(e.what());
+    }
+    return;
+  }
+  if (vifs_.size() != reported_vifs_) {
+    reported_vifs_ = vifs_.size();
+    if (options_.on_status) {
+      options_.on_status(status_line());
+    }
+  }
+  schedule_probe();
 }
 
 void VifBackendDaemon::scan_all() {

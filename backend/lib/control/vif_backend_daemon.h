@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -42,6 +43,20 @@ struct DaemonOptions {
   // Directory of the instance lock (InstanceLock); empty takes none (tests
   // running several daemons on one host on purpose).
   std::string lock_dir;
+  // Called once, when the control socket listens and the vifs present at
+  // start have been picked up (systemd's READY=1).
+  std::function<void(const std::string& status)> on_ready;
+  // Called when the number of vifs served changes, with a status line.
+  std::function<void(const std::string& status)> on_status;
+  // How often the xenstored connection is checked; the reader libxenstore
+  // runs notices a closed connection but tells no one, so without a request
+  // vifd would wait for watch events forever.
+  std::chrono::milliseconds xenstore_probe_interval{1000};
+  // Called once when a request finds the xenstored connection gone, with
+  // the error. Nothing can be served (or closed) without xenstore: the
+  // caller shuts the daemon down and exits for its service manager to
+  // restart it. Without a callback the daemon only stops probing.
+  std::function<void(const std::string& error)> on_xenstore_lost;
 };
 
 // min(4, online CPUs): Linux netback's default (xenvif_max_queues) is the CPU
@@ -81,6 +96,11 @@ class VifBackendDaemon {
 
  private:
   void on_change(const std::string& path);
+  // The first scan ran: READY, and the xenstored probe starts.
+  void on_initial_scan();
+  void schedule_probe();
+  void probe_xenstore();
+  std::string status_line() const;
   void scan_all();
   void scan_domain(const std::string& domid_name);
   // The vif of a device directory (or a path below it); a path with invalid
@@ -108,6 +128,9 @@ class VifBackendDaemon {
   // streams, which may outlive a request.
   std::shared_ptr<std::size_t> live_captures_ = std::make_shared<std::size_t>(0);
   bool started_ = false;
+  bool ready_ = false;
+  std::size_t reported_vifs_ = 0;
+  std::unique_ptr<boost::asio::steady_timer> probe_timer_;
 };
 
 }  // namespace vifd::backend

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <system_error>
 
 #include "backend/lib/datapath/queue_engine.h"
 #include "common/net/tap_device.h"
@@ -200,7 +201,7 @@ void QueueEngine::rx_ingest_tap() noexcept {
     if (read.status == net::TapIoStatus::kError) {
       counters_.drop(DropReason::kRxTapError);
       if (log_limiter_.allow(now)) {
-        log_->warn("{}: TAP read: errno {}", context_, read.error);
+        log_->error("{}: TAP read: {}", context_, std::generic_category().message(read.error));
       }
       break;
     }

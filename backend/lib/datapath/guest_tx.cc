@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <system_error>
 
 #include "backend/lib/datapath/queue_engine.h"
 #include "common/net/tap_device.h"
@@ -570,7 +571,7 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
     } else {
       counters_.drop(DropReason::kTxTapError);
       if (log_limiter_.allow(now)) {
-        log_->warn("{}: TAP write: errno {}", context_, written.error);
+        log_->error("{}: TAP write: {}", context_, std::generic_category().message(written.error));
       }
     }
     tx_respond(work.position, work.packet, protocol::kRspOkay);

@@ -202,7 +202,8 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
     // The batch as a whole was refused: every segment failed.
     for (auto& segment : segments) segment.status = platform::kGntstGeneralError;
     if (log_limiter_.allow(Clock::now())) {
-      log_->warn("{}: grant copy of {} segments refused: errno {}", context_, segments.size(), -rc);
+      log_->error("{}: grant copy of {} segments refused: {}", context_, segments.size(),
+                  std::generic_category().message(-rc));
     }
     return rc;
   }
@@ -290,7 +291,8 @@ void QueueEngine::unmask_handled() noexcept {
   for (std::size_t i = 0; i < handled_count_; ++i) {
     if (const int rc = setup_.events->unmask(handled_ports_[i]); rc < 0) {
       if (log_limiter_.allow(Clock::now())) {
-        log_->warn("{}: unmask port {}: errno {}", context_, handled_ports_[i], -rc);
+        log_->error("{}: unmask port {}: {}", context_, handled_ports_[i],
+                    std::generic_category().message(-rc));
       }
     }
   }
@@ -301,7 +303,7 @@ void QueueEngine::send_notifications() noexcept {
   const auto notify = [this](platform::EvtchnPort port) {
     counters_.notifications_sent.add();
     if (const int rc = setup_.events->notify(port); rc < 0 && log_limiter_.allow(Clock::now())) {
-      log_->warn("{}: notify port {}: errno {}", context_, port, -rc);
+      log_->error("{}: notify port {}: {}", context_, port, std::generic_category().message(-rc));
     }
   };
   if (setup_.tx_port == setup_.rx_port) {
@@ -371,8 +373,9 @@ void QueueEngine::run() noexcept {
       fds[2] = {endpoint_ ? endpoint_->wake_fd() : -1, POLLIN, 0};
       fds[3] = {failed() ? -1 : setup_.tap_fd, POLLIN, 0};
       const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
-      if (ready < 0 && errno != EINTR && log_limiter_.allow(Clock::now())) {
-        log_->error("{}: poll: errno {}", context_, errno);
+      const int poll_error = ready < 0 ? errno : 0;
+      if (poll_error != 0 && poll_error != EINTR && log_limiter_.allow(Clock::now())) {
+        log_->error("{}: poll: {}", context_, std::generic_category().message(poll_error));
       }
     }
     const Clock::time_point now = Clock::now();
