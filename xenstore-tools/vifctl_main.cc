@@ -54,20 +54,26 @@ int main(int argc, char** argv) {
   auto& a = attach_options.arguments;
   bool no_wait = false;
   auto* attach = app.add_subcommand("attach", "create a vif for a domain (as xl network-attach)");
-  attach->add_option("DOMID", a.domid, "guest domain")->required();
+  attach->add_option("DOMAIN", a.domid, "guest domain: domid or name (as xl)")->required();
   attach->add_option("--devid", a.devid, "device number (default: next free)");
   attach->add_option("--mac", a.mac, "MAC address (default: 00:16:3e:xx:xx:xx, random)");
   attach->add_option("--bridge", a.bridge, "bridge (and vifd switch) to join");
-  attach->add_option("--script", a.script, "hotplug script run after InitWait");
+  attach->add_option("--script", a.script,
+                     "hotplug script run after InitWait: a path, or a name in /etc/xen/scripts "
+                     "($VIFCTL_SCRIPT_DIR overrides the directory)");
   attach->add_option("--mtu", a.mtu, "MTU (default 1500)");
   attach->add_option("--rate", a.rate, "credit limit BYTES,USEC");
-  attach->add_option("--backend-domid", a.backend_domid, "backend domain (default: this one)");
+  attach->add_option("--backend-domid", a.backend_domid,
+                     "backend domain, domid or name (default: this one)");
   attach->add_flag("--no-wait", no_wait, "do not wait for InitWait nor run the script");
 
   std::string vif;
+  std::optional<std::string> detach_device;
   bool detach_no_wait = false;
   auto* detach = app.add_subcommand("detach", "remove a vif (as xl network-detach)");
-  detach->add_option("DOMID/DEVID", vif, "the vif")->required();
+  detach->add_option("VIF", vif, "the vif: DOMAIN/DEVID, DOMAIN/MAC, or DOMAIN and DEVICE")
+      ->required();
+  detach->add_option("DEVICE", detach_device, "devid or MAC of the vif, after DOMAIN");
   detach->add_flag("--no-wait", detach_no_wait, "do not wait for the backend to close");
 
   bool json = false;
@@ -77,13 +83,13 @@ int main(int argc, char** argv) {
   list->add_option("--backend-domid", backend_domid, "backend domain (default: this one)");
 
   auto* show = app.add_subcommand("show", "one vif: states, features, queues, rings, counters");
-  show->add_option("DOMID/DEVID", vif, "the vif")->required();
+  show->add_option("DOMAIN/DEVID", vif, "the vif")->required();
   show->add_flag("--json", json, "print JSON");
   show->add_option("--backend-domid", backend_domid, "backend domain (default: this one)");
 
   std::optional<std::string> stats_vif;
   auto* stats = app.add_subcommand("stats", "per-queue counters from vifd");
-  stats->add_option("DOMID/DEVID", stats_vif, "only this vif");
+  stats->add_option("DOMAIN/DEVID", stats_vif, "only this vif");
   stats->add_flag("--json", json, "print JSON");
 
   vifd::vifctl::CaptureOptions capture_options;
@@ -115,6 +121,9 @@ int main(int argc, char** argv) {
       const std::string socket = control_socket.value_or(vifd::vifctl::default_control_socket(
           platform_name.empty() && std::getenv("VIF_SIM_DIR") != nullptr ? "sim" : platform_name));
       return vifd::vifctl::capture_command(socket, capture_options, std::cerr, stop_requested);
+    } catch (const vifd::vifctl::ArgumentError& e) {
+      std::cerr << "vifctl: " << e.what() << std::endl;
+      return vifd::cli::kExitUsage;
     } catch (const std::exception& e) {
       std::cerr << "vifctl: " << e.what() << std::endl;
       return 1;
@@ -129,15 +138,27 @@ int main(int argc, char** argv) {
                                   .control_socket = control_socket.value_or(
                                       vifd::vifctl::default_control_socket(platform->name())),
                                   .out = std::cout,
-                                  .err = std::cerr};
+                                  .err = std::cerr,
+                                  .platform = platform.get(),
+                                  .lock_dir = vifd::vifctl::default_lock_dir(platform->name())};
     if (attach->parsed()) {
       attach_options.wait = !no_wait;
+      if (const char* dir = std::getenv(vifd::vifctl::kScriptDirEnv); dir != nullptr && *dir) {
+        attach_options.script_dir = dir;
+      }
       return vifd::vifctl::attach_command(session, attach_options);
     }
-    if (detach->parsed()) return vifd::vifctl::detach_command(session, vif, !detach_no_wait);
+    if (detach->parsed()) {
+      return vifd::vifctl::detach_command(session, vif, !detach_no_wait, detach_device);
+    }
     if (list->parsed()) return vifd::vifctl::list_command(session, backend_domid, json);
     if (show->parsed()) return vifd::vifctl::show_command(session, vif, backend_domid, json);
     if (stats->parsed()) return vifd::vifctl::stats_command(session, stats_vif, json);
+  } catch (const vifd::vifctl::ArgumentError& e) {
+    // A value the command line got wrong (a bad MAC, an unknown domain
+    // name): a usage error like CLI11's own.
+    std::cerr << "vifctl: " << e.what() << std::endl;
+    return vifd::cli::kExitUsage;
   } catch (const std::exception& e) {
     std::cerr << "vifctl: " << e.what() << std::endl;
     return 1;

@@ -6,12 +6,36 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/platform/event_channels.h"
 #include "common/platform/grant_share.h"
 #include "common/platform/grant_table.h"
 
 namespace vifd::platform {
+
+// What the hypervisor says of a domain, as far as a toolstack or a backend
+// needs it: whether it is there to be served.
+enum class DomainStatus {
+  kRunning,   // exists and has not shut down (running, blocked or paused)
+  kShutdown,  // shut down (poweroff, crash, reboot) and not destroyed yet
+  kDying,     // being destroyed: its grants and event channels are going
+  kAbsent,    // no such domain
+};
+
+constexpr std::string_view domain_status_name(DomainStatus status) {
+  switch (status) {
+    case DomainStatus::kRunning:
+      return "running";
+    case DomainStatus::kShutdown:
+      return "shut down";
+    case DomainStatus::kDying:
+      return "dying";
+    case DomainStatus::kAbsent:
+      return "absent";
+  }
+  return "unknown";
+}
 
 class Platform {
  public:
@@ -31,6 +55,12 @@ class Platform {
   // exported as XENSTORED_PATH before xs_open, or std::nullopt for
   // libxenstore's own default (/dev/xen/xenbus, then the xenstored socket).
   virtual std::optional<std::string> xenstore_socket() const = 0;
+
+  // The hypervisor's view of `domid` (libxenctrl's domain info on Xen, the
+  // host table on the simulator). std::nullopt when this domain may not ask
+  // (a driver domain without the privilege) or the platform cannot tell:
+  // callers then go by xenstore alone. Control plane only: one hypercall.
+  virtual std::optional<DomainStatus> domain_status(DomId /*domid*/) { return std::nullopt; }
 };
 
 }  // namespace vifd::platform

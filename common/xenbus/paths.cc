@@ -33,6 +33,14 @@ std::string_view next_component(std::string_view& rest) {
 
 }  // namespace
 
+std::string domains_root() {
+  return std::string(kLocalDomain.substr(0, kLocalDomain.size() - 1));
+}
+
+std::string domain_name_path(platform::DomId domid) {
+  return domain_path(domid) + "/name";
+}
+
 std::string domain_path(platform::DomId domid) {
   return fmt::format("{}{}", kLocalDomain, domid);
 }

@@ -27,8 +27,13 @@ struct VifId {
 // Largest devid accepted: keeps "vif<domid>.<devid>" within IFNAMSIZ - 1.
 inline constexpr std::uint32_t kMaxDevid = 65535;
 
+// "/local/domain": one directory per domain, named by its domid.
+std::string domains_root();
 // "/local/domain/<domid>".
 std::string domain_path(platform::DomId domid);
+// "/local/domain/<domid>/name": the domain's name, written by the toolstack
+// (xl create), which xl's commands accept instead of a domid.
+std::string domain_name_path(platform::DomId domid);
 // "/local/domain/<backend>/backend/vif": where a backend finds its vifs.
 std::string backend_vif_root(platform::DomId backend_domid);
 // "/local/domain/<backend>/backend/vif/<domid>/<devid>".

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The vifctl executable against a vif-sim host: platform selection from
-# VIF_SIM_DIR, exit statuses, errors naming the argument, --no-wait, detach.
+# VIF_SIM_DIR, exit statuses (2 for a bad value, 1 at run time), errors
+# naming the argument, --no-wait, detach.
 #   vifctl_cli_test.sh VIF_SIM VIFCTL
 set -euo pipefail
 sim=$1
@@ -24,25 +25,27 @@ for _ in $(seq 100); do [[ -S $dir/host/xenstored.sock ]] && break; sleep 0.1; d
 timeout 10 "$sim" --dir "$dir/host" create 3 >/dev/null
 export VIF_SIM_DIR=$dir/host VIF_SIM_DOMID=0
 
-expect_error() { # ARGUMENT-NAME vifctl-args...
-  local name=$1 status=0
-  shift
+# expect_error STATUS TEXT vifctl-args...: a value the command line got
+# wrong exits 2, a failure at run time 1; either way the message names it.
+expect_error() {
+  local expected=$1 name=$2 status=0
+  shift 2
   timeout 10 "$vifctl" "$@" >"$dir/out" 2>"$dir/err" || status=$?
-  ((status == 1)) || fail "vifctl $* exited $status, expected 1"
+  ((status == expected)) || fail "vifctl $* exited $status, expected $expected"
   grep -q -- "$name" "$dir/err" || fail "vifctl $*: error does not name $name: $(cat "$dir/err")"
 }
-expect_error "--mac" attach 3 --mac 01:00:5e:00:00:01 --no-wait
-expect_error "--rate" attach 3 --rate 10,0 --no-wait
-expect_error "--mtu" attach 3 --mtu 99999 --no-wait
-expect_error "DOMID" attach 3x --no-wait
-expect_error "domain 9 does not exist" attach 9 --no-wait
-expect_error "is vifd running" stats
+expect_error 2 "--mac" attach 3 --mac 01:00:5e:00:00:01 --no-wait
+expect_error 2 "--rate" attach 3 --rate 10,0 --no-wait
+expect_error 2 "--mtu" attach 3 --mtu 99999 --no-wait
+expect_error 2 'DOMAIN: no domain is named "3x"' attach 3x --no-wait
+expect_error 1 "domain 9 does not exist" attach 9 --no-wait
+expect_error 1 "is vifd running" stats
 # capture checks its arguments before asking vifd, and names what is wrong.
-expect_error "--snaplen" capture 3.0 -w "$dir/x.pcap" --snaplen 5
-expect_error "VIF: invalid value" capture 3x0 -w "$dir/x.pcap"
-expect_error "-c: COUNT" capture vif3.0 -w "$dir/x.pcap" -c 0
-expect_error "--duration" capture 3/0 -w "$dir/x.pcap" --duration 0
-expect_error "is vifd running" capture vif3.0 -w "$dir/x.pcap"
+expect_error 2 "--snaplen" capture 3.0 -w "$dir/x.pcap" --snaplen 5
+expect_error 2 "VIF: invalid value" capture 3x0 -w "$dir/x.pcap"
+expect_error 2 "-c: COUNT" capture vif3.0 -w "$dir/x.pcap" -c 0
+expect_error 2 "--duration" capture 3/0 -w "$dir/x.pcap" --duration 0
+expect_error 1 "is vifd running" capture vif3.0 -w "$dir/x.pcap"
 [[ ! -e $dir/x.pcap ]] || fail "capture left a file without vifd"
 
 timeout 10 "$vifctl" attach 3 --mac 00:16:3e:01:02:03 --bridge xenbr0 --no-wait >/dev/null ||

@@ -1,8 +1,11 @@
 // vifctl's commands driven in process against a vif-sim host, checked with
 // the same libxenstore client a guest or vifd would use.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +21,8 @@
 #include "common/xenstore/client.h"
 #include "tests/support/sim_host_process.h"
 #include "xenstore-tools/lib/vifctl/commands.h"
+#include "xenstore-tools/lib/vifctl/control_client.h"
+#include "xenstore-tools/lib/vifctl/domains.h"
 #include "xenstore-tools/lib/vifctl/vif_nodes.h"
 #include "xenstore-tools/lib/vifctl/vif_spec.h"
 
@@ -25,6 +30,7 @@ namespace vifd::vifctl {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
 using xs::Access;
 using xs::Perm;
@@ -56,19 +62,23 @@ KeyValues key_values(std::initializer_list<std::pair<std::string_view, std::stri
 
 class VifctlTest : public ::testing::Test {
  protected:
-  VifctlTest() : dom0_(host_.xenstore(0)) { host_.create_domain(kGuest); }
+  VifctlTest() : dom0_(host_.xenstore(0)), platform_(host_.platform(0)) {
+    host_.create_domain(kGuest);
+  }
 
   Session session() {
     return Session{.xs = dom0_,
                    .self_domid = 0,
                    .control_socket = (host_.dir() / "no-vifd.sock").string(),
                    .out = out_,
-                   .err = err_};
+                   .err = err_,
+                   .platform = platform_.get()};
   }
 
   int attach(AttachArguments args, bool wait = false) {
     auto s = session();
-    return attach_command(s, AttachOptions{.arguments = std::move(args), .wait = wait});
+    return attach_command(
+        s, AttachOptions{.arguments = std::move(args), .wait = wait, .script_dir = script_dir_});
   }
 
   std::string attach_error(AttachArguments args) {
@@ -78,6 +88,15 @@ class VifctlTest : public ::testing::Test {
       return e.what();
     }
     return "no error";
+  }
+
+  // An executable script `name` in the fixture's script directory.
+  std::filesystem::path make_script(const std::string& name, const std::string& body) {
+    std::filesystem::create_directories(script_dir_);
+    const auto path = script_dir_ / name;
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    return path;
   }
 
   std::map<std::string, std::string> read_dir(const std::string& path) {
@@ -92,6 +111,8 @@ class VifctlTest : public ::testing::Test {
 
   testing::SimHostProcess host_;
   xs::Client dom0_;
+  std::unique_ptr<platform::Platform> platform_;
+  std::filesystem::path script_dir_ = host_.dir() / "scripts";
   std::ostringstream out_;
   std::ostringstream err_;
 };
@@ -233,8 +254,8 @@ TEST_F(VifctlTest, BadArgumentsAreRejectedNamingTheArgument) {
   EXPECT_THAT(attach_error({.domid = "1", .mtu = "67"}), HasSubstr("--mtu"));
   EXPECT_THAT(attach_error({.domid = "1", .mtu = "65522"}), HasSubstr("--mtu"));
   EXPECT_THAT(attach_error({.domid = "1", .mtu = "1500x"}), HasSubstr("--mtu"));
-  EXPECT_THAT(attach_error({.domid = "x1"}), HasSubstr("DOMID"));
-  EXPECT_THAT(attach_error({.domid = "32752"}), HasSubstr("DOMID"));
+  EXPECT_THAT(attach_error({.domid = "x1"}), HasSubstr("DOMAIN: no domain is named \"x1\""));
+  EXPECT_THAT(attach_error({.domid = "32752"}), HasSubstr("DOMAIN"));
   EXPECT_THAT(attach_error({.domid = "0"}), HasSubstr("its own backend"));
   EXPECT_THAT(attach_error({.domid = "7"}), HasSubstr("domain 7 does not exist"));
   EXPECT_THAT(attach_error({.domid = "1", .devid = "-1"}), HasSubstr("--devid"));
@@ -404,6 +425,290 @@ TEST_F(VifctlTest, StatsWithoutVifdNamesTheSocket) {
   } catch (const std::runtime_error& e) {
     EXPECT_THAT(e.what(), HasSubstr("no-vifd.sock"));
   }
+}
+
+TEST(VifctlDomains, DomainArgumentsAsXlTakesThem) {
+  const std::vector<NamedDomain> domains{
+      {0, "Domain-0"}, {3, "web1"}, {4, "db"}, {5, "db"}, {6, "7"}};
+  EXPECT_EQ(resolve_domain("DOMAIN", "web1", domains), 3);
+  EXPECT_EQ(resolve_domain("DOMAIN", "Domain-0", domains), 0);
+  // Digits are a domid, as in xl, even where a domain is named so.
+  EXPECT_EQ(resolve_domain("DOMAIN", "7", domains), 7);
+  EXPECT_EQ(resolve_domain("DOMAIN", "4", domains), 4);
+  const auto error = [&](std::string_view text) {
+    try {
+      resolve_domain("DOMAIN", text, domains);
+    } catch (const ArgumentError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("db"), "DOMAIN: \"db\" names 2 domains (4, 5); give the domid");
+  EXPECT_EQ(error("web2"), "DOMAIN: no domain is named \"web2\"");
+  EXPECT_THAT(error(""), HasSubstr("DOMAIN"));
+  EXPECT_THAT(error("32752"), HasSubstr("DOMAIN"));  // a reserved domid
+  // The operator's text is echoed escaped.
+  EXPECT_EQ(error("w\x1b[2J"), "DOMAIN: no domain is named \"w\\x1b[2J\"");
+}
+
+TEST(VifctlDomains, VifSelectorsAsXlNetworkDetachTakesThem) {
+  const auto devid = [](const VifSelector& s) { return std::get<std::uint32_t>(s.device); };
+  const auto mac = [](const VifSelector& s) {
+    return std::get<protocol::MacAddress>(s.device).to_string();
+  };
+  EXPECT_EQ(devid(parse_vif_selector("VIF", "web1/3")), 3U);
+  EXPECT_EQ(parse_vif_selector("VIF", "web1/3").domain, "web1");
+  EXPECT_EQ(mac(parse_vif_selector("VIF", "web1/00:16:3E:0A:0B:0C")), "00:16:3e:0a:0b:0c");
+  EXPECT_EQ(devid(parse_vif_selector("VIF", "5", std::string("2"))), 2U);
+  EXPECT_EQ(parse_vif_selector("VIF", "5", std::string("2")).domain, "5");
+  EXPECT_EQ(mac(parse_vif_selector("VIF", "web1", std::string("00:16:3e:00:00:01"))),
+            "00:16:3e:00:00:01");
+  EXPECT_THROW(parse_vif_selector("VIF", "web1"), ArgumentError);
+  EXPECT_THROW(parse_vif_selector("VIF", "web1/x"), ArgumentError);
+  EXPECT_THROW(parse_vif_selector("VIF", "web1/00:16:3e:00:00"), ArgumentError);
+  EXPECT_THROW(parse_vif_selector("VIF", "web1", std::string("-1")), ArgumentError);
+}
+
+TEST(VifctlScripts, ANameIsLookedUpInTheScriptDirectoryAsLibxlDoes) {
+  const auto dir = std::filesystem::temp_directory_path() / "vifctl-script-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "sub");
+  const auto write = [](const std::filesystem::path& path, std::filesystem::perms perms) {
+    std::ofstream(path) << "#!/bin/sh\n";
+    std::filesystem::permissions(path, perms);
+  };
+  write(dir / "vif-bridge", std::filesystem::perms::owner_all);
+  write(dir / "not-exec", std::filesystem::perms::owner_read);
+  AttachArguments args{.domid = "1"};
+  const auto script = [&](std::string text) {
+    args.script = std::move(text);
+    return make_vif_spec(args, 0, dir).script.value_or("");
+  };
+  EXPECT_EQ(script("vif-bridge"), (dir / "vif-bridge").string());
+  EXPECT_EQ(script((dir / "vif-bridge").string()), (dir / "vif-bridge").string());
+  const auto error = [&](std::string text) {
+    try {
+      script(std::move(text));
+    } catch (const ArgumentError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // The message names the path that was looked at.
+  EXPECT_THAT(error("vif-nosuch"), HasSubstr((dir / "vif-nosuch").string()));
+  EXPECT_THAT(error("vif-nosuch"), HasSubstr("is not a regular file"));
+  EXPECT_THAT(error("not-exec"), HasSubstr("is not executable"));
+  EXPECT_THAT(error("sub"), HasSubstr("is not a regular file"));
+  EXPECT_THAT(error(""), HasSubstr("--script"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(VifctlTest, DomainsByName) {
+  host_.create_domain(2, "web1");
+  host_.create_domain(3, "twin");
+  host_.create_domain(4, "twin");
+  ASSERT_EQ(attach({.domid = "web1", .mac = "00:16:3e:00:00:02"}), 0);
+  EXPECT_EQ(dom0_.read(join(xenbus::backend_path(0, {2, 0}), key::kMac)), "00:16:3e:00:00:02");
+  EXPECT_THAT(attach_error({.domid = "twin"}), HasSubstr("\"twin\" names 2 domains (3, 4)"));
+  EXPECT_THAT(attach_error({.domid = "nosuch"}), HasSubstr("no domain is named \"nosuch\""));
+  EXPECT_THAT(attach_error({.domid = "1", .backend_domid = "nosuch"}),
+              HasSubstr("--backend-domid: no domain is named"));
+  auto s = session();
+  out_.str("");
+  ASSERT_EQ(show_command(s, "web1/0", std::nullopt, /*json=*/true), 0);
+  EXPECT_EQ(nlohmann::json::parse(out_.str())["domid"], 2);
+  EXPECT_THROW(show_command(s, "twin/0", std::nullopt, true), ArgumentError);
+  ASSERT_EQ(detach_command(s, "web1/0", /*wait=*/false), 0);
+  EXPECT_FALSE(dom0_.directory(xenbus::backend_path(0, {2, 0})).has_value());
+}
+
+TEST_F(VifctlTest, DetachByMac) {
+  ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:0a"}), 0);
+  ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:0b"}), 0);
+  ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:0c"}), 0);
+  auto s = session();
+  // DOMAIN/MAC, in any case, as xl network-detach takes it.
+  ASSERT_EQ(detach_command(s, "1/00:16:3E:00:00:0B", /*wait=*/false), 0);
+  EXPECT_TRUE(dom0_.directory(back_dir(0)).has_value());
+  EXPECT_FALSE(dom0_.directory(back_dir(1)).has_value());
+  // DOMAIN and MAC as two arguments; DOMAIN and DEVID too.
+  ASSERT_EQ(detach_command(s, "1", false, std::string("00:16:3e:00:00:0c")), 0);
+  EXPECT_FALSE(dom0_.directory(back_dir(2)).has_value());
+  try {
+    detach_command(s, "1/00:16:3e:00:00:0c", false);
+    FAIL() << "detached a MAC that is gone";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("domain 1 has no vif with MAC 00:16:3e:00:00:0c"));
+  }
+  ASSERT_EQ(detach_command(s, "1", false, std::string("0")), 0);
+  EXPECT_FALSE(dom0_.directory(guest_backends()).has_value());
+}
+
+TEST_F(VifctlTest, DetachByMacRefusesAnAmbiguousMac) {
+  ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:0a"}), 0);
+  ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:0a"}), 0);
+  auto s = session();
+  try {
+    detach_command(s, "1/00:16:3e:00:00:0a", false);
+    FAIL() << "detached one of two vifs with one MAC";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("2 vifs with MAC 00:16:3e:00:00:0a (devids 0, 1)"));
+  }
+  EXPECT_TRUE(dom0_.directory(back_dir(0)).has_value());
+  EXPECT_TRUE(dom0_.directory(back_dir(1)).has_value());
+}
+
+TEST_F(VifctlTest, ScriptByNameIsRecordedWithItsPath) {
+  const auto script = make_script("vif-test", "exit 0");
+  ASSERT_EQ(attach({.domid = "1", .script = "vif-test"}), 0);
+  EXPECT_EQ(dom0_.read(join(back_dir(), key::kScript)), script.string());
+  EXPECT_EQ(dom0_.read(join(xenbus::libxl_path(kVif), key::kScript)), script.string());
+  EXPECT_THAT(attach_error({.domid = "1", .script = "vif-missing"}),
+              HasSubstr((script_dir_ / "vif-missing").string()));
+}
+
+TEST_F(VifctlTest, DomainsTheHypervisorLacksAreRefusedBeforeAnyWrite) {
+  // A backend domain that does not exist.
+  EXPECT_THAT(attach_error({.domid = "1", .backend_domid = "7"}),
+              HasSubstr("backend domain 7 does not exist (the hypervisor has no domain 7)"));
+  // A guest whose xenstore directory outlived it (or was made by hand).
+  dom0_.write(join(xenbus::domain_path(5), "domid"), "5");
+  EXPECT_THAT(attach_error({.domid = "5"}),
+              HasSubstr("domain 5 does not exist (the hypervisor has no domain 5)"));
+  // Nothing was written for either.
+  EXPECT_FALSE(dom0_.directory(xenbus::domain_path(7)).has_value());
+  EXPECT_FALSE(dom0_.directory(guest_backends()).has_value());
+  EXPECT_FALSE(dom0_.directory(join(xenbus::backend_vif_root(0), "5")).has_value());
+  EXPECT_FALSE(dom0_.directory(xenbus::frontend_vif_root(5)).has_value());
+  EXPECT_FALSE(dom0_.directory(xenbus::libxl_path({5, 0})).has_value());
+  // Without the hypervisor's answer only xenstore decides: the backend
+  // still has to have a directory, the skeleton passes.
+  auto s = session();
+  s.platform = nullptr;
+  EXPECT_THROW(attach_command(s, AttachOptions{.arguments = {.domid = "1", .backend_domid = "7"},
+                                               .wait = false}),
+               std::runtime_error);
+  EXPECT_FALSE(dom0_.directory(xenbus::domain_path(7)).has_value());
+  EXPECT_EQ(attach_command(s, AttachOptions{.arguments = {.domid = "5"}, .wait = false}), 0);
+}
+
+// A backend that refuses every vif at once, as vifd does when the bridge is
+// missing: `error`, then Closed.
+class RefusingBackend {
+ public:
+  RefusingBackend(const testing::SimHostProcess& host, std::string backend, std::string error)
+      : xs_(host.xenstore(0)),
+        backend_(std::move(backend)),
+        error_(std::move(error)),
+        thread_([this] { run(); }) {}
+  ~RefusingBackend() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      if (xs_.read(join(backend_, key::kState)) == "1") {
+        xs_.write(join(backend_, key::kError), error_);
+        xs_.write(join(backend_, key::kState), "6");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  xs::Client xs_;
+  std::string backend_;
+  std::string error_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(VifctlTest, AttachReturnsAsSoonAsTheBackendRefuses) {
+  RefusingBackend backend(host_, back_dir(), "bridge: bridge 'nosuchbr' does not exist\x1b[2J");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(attach({.domid = "1", .bridge = "nosuchbr"}, /*wait=*/true), 1);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(3)) << "waited for the 10 s timeout";
+  EXPECT_THAT(err_.str(), HasSubstr("the backend refused it: bridge: bridge 'nosuchbr' does not "
+                                    "exist\\x1b[2J (state 6 (Closed))"));
+  EXPECT_THAT(err_.str(), Not(HasSubstr("did not reach InitWait")));
+  EXPECT_EQ(err_.str().find('\x1b'), std::string::npos);
+}
+
+TEST_F(VifctlTest, ListAndShowTheErrorAndAVifdThatIsNotRunning) {
+  ASSERT_EQ(attach({.domid = "1", .mac = "00:16:3e:00:00:01"}), 0);
+  dom0_.write(join(back_dir(), key::kError), "bridge: bridge 'x' does not exist");
+  dom0_.write(join(back_dir(), key::kState), "4");  // what a stopped vifd left behind
+  auto s = session();
+  out_.str("");
+  ASSERT_EQ(list_command(s, std::nullopt, /*json=*/true), 0);
+  const auto list = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(list[0]["error"], "bridge: bridge 'x' does not exist");
+  EXPECT_EQ(list[0]["vifd"], "not running");
+  EXPECT_THAT(err_.str(), HasSubstr("vifd is not running"));
+  EXPECT_THAT(err_.str(), HasSubstr("no-vifd.sock"));
+  out_.str("");
+  ASSERT_EQ(list_command(s, std::nullopt, /*json=*/false), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("error"));
+  EXPECT_THAT(out_.str(), ::testing::ContainsRegex(
+                              "1/0 +Connected .* not running +bridge: bridge 'x' does not exist"));
+  // Another backend domain's vifd is not asked through our socket.
+  out_.str("");
+  ASSERT_EQ(list_command(s, std::string("1"), /*json=*/true), 0);
+
+  out_.str("");
+  ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/true), 0);
+  const auto show = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(show["backend"]["error"], "bridge: bridge 'x' does not exist");
+  EXPECT_EQ(show["vifd_running"], false);
+  out_.str("");
+  ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/false), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("  error    bridge: bridge 'x' does not exist\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("vifd     NOT RUNNING"));
+}
+
+TEST(VifctlInstanceLock, SeenHeldWithoutTakingIt) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("vifctl-lock-test-" + std::to_string(::getpid()) + ".lock");
+  std::filesystem::remove(path);
+  EXPECT_EQ(lock_held(path), false);  // no file: no vifd ever ran
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(lock_held(path), false);
+  ASSERT_EQ(::flock(fd, LOCK_SH), 0);  // as a per-domain vifd holds the backend lock
+  EXPECT_EQ(lock_held(path), true);
+  // Looking did not take it: an exclusive lock is still to be had by others
+  // only once ours goes, and nothing else holds it.
+  ASSERT_EQ(::flock(fd, LOCK_UN), 0);
+  EXPECT_EQ(lock_held(path), false);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  EXPECT_EQ(lock_held(path), true);
+  ::close(fd);
+  EXPECT_EQ(lock_held(path), false);
+  std::filesystem::remove(path);
+}
+
+TEST_F(VifctlTest, AVifdHoldingItsLockButSilentIsNotCalledStopped) {
+  ASSERT_EQ(attach({.domid = "1"}), 0);
+  const auto lock_dir = host_.dir() / "locks";
+  std::filesystem::create_directories(lock_dir);
+  const auto lock = lock_dir / "vifd-backend-0-domain-1.lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  auto s = session();
+  s.lock_dir = lock_dir.string();
+  out_.str("");
+  ASSERT_EQ(list_command(s, std::nullopt, /*json=*/true), 0);
+  EXPECT_EQ(nlohmann::json::parse(out_.str())[0]["vifd"], "no answer");
+  EXPECT_THAT(err_.str(), HasSubstr("holds its instance lock but does not answer"));
+  out_.str("");
+  ASSERT_EQ(show_command(s, "1/0", std::nullopt, /*json=*/true), 0);
+  EXPECT_TRUE(nlohmann::json::parse(out_.str())["vifd_running"].is_null());
+  ::close(fd);
+  out_.str("");
+  ASSERT_EQ(list_command(s, std::nullopt, /*json=*/true), 0);
+  EXPECT_EQ(nlohmann::json::parse(out_.str())[0]["vifd"], "not running");
 }
 
 }  // namespace

@@ -42,6 +42,23 @@ class SimPlatform final : public Platform {
                           : paths.domain_xenstored_socket(self_).native();
   }
 
+  // The host table vif-sim keeps: a domain is kAlive from `vif-sim create`
+  // until `vif-sim destroy` marks it kDying (revoking its grants and ports)
+  // and then kAbsent. A domain still being created is not there yet. The
+  // simulator has no shut-down-but-not-destroyed state.
+  std::optional<DomainStatus> domain_status(DomId domid) override {
+    switch (sim::detail::domain_state(host_->domain_word(domid))) {
+      case sim::detail::DomainState::kAlive:
+        return DomainStatus::kRunning;
+      case sim::detail::DomainState::kDying:
+        return DomainStatus::kDying;
+      case sim::detail::DomainState::kAbsent:
+      case sim::detail::DomainState::kCreating:
+        return DomainStatus::kAbsent;
+    }
+    return DomainStatus::kAbsent;
+  }
+
  private:
   std::shared_ptr<const sim::detail::Host> host_;
   DomId self_;

@@ -4,10 +4,12 @@
 // throw (ArgumentError for bad arguments, std::runtime_error otherwise).
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <ostream>
 #include <string>
 
+#include "common/platform/platform.h"
 #include "common/platform/types.h"
 #include "common/xenstore/client.h"
 #include "xenstore-tools/lib/vifctl/vif_spec.h"
@@ -20,15 +22,27 @@ struct Session {
   std::string control_socket;
   std::ostream& out;
   std::ostream& err;
+  // Asked whether a domain exists before anything is written for it; none:
+  // xenstore alone decides.
+  platform::Platform* platform = nullptr;
+  // vifd's instance locks (default_lock_dir): a vifd whose control socket
+  // does not answer still holds one. Empty: not looked at.
+  std::string lock_dir{};
 };
 
 struct AttachOptions {
   AttachArguments arguments;
   bool wait = true;  // --no-wait clears it
+  // Where a --script given by name is looked up.
+  std::filesystem::path script_dir{kXenScriptDir};
 };
 
+// DOMAIN and --backend-domid take a domid or a name (domains.h).
 int attach_command(Session& session, const AttachOptions& options);
-int detach_command(Session& session, const std::string& vif, bool wait);
+// `vif` is DOMAIN/DEVID or DOMAIN/MAC, or DOMAIN with `device` (DEVID or
+// MAC) as a separate argument.
+int detach_command(Session& session, const std::string& vif, bool wait,
+                   const std::optional<std::string>& device = std::nullopt);
 int list_command(Session& session, const std::optional<std::string>& backend_domid, bool json);
 int show_command(Session& session, const std::string& vif,
                  const std::optional<std::string>& backend_domid, bool json);

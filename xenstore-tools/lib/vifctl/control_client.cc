@@ -3,12 +3,16 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 namespace vifd::vifctl {
@@ -47,8 +51,7 @@ void wait_ready(int fd, short events, Clock::time_point deadline, const std::str
     const int ready = ::poll(&pfd, 1, remaining_ms(deadline));
     if (ready > 0) return;
     if (ready == 0) {
-      throw std::runtime_error(
-          fmt::format("vifd control socket {}: no answer in time", socket_path));
+      throw ControlTimeout(fmt::format("vifd control socket {}: no answer in time", socket_path));
     }
     if (errno != EINTR) {
       throw std::runtime_error(
@@ -65,6 +68,41 @@ std::string default_control_socket(const std::string& platform_name) {
     if (dir != nullptr && *dir != '\0') return std::string(dir) + "/vifd.sock";
   }
   return "/run/vifd/vifd.sock";
+}
+
+std::string default_lock_dir(const std::string& platform_name) {
+  if (platform_name == "sim") {
+    const char* dir = std::getenv("VIF_SIM_DIR");
+    if (dir != nullptr && *dir != '\0') return dir;
+  }
+  return "/run/vifd";
+}
+
+std::optional<bool> lock_held(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return std::nullopt;
+  }
+  std::ifstream locks("/proc/locks");
+  if (!locks) return std::nullopt;
+  // fs/locks.c lock_get_status(): "<n>: FLOCK  ADVISORY  WRITE <pid>
+  // <major>:<minor>:<inode> 0 EOF", major and minor in hex.
+  const std::string inode = fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev),
+                                        static_cast<unsigned long long>(st.st_ino));
+  std::string line;
+  while (std::getline(locks, line)) {
+    std::istringstream fields(line);
+    std::string id;
+    std::string kind;
+    fields >> id >> kind;
+    if (kind != "FLOCK") continue;
+    std::string field;
+    while (fields >> field) {
+      if (field == inode) return true;
+    }
+  }
+  return false;
 }
 
 int control_connect(const std::string& socket_path) {

@@ -7,12 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "common/xenbus/keys.h"
 #include "common/xenbus/paths.h"
 
 extern char** environ;
@@ -79,6 +81,62 @@ std::optional<protocol::XenbusState> wait_for_state(xs::Client& xs, const std::s
     state = read_state(xs, state_path);
   }
   return state;
+}
+
+bool BackendAnswer::ready() const {
+  return !refused() &&
+         (state == protocol::XenbusState::kInitWait || state == protocol::XenbusState::kConnected);
+}
+
+bool BackendAnswer::refused() const {
+  return directory_gone || error.has_value() || state == protocol::XenbusState::kClosing ||
+         state == protocol::XenbusState::kClosed;
+}
+
+BackendAnswer wait_for_backend_ready(xs::Client& xs, const std::string& backend_path,
+                                     std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  ScopedWatch watch(xs, backend_path, "vifctl-attach");
+  const auto read_answer = [&] {
+    BackendAnswer answer;
+    xs.transact([&](xs::TxId tx) {
+      answer = BackendAnswer{};
+      const auto state = xs.read(xenbus::join(backend_path, xenbus::key::kState), tx);
+      answer.error = xs.read(xenbus::join(backend_path, xenbus::key::kError), tx);
+      answer.directory_gone = !state && !xs.directory(backend_path, tx);
+      if (state) {
+        const auto parsed = protocol::parse_xenbus_state(xenbus::key::kState, *state);
+        if (parsed) answer.state = parsed.value();
+      }
+    });
+    return answer;
+  };
+  // A backend writes `error` first and then closes (xenbus_dev_fatal): the
+  // state that follows the error is worth its few milliseconds.
+  constexpr auto kStateAfterError = std::chrono::milliseconds(500);
+  std::optional<Clock::time_point> error_deadline;
+  const auto settled = [](const BackendAnswer& a) {
+    return a.directory_gone || a.state == protocol::XenbusState::kClosing ||
+           a.state == protocol::XenbusState::kClosed;
+  };
+  auto answer = read_answer();
+  while (!answer.ready() && !(answer.refused() && settled(answer))) {
+    if (answer.refused() && !error_deadline) error_deadline = Clock::now() + kStateAfterError;
+    const auto until = error_deadline ? std::min(deadline, *error_deadline) : deadline;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) break;
+    pollfd pfd{.fd = xs.fileno(), .events = POLLIN, .revents = 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(left));
+    if (ready < 0 && errno != EINTR) {
+      throw std::runtime_error(fmt::format("poll on the xenstore watch of {} failed: {}",
+                                           backend_path, std::strerror(errno)));
+    }
+    while (xs.check_watch()) {
+    }
+    answer = read_answer();
+  }
+  return answer;
 }
 
 std::string ScriptResult::describe() const {

@@ -27,6 +27,31 @@ std::optional<protocol::XenbusState> wait_for_state(xs::Client& xs, const std::s
                                                     protocol::XenbusState wanted,
                                                     std::chrono::milliseconds timeout);
 
+// How a new vif's backend answered attach (wait_for_backend_ready).
+struct BackendAnswer {
+  // The last `state` seen; std::nullopt when missing or malformed.
+  std::optional<protocol::XenbusState> state;
+  // The backend's `error` node as written (backend-written: display it
+  // escaped), when it wrote one.
+  std::optional<std::string> error;
+  // InitWait or Connected, without an error.
+  bool ready() const;
+  // Closing or Closed, an `error`, or the directory removed: the backend
+  // will not serve the vif as it is.
+  bool refused() const;
+  bool directory_gone = false;
+};
+
+// libxl's wait for InitWait, except that it ends as soon as the backend
+// refuses the vif: an `error` node or Closed (vifd writes both within
+// milliseconds when, e.g., the bridge does not exist), or the backend
+// directory removed. An `error` is followed by the state the backend moves
+// to (Closing or Closed) for up to half a second. Watches the backend
+// directory; reads `state` and `error` in one transaction on each event.
+// After `timeout` returns what it saw last (neither ready nor refused).
+BackendAnswer wait_for_backend_ready(xs::Client& xs, const std::string& backend_path,
+                                     std::chrono::milliseconds timeout);
+
 struct ScriptResult {
   bool timed_out = false;
   int exit_status = -1;  // valid when exited normally

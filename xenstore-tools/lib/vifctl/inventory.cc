@@ -107,16 +107,16 @@ nlohmann::json list_vifs(xs::Client& xs, platform::DomId backend_domid) {
       // The frontend path the toolstack recorded, not one the guest could
       // redirect.
       const auto frontend = xs.read(join(paths.backend, key::kFrontend)).value_or(paths.frontend);
-      vifs.push_back(
-          {{"domid", domid},
-           {"devid", devid},
-           {"backend_state", state_json(xs, join(paths.backend, key::kState))},
-           {"frontend_state", state_json(xs, join(frontend, key::kState))},
-           {"mac", string_json(xs, join(paths.backend, key::kMac))},
-           {"bridge", string_json(xs, join(paths.backend, key::kBridge))},
-           {"script", string_json(xs, join(paths.backend, key::kScript))},
-           {"online", value_json(xs, join(paths.backend, key::kOnline))},
-           {"hotplug_status", string_json(xs, join(paths.backend, key::kHotplugStatus))}});
+      vifs.push_back({{"domid", domid},
+                      {"devid", devid},
+                      {"backend_state", state_json(xs, join(paths.backend, key::kState))},
+                      {"frontend_state", state_json(xs, join(frontend, key::kState))},
+                      {"mac", string_json(xs, join(paths.backend, key::kMac))},
+                      {"bridge", string_json(xs, join(paths.backend, key::kBridge))},
+                      {"script", string_json(xs, join(paths.backend, key::kScript))},
+                      {"online", value_json(xs, join(paths.backend, key::kOnline))},
+                      {"hotplug_status", string_json(xs, join(paths.backend, key::kHotplugStatus))},
+                      {"error", string_json(xs, join(paths.backend, key::kError))}});
     }
   }
   return vifs;
@@ -139,6 +139,7 @@ nlohmann::json show_vif(xs::Client& xs, platform::DomId backend_domid, VifId id)
       {"script", string_json(xs, join(paths.backend, key::kScript))},
       {"mtu", value_json(xs, join(paths.backend, key::kMtu))},
       {"rate", string_json(xs, join(paths.backend, key::kRate))},
+      {"error", string_json(xs, join(paths.backend, key::kError))},
       {"features", features_json(xs, paths.backend)}};
   nlohmann::json front{{"path", frontend},
                        {"state", state_json(xs, join(frontend, key::kState))},

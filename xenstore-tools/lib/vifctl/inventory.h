@@ -13,11 +13,12 @@ namespace vifd::vifctl {
 
 // Every vif under xenbus::backend_vif_root(backend_domid), ordered by domid and
 // devid: [{"domid","devid","backend_state","frontend_state","mac","bridge",
-// "script","online","hotplug_status"}]; states are {"value","name"} or null.
+// "script","online","hotplug_status","error"}]; states are {"value","name"} or
+// null; `error` is the backend's error node (null when none).
 nlohmann::json list_vifs(xs::Client& xs, platform::DomId backend_domid);
 
 // One vif: {"domid","devid","backend":{"path","state","online","hotplug_status",
-// "mac","bridge","script","mtu","rate","features":{...}},"frontend":{"path",
+// "mac","bridge","script","mtu","rate","error","features":{...}},"frontend":{"path",
 // "state","mac","mtu","features":{...},"queues":[{"index", and each of the
 // queue's ring-ref and event-channel keys found, under its xenstore name}]}}.
 // Throws std::runtime_error when the backend directory does not exist.

@@ -120,6 +120,13 @@ AttachPlan write_attach(xs::Client& xs, const VifSpec& spec) {
       throw std::runtime_error(
           fmt::format("domain {} does not exist ({} is not in xenstore)", spec.domid, guest_home));
     }
+    // The backend's half would be written under a home nobody serves.
+    const std::string backend_home = xenbus::domain_path(spec.backend_domid);
+    if (!xs.directory(backend_home, tx)) {
+      throw std::runtime_error(
+          fmt::format("backend domain {} does not exist ({} is not in xenstore)",
+                      spec.backend_domid, backend_home));
+    }
     const std::uint32_t devid = spec.devid ? *spec.devid : next_free_devid(xs, tx, spec);
     plan = plan_attach(spec, devid);
     // A vif exists while the toolstack's copy or the backend directory does.

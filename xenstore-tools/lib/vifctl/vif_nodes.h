@@ -52,7 +52,7 @@ struct AttachPlan {
 AttachPlan plan_attach(const VifSpec& spec, std::uint32_t devid);
 
 // Writes the plan in one transaction (retried as a whole when it races):
-// checks the guest's domain exists and the vif does not (libxl or backend
+// checks the guest's and the backend's domains exist and the vif does not (libxl or backend
 // directory; a leftover frontend directory is replaced, as libxl does), picks the next free
 // devid when none was given (libxl__device_nextid: highest in use + 1), and
 // returns the plan that was committed. Throws std::runtime_error naming the

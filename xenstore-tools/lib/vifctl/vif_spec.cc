@@ -16,19 +16,33 @@ T checked(std::string_view argument, protocol::Result<T> result) {
   return std::move(result).value();
 }
 
-std::string absolute_script(const std::string& script) {
+std::string resolve_script(const std::string& script, const std::filesystem::path& script_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path path = fs::absolute(script, ec);
-  // libxl stores an absolute path too (libxl__abs_path), and the backend
-  // or a later `detach` runs it from another working directory.
+  // libxl__abs_path: a name is looked up in the scripts directory. A
+  // relative path with a '/' ("./vif-test") is taken from the working
+  // directory instead, as a shell would. libxl stores an absolute path too,
+  // because the backend or a later `detach` runs it from elsewhere.
+  fs::path path;
+  if (script.empty()) {
+    throw ArgumentError("--script: empty name");
+  } else if (script.front() == '/') {
+    path = script;
+  } else if (script.find('/') == std::string::npos) {
+    path = script_dir / script;
+  } else {
+    path = fs::absolute(script, ec);
+  }
+  const std::string resolved = path.lexically_normal().string();
+  const std::string from =
+      resolved == script ? std::string() : fmt::format(" ({:?} resolved)", script);
   if (ec || !fs::is_regular_file(path, ec)) {
-    throw ArgumentError(fmt::format("--script: {:?} is not a regular file", script));
+    throw ArgumentError(fmt::format("--script: {:?}{} is not a regular file", resolved, from));
   }
   if (::access(path.c_str(), X_OK) != 0) {
-    throw ArgumentError(fmt::format("--script: {:?} is not executable", path.string()));
+    throw ArgumentError(fmt::format("--script: {:?}{} is not executable", resolved, from));
   }
-  return path.string();
+  return resolved;
 }
 
 }  // namespace
@@ -78,7 +92,8 @@ protocol::MacAddress random_xen_mac() {
   return mac;
 }
 
-VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backend_domid) {
+VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backend_domid,
+                      const std::filesystem::path& script_dir) {
   VifSpec spec;
   spec.domid = parse_domid_argument("DOMID", args.domid);
   spec.backend_domid = args.backend_domid
@@ -105,7 +120,7 @@ VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backe
     }
     spec.bridge = *args.bridge;
   }
-  if (args.script) spec.script = absolute_script(*args.script);
+  if (args.script) spec.script = resolve_script(*args.script, script_dir);
   if (args.mtu) {
     spec.mtu = static_cast<std::uint32_t>(
         checked("--mtu", protocol::parse_uint("--mtu", *args.mtu, kMinMtu, kMaxMtu)));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -39,7 +40,7 @@ struct VifSpec {
   std::optional<std::uint32_t> devid;  // std::nullopt: the next free one
   protocol::MacAddress mac;
   std::optional<std::string> bridge{};
-  std::optional<std::string> script{};  // absolute path
+  std::optional<std::string> script{};  // absolute path, executable
   std::uint32_t mtu = kDefaultMtu;
   std::optional<protocol::RateLimit> rate;
 };
@@ -56,9 +57,18 @@ struct AttachArguments {
   std::optional<std::string> backend_domid{};
 };
 
+// Where libxl looks for a hotplug script given by name (XEN_SCRIPT_DIR).
+inline constexpr std::string_view kXenScriptDir = "/etc/xen/scripts";
+// The environment variable that overrides it (tests, unusual installs).
+inline constexpr const char* kScriptDirEnv = "VIFCTL_SCRIPT_DIR";
+
 // Validates every argument; throws ArgumentError naming the first bad one.
-// default_backend_domid is the domain vifctl runs in (the toolstack domain).
-VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backend_domid);
+// The domids are numbers here (names are resolved before). A --script
+// without '/' is a name looked up in script_dir, as libxl does; the result
+// must be an executable regular file. default_backend_domid is the domain
+// vifctl runs in (the toolstack domain).
+VifSpec make_vif_spec(const AttachArguments& args, platform::DomId default_backend_domid,
+                      const std::filesystem::path& script_dir = kXenScriptDir);
 
 // "DOMID/DEVID" as used by detach/show/stats; `what` names the argument.
 VifId parse_vif_id(std::string_view what, std::string_view text);
