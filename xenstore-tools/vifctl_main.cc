@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
   attach->add_option("DOMAIN", a.domid, "guest domain: domid or name (as xl)")->required();
   attach->add_option("--devid", a.devid, "device number (default: next free)");
   attach->add_option("--mac", a.mac, "MAC address (default: 00:16:3e:xx:xx:xx, random)");
-  attach->add_option("--bridge", a.bridge, "bridge (and vifd switch) to join");
+  attach->add_option("--bridge", a.bridge,
+                     "bridge (and vifd switch) to join, or an Open vSwitch port "
+                     "BRIDGE[.VLAN][:TRUNK...]");
   attach->add_option("--script", a.script,
                      "hotplug script run after InitWait: a path, or a name in /etc/xen/scripts "
                      "($VIFCTL_SCRIPT_DIR overrides the directory)");

@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 namespace vifd::net {
 namespace {
@@ -196,6 +198,91 @@ protocol::MacAddress link_mac(std::string_view name) {
   protocol::MacAddress mac;
   std::memcpy(mac.octets.data(), request.ifr_hwaddr.sa_data, mac.octets.size());
   return mac;
+}
+
+LinkKind link_kind(std::string_view name) {
+  check_interface_name(name);
+  const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) throw_errno(errno, fmt::format("netlink socket for the link kind of {}", name));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  alignas(nlmsghdr) char request[NLMSG_SPACE(sizeof(ifinfomsg)) + RTA_SPACE(IFNAMSIZ)] = {};
+  auto* message = reinterpret_cast<nlmsghdr*>(request);
+  message->nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+  message->nlmsg_type = RTM_GETLINK;
+  message->nlmsg_flags = NLM_F_REQUEST;
+  message->nlmsg_seq = 1;
+  reinterpret_cast<ifinfomsg*>(request + NLMSG_LENGTH(0))->ifi_family = AF_UNSPEC;
+  const std::string terminated(name);
+  add_attribute(message, sizeof(request), IFLA_IFNAME, terminated.c_str(), terminated.size() + 1);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd, message, message->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
+               sizeof(kernel)) < 0) {
+    throw_errno(errno, fmt::format("netlink RTM_GETLINK on {}", name));
+  }
+  // One link's attributes (statistics, per-queue and VF details) fit well
+  // within this; a longer answer is reported, not misread.
+  std::vector<char> buffer(32768);
+  char* const reply = buffer.data();
+  ssize_t received = 0;
+  do {
+    received = ::recv(fd, reply, buffer.size(), MSG_TRUNC);
+  } while (received < 0 && errno == EINTR);
+  if (received < 0) throw_errno(errno, fmt::format("netlink RTM_GETLINK reply on {}", name));
+  const auto total = static_cast<std::size_t>(received);
+  if (total > buffer.size()) {
+    throw std::runtime_error(fmt::format("netlink RTM_GETLINK reply on {} too long", name));
+  }
+  // The kernel's reply is trusted, but every length is checked against what
+  // recv() returned before a header or attribute is read.
+  nlmsghdr header;
+  if (total < sizeof(header)) {
+    throw std::runtime_error(fmt::format("netlink RTM_GETLINK reply on {} truncated", name));
+  }
+  std::memcpy(&header, reply, sizeof(header));
+  if (header.nlmsg_len < sizeof(header) || header.nlmsg_len > total) {
+    throw std::runtime_error(fmt::format("netlink RTM_GETLINK reply on {} malformed", name));
+  }
+  if (header.nlmsg_type == NLMSG_ERROR && header.nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr))) {
+    nlmsgerr error;
+    std::memcpy(&error, reply + NLMSG_LENGTH(0), sizeof(error));
+    if (error.error == -ENODEV) return LinkKind::kAbsent;
+    throw_errno(-error.error, fmt::format("netlink RTM_GETLINK on {}", name));
+  }
+  if (header.nlmsg_type != RTM_NEWLINK || header.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) {
+    throw std::runtime_error(fmt::format("netlink RTM_GETLINK reply on {} unexpected", name));
+  }
+  // Walks the attributes in [begin, end) for `type`; the payload's span.
+  const auto find = [](const char* begin, const char* end,
+                       unsigned short type) -> std::pair<const char*, std::size_t> {
+    while (end - begin >= static_cast<std::ptrdiff_t>(sizeof(rtattr))) {
+      rtattr attribute;
+      std::memcpy(&attribute, begin, sizeof(attribute));
+      if (attribute.rta_len < sizeof(rtattr) || attribute.rta_len > end - begin) break;
+      if ((attribute.rta_type & NLA_TYPE_MASK) == type) {
+        return {begin + RTA_LENGTH(0), attribute.rta_len - RTA_LENGTH(0)};
+      }
+      const std::size_t step = RTA_ALIGN(attribute.rta_len);
+      if (step >= static_cast<std::size_t>(end - begin)) break;
+      begin += step;
+    }
+    return {nullptr, 0};
+  };
+  const char* attributes = reply + NLMSG_SPACE(sizeof(ifinfomsg));
+  const char* end = reply + header.nlmsg_len;
+  if (attributes > end) attributes = end;
+  const auto [info, info_size] = find(attributes, end, IFLA_LINKINFO);
+  if (info == nullptr) return LinkKind::kOther;
+  const auto [kind, kind_size] = find(info, info + info_size, IFLA_INFO_KIND);
+  if (kind == nullptr) return LinkKind::kOther;
+  // A NUL-terminated string; compared without the terminator.
+  const std::string_view text(kind, ::strnlen(kind, kind_size));
+  if (text == "bridge") return LinkKind::kLinuxBridge;
+  if (text == "openvswitch") return LinkKind::kOpenVswitch;
+  return LinkKind::kOther;
 }
 
 void create_bridge(std::string_view bridge) {

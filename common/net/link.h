@@ -33,6 +33,15 @@ unsigned link_mtu(std::string_view name);
 void set_mac(std::string_view name, const protocol::MacAddress& mac);
 protocol::MacAddress link_mac(std::string_view name);
 
+// What a link is, from its rtnetlink link kind (IFLA_INFO_KIND, what
+// `ip -d link` shows): a Linux bridge ("bridge"), an Open vSwitch kernel
+// datapath device ("openvswitch": the bridges and internal ports of the
+// kernel datapath), anything else (including no kind: physical NICs; and
+// TAPs, which is what Open vSwitch's userspace datapath makes its bridges
+// of), or no link of that name.
+enum class LinkKind { kAbsent, kLinuxBridge, kOpenVswitch, kOther };
+LinkKind link_kind(std::string_view name);
+
 // Linux bridge (SIOCBRADDBR / SIOCBRADDIF / SIOCBRDELIF).
 void create_bridge(std::string_view bridge);
 void add_to_bridge(std::string_view bridge, std::string_view port);

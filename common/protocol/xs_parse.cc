@@ -232,6 +232,85 @@ Result<RateLimit> parse_rate(std::string_view key, std::string_view text) {
                    static_cast<std::uint32_t>(std::get<std::uint64_t>(usec))};
 }
 
+bool is_interface_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > kMaxInterfaceNameBytes || name == "." || name == "..") {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    // Printable ASCII less space; '/' and ':' are what Linux refuses besides
+    // whitespace and NUL.
+    return c > ' ' && c < 0x7F && c != '/' && c != ':';
+  });
+}
+
+Result<BridgeSpec> parse_bridge(std::string_view key, std::string_view text) {
+  BridgeSpec spec;
+  spec.value = std::string(text);
+  const std::size_t colon = text.find(':');
+  const std::string_view head = text.substr(0, colon);
+  const std::size_t dot = head.find('.');
+  // NAME.DIGITS: the one dotted form Open vSwitch's syntax claims.
+  const bool tagged =
+      dot != std::string_view::npos && dot + 1 < head.size() &&
+      head.find('.', dot + 1) == std::string_view::npos &&
+      std::all_of(head.begin() + static_cast<std::ptrdiff_t>(dot) + 1, head.end(), is_digit);
+  if (colon == std::string_view::npos && !tagged) {
+    if (!is_interface_name(text)) {
+      return reject(key, text,
+                    fmt::format("not a Linux interface name (1-{} printable bytes, no '/', ':' or "
+                                "whitespace) nor Open vSwitch's BRIDGE[.VLAN][:TRUNK...]",
+                                kMaxInterfaceNameBytes));
+    }
+    spec.name = spec.value;
+    return spec;
+  }
+  const auto vlan_id = [&](std::string_view part) -> std::variant<std::uint64_t, std::string> {
+    auto parsed = decimal(part, kMinVlanId, kMaxVlanId);
+    if (auto* reason = std::get_if<std::string>(&parsed)) {
+      return fmt::format("VLAN {}: {}", quote_for_message(part), *reason);
+    }
+    return parsed;
+  };
+  spec.name = std::string(tagged ? head.substr(0, dot) : head);
+  if (spec.name.find('.') != std::string::npos || !is_interface_name(spec.name)) {
+    return reject(key, text,
+                  fmt::format("Open vSwitch syntax BRIDGE[.VLAN][:TRUNK...] needs BRIDGE to be a "
+                              "Linux interface name without '.' (1-{} printable bytes, no '/' or "
+                              "whitespace)",
+                              kMaxInterfaceNameBytes));
+  }
+  if (tagged) {
+    auto parsed = vlan_id(head.substr(dot + 1));
+    if (auto* reason = std::get_if<std::string>(&parsed)) {
+      return reject(key, text, std::move(*reason));
+    }
+    spec.vlan = static_cast<std::uint16_t>(std::get<std::uint64_t>(parsed));
+  }
+  if (colon != std::string_view::npos) {
+    std::string_view rest = text.substr(colon + 1);
+    for (;;) {
+      const std::size_t next = rest.find(':');
+      auto parsed = vlan_id(rest.substr(0, next));
+      if (auto* reason = std::get_if<std::string>(&parsed)) {
+        return reject(key, text, "trunk " + std::move(*reason));
+      }
+      const auto trunk = static_cast<std::uint16_t>(std::get<std::uint64_t>(parsed));
+      if (std::find(spec.trunks.begin(), spec.trunks.end(), trunk) != spec.trunks.end()) {
+        return reject(key, text, fmt::format("trunk VLAN {} listed twice", trunk));
+      }
+      if (spec.trunks.size() == kMaxTrunkVlans) {
+        return reject(key, text, fmt::format("more than {} trunk VLANs", kMaxTrunkVlans));
+      }
+      spec.trunks.push_back(trunk);
+      if (next == std::string_view::npos) {
+        break;
+      }
+      rest.remove_prefix(next + 1);
+    }
+  }
+  return spec;
+}
+
 Result<GrantRef> parse_grant_ref(std::string_view key, std::string_view text) {
   auto parsed = decimal(text, 0, std::numeric_limits<std::uint32_t>::max());
   if (auto* reason = std::get_if<std::string>(&parsed)) {

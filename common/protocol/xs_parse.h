@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -137,6 +138,44 @@ inline constexpr std::size_t kMaxIpv4Prefixes = 64;
 // how the toolstack says "any address"); so is IPv6, which vif-bridge's
 // iptables rules cannot express either.
 Result<std::vector<Ipv4Prefix>> parse_ipv4_list(std::string_view key, std::string_view text);
+
+// The `bridge` backend key, as the toolstack hands it to the hotplug script:
+// either a Linux interface name (vif-bridge's bridge) or Open vSwitch's port
+// syntax as Xen's vif-openvswitch reads it, BRIDGE[.VLAN][:TRUNK[:TRUNK...]]:
+// BRIDGE.VLAN an access port in VLAN, BRIDGE:T1:T2 a trunk carrying T1 and T2,
+// both at once a trunk with native VLAN. The value itself is what the script
+// reads; the parts say what vifd must not do (switch between ports that Open
+// vSwitch separates).
+inline constexpr std::uint16_t kMinVlanId = 1;
+inline constexpr std::uint16_t kMaxVlanId = 4094;  // 0 and 4095 are reserved (802.1Q)
+// More trunk VLANs than this in one key is more likely a mistake than a plan;
+// a wider trunk belongs in ovs-vsctl's own configuration.
+inline constexpr std::size_t kMaxTrunkVlans = 64;
+// Linux's IFNAMSIZ less the terminating NUL.
+inline constexpr std::size_t kMaxInterfaceNameBytes = 15;
+
+struct BridgeSpec {
+  std::string value;                  // the key as written, handed unchanged to the hotplug script
+  std::string name;                   // the bridge: `value` itself unless in Open vSwitch syntax
+  std::optional<std::uint16_t> vlan;  // BRIDGE.VLAN
+  std::vector<std::uint16_t> trunks;  // BRIDGE:T1:T2, in the order written
+
+  // Whether `value` carries a VLAN tag or trunk list: only Open vSwitch reads
+  // it that way. ("br0.10" may also be a Linux bridge of that very name; the
+  // kernel tells, see backend/lib/control/switch_policy.h.)
+  bool open_vswitch_syntax() const noexcept { return vlan.has_value() || !trunks.empty(); }
+  friend bool operator==(const BridgeSpec&, const BridgeSpec&) = default;
+};
+// A Linux interface name as the kernel's dev_valid_name() takes it (1..15
+// bytes, not "." or "..", no '/', ':' or whitespace), further limited to
+// printable ASCII: names end up in logs and on hotplug-script command lines.
+bool is_interface_name(std::string_view name) noexcept;
+// Either form above. A value with ':' or of the form NAME.DIGITS (NAME without
+// '.') is Open vSwitch syntax: NAME must be an interface name without '.',
+// VLAN ids decimal in [kMinVlanId, kMaxVlanId] without leading zeros, at most
+// kMaxTrunkVlans trunks, none twice. Anything else must be an interface name
+// ("br.lan", "xenbr0" as before).
+Result<BridgeSpec> parse_bridge(std::string_view key, std::string_view text);
 
 // A grant reference published by a frontend (tx-ring-ref, rx-ring-ref, ...).
 // Refs 0..7 (GNTTAB_NR_RESERVED_ENTRIES) are reserved for the toolstack's

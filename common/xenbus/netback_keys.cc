@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <stdexcept>
 
-#include "common/net/link.h"
 #include "common/xenbus/keys.h"
 
 namespace vifd::xenbus {
@@ -34,17 +32,6 @@ bool read_flag(const KeyReader& read, std::string_view key, bool absent_value) {
     return absent_value;
   }
   return protocol::parse_bool(key, *value).value();
-}
-
-// A bridge or interface name from the toolstack: it ends up in ioctls, so it
-// must be a valid Linux interface name.
-std::string interface_name(std::string_view key, const std::string& value) {
-  try {
-    net::check_interface_name(value);
-  } catch (const std::invalid_argument&) {
-    reject(key, value, "not a valid interface name");
-  }
-  return value;
 }
 
 QueueConnection parse_queue(const KeyReader& read, unsigned index, unsigned queue_count) {
@@ -99,7 +86,7 @@ BackendConfig parse_backend_config(const VifId& id, const KeyReader& backend) {
       protocol::parse_uint(key::kHandle, require(backend, key::kHandle), 0, kMaxDevid).value());
   config.mac = protocol::parse_mac(key::kMac, require(backend, key::kMac)).value();
   if (const auto bridge = backend(key::kBridge)) {
-    config.bridge = interface_name(key::kBridge, *bridge);
+    config.bridge = protocol::parse_bridge(key::kBridge, *bridge).value();
   }
   if (const auto script = backend(key::kScript); script && !script->empty()) {
     config.script = *script;

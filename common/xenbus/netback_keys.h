@@ -41,7 +41,9 @@ struct BackendConfig {
   std::string frontend_path;
   std::uint32_t handle = 0;
   protocol::MacAddress mac;
-  std::optional<std::string> bridge;
+  // A Linux bridge or an Open vSwitch port (protocol::parse_bridge); the
+  // hotplug script gets the key itself, unchanged.
+  std::optional<protocol::BridgeSpec> bridge;
   std::optional<std::string> script;
   std::optional<protocol::RateLimit> rate;
   unsigned mtu = 1500;

@@ -15,7 +15,6 @@
 #include <string>
 #include <string_view>
 
-#include "common/net/link.h"
 #include "common/protocol/xs_parse.h"
 #include "common/xenbus/key_reader.h"
 #include "common/xenbus/keys.h"
@@ -138,7 +137,17 @@ void check_backend_config(const KeyMap& keys, VifId id) {
     FUZZ_CHECK(!config.mac.is_multicast() && !config.mac.is_zero());
     FUZZ_CHECK(config.mtu >= kMinMtu && config.mtu <= kMaxMtu);
     if (config.bridge) {
-      vifd::net::check_interface_name(*config.bridge);
+      const auto& bridge = *config.bridge;
+      FUZZ_CHECK(vifd::protocol::is_interface_name(bridge.name));
+      FUZZ_CHECK(bridge.open_vswitch_syntax() || bridge.name == bridge.value);
+      FUZZ_CHECK(bridge.trunks.size() <= vifd::protocol::kMaxTrunkVlans);
+      for (const auto vlan : bridge.trunks) {
+        FUZZ_CHECK(vlan >= vifd::protocol::kMinVlanId && vlan <= vifd::protocol::kMaxVlanId);
+      }
+      if (bridge.vlan) {
+        FUZZ_CHECK(*bridge.vlan >= vifd::protocol::kMinVlanId &&
+                   *bridge.vlan <= vifd::protocol::kMaxVlanId);
+      }
     }
     if (config.rate) {
       FUZZ_CHECK(config.rate->bytes >= 1 && config.rate->usec >= 1);

@@ -240,6 +240,16 @@ TEST_F(TapTest, BridgeMembershipAndLinkDeletion) {
   EXPECT_THROW(delete_link("xenbr0"), std::system_error);
 }
 
+TEST_F(TapTest, LinkKindTellsLinuxBridgesFromOtherLinks) {
+  bring_up_bridge("br0.10");  // a Linux bridge may carry a dot in its name
+  TapDevice tap({.name = "vif6.0"});
+  EXPECT_EQ(link_kind("br0.10"), LinkKind::kLinuxBridge);
+  EXPECT_EQ(link_kind("vif6.0"), LinkKind::kOther) << "a TAP, as OVS's userspace bridges are";
+  EXPECT_EQ(link_kind("lo"), LinkKind::kOther) << "no link kind at all";
+  EXPECT_EQ(link_kind("br0"), LinkKind::kAbsent);
+  EXPECT_THROW((void)link_kind("a/b"), std::invalid_argument);
+}
+
 // The data-path contract: a GSO frame with a partial checksum written on one
 // TAP reaches another TAP on the same bridge with its metadata intact when
 // that TAP has the offloads, and is segmented and checksummed by the kernel

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace vifd::protocol {
 namespace {
@@ -198,6 +201,83 @@ TEST(ParseIpv4ListTest, RejectsAnythingElseNamingTheKey) {
   std::string many;
   for (std::size_t i = 0; i <= kMaxIpv4Prefixes; ++i) many += "10.0.0." + std::to_string(i) + " ";
   expect_rejected(parse_ipv4_list("ip", many), "ip", "more than 64 entries");
+}
+
+// ---- parse_bridge ------------------------------------------------------------
+
+BridgeSpec bridge(std::string name, std::optional<std::uint16_t> vlan = std::nullopt,
+                  std::vector<std::uint16_t> trunks = {}, std::string value = "") {
+  BridgeSpec spec;
+  spec.value = value.empty() ? name : value;
+  spec.name = std::move(name);
+  spec.vlan = vlan;
+  spec.trunks = std::move(trunks);
+  return spec;
+}
+
+TEST(ParseBridgeTest, AcceptsLinuxBridgeNamesAsBefore) {
+  for (const char* name :
+       {"xenbr0", "br", "br.lan", "br0.", "a.b.10", "br-0_1@x", "fifteen-chars-x"}) {
+    const BridgeSpec spec = parse_bridge("bridge", name).value();
+    EXPECT_EQ(spec, bridge(name)) << name;
+    EXPECT_FALSE(spec.open_vswitch_syntax()) << name;
+  }
+}
+
+TEST(ParseBridgeTest, AcceptsWhatVifOpenvswitchReads) {
+  // Access port, trunk, trunk with a native VLAN: the value is kept whole
+  // for the script, the parts say what vifd's switch must keep out of.
+  EXPECT_EQ(parse_bridge("bridge", "ovsbr.10").value(), bridge("ovsbr", 10, {}, "ovsbr.10"));
+  EXPECT_EQ(parse_bridge("bridge", "ovsbr:10:20").value(),
+            bridge("ovsbr", std::nullopt, {10, 20}, "ovsbr:10:20"));
+  EXPECT_EQ(parse_bridge("bridge", "ovsbr.1:4094").value(),
+            bridge("ovsbr", 1, {4094}, "ovsbr.1:4094"));
+  EXPECT_TRUE(parse_bridge("bridge", "ovsbr.10").value().open_vswitch_syntax());
+  EXPECT_TRUE(parse_bridge("bridge", "ovsbr:7").value().open_vswitch_syntax());
+  // The bridge part may use the whole of IFNAMSIZ; the value may be longer.
+  EXPECT_EQ(parse_bridge("bridge", "fifteen-chars-x.4094").value().name, "fifteen-chars-x");
+  std::string widest = "br";
+  for (std::uint16_t vlan = 1; vlan <= kMaxTrunkVlans; ++vlan) {
+    widest += ":" + std::to_string(vlan);
+  }
+  EXPECT_EQ(parse_bridge("bridge", widest).value().trunks.size(), kMaxTrunkVlans);
+}
+
+TEST(ParseBridgeTest, RejectsWhatNeitherScriptCouldUseNamingTheKey) {
+  expect_rejected(parse_bridge("bridge", ""), "bridge", "not a Linux interface name");
+  expect_rejected(parse_bridge("bridge", "a/b"), "bridge", "not a Linux interface name");
+  expect_rejected(parse_bridge("bridge", "br 0"), "bridge", "not a Linux interface name");
+  expect_rejected(parse_bridge("bridge", ".."), "bridge", "not a Linux interface name");
+  expect_rejected(parse_bridge("bridge", "sixteen-chars-xx"), "bridge", "interface name");
+  expect_rejected(parse_bridge("bridge", "br\xc3\xa9"), "bridge", "interface name");
+  expect_rejected(parse_bridge("bridge", std::string("br\0x", 4)), "bridge", "interface name");
+  // VLAN ids: 1..4094, plain decimal.
+  expect_rejected(parse_bridge("bridge", "ovsbr.0"), "bridge",
+                  "VLAN \"0\": out of range [1, 4094]");
+  expect_rejected(parse_bridge("bridge", "ovsbr.4095"), "bridge", "out of range [1, 4094]");
+  expect_rejected(parse_bridge("bridge", "ovsbr.010"), "bridge", "leading zeros");
+  expect_rejected(parse_bridge("bridge", "ovsbr.99999999999999999999"), "bridge", "64 bits");
+  expect_rejected(parse_bridge("bridge", "ovsbr:0"), "bridge", "trunk VLAN");
+  expect_rejected(parse_bridge("bridge", "ovsbr:10:4095"), "bridge", "trunk VLAN \"4095\"");
+  expect_rejected(parse_bridge("bridge", "ovsbr:"), "bridge", "trunk VLAN \"\": empty");
+  expect_rejected(parse_bridge("bridge", "ovsbr:10:"), "bridge", "trunk VLAN");
+  expect_rejected(parse_bridge("bridge", "ovsbr::10"), "bridge", "trunk VLAN");
+  expect_rejected(parse_bridge("bridge", "ovsbr:+10"), "bridge", "sign");
+  expect_rejected(parse_bridge("bridge", "ovsbr:10,20"), "bridge", "trailing characters");
+  expect_rejected(parse_bridge("bridge", "ovsbr:10:20:10"), "bridge", "VLAN 10 listed twice");
+  expect_rejected(parse_bridge("bridge", "ovsbr.x:10"), "bridge", "without '.'");
+  expect_rejected(parse_bridge("bridge", "a.b.10:20"), "bridge", "without '.'");
+  expect_rejected(parse_bridge("bridge", ":10"), "bridge", "without '.'");
+  expect_rejected(parse_bridge("bridge", ".10"), "bridge", "without '.'");
+  expect_rejected(parse_bridge("bridge", "sixteen-chars-xx.10"), "bridge", "without '.'");
+  expect_rejected(parse_bridge("bridge", "br/0.10"), "bridge", "without '.'");
+  std::string too_wide = "br";
+  for (std::size_t vlan = 1; vlan <= kMaxTrunkVlans + 1; ++vlan) {
+    too_wide += ":" + std::to_string(vlan);
+  }
+  expect_rejected(parse_bridge("bridge", too_wide), "bridge", "more than 64 trunk VLANs");
+  // A hostile-length value is cut short, not walked to its end.
+  expect_rejected(parse_bridge("bridge", "br" + std::string(100000, ':')), "bridge", "trunk VLAN");
 }
 
 // ---- parse_rate ------------------------------------------------------------

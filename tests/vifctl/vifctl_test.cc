@@ -203,6 +203,18 @@ TEST_F(VifctlTest, OptionalBackendKeysAreAbsentByDefault) {
   EXPECT_TRUE(protocol::parse_mac(key::kMac, mac).ok());
 }
 
+TEST_F(VifctlTest, OpenVswitchPortsAreWrittenAsGivenForTheScript) {
+  ASSERT_EQ(attach({.domid = "1", .devid = "0", .bridge = "ovsbr.10"}), 0);
+  ASSERT_EQ(attach({.domid = "1", .devid = "1", .bridge = "ovsbr.10:20:30"}), 0);
+  EXPECT_EQ(dom0_.read(join(back_dir(0), key::kBridge)), "ovsbr.10");
+  EXPECT_EQ(dom0_.read(join(back_dir(1), key::kBridge)), "ovsbr.10:20:30");
+  EXPECT_THAT(attach_error({.domid = "1", .bridge = "ovsbr.4095"}),
+              HasSubstr("--bridge: invalid value \"ovsbr.4095\": VLAN \"4095\": out of range"));
+  EXPECT_THAT(attach_error({.domid = "1", .bridge = "ovsbr:10:10"}),
+              HasSubstr("trunk VLAN 10 listed twice"));
+  EXPECT_FALSE(dom0_.directory(back_dir(2)).has_value());
+}
+
 TEST_F(VifctlTest, GuestCannotWriteBackendNodesNorItsMtu) {
   ASSERT_EQ(attach({.domid = "1", .bridge = "xenbr0"}), 0);
   auto guest = host_.xenstore(kGuest);

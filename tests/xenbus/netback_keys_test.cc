@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -70,7 +73,10 @@ TEST(NetbackBackendConfig, ParsesEveryToolstackKey) {
   EXPECT_EQ(config.frontend_path, frontend_path(kId));
   EXPECT_EQ(config.handle, 2U);
   EXPECT_EQ(config.mac.to_string(), "00:16:3e:0a:0b:0c");
-  EXPECT_EQ(config.bridge, std::optional<std::string>("xenbr0"));
+  ASSERT_TRUE(config.bridge);
+  EXPECT_EQ(config.bridge->value, "xenbr0");
+  EXPECT_EQ(config.bridge->name, "xenbr0");
+  EXPECT_FALSE(config.bridge->open_vswitch_syntax());
   EXPECT_EQ(config.script, std::optional<std::string>("/etc/xen/scripts/vif-bridge"));
   ASSERT_TRUE(config.rate);
   EXPECT_EQ(*config.rate, (protocol::RateLimit{125000, 20000}));
@@ -93,6 +99,23 @@ TEST(NetbackBackendConfig, OptionalKeysDefault) {
   // libxl writes an empty script for "no script".
   keys.insert_or_assign(k(key::kScript), "");
   EXPECT_FALSE(parse_backend_config(kId, map_reader(keys)).script);
+}
+
+TEST(NetbackBackendConfig, TakesOpenVswitchPortsAsVifOpenvswitchReadsThem) {
+  for (const auto& [value, name, vlan, trunks] :
+       {std::tuple<std::string, std::string, std::optional<std::uint16_t>,
+                   std::vector<std::uint16_t>>{"ovsbr.10", "ovsbr", 10, {}},
+        {"ovsbr:10:20", "ovsbr", std::nullopt, {10, 20}},
+        {"ovsbr.5:6:7", "ovsbr", 5, {6, 7}}}) {
+    KeyMap keys = valid_backend();
+    keys.insert_or_assign(k(key::kBridge), value);
+    const BackendConfig config = parse_backend_config(kId, map_reader(keys));
+    ASSERT_TRUE(config.bridge) << value;
+    EXPECT_EQ(config.bridge->value, value) << "the script gets the key unchanged";
+    EXPECT_EQ(config.bridge->name, name);
+    EXPECT_EQ(config.bridge->vlan, vlan) << value;
+    EXPECT_EQ(config.bridge->trunks, trunks) << value;
+  }
 }
 
 TEST(NetbackBackendConfig, MtuBoundsAreInclusive) {
@@ -129,6 +152,10 @@ TEST(NetbackBackendConfig, EveryHostileValueNamesItsKey) {
       {k(key::kBridge), "br 0", k(key::kBridge)},
       {k(key::kBridge), "..", k(key::kBridge)},
       {k(key::kBridge), "sixteen-chars-xx", k(key::kBridge)},  // IFNAMSIZ
+      {k(key::kBridge), "ovsbr.4095", k(key::kBridge)},        // VLAN ids 1..4094
+      {k(key::kBridge), "ovsbr:10:0", k(key::kBridge)},
+      {k(key::kBridge), "ovsbr:10:10", k(key::kBridge)},
+      {k(key::kBridge), "ovs.br:10", k(key::kBridge)},
       {k(key::kRate), "0,20000", k(key::kRate)},
       {k(key::kRate), "125000,0", k(key::kRate)},
       {k(key::kRate), "125000", k(key::kRate)},

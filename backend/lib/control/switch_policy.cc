@@ -4,8 +4,31 @@
 
 namespace vifd::backend {
 
-bool SwitchPolicy::uses_switch(const xenbus::VifId& id, const std::string& bridge) const {
-  return !tap_only_bridges.contains(bridge) && !tap_only_vifs.contains(id);
+BridgeRole classify_bridge(const protocol::BridgeSpec& bridge, net::LinkKind kind) {
+  switch (kind) {
+    case net::LinkKind::kLinuxBridge:
+      return BridgeRole::kLinuxBridge;
+    case net::LinkKind::kOpenVswitch:
+      return BridgeRole::kOpenVswitch;
+    case net::LinkKind::kOther:
+      return bridge.open_vswitch_syntax() ? BridgeRole::kOpenVswitch : BridgeRole::kOther;
+    case net::LinkKind::kAbsent:
+      break;
+  }
+  return bridge.open_vswitch_syntax() ? BridgeRole::kOpenVswitch : BridgeRole::kAbsent;
+}
+
+BridgeJoin bridge_join(BridgeRole role, bool has_script, bool reattach) {
+  if (role == BridgeRole::kOpenVswitch) {
+    return has_script ? BridgeJoin::kNone : BridgeJoin::kRefuse;
+  }
+  return !has_script || reattach ? BridgeJoin::kJoin : BridgeJoin::kNone;
+}
+
+bool SwitchPolicy::uses_switch(const xenbus::VifId& id, const std::string& bridge,
+                               BridgeRole role) const {
+  const bool switchable = role == BridgeRole::kLinuxBridge || role == BridgeRole::kAbsent;
+  return switchable && !tap_only_bridges.contains(bridge) && !tap_only_vifs.contains(id);
 }
 
 bool SwitchPolicy::learns(const xenbus::VifId& id) const {

@@ -152,10 +152,6 @@ void Vif::start() {
   view.published = xenbus::read_state(map_reader(backend));
   if (config_) {
     device_.use_frontend();
-    if (config_->bridge && env_.switch_for &&
-        env_.switch_policy.uses_switch(id_, *config_->bridge)) {
-      switch_ = env_.switch_for(*config_->bridge);
-    }
     frontend_keys_ = read_frontend_keys();
     adopt_frontend_snapshot();
     view.frontend = xenbus::read_peer_state(map_reader(frontend_keys_));
@@ -259,30 +255,51 @@ void Vif::create_host_port(bool reattach, std::function<void()> then) {
   // No offloads until the frontend says what it takes.
   // With a script, the toolstack runs it after InitWait and it does the
   // bridging; without one, vifd does what vif-bridge would.
-  const std::optional<std::string> bridge =
-      config_->bridge && (!config_->script || reattach) ? config_->bridge : std::nullopt;
+  const std::optional<protocol::BridgeSpec> bridge = config_->bridge;
+  const bool has_script = config_->script.has_value();
   const unsigned mtu = config_->mtu;
   // Filled on the worker, taken on the control thread (the completion is
   // posted, which orders the two).
   auto created = std::make_shared<std::shared_ptr<HostPort>>();
+  auto role = std::make_shared<std::optional<BridgeRole>>();
   wait_for_host_port(
-      [options, bridge, mtu, created] {
+      [options, bridge, has_script, reattach, mtu, created, role] {
         auto port = std::make_shared<HostPort>(options);
         port->tap.set_mac(kHostSideMac);
         port->tap.set_mtu(mtu);
         port->tap.set_carrier(false);
         port->tap.set_link_up(true);
         if (bridge) {
-          if (!net::link_exists(*bridge)) {
-            throw std::runtime_error(
-                fmt::format("{}: bridge '{}' does not exist", key::kBridge, *bridge));
+          // Asked here, where the rtnl lock may be waited for.
+          *role = classify_bridge(*bridge, protocol::is_interface_name(bridge->value)
+                                               ? net::link_kind(bridge->value)
+                                               : net::LinkKind::kAbsent);
+          switch (bridge_join(**role, has_script, reattach)) {
+            case BridgeJoin::kNone:
+              break;
+            case BridgeJoin::kRefuse:
+              throw std::runtime_error(fmt::format(
+                  "{}: '{}' is an Open vSwitch port, which vifd does not join itself: the "
+                  "vif needs a hotplug script (vif-openvswitch)",
+                  key::kBridge, bridge->value));
+            case BridgeJoin::kJoin:
+              if (**role == BridgeRole::kAbsent) {
+                throw std::runtime_error(
+                    fmt::format("{}: bridge '{}' does not exist", key::kBridge, bridge->value));
+              }
+              port->tap.add_to_bridge(bridge->value);
+              break;
           }
-          port->tap.add_to_bridge(*bridge);
         }
         *created = std::move(port);
       },
-      [this, created, then = std::move(then)] {
+      [this, created, role, then = std::move(then)] {
         host_port_ = std::move(*created);
+        // The switch only joins ports it may shortcut (switch_policy.h).
+        if (*role && env_.switch_for &&
+            env_.switch_policy.uses_switch(id_, config_->bridge->value, **role)) {
+          switch_ = env_.switch_for(config_->bridge->value);
+        }
         then();
       },
       XenbusState::kClosed,
@@ -736,7 +753,8 @@ nlohmann::json Vif::describe() const {
   vif["devid"] = id_.devid;
   vif["state"] = std::string(protocol::name(state_));
   vif["tap"] = host_port_ ? nlohmann::json(host_port_->tap.name()) : nlohmann::json(nullptr);
-  vif["switch"] = (switch_ && config_) ? nlohmann::json(*config_->bridge) : nlohmann::json(nullptr);
+  vif["switch"] =
+      (switch_ && config_) ? nlohmann::json(config_->bridge->value) : nlohmann::json(nullptr);
   if (!last_error_.empty()) {
     vif["error"] = last_error_;
   }
