@@ -12,6 +12,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "common/protocol/xs_parse.h"
+
 namespace vifd::backend {
 namespace {
 
@@ -113,6 +115,25 @@ std::filesystem::path InstanceLock::domain_lock_path(const std::filesystem::path
                                                      platform::DomId backend,
                                                      platform::DomId domain) {
   return dir / fmt::format("vifd-backend-{}-domain-{}.lock", backend, domain);
+}
+
+std::set<platform::DomId> InstanceLock::served_domains(const std::filesystem::path& dir,
+                                                       platform::DomId backend) {
+  std::set<platform::DomId> served;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = fmt::format("vifd-backend-{}-domain-", backend);
+    if (!name.starts_with(prefix) || !name.ends_with(".lock")) {
+      continue;
+    }
+    const auto domain = protocol::parse_domid(
+        "lock file", std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - 5));
+    if (domain.ok() && holder_pid(entry.path())) {
+      served.insert(domain.value());
+    }
+  }
+  return served;
 }
 
 InstanceLock::InstanceLock(const std::filesystem::path& dir, platform::DomId backend,
