@@ -64,9 +64,15 @@ void default_to_stderr() {
 }
 
 std::optional<Format> parse_format(std::string_view text) {
-  if (text == "auto") return Format::kAuto;
-  if (text == "plain") return Format::kPlain;
-  if (text == "journal") return Format::kJournal;
+  if (text == "auto") {
+    return Format::kAuto;
+  }
+  if (text == "plain") {
+    return Format::kPlain;
+  }
+  if (text == "journal") {
+    return Format::kJournal;
+  }
   return std::nullopt;
 }
 
