@@ -15,12 +15,16 @@ launcher=$4
 dir=$(mktemp -d /tmp/vifd-launcher-XXXXXX)
 server=""
 launcher_pid=""
+# Whatever is left; each kill may find its process gone already.
 cleanup() {
-	[[ -n $launcher_pid ]] && kill "$launcher_pid" 2>/dev/null
+	if [[ -n $launcher_pid ]]; then kill "$launcher_pid" 2>/dev/null || true; fi
 	for pid_file in "$dir"/vifd-*.pid; do
-		[[ -f $pid_file ]] && kill "$(cat "$pid_file")" 2>/dev/null
+		if [[ -f $pid_file ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
 	done
-	[[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+	if [[ -n $server ]]; then
+		kill "$server" 2>/dev/null || true
+		wait "$server" 2>/dev/null || true
+	fi
 	rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -4,9 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "backend/lib/control/instance_lock.h"
 
 namespace vifd::launcher {
 namespace {
@@ -52,6 +58,33 @@ TEST(CommandTemplate, InterpretsNothing) {
 TEST(CommandTemplate, RejectsAnEmptyCommand) {
   EXPECT_THROW(CommandTemplate("   "), std::invalid_argument);
   EXPECT_THROW(CommandTemplate(""), std::invalid_argument);
+}
+
+// What a restarted launcher finds: the domains whose vifd holds its lock,
+// not files left behind by one that exited, nor names that only look alike.
+TEST(ServedDomains, AreTheHeldDomainLocksOnly) {
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("vifd-launcher-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::remove_all(dir);
+  using backend::InstanceLock;
+  {
+    InstanceLock three(dir, 0, {3});
+    InstanceLock twelve(dir, 0, {12});
+    std::optional<InstanceLock> forty(std::in_place, dir, 0, std::set<platform::DomId>{40});
+    InstanceLock other_backend(dir, 7, {5});
+    for (const char* name : {"vifd-backend-0-domain-007.lock", "vifd-backend-0-domain-abc.lock",
+                             "vifd-backend-0-domain-99999.lock", "vifd-backend-0-domain-4"}) {
+      std::ofstream(dir / name) << "1\n";
+    }
+    EXPECT_EQ(InstanceLock::served_domains(dir, 0), (std::set<platform::DomId>{3, 12, 40}));
+    forty.reset();
+    EXPECT_EQ(InstanceLock::served_domains(dir, 0), (std::set<platform::DomId>{3, 12}));
+    EXPECT_EQ(InstanceLock::served_domains(dir, 7), (std::set<platform::DomId>{5}));
+  }
+  EXPECT_TRUE(InstanceLock::served_domains(dir, 0).empty());
+  EXPECT_TRUE(InstanceLock::served_domains(dir / "missing", 0).empty());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -68,6 +68,19 @@ std::optional<pid_t> holder_pid(const std::filesystem::path& path) {
   return pid;
 }
 
+// Whether a live process holds the lock file exclusively: a shared lock is
+// refused then. The probe's own shared lock lasts only until the close; a
+// vifd starting in that instant fails its lock and is restarted by systemd.
+bool held_exclusively(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    return false;
+  }
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return held;
+}
+
 std::string holder_text(const std::filesystem::path& path) {
   const auto pid = holder_pid(path);
   return pid ? fmt::format("another vifd (pid {})", *pid) : std::string("another vifd");
@@ -129,7 +142,7 @@ std::set<platform::DomId> InstanceLock::served_domains(const std::filesystem::pa
     }
     const auto domain = protocol::parse_domid(
         "lock file", std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - 5));
-    if (domain.ok() && holder_pid(entry.path())) {
+    if (domain.ok() && held_exclusively(entry.path())) {
       served.insert(domain.value());
     }
   }

@@ -42,9 +42,9 @@ class InstanceLock {
                                                  platform::DomId backend);
   static std::filesystem::path domain_lock_path(const std::filesystem::path& dir,
                                                 platform::DomId backend, platform::DomId domain);
-  // The domains whose per-domain vifd of `backend` is alive, from the pids
-  // in the lock files of `dir` (vifd-launcher's view after a restart). File
-  // names that are not a canonical domain lock name are skipped.
+  // The domains whose per-domain vifd of `backend` holds its lock in `dir`
+  // (vifd-launcher's view after a restart). File names that are not a
+  // canonical domain lock name are skipped.
   static std::set<platform::DomId> served_domains(const std::filesystem::path& dir,
                                                   platform::DomId backend);
 

@@ -179,6 +179,9 @@ void Launcher::spawn(platform::DomId domid, Instance& instance, bool start) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // Nothing of the launcher's beyond stdout and stderr: a guest's vifd must
+  // not hold the launcher's xenstore connection or its event loop's files.
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t none;

@@ -6,7 +6,8 @@
 # Phase 1, vifd is the vif backend (xen-netback not loaded):
 #   S1 stock netfront domU <-> dom0 ; S2 domU <-> domU (vifd switch, then the
 #   Linux bridge after a vifd restart with --no-fast-path) ; S7 multi-queue ;
-#   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic.
+#   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic ;
+#   S9 one vifd per guest, started and stopped by vifd-launcher.
 # Phase 2, vifd stopped, xen-netback loaded, the same guests and configs:
 #   S3 the S1/S2 transfers through the kernel netback ; S4 vif-front against it.
 # Errors: every command that may fail on purpose is tested (if, ||, &&).
@@ -69,6 +70,12 @@ dump_debug() {
   log "---- vifd log (tail) ----"
   tail -40 /var/log/vifd.log 2>/dev/null | indent || true
   local f
+  # S9's launcher and per-guest vifds.
+  for f in /var/log/vifd-launcher.log /var/log/vifd-[0-9]*.log; do
+    [[ -e $f ]] || continue
+    log "---- $f (tail) ----"
+    tail -30 "$f" | indent || true
+  done
   for f in /var/log/xen/console/guest-*.log; do
     [[ -e $f ]] || continue
     log "---- $f (tail) ----"
@@ -104,7 +111,7 @@ stop_vifd() {
   vifd_pid=""
   rm -f /run/vifd/vifd.sock
 }
-vifctl() { timeout -k 2 15 /usr/local/bin/vifctl "$@"; }
+vifctl() { timeout -k 2 15 /usr/bin/vifctl "$@"; }
 # Prints nothing when vifd does not serve the vif (or does not answer).
 vif_json() { vifctl stats --json 2>/dev/null | jq -c ".vifs[] | select(.domid == $1 and .devid == ${2:-0})"; }
 vif_state() { vif_json "$1" "${2:-0}" | jq -r '.state // empty'; }
@@ -408,6 +415,92 @@ s4() {
   ping_and_transfer S4 domU4 vif-front-kernel "vif-front <-> kernel netback, both states 4"
 }
 
+# --- S9: one vifd per guest ------------------------------------------------------
+# dom0 has no systemd: vifd-launcher runs these in place of `systemctl start
+# vifd@<domid>.service` and `systemctl stop ...`, with the unit's command line.
+launcher_pid=""
+write_launcher_commands() {
+  cat >/usr/local/bin/e2e-start-vifd <<'SCRIPT'
+#!/bin/sh
+vifd --platform xen --domain "$1" --control-socket "/run/vifd/domain-$1.sock" >>"/var/log/vifd-$1.log" 2>&1 &
+echo $! >"/run/vifd/e2e-vifd-$1.pid"
+SCRIPT
+  cat >/usr/local/bin/e2e-stop-vifd <<'SCRIPT'
+#!/bin/sh
+kill "$(cat "/run/vifd/e2e-vifd-$1.pid")"
+SCRIPT
+  chmod +x /usr/local/bin/e2e-start-vifd /usr/local/bin/e2e-stop-vifd
+}
+# Empty when the launcher started no vifd for the domain.
+domain_vifd_pid() { cat "/run/vifd/e2e-vifd-$1.pid" 2>/dev/null || true; }
+domain_vifctl() { local d=$1; shift; vifctl --control-socket "/run/vifd/domain-$d.sock" "$@"; }
+# shellcheck disable=SC2317 # run through wait_until
+domain_vif_connected() {
+  [[ $(domain_vifctl "$1" stats --json 2>/dev/null | jq -r ".vifs[] | select(.domid == $1 and .devid == 0) | .state") == Connected ]]
+}
+# shellcheck disable=SC2317 # run through wait_until
+domain_vifd_gone() {
+  local pid
+  pid=$(domain_vifd_pid "$1")
+  [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null
+}
+s9() {
+  local name d1 d2 p1 p2 n1 n2
+  # The serve-everything vifd and the per-guest ones exclude each other.
+  for name in "${!domid_of[@]}"; do destroy_guest "$name"; done
+  stop_vifd
+  write_launcher_commands
+  vifd-launcher --platform xen --start-command "/usr/local/bin/e2e-start-vifd {domid}" \
+    --stop-command "/usr/local/bin/e2e-stop-vifd {domid}" >>/var/log/vifd-launcher.log 2>&1 &
+  launcher_pid=$!
+  # Stock guests, unmodified configs: their vifds must reach InitWait within
+  # xl's 10 s after the launcher sees the backend directories.
+  create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 || { fail S9 "domU1 did not come up"; return 1; }
+  create_guest domU2 netfront 10.0.0.12 00:16:3e:00:00:12 1 || { fail S9 "domU2 did not come up"; return 1; }
+  d1=${domid_of[domU1]} d2=${domid_of[domU2]}
+  wait_until 20 "domU1's own vifd to connect it" domain_vif_connected "$d1" || { fail S9 "vif $d1/0 not Connected by its vifd"; return 1; }
+  wait_until 20 "domU2's own vifd to connect it" domain_vif_connected "$d2" || { fail S9 "vif $d2/0 not Connected by its vifd"; return 1; }
+  p1=$(domain_vifd_pid "$d1") p2=$(domain_vifd_pid "$d2")
+  [[ -n $p1 && -n $p2 && $p1 != "$p2" ]] || { fail S9 "vifd pids '$p1' and '$p2'"; return 1; }
+  n1=$(domain_vifctl "$d1" stats --json | jq '.vifs | length') || true
+  n2=$(domain_vifctl "$d2" stats --json | jq '.vifs | length') || true
+  [[ $n1 == 1 && $n2 == 1 ]] || { fail S9 "each vifd should serve one vif: $n1 and $n2"; return 1; }
+  ping_both domU1 || { fail S9 "ping dom0 <-> domU1"; return 1; }
+  ping_both domU2 || { fail S9 "ping dom0 <-> domU2"; return 1; }
+  guest domU1 30 "ping -c 3 -W 3 10.0.0.12" >/tmp/ping.log 2>&1 || { fail S9 "ping domU1 -> domU2"; return 1; }
+  transfer vifd-per-guest domU1-domU2 domU1 domU2 10.0.0.12 || { fail S9 "ttcp domU1 -> domU2"; return 1; }
+  local between=$last_kbps
+  transfer vifd-per-guest domU-dom0 domU2 dom0 10.0.0.1 || { fail S9 "ttcp domU2 -> dom0"; return 1; }
+  local up=$last_kbps
+  # Destroying a guest stops its vifd, and only that one.
+  destroy_guest domU1
+  wait_until 20 "domU1's vifd to stop" domain_vifd_gone "$d1" || { fail S9 "vifd $p1 of domain $d1 still runs after xl destroy"; return 1; }
+  kill -0 "$p2" 2>/dev/null || { fail S9 "domU2's vifd stopped with domU1"; return 1; }
+  ping_both domU2 || { fail S9 "domU2 after domU1 went"; return 1; }
+  destroy_guest domU2
+  wait_until 20 "domU2's vifd to stop" domain_vifd_gone "$d2" || { fail S9 "vifd $p2 of domain $d2 still runs after xl destroy"; return 1; }
+  pass S9 "one vifd per guest (vifd-launcher): vifd $p1 for domain $d1, vifd $p2 for domain $d2, ping dom0 and each other, ttcp domU1->domU2 $between KB/sec, domU2->dom0 $up KB/sec, each stopped with its guest"
+}
+# After S9, whatever it left: the launcher, per-guest vifds, guests; then the
+# serve-everything vifd again for the next phase.
+s9_cleanup() {
+  local name pid_file
+  if [[ -n $launcher_pid ]]; then
+    kill "$launcher_pid" 2>/dev/null || true
+    wait "$launcher_pid" 2>/dev/null || true
+  fi
+  launcher_pid=""
+  for name in "${!domid_of[@]}"; do destroy_guest "$name"; done
+  for pid_file in /run/vifd/e2e-vifd-*.pid; do
+    if [[ -e $pid_file ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
+    rm -f "$pid_file"
+  done
+  log "vifd-launcher log:"
+  tail -20 /var/log/vifd-launcher.log 2>/dev/null | indent "launcher: " || true
+  sleep 1
+  start_vifd
+}
+
 scenario() {
   case $1 in
     S1) s1 ;;
@@ -417,6 +510,7 @@ scenario() {
     S5) s5 ;;
     S6) s6 ;;
     S7) s7 ;;
+    S9) s9 ;;
   esac
 }
 # run_scenario Sn: the scenario runs as a condition, so errexit is off inside
@@ -474,10 +568,15 @@ if [[ $mode == full ]]; then
   run_scenario S7
   run_scenario S5
   run_scenario S6
+  run_scenario S9
+  s9_cleanup || log "vifd did not start again after S9"
   # S3 and S4 run even so, and report what does not work.
   phase_kernel || log "the switch to the kernel netback failed"
   run_scenario S3
   run_scenario S4
+else
+  # The packaged per-guest deployment is checked in the short run too.
+  run_scenario S9
 fi
 # What vifd had to say on real Xen beyond routine state changes: every
 # warning and error of the run, for the differences table in

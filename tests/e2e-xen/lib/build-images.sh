@@ -4,8 +4,8 @@
 #                           QEMU's -kernel takes the ELF32 multiboot image
 #   $E2E_DIR/vmlinuz        Debian's 6.1 kernel, dom0 and every domU
 #   $E2E_DIR/dom0.cpio      dom0's whole root: debootstrap minbase bookworm
-#                           with xen-utils-4.17, the project's binaries
-#                           (cmake --install), the harness's scripts, and the
+#                           with xen-utils-4.17, the project's Debian packages
+#                           (vifd, vif-tools: dpkg -i), the harness's scripts, and the
 #                           domU kernel + initramfs under /e2e
 # The packages and the debootstrap tree are cached in $E2E_CACHE; the per-run
 # parts (binaries, scripts, domU initramfs) are redone every time (seconds).
@@ -59,7 +59,7 @@ lib_packages() {
 
 # --- dom0 root: debootstrap, cached by its package list -----------------------
 base_pkgs=(xen-utils-4.17 xenstore-utils bridge-utils iproute2 iputils-ping kmod procps
-  psmisc jq busybox-static cpio gzip python3-minimal)
+  psmisc jq busybox-static cpio gzip python3-minimal init-system-helpers)
 mapfile -t extra < <(lib_packages)
 include=$(printf '%s\n' "${base_pkgs[@]}" "${extra[@]}" | sort -u | paste -sd,)
 key=$(printf '%s\n' "$include" "$mirror" | sha256sum | cut -c1-16)
@@ -95,13 +95,43 @@ done
 cp "$moddir"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2>/dev/null || true
 depmod -b "$root" "$kver"
 
-# The project, installed as a package would install it.
-DESTDIR=$root cmake --install "$build_dir" --prefix /usr/local --strip >/dev/null
-for b in "${binaries[@]}"; do
-  name=$(basename "$b")
-  [[ -x $root/usr/local/sbin/$name || -x $root/usr/local/bin/$name ]] ||
-    { echo "build-images: cmake --install did not install $name" >&2; exit 1; }
+# The project's Debian packages, installed with `apt-get install ./...deb` as
+# an operator would, from Debian 12 with its security updates: the packages'
+# Depends come from the build host's libraries (the Xen libraries at the
+# security release), so apt brings dom0's Xen userland up to it. The
+# maintainer scripts run (without systemd they start nothing; policy-rc.d
+# keeps the Xen init scripts from starting in the chroot). vif-tools gives
+# dom0 vif-ttcp; the guest's root has no dpkg and gets vif-front and vif-ttcp
+# unpacked from the packages.
+log "building the Debian packages (scripts/package) and installing them in dom0"
+"$repo/scripts/package" "$build_dir" >/dev/null
+debs=$out/debs
+rm -rf "$debs" && mkdir -p "$debs"
+cp "$build_dir"/packages/{vifd,vif-front,vif-tools}_*.deb "$debs/"
+mkdir -p "$root/tmp/debs"
+cp "$debs"/vifd_*.deb "$debs"/vif-tools_*.deb "$root/tmp/debs/"
+dom0_debs=()
+for deb in "$root"/tmp/debs/*.deb; do dom0_debs+=("/tmp/debs/${deb##*/}"); done
+security_mirror=${E2E_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+printf 'deb %s bookworm main\ndeb %s bookworm-security main\n' "$mirror" "$security_mirror" \
+  >"$root/etc/apt/sources.list"
+cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+if ! { chroot "$root" apt-get update -qq &&
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${dom0_debs[@]}"; } >"$out/apt.log" 2>&1; then
+  tail -30 "$out/apt.log" >&2
+  echo "build-images: apt-get install of the packages failed" >&2
+  exit 1
+fi
+rm -rf "$root/tmp/debs" "$root/usr/sbin/policy-rc.d" "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*
+for path in /usr/sbin/vifd /usr/sbin/vifd-launcher /usr/bin/vifctl /usr/bin/vif-ttcp; do
+  [[ -x $root$path ]] || { echo "build-images: the packages did not install $path" >&2; exit 1; }
 done
+unpacked=$out/unpacked
+rm -rf "$unpacked" && mkdir -p "$unpacked"
+for deb in "$debs"/vif-front_*.deb "$debs"/vif-tools_*.deb; do dpkg-deb -x "$deb" "$unpacked"; done
 # Keep the kernel netback off until a scenario loads it on purpose, as an
 # operator would (docs/real-xen.md).
 printf 'blacklist xen-netback\n' >"$root/etc/modprobe.d/vifd.conf"
@@ -124,8 +154,8 @@ copy_with_libs() {
     cp -L "$lib" "$domu$lib"
   done
 }
-copy_with_libs "$root/usr/local/sbin/vif-front" /usr/sbin/vif-front
-copy_with_libs "$root/usr/local/bin/vif-ttcp" /usr/bin/vif-ttcp
+copy_with_libs "$unpacked/usr/sbin/vif-front" /usr/sbin/vif-front
+copy_with_libs "$unpacked/usr/bin/vif-ttcp" /usr/bin/vif-ttcp
 for t in xenstore-read xenstore-write xenstore-rm xenstore-ls xenstore-exists; do
   [[ -e $root/usr/bin/$t ]] && copy_with_libs "$(readlink -f "$root/usr/bin/$t")" "/usr/bin/$t"
 done

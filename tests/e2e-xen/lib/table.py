@@ -29,6 +29,7 @@ extra = [
     ("vifd, 2 queues (S7)", "vifd-mq"),
     ("vif-front + vifd (S5)", "vif-front-vifd"),
     ("vif-front + kernel netback (S4)", "vif-front-kernel"),
+    ("one vifd per guest (S9)", "vifd-per-guest"),
 ]
 present = [c for c in extra if any(k[0] == c[1] for k in results)]
 
