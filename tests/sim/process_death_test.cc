@@ -21,7 +21,9 @@ using ProcessDeathTest = SimHostTest;
 
 // Blocks the child until it is killed.
 int wait_to_be_killed() {
-  for (;;) ::pause();
+  for (;;) {
+    ::pause();
+  }
 }
 
 TEST_F(ProcessDeathTest, KilledBindersPortIsRebindableAtOnce) {

@@ -145,7 +145,9 @@ bool QueueEngine::tx_stage_requests() noexcept {
 void QueueEngine::tx_answer(protocol::RingIndex index, std::uint16_t id,
                             std::int16_t status) noexcept {
   if (!tx_in_order_) {
-    if (tx_response_count_ == tx_responses_.size()) tx_flush_responses();
+    if (tx_response_count_ == tx_responses_.size()) {
+      tx_flush_responses();
+    }
     tx_responses_[tx_response_count_++] = {id, status};
     return;
   }
@@ -180,10 +182,14 @@ void QueueEngine::tx_flush_responses(bool force) noexcept {
       tx_held_since_.reset();
     } else {
       const Clock::time_point now = Clock::now();
-      if (!tx_held_since_) tx_held_since_ = now;
+      if (!tx_held_since_) {
+        tx_held_since_ = now;
+      }
       if (force || now - *tx_held_since_ >= kTxHoldLimit) {
         for (protocol::RingIndex index = tx_unpublished_from_; index != end; ++index) {
-          if (tx_answered_[index & mask] == 0) continue;
+          if (tx_answered_[index & mask] == 0) {
+            continue;
+          }
           tx_responses_[tx_response_count_++] = tx_answers_[index & mask];
           tx_answered_[index & mask] = 0;
         }
@@ -202,7 +208,9 @@ void QueueEngine::tx_flush_responses(bool force) noexcept {
       log_->critical("{}: {} TX responses but {} owed", context_, tx_response_count_, pushed);
     }
     tx_response_count_ = 0;
-    if (tx_.push_responses_and_check_notify()) notify_tx_ = true;
+    if (tx_.push_responses_and_check_notify()) {
+      notify_tx_ = true;
+    }
   }
   if (!tx_in_order_ && tx_.response_producer() == tx_.request_consumer()) {
     tx_in_order_ = true;

@@ -345,7 +345,9 @@ int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
   };
   if (credit_blocked_) earliest(credit_.refill_time());
   if (unmask_at_) earliest(*unmask_at_);
-  if (tx_held_since_) earliest(*tx_held_since_ + kTxHoldLimit);
+  if (tx_held_since_) {
+    earliest(*tx_held_since_ + kTxHoldLimit);
+  }
   if (rx_backlog_count_ != 0) {
     earliest(rx_backlog_[rx_backlog_head_].enqueued + setup_.rx_drain_timeout);
   }
@@ -410,7 +412,9 @@ void QueueEngine::run() noexcept {
     rx_post_completions();
     // Answers held behind an unanswered request go out once they waited
     // kTxHoldLimit, whether or not anything else happened this turn.
-    if (tx_held_since_) tx_flush_responses();
+    if (tx_held_since_) {
+      tx_flush_responses();
+    }
     publish_ring_indices();
     settle_events(fresh_events, now);
     send_notifications();

@@ -28,9 +28,13 @@ int try_lock_slot(const Host& host, const char* folder, std::uint32_t index) noe
   char path[PATH_MAX];
   const int length =
       std::snprintf(path, sizeof(path), "%s/%s/%u.lock", host.paths().dir.c_str(), folder, index);
-  if (length < 0 || static_cast<std::size_t>(length) >= sizeof(path)) return -1;
+  if (length < 0 || static_cast<std::size_t>(length) >= sizeof(path)) {
+    return -1;
+  }
   const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return -1;
+  if (fd < 0) {
+    return -1;
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
     return -1;
@@ -46,13 +50,19 @@ void close_ports_of(const Host& host, DomainCache& domains, std::uint32_t index)
       (shared(slot.incarnation).load(std::memory_order_relaxed) << kHandleIndexBits) | index;
   const auto domid = static_cast<DomId>(shared(slot.domid).load(std::memory_order_relaxed));
   const auto view = domains.find(domid);
-  if (!view) return;  // its domain is gone, and its ports with it
+  if (!view) {  // its domain is gone, and its ports with it
+    return;
+  }
   for (std::uint32_t port = 1; port < kPortsPerDomain; ++port) {
     PortSlot& candidate = view->meta->ports[port];
     const auto state =
         static_cast<PortState>(shared(candidate.state).load(std::memory_order_acquire));
-    if (state != PortState::kUnbound && state != PortState::kInterdomain) continue;
-    if (shared(candidate.owner_handle).load(std::memory_order_relaxed) != token) continue;
+    if (state != PortState::kUnbound && state != PortState::kInterdomain) {
+      continue;
+    }
+    if (shared(candidate.owner_handle).load(std::memory_order_relaxed) != token) {
+      continue;
+    }
     close_port(domains, *view->meta, domid, port);
   }
 }
@@ -66,7 +76,9 @@ bool pid_is_alive(std::int32_t pid) noexcept {
 void unpin_maps_of(DomainCache& domains, GrantHandleSlot& slot) noexcept {
   for (MapRecord& record : slot.maps) {
     const std::uint32_t granter = shared(record.granter).load(std::memory_order_relaxed);
-    if (granter == 0) continue;
+    if (granter == 0) {
+      continue;
+    }
     const auto view = domains.find(static_cast<DomId>(granter - 1));
     if (view &&
         view->meta->generation == shared(record.generation).load(std::memory_order_relaxed)) {
@@ -82,10 +94,14 @@ void end_shares_of(DomainCache& domains, const GrantHandleSlot& slot,
                    std::uint32_t token) noexcept {
   const auto view = domains.find(static_cast<DomId>(
       shared(const_cast<std::uint32_t&>(slot.domid)).load(std::memory_order_relaxed)));
-  if (!view) return;  // the domain is gone, and its grants with it
+  if (!view) {  // the domain is gone, and its grants with it
+    return;
+  }
   DomainShared& meta = *view->meta;
   for (std::uint32_t ref = 0; ref < kGrantEntries; ++ref) {
-    if (shared(meta.share_owner[ref]).load(std::memory_order_relaxed) != token) continue;
+    if (shared(meta.share_owner[ref]).load(std::memory_order_relaxed) != token) {
+      continue;
+    }
     shared(meta.share_owner[ref]).store(0, std::memory_order_relaxed);
     end_foreign_access(meta, ref,
                        shared(meta.grant_entries[ref].frame).load(std::memory_order_relaxed));
@@ -111,9 +127,13 @@ ClaimedHandle claim_grant_handle(const Host& host, DomainCache& domains, DomId s
   GrantHandleTable& table = host.grant_handles();
   for (std::uint32_t index = 0; index < kMaxGrantHandles; ++index) {
     GrantHandleSlot& slot = table.slots[index];
-    if (pid_is_alive(shared(slot.owner_pid).load(std::memory_order_acquire))) continue;
+    if (pid_is_alive(shared(slot.owner_pid).load(std::memory_order_acquire))) {
+      continue;
+    }
     const int lock_fd = try_lock_slot(host, "gnt", index);
-    if (lock_fd < 0) continue;
+    if (lock_fd < 0) {
+      continue;
+    }
     if (shared(slot.owner_pid).load(std::memory_order_acquire) != 0) {
       release_grant_slot_contents(domains, slot, index);  // left by a process that died
     }
@@ -136,11 +156,17 @@ void release_grant_handle(const Host& host, const ClaimedHandle& handle) noexcep
 
 bool reap_grant_handle_if_dead(const Host& host, DomainCache& domains,
                                std::uint32_t index) noexcept {
-  if (index >= kMaxGrantHandles) return false;
+  if (index >= kMaxGrantHandles) {
+    return false;
+  }
   GrantHandleSlot& slot = host.grant_handles().slots[index];
-  if (shared(slot.owner_pid).load(std::memory_order_acquire) == 0) return false;
+  if (shared(slot.owner_pid).load(std::memory_order_acquire) == 0) {
+    return false;
+  }
   const int lock_fd = try_lock_slot(host, "gnt", index);
-  if (lock_fd < 0) return false;
+  if (lock_fd < 0) {
+    return false;
+  }
   const bool dead = shared(slot.owner_pid).load(std::memory_order_acquire) != 0;
   if (dead) {
     release_grant_slot_contents(domains, slot, index);
@@ -156,9 +182,13 @@ ClaimedHandle claim_handle(const Host& host, DomainCache& domains, DomId self) {
     HandleSlot& slot = table.handles[index];
     // A cheap first look: a slot whose pid runs is taken (at worst, a reused
     // pid hides a dead handle until a sweep finds its lock free).
-    if (pid_is_alive(shared(slot.owner_pid).load(std::memory_order_acquire))) continue;
+    if (pid_is_alive(shared(slot.owner_pid).load(std::memory_order_acquire))) {
+      continue;
+    }
     const int lock_fd = try_lock_slot(host, "ev", index);
-    if (lock_fd < 0) continue;
+    if (lock_fd < 0) {
+      continue;
+    }
     if (shared(slot.owner_pid).load(std::memory_order_acquire) != 0) {
       close_ports_of(host, domains, index);  // left by a process that died
     }
@@ -180,11 +210,17 @@ void release_handle(const Host& host, const ClaimedHandle& handle) noexcept {
 }
 
 bool reap_handle_if_dead(const Host& host, DomainCache& domains, std::uint32_t index) noexcept {
-  if (index >= kMaxHandles) return false;
+  if (index >= kMaxHandles) {
+    return false;
+  }
   HandleSlot& slot = host.table().handles[index];
-  if (shared(slot.owner_pid).load(std::memory_order_acquire) == 0) return false;
+  if (shared(slot.owner_pid).load(std::memory_order_acquire) == 0) {
+    return false;
+  }
   const int lock_fd = try_lock_slot(host, "ev", index);
-  if (lock_fd < 0) return false;
+  if (lock_fd < 0) {
+    return false;
+  }
   // Re-checked under the lock: the owner may have closed it meanwhile.
   const bool dead = shared(slot.owner_pid).load(std::memory_order_acquire) != 0;
   if (dead) {
@@ -204,14 +240,18 @@ std::size_t reap_dead_handles(const Host& host, DomainCache& domains) noexcept {
     if (pid_is_alive(shared(table.handles[index].owner_pid).load(std::memory_order_acquire))) {
       continue;
     }
-    if (reap_handle_if_dead(host, domains, index)) ++reaped;
+    if (reap_handle_if_dead(host, domains, index)) {
+      ++reaped;
+    }
   }
   GrantHandleTable& grants = host.grant_handles();
   for (std::uint32_t index = 0; index < kMaxGrantHandles; ++index) {
     if (pid_is_alive(shared(grants.slots[index].owner_pid).load(std::memory_order_acquire))) {
       continue;
     }
-    if (reap_grant_handle_if_dead(host, domains, index)) ++reaped;
+    if (reap_grant_handle_if_dead(host, domains, index)) {
+      ++reaped;
+    }
   }
   return reaped;
 }

@@ -191,7 +191,9 @@ std::shared_ptr<Host> Host::create(const std::filesystem::path& dir) {
       ::shm_open(grants_name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (grants_fd < 0 || ::ftruncate(grants_fd, sizeof(GrantHandleTable)) != 0) {
     const int saved = errno;
-    if (grants_fd >= 0) ::close(grants_fd);
+    if (grants_fd >= 0) {
+      ::close(grants_fd);
+    }
     ::shm_unlink(name.c_str());
     throw PlatformError(fmt::format("sim host '{}': cannot create grant handles {}: {}",
                                     dir.native(), grants_name.c_str(), std::strerror(saved)),

@@ -44,7 +44,9 @@ void unlink_peer_port(DomainShared& peer, std::uint32_t peer_port, std::uint32_t
 
 void close_port(DomainCache& domains, DomainShared& owner, platform::DomId owner_domid,
                 std::uint32_t port) noexcept {
-  if (port >= kPortsPerDomain) return;
+  if (port >= kPortsPerDomain) {
+    return;
+  }
   PortSlot& slot = owner.ports[port];
   PortState was = PortState::kFree;
   for (;;) {

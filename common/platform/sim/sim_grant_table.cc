@@ -20,7 +20,7 @@ using platform::kPageSize;
 using platform::PlatformError;
 
 SimGrantTable::SimGrantTable(std::shared_ptr<const Host> host, DomId self)
-    : host_(host), self_(self), domains_(host), slot_(nullptr), self_meta_(nullptr) {
+    : host_(std::move(host)), self_(self), domains_(host_), slot_(nullptr), self_meta_(nullptr) {
   const auto view = domains_.find(self_);
   if (!view) {
     throw PlatformError(fmt::format("sim grant table: domain {} does not exist", self_), ESRCH);
@@ -159,7 +159,9 @@ void SimGrantTable::unmap(void* addr, std::size_t count) {
   release_pages(pages);
   std::vector<std::uint32_t> records;
   records.reserve(pages.size());
-  for (const MappedPage& page : pages) records.push_back(page.record);
+  for (const MappedPage& page : pages) {
+    records.push_back(page.record);
+  }
   give_back_records(records);
 }
 

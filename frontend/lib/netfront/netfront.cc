@@ -84,7 +84,9 @@ void Netfront::wait_for_backend(XenbusState at_least) {
     while (xenstore_.check_watch()) {
     }
     const auto backend = read_backend_state(xenstore_, config_.backend_path);
-    if (!backend || *backend >= at_least) return;
+    if (!backend || *backend >= at_least) {
+      return;
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {

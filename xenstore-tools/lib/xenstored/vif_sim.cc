@@ -97,7 +97,9 @@ void run_host(const std::filesystem::path& dir, std::ostream& out) {
     std::function<void()> schedule_sweep = [&] {
       sweeps.expires_after(kReaperPeriod);
       sweeps.async_wait([&](boost::system::error_code ec) {
-        if (ec) return;
+        if (ec) {
+          return;
+        }
         reaper.sweep();
         schedule_sweep();
       });
