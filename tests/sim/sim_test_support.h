@@ -87,6 +87,14 @@ class Child {
     }
   }
   bool started() const { return pid_ > 0; }
+  // kill -9 and reap: the child dies holding whatever it holds.
+  void kill_now() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
   // The child's exit status, or -1 if it did not exit normally.
   int wait() {
     int status = 0;

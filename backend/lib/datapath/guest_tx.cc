@@ -131,6 +131,7 @@ bool QueueEngine::tx_stage_requests() noexcept {
     std::copy(tx_staging_.begin() + static_cast<std::ptrdiff_t>(tx_head_),
               tx_staging_.begin() + static_cast<std::ptrdiff_t>(tx_tail_), tx_staging_.begin());
     tx_tail_ -= tx_head_;
+    tx_staged_base_ += static_cast<protocol::RingIndex>(tx_head_);
     tx_head_ = 0;
   }
   const auto taken = tx_.take_requests(std::span(tx_staging_).subspan(tx_tail_));
@@ -142,33 +143,88 @@ bool QueueEngine::tx_stage_requests() noexcept {
   return true;
 }
 
-void QueueEngine::tx_push_response(std::uint16_t id, std::int16_t status) noexcept {
-  if (tx_response_count_ == tx_responses_.size()) tx_flush_responses();
-  tx_responses_[tx_response_count_++] = {id, status};
+void QueueEngine::tx_answer(protocol::RingIndex index, std::uint16_t id,
+                            std::int16_t status) noexcept {
+  if (!tx_in_order_) {
+    if (tx_response_count_ == tx_responses_.size()) {
+      tx_flush_responses();
+    }
+    tx_responses_[tx_response_count_++] = {id, status};
+    return;
+  }
+  const std::size_t at = index & (tx_answers_.size() - 1);
+  tx_answers_[at] = {id, status};
+  tx_answered_[at] = 1;
+  ++tx_unpublished_answers_;
 }
 
-void QueueEngine::tx_flush_responses() noexcept {
-  if (tx_response_count_ == 0) return;
-  const std::span<const protocol::TxResponse> responses(tx_responses_.data(), tx_response_count_);
-  const std::size_t pushed = tx_.push_responses(responses);
-  if (pushed != tx_response_count_ && log_limiter_.allow(Clock::now())) {
-    // Every response answers a consumed request; fewer slots than answers
-    // means our own accounting is broken.
-    log_->critical("{}: {} TX responses but {} owed", context_, tx_response_count_, pushed);
+void QueueEngine::tx_flush_responses(bool force) noexcept {
+  // Answers are published in request order: the requests answered are then
+  // exactly those before rsp_prod and the slots after it still hold the
+  // others, so a vifd that resumes the ring after a crash
+  // (BackRing::resume) takes again exactly the requests left unanswered,
+  // never one already answered (a frontend takes a second answer for an id
+  // as a broken backend, Linux netfront included). Only a forwarded frame
+  // completes out of order. When one has held later answers back for
+  // kTxHoldLimit (a receiver that posts no buffers), they go out, and
+  // answers go out as they come until every request taken is answered, so
+  // a silent receiver never pins the sender's ring; a resume is exact
+  // again from then on.
+  if (tx_in_order_) {
+    const std::size_t mask = tx_answers_.size() - 1;
+    const protocol::RingIndex end = tx_.request_consumer();
+    for (; tx_unpublished_from_ != end && tx_answered_[tx_unpublished_from_ & mask] != 0;
+         ++tx_unpublished_from_) {
+      tx_responses_[tx_response_count_++] = tx_answers_[tx_unpublished_from_ & mask];
+      tx_answered_[tx_unpublished_from_ & mask] = 0;
+      --tx_unpublished_answers_;
+    }
+    if (tx_unpublished_answers_ == 0) {
+      tx_held_since_.reset();
+    } else {
+      const Clock::time_point now = Clock::now();
+      if (!tx_held_since_) {
+        tx_held_since_ = now;
+      }
+      if (force || now - *tx_held_since_ >= kTxHoldLimit) {
+        for (protocol::RingIndex index = tx_unpublished_from_; index != end; ++index) {
+          if (tx_answered_[index & mask] == 0) {
+            continue;
+          }
+          tx_responses_[tx_response_count_++] = tx_answers_[index & mask];
+          tx_answered_[index & mask] = 0;
+        }
+        tx_unpublished_answers_ = 0;
+        tx_held_since_.reset();
+        tx_in_order_ = false;
+      }
+    }
   }
-  tx_response_count_ = 0;
-  if (tx_.push_responses_and_check_notify()) notify_tx_ = true;
+  if (tx_response_count_ != 0) {
+    const std::span<const protocol::TxResponse> responses(tx_responses_.data(), tx_response_count_);
+    const std::size_t pushed = tx_.push_responses(responses);
+    if (pushed != tx_response_count_ && log_limiter_.allow(Clock::now())) {
+      // Every answer is for a consumed request; fewer slots than answers
+      // means our own accounting is broken.
+      log_->critical("{}: {} TX responses but {} owed", context_, tx_response_count_, pushed);
+    }
+    tx_response_count_ = 0;
+    if (tx_.push_responses_and_check_notify()) {
+      notify_tx_ = true;
+    }
+  }
+  if (!tx_in_order_ && tx_.response_producer() == tx_.request_consumer()) {
+    tx_in_order_ = true;
+    tx_unpublished_from_ = tx_.request_consumer();
+  }
 }
 
 void QueueEngine::tx_respond(std::size_t position, const TxPacket& packet,
                              std::int16_t status) noexcept {
-  tx_push_response(tx_staging_[position].id, status);
-  // Extra-info slots are answered with NETIF_RSP_NULL (netback's
-  // make_tx_response for extra_count), which frontends skip.
-  for (std::size_t i = 0; i < packet.extra_count; ++i) tx_push_response(0, protocol::kRspNull);
-  for (std::size_t n = 1; n < packet.data_slots; ++n) {
-    tx_push_response(tx_staging_[position + packet.data_slot_position(n)].id, status);
-  }
+  tx_answer_slots(tx_staged_base_ + static_cast<protocol::RingIndex>(position), packet.consumed,
+                  packet.extra_count, status, [&](std::size_t data_position) {
+                    return tx_staging_[position + data_position].id;
+                  });
 }
 
 void QueueEngine::tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept {
@@ -449,6 +505,7 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   pending.extra_count = static_cast<std::uint8_t>(packet.extra_count);
   pending.length = packet.total_length;
   pending.receiver = work.receiver->tag;
+  pending.first_index = tx_staged_base_ + static_cast<protocol::RingIndex>(work.position);
   frame.sender = endpoint_.get();
   frame.sent = tx_batch_time_;
   frame.handle = handle;
@@ -589,9 +646,12 @@ void QueueEngine::tx_process_completions() noexcept {
     PendingForward& pending = pending_forwards_[completion.handle];
     const std::int16_t status =
         completion.result == ForwardResult::kCopyFailed ? protocol::kRspError : protocol::kRspOkay;
-    tx_push_response(pending.ids[0], status);
-    for (std::size_t i = 0; i < pending.extra_count; ++i) tx_push_response(0, protocol::kRspNull);
-    for (std::size_t n = 1; n < pending.data_slots; ++n) tx_push_response(pending.ids[n], status);
+    tx_answer_slots(
+        pending.first_index, std::size_t{pending.extra_count} + std::size_t{pending.data_slots},
+        pending.extra_count, status, [&](std::size_t data_position) {
+          // Data slot n sits at position extra_count + n (n >= 1).
+          return pending.ids[data_position == 0 ? 0 : data_position - pending.extra_count];
+        });
     switch (completion.result) {
       case ForwardResult::kDelivered:
         counters_.forwarded_packets.add();

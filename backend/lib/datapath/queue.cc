@@ -97,6 +97,11 @@ QueueEngine::QueueEngine(QueueSetup setup)
   tx_staging_.resize(tx_size);
   tx_work_.resize(tx_size);
   tx_responses_.resize(tx_size);
+  tx_answers_.resize(tx_size);
+  tx_answered_.resize(tx_size);
+  // A resumed ring continues from the responses a previous vifd published.
+  tx_staged_base_ = tx_.request_consumer();
+  tx_unpublished_from_ = tx_.request_consumer();
   tx_arena_size_ = tx_size * protocol::kPageSize;
   // Default-initialised: pages are only touched (made resident) when used.
   tx_arena_.reset(new std::uint8_t[tx_arena_size_]);
@@ -342,6 +347,9 @@ int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
   };
   if (credit_blocked_) earliest(credit_.refill_time());
   if (unmask_at_) earliest(*unmask_at_);
+  if (tx_held_since_) {
+    earliest(*tx_held_since_ + kTxHoldLimit);
+  }
   if (rx_backlog_count_ != 0) {
     earliest(rx_backlog_[rx_backlog_head_].enqueued + setup_.rx_drain_timeout);
   }
@@ -405,6 +413,11 @@ void QueueEngine::run() noexcept {
     rx_ingest();
     rx_deliver(now);
     rx_post_completions();
+    // Answers held behind an unanswered request go out once they waited
+    // kTxHoldLimit, whether or not anything else happened this turn.
+    if (tx_held_since_) {
+      tx_flush_responses();
+    }
     publish_ring_indices();
     settle_events(fresh_events, now);
     send_notifications();
@@ -420,7 +433,7 @@ void QueueEngine::run() noexcept {
     }
   }
   shutdown_switch();
-  tx_flush_responses();
+  tx_flush_responses(true);
   publish_ring_indices();
   send_notifications();
 }

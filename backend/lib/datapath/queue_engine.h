@@ -75,13 +75,19 @@ struct TxWork {
   net::PacketMeta meta{};
 };
 
+// How long answers may wait behind an earlier request still unanswered (a
+// forwarded frame the receiver has not taken yet) before they are published
+// out of order. A forward normally completes within microseconds.
+inline constexpr std::chrono::milliseconds kTxHoldLimit{10};
+
 // The answers a forwarded packet still owes, kept until its completion.
 struct PendingForward {
   std::array<std::uint16_t, kMaxTxDataSlots> ids{};
   std::uint8_t data_slots = 0;
   std::uint8_t extra_count = 0;
   std::uint32_t length = 0;
-  PortTag receiver = 0;  // whose share of our TX ring it counts against
+  PortTag receiver = 0;                 // whose share of our TX ring it counts against
+  protocol::RingIndex first_index = 0;  // ring index of the packet's first request
   bool in_use = false;
 };
 
@@ -141,7 +147,27 @@ class QueueEngine {
   bool tx_round(Clock::time_point now) noexcept;
   bool tx_stage_requests() noexcept;
   void tx_respond(std::size_t position, const TxPacket& packet, std::int16_t status) noexcept;
-  void tx_push_response(std::uint16_t id, std::int16_t status) noexcept;
+  // Records the answer to the request at ring index `index`; published by
+  // tx_flush_responses() once every earlier request is answered too (or
+  // kTxHoldLimit after it was held back).
+  void tx_answer(protocol::RingIndex index, std::uint16_t id, std::int16_t status) noexcept;
+  // Answers the `slots` requests of one packet from ring index `first`:
+  // position 0 and the data slots after the `extra_count` extra-info slots
+  // with `status` and the id id_at(position) gives, the extra-info slots
+  // with NETIF_RSP_NULL (netback's make_tx_response for extra_count), which
+  // frontends skip.
+  template <typename IdAt>
+  void tx_answer_slots(protocol::RingIndex first, std::size_t slots, std::size_t extra_count,
+                       std::int16_t status, IdAt id_at) noexcept {
+    for (std::size_t k = 0; k < slots; ++k) {
+      const auto index = first + static_cast<protocol::RingIndex>(k);
+      if (k != 0 && k <= extra_count) {
+        tx_answer(index, 0, protocol::kRspNull);
+      } else {
+        tx_answer(index, id_at(k), status);
+      }
+    }
+  }
   void tx_handle_multicast(std::size_t position, const TxPacket& packet) noexcept;
   void tx_choose_receive_queues(std::size_t work_count) noexcept;
   void tx_route(std::size_t work_count) noexcept;
@@ -160,7 +186,8 @@ class QueueEngine {
   bool tx_forward(TxWork& work) noexcept;
   void tx_to_tap(std::size_t work_count) noexcept;
   void tx_process_completions() noexcept;
-  void tx_flush_responses() noexcept;
+  // Publishes the answers due; `force` (stopping) publishes every answer.
+  void tx_flush_responses(bool force = false) noexcept;
 
   // ---- guest RX (guest_rx.cc) ----
   void rx_ingest() noexcept;
@@ -217,7 +244,16 @@ class QueueEngine {
   std::size_t tx_head_ = 0;                      // first unparsed
   std::size_t tx_tail_ = 0;                      // one past the last staged
   std::vector<TxWork> tx_work_;
-  std::vector<protocol::TxResponse> tx_responses_;
+  protocol::RingIndex tx_staged_base_ = 0;        // ring index of tx_staging_[0]
+  std::vector<protocol::TxResponse> tx_answers_;  // by ring index, until published in order
+  std::vector<std::uint8_t> tx_answered_;         // by ring index: 1 = tx_answers_ holds its answer
+  // Answers published in request order (tx_flush_responses()); false while
+  // answers go out as they come, after one was held back too long.
+  bool tx_in_order_ = true;
+  protocol::RingIndex tx_unpublished_from_ = 0;  // in order: every request before it is published
+  std::size_t tx_unpublished_answers_ = 0;       // entries of tx_answered_ set
+  std::optional<Clock::time_point> tx_held_since_;  // answers wait behind an unanswered one
+  std::vector<protocol::TxResponse> tx_responses_;  // answers to publish
   std::size_t tx_response_count_ = 0;
   std::unique_ptr<std::uint8_t[]> tx_arena_;  // ring size pages: a batch's packets, back to back
   std::size_t tx_arena_size_ = 0;

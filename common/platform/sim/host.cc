@@ -66,11 +66,13 @@ void check_socket_path(const std::filesystem::path& path) {
   }
 }
 
-Host::Host(HostPaths paths, std::string host_id, Mapping table)
+Host::Host(HostPaths paths, std::string host_id, Mapping table, Mapping grant_handles)
     : paths_(std::move(paths)),
       host_id_(std::move(host_id)),
       table_mapping_(std::move(table)),
-      table_(static_cast<HostTable*>(table_mapping_.get())) {}
+      table_(static_cast<HostTable*>(table_mapping_.get())),
+      grant_handles_mapping_(std::move(grant_handles)),
+      grant_handles_(static_cast<GrantHandleTable*>(grant_handles_mapping_.get())) {}
 
 namespace {
 
@@ -88,6 +90,10 @@ ShmName make_name(const std::string& host_id, const char* suffix) noexcept {
 
 ShmName Host::host_table_name() const noexcept {
   return make_name(host_id_, "host");
+}
+
+ShmName Host::grant_handles_name() const noexcept {
+  return make_name(host_id_, "grants");
 }
 
 ShmName Host::domain_object_name(DomId domid, DomainObject object) const noexcept {
@@ -120,13 +126,22 @@ std::shared_ptr<Host> Host::open(const std::filesystem::path& dir) {
         fmt::format("sim host '{}': host table {} is not initialised", dir.native(), name.c_str()),
         EINVAL);
   }
-  return std::shared_ptr<Host>(new Host(std::move(paths), std::move(host_id), std::move(mapping)));
+  const ShmName grants_name = make_name(host_id, "grants");
+  void* grants = map_shm(grants_name, sizeof(GrantHandleTable), nullptr);
+  if (grants == nullptr) {
+    throw PlatformError(fmt::format("sim host '{}': cannot map grant handles {}: {}", dir.native(),
+                                    grants_name.c_str(), std::strerror(errno)),
+                        errno);
+  }
+  return std::shared_ptr<Host>(new Host(std::move(paths), std::move(host_id), std::move(mapping),
+                                        Mapping(grants, sizeof(GrantHandleTable))));
 }
 
 std::shared_ptr<Host> Host::create(const std::filesystem::path& dir) {
   HostPaths paths{dir};
   std::filesystem::create_directories(dir);
   std::filesystem::create_directories(dir / "ev");
+  std::filesystem::create_directories(dir / "gnt");
   std::filesystem::create_directories(dir / "xs");
   // Fail early, naming the path, rather than when the first socket binds.
   check_socket_path(paths.xenstored_socket());
@@ -170,10 +185,36 @@ std::shared_ptr<Host> Host::create(const std::filesystem::path& dir) {
         errno);
   }
   Mapping mapping(table, sizeof(HostTable));
+  // Every grant handle free (zero-filled, sparse until used).
+  const ShmName grants_name = make_name(host_id, "grants");
+  const int grants_fd =
+      ::shm_open(grants_name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (grants_fd < 0 || ::ftruncate(grants_fd, sizeof(GrantHandleTable)) != 0) {
+    const int saved = errno;
+    if (grants_fd >= 0) {
+      ::close(grants_fd);
+    }
+    ::shm_unlink(name.c_str());
+    throw PlatformError(fmt::format("sim host '{}': cannot create grant handles {}: {}",
+                                    dir.native(), grants_name.c_str(), std::strerror(saved)),
+                        saved);
+  }
+  ::close(grants_fd);
+  void* grants = map_shm(grants_name, sizeof(GrantHandleTable), nullptr);
+  if (grants == nullptr) {
+    const int saved = errno;
+    ::shm_unlink(name.c_str());
+    ::shm_unlink(grants_name.c_str());
+    throw PlatformError(fmt::format("sim host '{}': cannot map grant handles: {}", dir.native(),
+                                    std::strerror(saved)),
+                        saved);
+  }
+  Mapping grants_mapping(grants, sizeof(GrantHandleTable));
   // The new object is zero-filled: every domain kAbsent at generation 0,
   // every handle free. Release: magic is published last.
   shared(static_cast<HostTable*>(table)->magic).store(kHostMagic, std::memory_order_release);
-  return std::shared_ptr<Host>(new Host(std::move(paths), host_id, std::move(mapping)));
+  return std::shared_ptr<Host>(
+      new Host(std::move(paths), host_id, std::move(mapping), std::move(grants_mapping)));
 }
 
 std::uint64_t Host::domain_word(DomId domid) const noexcept {

@@ -59,9 +59,11 @@ class Host {
 
   const HostPaths& paths() const noexcept { return paths_; }
   HostTable& table() const noexcept { return *table_; }
+  GrantHandleTable& grant_handles() const noexcept { return *grant_handles_; }
   const std::string& host_id() const noexcept { return host_id_; }
 
   ShmName host_table_name() const noexcept;
+  ShmName grant_handles_name() const noexcept;
   ShmName domain_object_name(platform::DomId domid, DomainObject object) const noexcept;
 
   // The domain's host-table word (acquire: a reader that sees kAlive also
@@ -74,12 +76,14 @@ class Host {
   std::pair<Mapping, DomainShared*> map_domain_meta(platform::DomId domid) const;
 
  private:
-  Host(HostPaths paths, std::string host_id, Mapping table);
+  Host(HostPaths paths, std::string host_id, Mapping table, Mapping grant_handles);
 
   HostPaths paths_;
   std::string host_id_;
   Mapping table_mapping_;
   HostTable* table_;
+  Mapping grant_handles_mapping_;
+  GrantHandleTable* grant_handles_;
 };
 
 // Checks a unix socket path fits sockaddr_un; throws naming the path.

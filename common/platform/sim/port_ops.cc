@@ -42,4 +42,41 @@ void unlink_peer_port(DomainShared& peer, std::uint32_t peer_port, std::uint32_t
   publish_port(port, PortState::kUnbound);
 }
 
+void close_port(DomainCache& domains, DomainShared& owner, platform::DomId owner_domid,
+                std::uint32_t port) noexcept {
+  if (port >= kPortsPerDomain) {
+    return;
+  }
+  PortSlot& slot = owner.ports[port];
+  PortState was = PortState::kFree;
+  for (;;) {
+    if (claim_port(slot, PortState::kInterdomain)) {
+      was = PortState::kInterdomain;
+      break;
+    }
+    if (claim_port(slot, PortState::kUnbound)) {
+      was = PortState::kUnbound;
+      break;
+    }
+    // kFree: the domain was destroyed under us. kBusy: a peer is unlinking
+    // it right now; wait, its claim never spans a blocking call.
+    if (shared(slot.state).load(std::memory_order_acquire) ==
+        static_cast<std::uint32_t>(PortState::kFree)) {
+      return;
+    }
+    std::this_thread::yield();
+  }
+  if (was == PortState::kInterdomain) {
+    const auto peer_domid =
+        static_cast<platform::DomId>(shared(slot.remote_domid).load(std::memory_order_relaxed));
+    const std::uint32_t peer_port = shared(slot.remote_port).load(std::memory_order_relaxed);
+    if (const auto peer = domains.find(peer_domid)) {
+      unlink_peer_port(*peer->meta, peer_port, owner_domid, port);
+    }
+  }
+  shared(slot.owner_handle).store(0, std::memory_order_relaxed);
+  shared(slot.delivery).store(0, std::memory_order_relaxed);
+  publish_port(slot, PortState::kFree);
+}
+
 }  // namespace vifd::sim::detail

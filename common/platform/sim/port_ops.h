@@ -4,6 +4,7 @@
 // mutex (which a crashed process could leave locked) is needed.
 #pragma once
 
+#include "common/platform/sim/domain_cache.h"
 #include "common/platform/sim/shm_layout.h"
 
 namespace vifd::sim::detail {
@@ -21,5 +22,11 @@ void publish_port(PortSlot& port, PortState state) noexcept;
 // evtchn_close(). Does nothing when the peer no longer points back at us.
 void unlink_peer_port(DomainShared& peer, std::uint32_t peer_port, std::uint32_t closing_domid,
                       std::uint32_t closing_port) noexcept;
+
+// EVTCHNOP_close of port `port` of `owner` (domain `owner_domid`): the port
+// becomes free and an interdomain peer becomes unbound (unlink_peer_port).
+// Does nothing when the port is already free (its domain was destroyed).
+void close_port(DomainCache& domains, DomainShared& owner, platform::DomId owner_domid,
+                std::uint32_t port) noexcept;
 
 }  // namespace vifd::sim::detail

@@ -57,11 +57,14 @@ constexpr DomainState domain_state(std::uint64_t word) noexcept {
 }
 
 // An event-channel handle of some process: the datagram socket DIR/ev/<index>
-// and its doorbell (see sim_event_channels.h for the protocol).
+// and its doorbell (see sim_event_channels.h for the protocol). Its owner
+// holds DIR/ev/<index>.lock for the handle's life (handle_slots.h): a slot
+// in use whose lock is free belongs to a dead process.
 struct HandleSlot {
-  std::int32_t owner_pid;        // 0 = free; a dead pid's slot is reclaimed
+  std::int32_t owner_pid;        // 0 = free; otherwise in use (informational pid)
   std::uint32_t incarnation;     // grows on each claim, so a stale token never matches
   std::uint32_t doorbell_armed;  // 1 = the owner waits for a datagram
+  std::uint32_t domid;           // the domain whose port table the handle's ports are in
 };
 
 // A handle token, (incarnation << kHandleIndexBits) | index, names one
@@ -91,6 +94,39 @@ struct PortSlot {
   std::uint32_t remote_port;   // interdomain only
   std::uint32_t owner_handle;  // HandleSlot index of the handle that bound it
   std::uint32_t delivery;      // kPort* bits
+};
+
+// Grant handles of the host (one per open SimGrantTable or SimGrantShare,
+// as a gntdev or gntalloc file): what each holds is kept here, not only in
+// its process, so that when the process dies the kernel's part (gntdev
+// unmaps every page still mapped, gntalloc ends every grant still shared)
+// can be done for it (handle_slots.h). Its owner holds DIR/gnt/<index>.lock.
+inline constexpr std::uint32_t kMaxGrantHandles = 1024;
+static_assert((1U << kHandleIndexBits) == kMaxGrantHandles);
+// Pages one map handle may hold mapped at once (a vif maps 2 per queue).
+inline constexpr std::uint32_t kMapRecordsPerHandle = 4096;
+
+enum class GrantHandleKind : std::uint32_t { kMap = 1, kShare = 2 };
+
+// One page a map handle holds: a pin on (granter, ref) of the granter's
+// incarnation `generation`.
+struct MapRecord {
+  std::uint32_t granter;  // domid + 1; 0 = a free record
+  std::uint32_t generation;
+  std::uint32_t ref;
+  std::uint32_t reserved;
+};
+
+struct GrantHandleSlot {
+  std::int32_t owner_pid;                // 0 = free; otherwise in use (informational pid)
+  std::uint32_t incarnation;             // grows on each claim; names the holder in share_owner
+  std::uint32_t domid;                   // the handle's own domain
+  std::uint32_t kind;                    // GrantHandleKind
+  MapRecord maps[kMapRecordsPerHandle];  // kMap only
+};
+
+struct GrantHandleTable {
+  GrantHandleSlot slots[kMaxGrantHandles];
 };
 
 // Hypercall-equivalents counted against the calling domain.
@@ -123,6 +159,10 @@ struct DomainShared {
   std::uint32_t active[kGrantEntries];
   std::uint32_t deferred_frame[kGrantEntries];  // page freed by the last unpin
   PortSlot ports[kPortsPerDomain];
+  // The share handle token ((incarnation << kHandleIndexBits) | slot) that
+  // granted each ref, 0 when none: what a dead process's gntalloc release
+  // ends.
+  std::uint32_t share_owner[kGrantEntries];
   // The guest-visible v1 grant table. The guest writes it; the hypervisor
   // side only reads it, through atomic_ref.
   grant_entry_v1_t grant_entries[kGrantEntries];

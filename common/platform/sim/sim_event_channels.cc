@@ -1,7 +1,6 @@
 #include "common/platform/sim/sim_event_channels.h"
 
 #include <fmt/format.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <thread>
 
 #include "common/platform/error.h"
+#include "common/platform/sim/handle_slots.h"
 #include "common/platform/sim/port_ops.h"
 
 namespace vifd::sim::detail {
@@ -24,27 +24,6 @@ using platform::PlatformError;
 namespace {
 
 constexpr std::uint32_t kHandleIndexMask = kMaxHandles - 1;
-
-bool process_is_gone(std::int32_t pid) noexcept {
-  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
-}
-
-// Claims a free handle slot, or the slot of a process that died without
-// closing its handle. Returns the slot index.
-std::uint32_t claim_handle_slot(HostTable& table) {
-  const std::int32_t self_pid = ::getpid();
-  for (std::uint32_t index = 0; index < kMaxHandles; ++index) {
-    auto owner = shared(table.handles[index].owner_pid);
-    std::int32_t current = owner.load(std::memory_order_acquire);
-    if (current != 0 && !process_is_gone(current)) continue;
-    if (owner.compare_exchange_strong(current, self_pid, std::memory_order_acq_rel,
-                                      std::memory_order_relaxed)) {
-      return index;
-    }
-  }
-  throw PlatformError(
-      fmt::format("sim event channels: all {} handles of the host are open", kMaxHandles), EMFILE);
-}
 
 }  // namespace
 
@@ -65,14 +44,9 @@ SimEventChannels::SimEventChannels(std::shared_ptr<const Host> host, DomId self)
   socket_path_ = ev_dir_ + "/" + std::to_string(kMaxHandles - 1);
   check_socket_path(socket_path_);
 
-  handle_index_ = claim_handle_slot(host_->table());
-  HandleSlot& slot = host_->table().handles[handle_index_];
-  const std::uint32_t incarnation =
-      shared(slot.incarnation).fetch_add(1, std::memory_order_relaxed) + 1;
-  token_ = (incarnation << kHandleIndexBits) | handle_index_;
-  // Armed: nothing is queued and we wait for the first doorbell.
-  shared(slot.doorbell_armed).store(1, std::memory_order_seq_cst);
-
+  handle_ = claim_handle(*host_, domains_, self_);
+  handle_index_ = handle_.index;
+  token_ = handle_.token;
   socket_path_ = ev_dir_ + "/" + std::to_string(handle_index_);
   socket_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   sockaddr_un address{};
@@ -84,7 +58,7 @@ SimEventChannels::SimEventChannels(std::shared_ptr<const Host> host, DomId self)
       ::bind(socket_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     const int saved = errno;
     if (socket_ >= 0) ::close(socket_);
-    shared(slot.owner_pid).store(0, std::memory_order_release);
+    release_handle(*host_, handle_);
     throw PlatformError(fmt::format("sim event channels: domain {}: cannot bind '{}': {}", self_,
                                     socket_path_, std::strerror(saved)),
                         saved);
@@ -95,7 +69,7 @@ SimEventChannels::~SimEventChannels() {
   for (const EvtchnPort port : ports_) close_port(port);
   ::close(socket_);
   ::unlink(socket_path_.c_str());
-  shared(host_->table().handles[handle_index_].owner_pid).store(0, std::memory_order_release);
+  release_handle(*host_, handle_);
 }
 
 bool SimEventChannels::owns(EvtchnPort port) const noexcept {
@@ -158,7 +132,13 @@ EvtchnPort SimEventChannels::bind_interdomain(DomId remote_domid, EvtchnPort rem
   };
   // Xen's evtchn_bind_interdomain: the remote port must be unbound and
   // offered to us.
-  if (!claim_port(remote_slot, PortState::kUnbound)) throw give_up("is not unbound");
+  // A port still bound by a process that died is closed first, as the
+  // kernel would have done at its death (handle_slots.h).
+  if (!claim_port(remote_slot, PortState::kUnbound) &&
+      !(reap_dead_binder(*peer->meta, remote_port) &&
+        claim_port(remote_slot, PortState::kUnbound))) {
+    throw give_up("is not unbound");
+  }
   if (shared(remote_slot.remote_domid).load(std::memory_order_relaxed) != self_) {
     publish_port(remote_slot, PortState::kUnbound);
     throw give_up("is not offered to this domain");
@@ -175,36 +155,21 @@ EvtchnPort SimEventChannels::bind_interdomain(DomId remote_domid, EvtchnPort rem
 }
 
 void SimEventChannels::close_port(EvtchnPort port) noexcept {
-  PortSlot& slot = self_meta_->ports[port];
-  PortState was = PortState::kFree;
-  for (;;) {
-    if (claim_port(slot, PortState::kInterdomain)) {
-      was = PortState::kInterdomain;
-      break;
-    }
-    if (claim_port(slot, PortState::kUnbound)) {
-      was = PortState::kUnbound;
-      break;
-    }
-    // kFree: the domain was destroyed under us. kBusy: a peer is unlinking
-    // it right now; wait, its claim never spans a blocking call.
-    if (shared(slot.state).load(std::memory_order_acquire) ==
-        static_cast<std::uint32_t>(PortState::kFree)) {
-      return;
-    }
-    std::this_thread::yield();
-  }
-  if (was == PortState::kInterdomain) {
-    const auto peer_domid =
-        static_cast<DomId>(shared(slot.remote_domid).load(std::memory_order_relaxed));
-    const std::uint32_t peer_port = shared(slot.remote_port).load(std::memory_order_relaxed);
-    if (const auto peer = domains_.find(peer_domid)) {
-      unlink_peer_port(*peer->meta, peer_port, self_, port);
-    }
-  }
-  shared(slot.owner_handle).store(0, std::memory_order_relaxed);
-  shared(slot.delivery).store(0, std::memory_order_relaxed);
-  publish_port(slot, PortState::kFree);
+  detail::close_port(domains_, *self_meta_, self_, port);
+}
+
+bool SimEventChannels::reap_dead_binder(const DomainShared& remote,
+                                        EvtchnPort remote_port) noexcept {
+  const PortSlot& slot = remote.ports[remote_port];
+  auto load = [](const std::uint32_t& word) {
+    return shared(const_cast<std::uint32_t&>(word)).load(std::memory_order_acquire);
+  };
+  if (load(slot.state) != static_cast<std::uint32_t>(PortState::kInterdomain)) return false;
+  const auto peer = domains_.find(static_cast<DomId>(load(slot.remote_domid)));
+  const std::uint32_t peer_port = load(slot.remote_port);
+  if (!peer || peer_port >= kPortsPerDomain) return false;
+  const std::uint32_t token = load(peer->meta->ports[peer_port].owner_handle);
+  return reap_handle_if_dead(*host_, domains_, token & kHandleIndexMask);
 }
 
 void SimEventChannels::unbind(EvtchnPort local_port) {

@@ -28,6 +28,7 @@
 
 #include "common/platform/event_channels.h"
 #include "common/platform/sim/domain_cache.h"
+#include "common/platform/sim/handle_slots.h"
 
 namespace vifd::sim::detail {
 
@@ -53,11 +54,15 @@ class SimEventChannels final : public platform::EventChannels {
   void ring_doorbell(std::uint32_t handle_token) noexcept;
   std::optional<platform::EvtchnPort> take_fired() noexcept;
   void close_port(platform::EvtchnPort port) noexcept;
+  // The remote port is bound to a port of a dead process: closes that
+  // process's ports; true if it did (the remote port is unbound again).
+  bool reap_dead_binder(const DomainShared& remote, platform::EvtchnPort remote_port) noexcept;
 
   std::shared_ptr<const Host> host_;
   platform::DomId self_;
   DomainCache domains_;
   DomainShared* self_meta_;
+  ClaimedHandle handle_;
   std::uint32_t handle_index_;
   std::uint32_t token_;  // (incarnation << 10) | index: names this handle in port slots
   int socket_;

@@ -23,6 +23,7 @@ SimGrantShare::SimGrantShare(std::shared_ptr<const Host> host, DomId self)
   if (!domains_.find(self_)) {
     throw PlatformError(fmt::format("sim grant share: domain {} does not exist", self_), ESRCH);
   }
+  handle_ = claim_grant_handle(*host_, domains_, self_, GrantHandleKind::kShare);
 }
 
 SimGrantShare::~SimGrantShare() {
@@ -30,13 +31,18 @@ SimGrantShare::~SimGrantShare() {
     ::munmap(reinterpret_cast<void*>(address), pages.size() * kPageSize);
     end_access(pages);
   }
+  release_grant_handle(*host_, handle_);
 }
 
 void SimGrantShare::end_access(const std::vector<SharedPage>& pages) noexcept {
   // A destroyed domain's table and pool died with it; nothing to end.
   const auto self = domains_.find(self_);
   if (!self) return;
-  for (const SharedPage& page : pages) end_foreign_access(*self->meta, page.ref, page.frame);
+  for (const SharedPage& page : pages) {
+    // Disowned first: should we die here, no reaper ends it a second time.
+    shared(self->meta->share_owner[page.ref]).store(0, std::memory_order_relaxed);
+    end_foreign_access(*self->meta, page.ref, page.frame);
+  }
 }
 
 void* SimGrantShare::share(DomId domid, std::span<GrantRef> refs_out, bool writable) {
@@ -109,6 +115,9 @@ void* SimGrantShare::share(DomId domid, std::span<GrantRef> refs_out, bool writa
     // domid first, then the flags with release, so a mapper that sees
     // GTF_permit_access also sees which page and for whom.
     shared(entry.frame).store(frames[i], std::memory_order_relaxed);
+    // Owned (with its frame in place) before it is granted: a reaper ends
+    // what we die holding.
+    shared(meta.share_owner[refs[i]]).store(handle_.token, std::memory_order_relaxed);
     shared(entry.domid).store(domid, std::memory_order_relaxed);
     shared(entry.flags).store(flags, std::memory_order_release);
     refs_out[i] = refs[i];

@@ -10,6 +10,7 @@
 
 #include "common/platform/grant_share.h"
 #include "common/platform/sim/domain_cache.h"
+#include "common/platform/sim/handle_slots.h"
 
 namespace vifd::sim::detail {
 
@@ -34,6 +35,7 @@ class SimGrantShare final : public platform::GrantShare {
   std::shared_ptr<const Host> host_;
   platform::DomId self_;
   DomainCache domains_;
+  ClaimedHandle handle_;
   std::mutex shares_mutex_;
   std::map<std::uintptr_t, std::vector<SharedPage>> shares_;
 };

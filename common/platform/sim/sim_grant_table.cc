@@ -20,12 +20,18 @@ using platform::kPageSize;
 using platform::PlatformError;
 
 SimGrantTable::SimGrantTable(std::shared_ptr<const Host> host, DomId self)
-    : self_(self), domains_(std::move(host)), self_meta_(nullptr) {
+    : host_(std::move(host)), self_(self), domains_(host_), slot_(nullptr), self_meta_(nullptr) {
   const auto view = domains_.find(self_);
   if (!view) {
     throw PlatformError(fmt::format("sim grant table: domain {} does not exist", self_), ESRCH);
   }
   self_meta_ = view->meta;
+  handle_ = claim_grant_handle(*host_, domains_, self_, GrantHandleKind::kMap);
+  slot_ = &host_->grant_handles().slots[handle_.index];
+  free_records_.reserve(kMapRecordsPerHandle);
+  for (std::uint32_t record = kMapRecordsPerHandle; record > 0; --record) {
+    free_records_.push_back(record - 1);
+  }
 }
 
 SimGrantTable::~SimGrantTable() {
@@ -33,10 +39,34 @@ SimGrantTable::~SimGrantTable() {
     ::munmap(reinterpret_cast<void*>(address), pages.size() * kPageSize);
     release_pages(pages);
   }
+  release_grant_handle(*host_, handle_);
+}
+
+std::vector<std::uint32_t> SimGrantTable::take_records(std::size_t count) {
+  std::lock_guard lock(mappings_mutex_);
+  if (free_records_.size() < count) {
+    throw PlatformError(
+        fmt::format("sim grant map of {} pages: this handle already maps {} of "
+                    "the {} pages one handle may map",
+                    count, kMapRecordsPerHandle - free_records_.size(), kMapRecordsPerHandle),
+        ENOSPC);
+  }
+  std::vector<std::uint32_t> taken(free_records_.end() - static_cast<std::ptrdiff_t>(count),
+                                   free_records_.end());
+  free_records_.resize(free_records_.size() - count);
+  return taken;
+}
+
+void SimGrantTable::give_back_records(std::span<const std::uint32_t> records) noexcept {
+  std::lock_guard lock(mappings_mutex_);
+  free_records_.insert(free_records_.end(), records.begin(), records.end());
 }
 
 void SimGrantTable::release_pages(const std::vector<MappedPage>& pages) noexcept {
   for (const MappedPage& page : pages) {
+    // Forgotten before the unpin: a record may outlive its pin by a moment
+    // if we die now (a pin leaked), never name a pin already dropped.
+    shared(slot_->maps[page.record].granter).store(0, std::memory_order_relaxed);
     // A granter destroyed (and perhaps recreated) since the map has no pin
     // of ours to release: its old table is gone with it.
     const auto view = domains_.find(page.domid);
@@ -62,12 +92,14 @@ void* SimGrantTable::map(std::span<const DomId> domids, std::span<const GrantRef
         errno);
   }
   Mapping reservation(range, count * kPageSize);
+  const std::vector<std::uint32_t> records = take_records(count);
   std::vector<MappedPage> pages;
   pages.reserve(count);
   const int prot = PROT_READ | (writable ? PROT_WRITE : 0);
 
   auto fail = [&](std::size_t index, std::int16_t status) {
     release_pages(pages);
+    give_back_records(records);
     return PlatformError(
         fmt::format("sim grant map of {} pages: domain {} ref {} (entry {}): {}", count,
                     domids[index], refs[index], index, platform::grant_status_name(status)),
@@ -79,7 +111,13 @@ void* SimGrantTable::map(std::span<const DomId> domids, std::span<const GrantRef
     if (!view) throw fail(i, platform::kGntstBadDomain);
     const PinResult pin = pin_grant(*view->meta, refs[i], self_, writable);
     if (pin.status != platform::kGntstOkay) throw fail(i, pin.status);
-    pages.push_back({domids[i], refs[i], view->word});
+    // Recorded where a reaper finds it should we die holding the pin.
+    MapRecord& record = slot_->maps[records[i]];
+    shared(record.ref).store(refs[i], std::memory_order_relaxed);
+    shared(record.generation).store(view->meta->generation, std::memory_order_relaxed);
+    shared(record.granter)
+        .store(static_cast<std::uint32_t>(domids[i]) + 1, std::memory_order_relaxed);
+    pages.push_back({domids[i], refs[i], view->word, records[i]});
 
     // Map the granted page itself (not a copy): the granter and we share it.
     const ShmName name = domains_.host().domain_object_name(domids[i], DomainObject::kMemory);
@@ -119,6 +157,12 @@ void SimGrantTable::unmap(void* addr, std::size_t count) {
   count_hypercall(self_meta_->counters.grant_unmap_pages, count);
   ::munmap(addr, count * kPageSize);
   release_pages(pages);
+  std::vector<std::uint32_t> records;
+  records.reserve(pages.size());
+  for (const MappedPage& page : pages) {
+    records.push_back(page.record);
+  }
+  give_back_records(records);
 }
 
 GrantStatus SimGrantTable::resolve(const platform::GrantCopyPtr& ptr, bool foreign, bool write,

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "common/platform/error.h"
+#include "common/platform/sim/handle_slots.h"
 #include "common/platform/sim/host.h"
 #include "common/platform/sim/port_ops.h"
 
@@ -126,8 +127,10 @@ void destroy_host(const std::filesystem::path& dir) {
     }
   }
   ::shm_unlink(host->host_table_name().c_str());
+  ::shm_unlink(host->grant_handles_name().c_str());
   std::error_code ignored;
   std::filesystem::remove_all(dir / "ev", ignored);
+  std::filesystem::remove_all(dir / "gnt", ignored);
   std::filesystem::remove(dir / "host-id", ignored);
 }
 
@@ -173,6 +176,21 @@ void destroy_domain(const std::filesystem::path& dir, DomId domid) {
   unlink_domain_objects(*host, domid);
   shared(slot).store(make_domain_word(domain_generation(dying), DomainState::kAbsent),
                      std::memory_order_release);
+}
+
+struct ProcessReaper::State {
+  explicit State(std::shared_ptr<Host> opened) : host(std::move(opened)), domains(host) {}
+  std::shared_ptr<Host> host;
+  DomainCache domains;
+};
+
+ProcessReaper::ProcessReaper(const std::filesystem::path& dir)
+    : state_(std::make_unique<State>(Host::open(dir))) {}
+
+ProcessReaper::~ProcessReaper() = default;
+
+std::size_t ProcessReaper::sweep() noexcept {
+  return reap_dead_handles(*state_->host, state_->domains);
 }
 
 std::vector<DomId> list_domains(const std::filesystem::path& dir) {

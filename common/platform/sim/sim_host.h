@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,26 @@ void create_domain(const std::filesystem::path& dir, platform::DomId domid);
 // still hold mappings keep the pages (as a zombie domain on Xen) but new maps
 // and copies fail with GNTST_bad_domain.
 void destroy_domain(const std::filesystem::path& dir, platform::DomId domid);
+
+// The kernel's part of a process's death, for the whole host: closes the
+// event-channel ports of every handle whose process is gone (as Linux's
+// evtchn_release() does), so peers see their ports unbound again soon after
+// the death rather than when someone next needs the port. vif-sim sweeps
+// periodically; a new handle or a bind reaps what it needs without it.
+class ProcessReaper {
+ public:
+  explicit ProcessReaper(const std::filesystem::path& dir);
+  ~ProcessReaper();
+  ProcessReaper(const ProcessReaper&) = delete;
+  ProcessReaper& operator=(const ProcessReaper&) = delete;
+
+  // Returns how many dead handles it closed.
+  std::size_t sweep() noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 std::vector<platform::DomId> list_domains(const std::filesystem::path& dir);
 HypercallCounters read_counters(const std::filesystem::path& dir, platform::DomId domid);

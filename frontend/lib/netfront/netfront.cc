@@ -41,6 +41,8 @@ Netfront::Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOp
   spdlog::info("vif-front: {}: backend {} (dom{}), mac {}, mtu {}{}", path_, config_.backend_path,
                config_.backend_domid, config_.mac.to_string(), config_.mtu,
                config_.trusted ? "" : ", backend untrusted");
+  xenstore_.watch(xenbus::join(config_.backend_path, xenbus::key::kState), watch_token_);
+  reset_stale_connection();
   // A previous instance may have left its keys; the backend must never see
   // refs that no longer name our pages.
   xenstore_.transact([this](xs::TxId tx) {
@@ -48,7 +50,53 @@ Netfront::Netfront(platform::Platform& platform, xs::Client xenstore, NetfrontOp
     xenstore_.write(xenbus::join(path_, xenbus::key::kState),
                     protocol::to_xenstore_value(XenbusState::kInitialising), tx);
   });
-  xenstore_.watch(xenbus::join(config_.backend_path, xenbus::key::kState), watch_token_);
+}
+
+void Netfront::reset_stale_connection() {
+  std::optional<XenbusState> ours;
+  std::optional<XenbusState> backend;
+  try {
+    ours = read_backend_state(xenstore_, path_);  // any device directory's `state`
+    backend = read_backend_state(xenstore_, config_.backend_path);
+  } catch (const protocol::XenstoreValueError& bad) {
+    spdlog::warn("vif-front: {}: not resetting the previous connection: {}", path_, bad.what());
+    return;
+  }
+  // Linux's xenbus_check_frontend(): only a frontend left Connected (or
+  // Closed) with the backend still Connected is reset.
+  if ((ours != XenbusState::kConnected && ours != XenbusState::kClosed) ||
+      backend != XenbusState::kConnected) {
+    return;
+  }
+  spdlog::info(
+      "vif-front: {}: a previous instance left the device {} with the backend Connected; "
+      "closing that connection first",
+      path_, protocol::name(*ours));
+  write_state(XenbusState::kClosing);
+  wait_for_backend(XenbusState::kClosing);
+  write_state(XenbusState::kClosed);
+  wait_for_backend(XenbusState::kClosed);
+}
+
+void Netfront::wait_for_backend(XenbusState at_least) {
+  const auto deadline = std::chrono::steady_clock::now() + kResetWait;
+  for (;;) {
+    while (xenstore_.check_watch()) {
+    }
+    const auto backend = read_backend_state(xenstore_, config_.backend_path);
+    if (!backend || *backend >= at_least) {
+      return;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      spdlog::warn("vif-front: {}: backend did not reach {} within {} ms (it is {})", path_,
+                   protocol::name(at_least), kResetWait.count(), protocol::name(*backend));
+      return;
+    }
+    pollfd entry{xenstore_.fileno(), POLLIN, 0};
+    ::poll(&entry, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+  }
 }
 
 Netfront::~Netfront() {

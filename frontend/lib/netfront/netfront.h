@@ -18,6 +18,11 @@
 //       until the backend comes back to InitWait.
 //   close(): Closing(5), wait (bounded) for the backend to close, disconnect,
 //       Closed(6).
+//   started while the device says Connected (or Closed) and the backend
+//       Connected (a previous instance died connected): Closing(5), wait for
+//       the backend's Closing, Closed(6), wait for its Closed, then
+//       Initialising as usual (Linux's xenbus_reset_frontend()), so the
+//       backend lets go of the dead instance's rings before we offer new ones.
 //
 // Event-loop friendly: no threads. Poll xenstore_fd() and every queue's
 // event_fd(); call process_xenstore() when the former is readable (or at any
@@ -101,6 +106,14 @@ class Netfront {
   void close(std::chrono::milliseconds grace);
 
  private:
+  // How long each step of reset_stale_connection() waits for the backend
+  // (Linux's xenbus_reset_wait_for_backend() waits 5 s).
+  static constexpr std::chrono::milliseconds kResetWait{5000};
+
+  void reset_stale_connection();
+  // Waits (bounded by kResetWait) until the backend's state is at least
+  // `at_least` or the backend is gone.
+  void wait_for_backend(protocol::XenbusState at_least);
   void connect();
   void disconnect() noexcept;
   void fail(const std::string& reason);

@@ -7,7 +7,9 @@
 #   S1 stock netfront domU <-> dom0 ; S2 domU <-> domU (vifd switch, then the
 #   Linux bridge after a vifd restart with --no-fast-path) ; S7 multi-queue ;
 #   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic ;
+#   S8 kill -9 vifd under a netfront guest's TCP transfer, restart ;
 #   S9 one vifd per guest, started and stopped by vifd-launcher.
+# (mode restart: S1 and S8 only; mode short: S1 and S9.)
 # Phase 2, vifd stopped, xen-netback loaded, the same guests and configs:
 #   S3 the S1/S2 transfers through the kernel netback ; S4 vif-front against it.
 # Errors: every command that may fail on purpose is tested (if, ||, &&).
@@ -376,6 +378,53 @@ s6() {
   pass S6 "network-detach/attach and destroy under traffic: re-attached as vif $d/$devid ($ifname in the guest), vifd gntdev mappings $m0 -> $m1 -> $m2, event channels $e0 -> $e1 -> $e2, other guests unaffected"
 }
 
+# S8: vifd killed (-9) while an unmodified netfront guest sends to dom0,
+# started again at once: the guest's TCP session completes with matching
+# CRC-32 on both ends and the frontend never reconnects (state 4 and the
+# same ring refs and event channels throughout).
+frontend_keys() { # DOMID
+  local k line=""
+  for k in state tx-ring-ref rx-ring-ref event-channel-tx event-channel-rx; do
+    line+="$k=$(xenstore-read "/local/domain/$1/device/vif/0/$k" 2>/dev/null || true) "
+  done
+  echo "$line"
+}
+# shellcheck disable=SC2317 # run through wait_until
+s8_received() { grep -q 'crc32' /tmp/s8-r.log 2>/dev/null; }
+s8() {
+  local name=$1 d keys t rline tcrc rcrc kill_at back_at
+  d=${domid_of[$name]:-}
+  [[ -n $d ]] || { fail S8 "$name is not running"; return 1; }
+  wait_vifd_connected "$d" || { fail S8 "vifd does not serve $name"; return 1; }
+  keys=$(frontend_keys "$d")
+  vif-ttcp -r "${ttcp_flags[@]}" -p 5996 --timeout $((T * 6 + 60)) >/tmp/s8-r.log 2>&1 &
+  sleep 1
+  guest "$name" 10 "vif-ttcp -t ${ttcp_flags[*]} -T $((T * 3)) -p 5996 10.0.0.1 >/tmp/s8-t.log 2>&1 &" >/dev/null ||
+    { fail S8 "no transfer in $name"; return 1; }
+  sleep $((T / 2 + 2))
+  kill_at=$(date +%s.%N)
+  log "kill -9 vifd ($vifd_pid) under the transfer from $name"
+  kill -9 "$vifd_pid" 2>/dev/null || true
+  wait "$vifd_pid" 2>/dev/null || true
+  vifd_pid=""
+  rm -f /run/vifd/vifd.sock
+  start_vifd || { fail S8 "vifd did not start again"; return 1; }
+  wait_vifd_connected "$d" || { fail S8 "the new vifd did not resume vif $d/0"; return 1; }
+  back_at=$(date +%s.%N)
+  wait_until $((T * 6 + 60)) "the transfer from $name to finish" s8_received ||
+    { fail S8 "the transfer did not finish: $(tr '\n' '|' </tmp/s8-r.log)"; return 1; }
+  t=$(guest "$name" 30 "sleep 2; cat /tmp/s8-t.log") || true
+  rline=$(grep 'real seconds' /tmp/s8-r.log) || true
+  tcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$t") || true
+  rcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' /tmp/s8-r.log) || true
+  [[ -n $rline && -n $tcrc && $tcrc == "$rcrc" ]] ||
+    { fail S8 "transfer broken: sent '$tcrc', received '$rcrc' ($(tr '\n' '|' <<<"$t"))"; return 1; }
+  [[ $(frontend_keys "$d") == "$keys" ]] ||
+    { fail S8 "the frontend reconnected: $keys -> $(frontend_keys "$d")"; return 1; }
+  grep -q "resumed from the shared indices" /var/log/vifd.log || { fail S8 "vifd did not resume"; return 1; }
+  pass S8 "kill -9 vifd under ttcp $name->dom0: vifd back (vif Connected) $(awk "BEGIN { printf \"%.2f\", $back_at - $kill_at }") s after the kill, TCP session completed, ${rcrc}, frontend never reconnected ($keys)"
+}
+
 phase_kernel() {
   # Every guest gone: vifd must hold nothing.
   local name m e
@@ -510,6 +559,7 @@ scenario() {
     S5) s5 ;;
     S6) s6 ;;
     S7) s7 ;;
+    S8) s8 "${s8_guest:-domU2}" ;;
     S9) s9 ;;
   esac
 }
@@ -563,18 +613,22 @@ start_vifd || {
   exit 1
 }
 run_scenario S1
+if [[ $mode == restart ]]; then
+  s8_guest=domU1 run_scenario S8
+fi
 if [[ $mode == full ]]; then
   run_scenario S2
   run_scenario S7
   run_scenario S5
   run_scenario S6
+  s8_guest=domU2 run_scenario S8
   run_scenario S9
   s9_cleanup || log "vifd did not start again after S9"
   # S3 and S4 run even so, and report what does not work.
   phase_kernel || log "the switch to the kernel netback failed"
   run_scenario S3
   run_scenario S4
-else
+elif [[ $mode == short ]]; then
   # The packaged per-guest deployment is checked in the short run too.
   run_scenario S9
 fi

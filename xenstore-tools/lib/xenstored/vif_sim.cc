@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -14,6 +16,9 @@
 
 namespace vifd::xenstored {
 namespace {
+
+// How soon after a process dies its event channels are closed.
+constexpr std::chrono::milliseconds kReaperPeriod{100};
 
 using platform::DomId;
 using xs::Access;
@@ -85,10 +90,26 @@ void run_host(const std::filesystem::path& dir, std::ostream& out) {
     boost::asio::io_context io;
     Server server(io, dir);
     server.start();
+    // The kernel's side of a process death (sim::ProcessReaper): a dead
+    // process's ports are closed within a sweep period.
+    sim::ProcessReaper reaper(dir);
+    boost::asio::steady_timer sweeps(io);
+    std::function<void()> schedule_sweep = [&] {
+      sweeps.expires_after(kReaperPeriod);
+      sweeps.async_wait([&](boost::system::error_code ec) {
+        if (ec) {
+          return;
+        }
+        reaper.sweep();
+        schedule_sweep();
+      });
+    };
+    schedule_sweep();
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
       server.stop();
+      sweeps.cancel();
       io.stop();
     });
     out << "vif-sim: host " << dir.string()
