@@ -134,7 +134,9 @@ IgnoredKeys ignored_backend_keys(const KeyMap& backend) {
       continue;
     }
     if (name == key::kType) {
-      if (value == "vif") continue;
+      if (value == "vif") {
+        continue;
+      }
       why = "served as a PV vif (type vif): vifd has no emulated twin";
     } else if (name == key::kVifname) {
       why = "the TAP is always named vif<domid>.<devid>";
