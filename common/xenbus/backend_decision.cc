@@ -65,10 +65,12 @@ void react_to_frontend(BackendActions& actions, const BackendView& view) {
       break;
     case XenbusState::kClosed:
     case XenbusState::kUnknown:
-      // Unknown: the frontend directory is gone (domain destroyed).
+      // Unknown: the frontend directory is gone (domain destroyed). A
+      // Closed frontend of a dying domain will not come back either.
       clear_failed(actions, view);
       move(actions, view.ours, XenbusState::kClosed);
-      actions.remove_host_port = !view.online || view.frontend == XenbusState::kUnknown;
+      actions.remove_host_port =
+          !view.online || view.frontend == XenbusState::kUnknown || view.frontend_domain_gone;
       break;
     case XenbusState::kReconfiguring:
     case XenbusState::kReconfigured:

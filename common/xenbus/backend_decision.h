@@ -21,6 +21,11 @@
 //                         +---------- Closed
 //     (frontend moves back to Initialising/InitWait, online)
 //
+// The host port (TAP) stays in Closed for the frontend's next attempt while
+// the device is online and the guest's domain lives; it goes when the
+// toolstack sets online=0, the frontend directory vanishes, or the
+// frontend's domain is dying, shut down or gone.
+//
 // A connected backend always passes through Closing and Closed before it
 // waits for a frontend again, so the frontend sees the disconnect. Closed ->
 // Closing is legal but never decided here (only a toolstack writes it).
@@ -82,6 +87,11 @@ struct BackendView {
   // The frontend reconnects faster than the backend's pacing allows: a new
   // attempt from Closed waits.
   bool reconnect_paced = false;
+  // The hypervisor says the frontend's domain is dying, shut down or gone
+  // (Platform::domain_status; looked up only when the frontend is Closed
+  // or gone): no reconnect can come, so a Closed frontend's host port goes
+  // at once instead of waiting for the toolstack to remove the device.
+  bool frontend_domain_gone = false;
 };
 
 // What to do, in this order.

@@ -18,6 +18,8 @@ inline constexpr std::string_view kState = "state";
 inline constexpr std::string_view kOnline = "online";
 inline constexpr std::string_view kError = "error";
 inline constexpr std::string_view kHotplugStatus = "hotplug-status";
+// Written by Xen's hotplug scripts next to hotplug-status when they fail.
+inline constexpr std::string_view kHotplugError = "hotplug-error";
 
 // Backend directory, written by the toolstack (libxl, vifctl).
 inline constexpr std::string_view kFrontend = "frontend";
@@ -33,6 +35,8 @@ inline constexpr std::string_view kIp = "ip";
 inline constexpr std::string_view kVifname = "vifname";
 inline constexpr std::string_view kModel = "model";
 inline constexpr std::string_view kGatewaydev = "gatewaydev";
+// COLO's forwarding device (libxl writes it with colo_* keys).
+inline constexpr std::string_view kForwarddev = "forwarddev";
 
 // Frontend directory, written by the toolstack.
 inline constexpr std::string_view kBackend = "backend";

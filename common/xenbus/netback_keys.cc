@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <stdexcept>
 
 #include "common/xenbus/keys.h"
 
@@ -102,6 +104,48 @@ BackendConfig parse_backend_config(const VifId& id, const KeyReader& backend) {
     config.ip = protocol::parse_ipv4_list(key::kIp, *ip).value();
   }
   return config;
+}
+
+IgnoredKeys ignored_backend_keys(const KeyMap& backend) {
+  // Acted on (parse_backend_config, the state machine), written by vifd
+  // itself, or by the hotplug script.
+  static constexpr std::array kUsed = {
+      key::kFrontend, key::kFrontendId, key::kHandle,        key::kMac,          key::kBridge,
+      key::kScript,   key::kRate,       key::kMtu,           key::kIp,           key::kState,
+      key::kOnline,   key::kError,      key::kHotplugStatus, key::kHotplugError,
+  };
+  IgnoredKeys ignored;
+  for (const auto& [name, value] : backend) {
+    std::string why;
+    if (std::find(kUsed.begin(), kUsed.end(), name) != kUsed.end() ||
+        name.starts_with("feature-") || name.starts_with("multi-queue-")) {
+      continue;
+    }
+    if (name == key::kType) {
+      if (value == "vif") {
+        continue;
+      }
+      why = "served as a PV vif (type vif): vifd has no emulated twin";
+    } else if (name == key::kVifname) {
+      why = "the TAP is always named vif<domid>.<devid>";
+    } else if (name == key::kModel) {
+      why = "an emulated NIC model: vifd serves PV netfront only";
+    } else if (name == key::kGatewaydev) {
+      why = "read by the vif-route/vif-nat hotplug scripts, not by vifd";
+    } else if (name == key::kForwarddev || name.starts_with("colo_")) {
+      why = "COLO is not supported";
+    } else {
+      why = "not a key vifd knows";
+    }
+    if (ignored.keys.size() == kMaxIgnoredKeys) {
+      ++ignored.more;
+      continue;
+    }
+    ignored.keys.push_back(IgnoredKey{protocol::escape_for_display(name, 64),
+                                      protocol::escape_for_display(value, 64, "\""),
+                                      std::move(why)});
+  }
+  return ignored;
 }
 
 std::vector<std::pair<std::string, std::string>> backend_advertised_features(unsigned max_queues) {

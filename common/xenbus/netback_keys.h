@@ -56,6 +56,25 @@ struct BackendConfig {
 // Validates the toolstack's keys of vif `id`. Throws XenstoreValueError.
 BackendConfig parse_backend_config(const VifId& id, const KeyReader& backend);
 
+// A key of the backend directory that the backend does not act on: one xl
+// wrote for a feature vifd lacks (vifname, model, gatewaydev, a `type`
+// other than vif, COLO's keys) or one nobody documents. For a log line:
+// `key` and `value` are escaped and bounded (the directory's contents are
+// not ours), `why` says what becomes of it.
+struct IgnoredKey {
+  std::string key;
+  std::string value;
+  std::string why;
+  friend bool operator==(const IgnoredKey&, const IgnoredKey&) = default;
+};
+// At most kMaxIgnoredKeys, in key order; `more` counts the rest.
+inline constexpr std::size_t kMaxIgnoredKeys = 16;
+struct IgnoredKeys {
+  std::vector<IgnoredKey> keys;
+  std::size_t more = 0;
+};
+IgnoredKeys ignored_backend_keys(const KeyMap& backend);
+
 // The keys and values a backend advertises before InitWait: everything the
 // data path implements, and up to `max_queues` queues.
 std::vector<std::pair<std::string, std::string>> backend_advertised_features(unsigned max_queues);

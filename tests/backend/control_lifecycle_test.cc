@@ -3,13 +3,17 @@
 // attach/detach cycles measured for leaks.
 #include <gtest/gtest.h>
 #include <malloc.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
+#include "backend/lib/control/log.h"
 #include "common/net/link.h"
 #include "common/platform/sim/sim_host.h"
 #include "tests/backend/control_harness.h"
@@ -78,6 +82,83 @@ TEST_F(ControlPlaneTest, ToolstackDetachAnswersClosedAndRemovesTheTap) {
   toolstack_->remove(1, 0);
   EXPECT_TRUE(eventually(
       [&] { return vifd.call([&] { return vifd.daemon().describe(std::nullopt).empty(); }); }));
+}
+
+TEST_F(ControlPlaneTest, ClosedFrontendOfADyingDomainLosesItsTapAtOnce) {
+  DaemonThread vifd(host(), options(1));
+  toolstack_->attach(1, 0);
+  toolstack_->attach(2, 0);
+  ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
+  ASSERT_TRUE(backend_state_becomes(2, 0, "2"));
+  TestFrontend alive(host(), 2, 0);
+  alive.connect();
+  ASSERT_TRUE(backend_state_becomes(2, 0, "4"));
+
+  // A live domain's Closed frontend may come back: its TAP stays.
+  alive.set_state(5);
+  alive.set_state(6);
+  ASSERT_TRUE(backend_state_becomes(2, 0, "6"));
+
+  // Domain 1 is destroyed in the hypervisor while its frontend directory is
+  // still there (the toolstack has not removed its devices yet): its
+  // frontend's Closed means no reconnect can come.
+  ASSERT_TRUE(net::link_exists("vif1.0"));
+  sim::destroy_domain(host().dir(), 1);
+  toolstack_->xenstore().write(frontend_path(1, 0) + "/" + std::string(key::kState), "6");
+  ASSERT_TRUE(backend_state_becomes(1, 0, "6"));
+  EXPECT_TRUE(eventually([] { return !net::link_exists("vif1.0"); }));
+  EXPECT_TRUE(net::link_exists("vif2.0"));
+  // The backend directory is the toolstack's to remove; the vif waits for it.
+  EXPECT_EQ(backend_key(1, 0, key::kState), "6");
+}
+
+TEST_F(ControlPlaneTest, IgnoredToolstackKeysAreLoggedOncePerVif) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  control_log().sinks().push_back(sink);
+  {
+    DaemonThread vifd(host(), options(1));
+    AttachOptions xl_keys;
+    xl_keys.backend_overrides = {{"vifname", "web-eth0"},
+                                 {"model", "e1000"},
+                                 {"gatewaydev", "eth0"},
+                                 {"type", "vif_ioemu"},
+                                 {"colo_sock_sec_redirector0_id", "x"},
+                                 {"evil", "\x1b]0;owned\x07"}};
+    toolstack_->attach(1, 0, xl_keys);
+    toolstack_->attach(2, 0);
+    ASSERT_TRUE(backend_state_becomes(1, 0, "2"));
+    ASSERT_TRUE(backend_state_becomes(2, 0, "2"));
+    // More events on vif 1/0 do not repeat the lines.
+    TestFrontend frontend(host(), 1, 0);
+    frontend.connect();
+    ASSERT_TRUE(backend_state_becomes(1, 0, "4"));
+    frontend.set_state(5);
+    ASSERT_TRUE(backend_state_becomes(1, 0, "5"));
+  }
+  control_log().sinks().pop_back();
+  const std::string text = log.str();
+  const auto count = [&text](const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("vif1.0: ignoring backend key vifname = \"web-eth0\": the TAP is always named"),
+            1U)
+      << text;
+  EXPECT_EQ(count("vif1.0: ignoring backend key model = \"e1000\""), 1U);
+  EXPECT_EQ(count("vif1.0: ignoring backend key gatewaydev = \"eth0\""), 1U);
+  EXPECT_EQ(count("vif1.0: ignoring backend key type = \"vif_ioemu\""), 1U);
+  EXPECT_EQ(count("vif1.0: ignoring backend key colo_sock_sec_redirector0_id"), 1U);
+  // Escaped: the terminal reading the journal gets no escape sequence.
+  EXPECT_EQ(count("vif1.0: ignoring backend key evil = \"\\x1b]0;owned\\x07\""), 1U) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  // What vifd uses, and vif 2/0 with libxl's plain keys, log nothing.
+  EXPECT_EQ(count("ignoring backend key mac"), 0U);
+  EXPECT_EQ(count("ignoring backend key type = \"vif\""), 0U);
+  EXPECT_EQ(count("vif2.0: ignoring"), 0U);
 }
 
 TEST_F(ControlPlaneTest, RestartReattachesToConnectedVifs) {

@@ -33,7 +33,7 @@ std::string describe(const BackendView& v) {
       << " frontend=" << show(v.frontend) << " seen=" << show(v.frontend_seen)
       << " rings=" << v.frontend_rings_published << " script=" << v.script
       << " hotplug=" << v.hotplug_connected << " failed=" << v.failed
-      << " paced=" << v.reconnect_paced;
+      << " paced=" << v.reconnect_paced << " domain_gone=" << v.frontend_domain_gone;
   return out.str();
 }
 
@@ -109,8 +109,9 @@ std::string violation(const BackendView& v, const BackendActions& a) {
   if (v.frontend == S::kUnknown && !a.remove_host_port) {
     return "frontend gone but the host port kept";
   }
-  if (v.frontend == S::kClosed && a.remove_host_port == v.online) {
-    return "frontend Closed: host port removed while online or kept offline";
+  if (v.frontend == S::kClosed && a.remove_host_port != (!v.online || v.frontend_domain_gone)) {
+    return "frontend Closed: host port removed while online and the domain lives, or kept "
+           "offline or for a dying domain";
   }
   if (a.remove_host_port && v.frontend != S::kClosed && v.frontend != S::kUnknown) {
     return "host port removed while the frontend is alive";
@@ -179,12 +180,13 @@ TEST(BackendDecision, EveryCombinationKeepsTheInvariants) {
                 v.frontend = frontend;
                 for (const auto seen : kAllStates) {
                   v.frontend_seen = seen;
-                  for (int flags = 0; flags < 32; ++flags) {
+                  for (int flags = 0; flags < 64; ++flags) {
                     v.frontend_rings_published = (flags & 1) != 0;
                     v.script = (flags & 2) != 0;
                     v.hotplug_connected = (flags & 4) != 0;
                     v.failed = (flags & 8) != 0;
                     v.reconnect_paced = (flags & 16) != 0;
+                    v.frontend_domain_gone = (flags & 32) != 0;
                     ++rows;
                     const std::string broken = violation(v, decide(v));
                     if (!broken.empty() && ++failures <= 20) {
@@ -200,7 +202,7 @@ TEST(BackendDecision, EveryCombinationKeepsTheInvariants) {
     }
   }
   EXPECT_EQ(failures, 0U);
-  EXPECT_EQ(rows, 5U * 10 * 3 * 2 * 2 * 2 * 9 * 9 * 32);
+  EXPECT_EQ(rows, 5U * 10 * 3 * 2 * 2 * 2 * 9 * 9 * 64);
 }
 
 // A connected, configured device with no script whose frontend is
@@ -341,6 +343,13 @@ TEST(BackendDecision, FrontendGoneClosesAndRemovesTheHostPort) {
   EXPECT_EQ(decide(v), with([](BackendActions& a) {
               a.frontend_seen = S::kClosed;
               a.target = S::kClosed;
+            }));
+  // ... unless the guest's domain is dying: nothing will reconnect.
+  v.frontend_domain_gone = true;
+  EXPECT_EQ(decide(v), with([](BackendActions& a) {
+              a.frontend_seen = S::kClosed;
+              a.target = S::kClosed;
+              a.remove_host_port = true;
             }));
 }
 

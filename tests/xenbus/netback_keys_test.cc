@@ -472,5 +472,53 @@ TEST(XenbusStateKeys, OnlineAndHotplugStatus) {
   }
 }
 
+TEST(IgnoredBackendKeys, NamesWhatXlWroteThatVifdDoesNotDo) {
+  KeyMap keys;
+  // What libxl writes for a plain vif, and what vifd and the scripts add.
+  for (const auto name :
+       {key::kFrontend, key::kFrontendId, key::kHandle, key::kMac, key::kBridge, key::kScript,
+        key::kRate, key::kMtu, key::kIp, key::kState, key::kOnline, key::kError,
+        key::kHotplugStatus, key::kHotplugError, key::kFeatureSg, key::kMultiQueueMaxQueues}) {
+    keys.emplace(std::string(name), "x");
+  }
+  keys.emplace(std::string(key::kType), "vif");
+  EXPECT_TRUE(ignored_backend_keys(keys).keys.empty());
+
+  keys.insert_or_assign(std::string(key::kType), "vif_ioemu");
+  keys.emplace(std::string(key::kVifname), "web0");
+  keys.emplace(std::string(key::kModel), "e1000");
+  keys.emplace(std::string(key::kGatewaydev), "eth0");
+  keys.emplace("colo_compare_pri_in", "x");
+  const auto ignored = ignored_backend_keys(keys);
+  ASSERT_EQ(ignored.keys.size(), 5U);
+  EXPECT_EQ(ignored.more, 0U);
+  // In key order.
+  EXPECT_EQ(ignored.keys[0].key, "colo_compare_pri_in");
+  EXPECT_EQ(ignored.keys[1].key, "gatewaydev");
+  EXPECT_EQ(ignored.keys[2].key, "model");
+  EXPECT_EQ(ignored.keys[3].key, "type");
+  EXPECT_EQ(ignored.keys[3].value, "vif_ioemu");
+  EXPECT_EQ(ignored.keys[4].key, "vifname");
+  for (const auto& entry : ignored.keys) EXPECT_FALSE(entry.why.empty()) << entry.key;
+}
+
+TEST(IgnoredBackendKeys, HostileNamesAndValuesAreEscapedAndBounded) {
+  KeyMap keys;
+  keys.emplace("evil\x1b[2J", std::string(1000, 'v') + "\x07");
+  for (int i = 0; i < 40; ++i) keys.emplace("unknown-" + std::to_string(100 + i), "1");
+  const auto ignored = ignored_backend_keys(keys);
+  ASSERT_EQ(ignored.keys.size(), kMaxIgnoredKeys);
+  EXPECT_EQ(ignored.more, 41U - kMaxIgnoredKeys);
+  // In key order: "evil..." first.
+  const auto& entry = ignored.keys.front();
+  EXPECT_EQ(entry.key, "evil\\x1b[2J");
+  EXPECT_LE(entry.value.size(), 80U);
+  for (const std::string& text : {entry.key, entry.value}) {
+    for (const char c : text) {
+      EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7F);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vifd::xenbus

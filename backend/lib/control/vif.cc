@@ -141,6 +141,15 @@ void Vif::start() {
   // A directory gone meanwhile reads as empty: its keys are "missing".
   const KeyMap backend = device_.read_backend_keys().value_or(KeyMap{});
   copy_keys(backend, {kBackendDecisionKeys.begin(), kBackendDecisionKeys.end()}, backend_view_);
+  // Once per vif: what xl asked for that vifd does not do.
+  const xenbus::IgnoredKeys ignored = xenbus::ignored_backend_keys(backend);
+  for (const auto& key : ignored.keys) {
+    control_log().info("{}: ignoring backend key {} = \"{}\": {}", tap_name(id_), key.key,
+                       key.value, key.why);
+  }
+  if (ignored.more > 0) {
+    control_log().info("{}: ignoring {} more unknown backend keys", tap_name(id_), ignored.more);
+  }
   std::string config_error;
   try {
     config_ = xenbus::parse_backend_config(id_, map_reader(backend));
@@ -511,6 +520,16 @@ xenbus::BackendView Vif::decision_view() const {
   view.script = config_ && config_->script;
   view.hotplug_connected = xenbus::hotplug_connected(backend);
   view.failed = failed_;
+  // One hypercall, only when the answer matters: a Closed or vanished
+  // frontend of a live domain may reconnect, one of a dying domain cannot.
+  if (view.frontend == XenbusState::kClosed || view.frontend == XenbusState::kUnknown) {
+    const auto status = env_.platform.domain_status(id_.domid);
+    view.frontend_domain_gone = status && *status != platform::DomainStatus::kRunning;
+    if (view.frontend_domain_gone && host_port_) {
+      control_log().info("{}: domain {} is {}: closing the vif and removing its TAP now",
+                         tap_name(id_), id_.domid, platform::domain_status_name(*status));
+    }
+  }
   return view;
 }
 

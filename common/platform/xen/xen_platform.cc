@@ -215,7 +215,9 @@ class XenDomainInfo {
  public:
   XenDomainInfo() = default;
   ~XenDomainInfo() {
-    if (handle_ != nullptr) xc_interface_close(handle_);
+    if (handle_ != nullptr) {
+      xc_interface_close(handle_);
+    }
   }
   XenDomainInfo(const XenDomainInfo&) = delete;
   XenDomainInfo& operator=(const XenDomainInfo&) = delete;
@@ -226,15 +228,25 @@ class XenDomainInfo {
       opened_ = true;
       handle_ = xc_interface_open(&quiet_logger, &quiet_logger, 0);
     }
-    if (handle_ == nullptr) return std::nullopt;
+    if (handle_ == nullptr) {
+      return std::nullopt;
+    }
     xc_domaininfo_t info{};
     // Returns the first domain with an id >= domid: a different id means
     // there is no domain `domid`.
     const int found = xc_domain_getinfolist(handle_, domid, 1, &info);
-    if (found < 0) return std::nullopt;  // e.g. EPERM: not ours to ask
-    if (found == 0 || info.domain != domid) return DomainStatus::kAbsent;
-    if ((info.flags & XEN_DOMINF_dying) != 0) return DomainStatus::kDying;
-    if ((info.flags & XEN_DOMINF_shutdown) != 0) return DomainStatus::kShutdown;
+    if (found < 0) {
+      return std::nullopt;  // e.g. EPERM: not ours to ask
+    }
+    if (found == 0 || info.domain != domid) {
+      return DomainStatus::kAbsent;
+    }
+    if ((info.flags & XEN_DOMINF_dying) != 0) {
+      return DomainStatus::kDying;
+    }
+    if ((info.flags & XEN_DOMINF_shutdown) != 0) {
+      return DomainStatus::kShutdown;
+    }
     return DomainStatus::kRunning;
   }
 

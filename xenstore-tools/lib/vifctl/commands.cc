@@ -70,14 +70,18 @@ std::uint32_t devid_of_mac(Session& session, platform::DomId domid,
     for (const auto devid : numeric_children(session.xs, dir)) {
       const auto text = session.xs.read(
           xenbus::join(xenbus::join(dir, std::to_string(devid)), xenbus::key::kMac));
-      if (!text) continue;
+      if (!text) {
+        continue;
+      }
       const auto found = protocol::parse_mac(xenbus::key::kMac, *text);
       if (found && found.value() == mac &&
           std::find(matches.begin(), matches.end(), devid) == matches.end()) {
         matches.push_back(devid);
       }
     }
-    if (!matches.empty()) break;
+    if (!matches.empty()) {
+      break;
+    }
   }
   if (matches.empty()) {
     throw std::runtime_error(
@@ -124,7 +128,9 @@ bool serves(const VifdProbe& probe, unsigned domid, unsigned devid) {
 // a socket of its own). The file names are vifd's (backend/lib/control/
 // instance_lock.h).
 bool instance_locked(const Session& session, platform::DomId domid) {
-  if (session.lock_dir.empty()) return false;
+  if (session.lock_dir.empty()) {
+    return false;
+  }
   const std::filesystem::path dir = session.lock_dir;
   return lock_held(dir / fmt::format("vifd-backend-{}.lock", session.self_domid)).value_or(false) ||
          lock_held(dir / fmt::format("vifd-backend-{}-domain-{}.lock", session.self_domid, domid))
@@ -356,7 +362,9 @@ int show_command(Session& session, const std::string& vif,
 
 int stats_command(Session& session, const std::optional<std::string>& vif, bool json) {
   std::optional<VifId> id;
-  if (vif) id = resolve_vif_id(session.xs, "DOMAIN/DEVID", *vif);
+  if (vif) {
+    id = resolve_vif_id(session.xs, "DOMAIN/DEVID", *vif);
+  }
   const auto response = control_request(session.control_socket, {{"command", "stats"}});
   const auto vifs = select_vifs(response, id);
   if (id && vifs.empty()) {

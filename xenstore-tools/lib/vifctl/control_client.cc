@@ -73,7 +73,9 @@ std::string default_control_socket(const std::string& platform_name) {
 std::string default_lock_dir(const std::string& platform_name) {
   if (platform_name == "sim") {
     const char* dir = std::getenv("VIF_SIM_DIR");
-    if (dir != nullptr && *dir != '\0') return dir;
+    if (dir != nullptr && *dir != '\0') {
+      return dir;
+    }
   }
   return "/run/vifd";
 }
@@ -81,11 +83,15 @@ std::string default_lock_dir(const std::string& platform_name) {
 std::optional<bool> lock_held(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return false;
+    if (errno == ENOENT) {
+      return false;
+    }
     return std::nullopt;
   }
   std::ifstream locks("/proc/locks");
-  if (!locks) return std::nullopt;
+  if (!locks) {
+    return std::nullopt;
+  }
   // fs/locks.c lock_get_status(): "<n>: FLOCK  ADVISORY  WRITE <pid>
   // <major>:<minor>:<inode> 0 EOF", major and minor in hex.
   const std::string inode = fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev),
@@ -96,10 +102,14 @@ std::optional<bool> lock_held(const std::filesystem::path& path) {
     std::string id;
     std::string kind;
     fields >> id >> kind;
-    if (kind != "FLOCK") continue;
+    if (kind != "FLOCK") {
+      continue;
+    }
     std::string field;
     while (fields >> field) {
-      if (field == inode) return true;
+      if (field == inode) {
+        return true;
+      }
     }
   }
   return false;

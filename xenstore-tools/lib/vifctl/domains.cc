@@ -24,7 +24,9 @@ std::string shown(std::string_view text) {
 std::uint32_t parse_devid(std::string_view what, std::string_view text) {
   const auto devid = protocol::parse_uint(
       what, text, 0, static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()));
-  if (!devid) throw ArgumentError(argument_error_message(what, devid.error()));
+  if (!devid) {
+    throw ArgumentError(argument_error_message(what, devid.error()));
+  }
   return static_cast<std::uint32_t>(devid.value());
 }
 
@@ -33,7 +35,9 @@ std::uint32_t parse_devid(std::string_view what, std::string_view text) {
 std::vector<NamedDomain> domain_names(xs::Client& xs) {
   std::vector<NamedDomain> domains;
   for (const auto domid : numeric_children(xs, xenbus::domains_root())) {
-    if (domid >= platform::kDomidSelf) continue;  // reserved ids are no domains
+    if (domid >= platform::kDomidSelf) {
+      continue;  // reserved ids are no domains
+    }
     const auto id = static_cast<platform::DomId>(domid);
     auto name = xs.read(xenbus::domain_name_path(id));
     if (name && !name->empty() && name->size() <= kMaxNameBytes) {
@@ -50,13 +54,17 @@ bool is_domid_text(std::string_view text) {
 
 platform::DomId resolve_domain(std::string_view what, std::string_view text,
                                const std::vector<NamedDomain>& domains) {
-  if (is_domid_text(text)) return parse_domid_argument(what, text);
+  if (is_domid_text(text)) {
+    return parse_domid_argument(what, text);
+  }
   if (text.empty()) {
     throw ArgumentError(fmt::format("{}: expected a domain id or name, got nothing", what));
   }
   std::vector<platform::DomId> matches;
   for (const auto& domain : domains) {
-    if (domain.name == text) matches.push_back(domain.domid);
+    if (domain.name == text) {
+      matches.push_back(domain.domid);
+    }
   }
   if (matches.empty()) {
     throw ArgumentError(fmt::format("{}: no domain is named \"{}\"", what, shown(text)));
@@ -69,7 +77,9 @@ platform::DomId resolve_domain(std::string_view what, std::string_view text,
 }
 
 platform::DomId resolve_domain(xs::Client& xs, std::string_view what, std::string_view text) {
-  if (is_domid_text(text)) return parse_domid_argument(what, text);
+  if (is_domid_text(text)) {
+    return parse_domid_argument(what, text);
+  }
   return resolve_domain(what, text, domain_names(xs));
 }
 
@@ -93,7 +103,9 @@ VifSelector parse_vif_selector(std::string_view what, std::string_view text,
   }
   if (device_text.find(':') != std::string_view::npos) {
     const auto mac = protocol::parse_mac(what, device_text);
-    if (!mac) throw ArgumentError(argument_error_message(what, mac.error()));
+    if (!mac) {
+      throw ArgumentError(argument_error_message(what, mac.error()));
+    }
     selector.device = mac.value();
   } else {
     selector.device = parse_devid(what, device_text);
@@ -113,9 +125,13 @@ VifId resolve_vif_id(xs::Client& xs, std::string_view what, std::string_view tex
 
 void require_running_domain(platform::Platform* platform, platform::DomId domid,
                             std::string_view role) {
-  if (platform == nullptr) return;
+  if (platform == nullptr) {
+    return;
+  }
   const auto status = platform->domain_status(domid);
-  if (!status || *status == platform::DomainStatus::kRunning) return;
+  if (!status || *status == platform::DomainStatus::kRunning) {
+    return;
+  }
   if (*status == platform::DomainStatus::kAbsent) {
     throw std::runtime_error(
         fmt::format("{} {} does not exist (the hypervisor has no domain {})", role, domid, domid));

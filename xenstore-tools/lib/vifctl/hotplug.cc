@@ -106,7 +106,9 @@ BackendAnswer wait_for_backend_ready(xs::Client& xs, const std::string& backend_
       answer.directory_gone = !state && !xs.directory(backend_path, tx);
       if (state) {
         const auto parsed = protocol::parse_xenbus_state(xenbus::key::kState, *state);
-        if (parsed) answer.state = parsed.value();
+        if (parsed) {
+          answer.state = parsed.value();
+        }
       }
     });
     return answer;
@@ -121,11 +123,15 @@ BackendAnswer wait_for_backend_ready(xs::Client& xs, const std::string& backend_
   };
   auto answer = read_answer();
   while (!answer.ready() && !(answer.refused() && settled(answer))) {
-    if (answer.refused() && !error_deadline) error_deadline = Clock::now() + kStateAfterError;
+    if (answer.refused() && !error_deadline) {
+      error_deadline = Clock::now() + kStateAfterError;
+    }
     const auto until = error_deadline ? std::min(deadline, *error_deadline) : deadline;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
-    if (left <= 0) break;
+    if (left <= 0) {
+      break;
+    }
     pollfd pfd{.fd = xs.fileno(), .events = POLLIN, .revents = 0};
     const int ready = ::poll(&pfd, 1, static_cast<int>(left));
     if (ready < 0 && errno != EINTR) {

@@ -33,7 +33,7 @@ std::string resolve_script(const std::string& script, const std::filesystem::pat
   } else {
     path = fs::absolute(script, ec);
   }
-  const std::string resolved = path.lexically_normal().string();
+  std::string resolved = path.lexically_normal().string();
   const std::string from =
       resolved == script ? std::string() : fmt::format(" ({:?} resolved)", script);
   if (ec || !fs::is_regular_file(path, ec)) {
