@@ -322,7 +322,9 @@ TEST_F(ControlPlaneTest, ThousandAttachDetachCyclesLeakNothing) {
               fds_before, fds_after, rss_before, rss_after,
               static_cast<unsigned long long>(counters.grant_map_pages),
               static_cast<unsigned long long>(counters.grant_unmap_pages));
-  EXPECT_EQ(fds_after, fds_before);
+  // A leak grows the count over 1000 cycles; one or two fewer after (seen
+  // under heavy load) is an fd of the warm-up closed late, not a leak.
+  EXPECT_LE(fds_after, fds_before);
   EXPECT_EQ(counters.grant_map_pages, counters.grant_unmap_pages);
   EXPECT_EQ(counters.grant_map_calls, counters.grant_unmap_calls);
   EXPECT_GE(counters.grant_map_pages, 2U * 1000U);
