@@ -4,6 +4,7 @@
 #include <fmt/ostream.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -117,15 +118,12 @@ Response answer(std::string_view head, const MetricsServer::Render& render,
   return response;
 }
 
-std::string serialize(const Response& response) {
-  std::string text = fmt::format(
+// The status line and headers; the body is written after them as it is.
+std::string response_head(const Response& response) {
+  return fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
       response.status, response.reason, response.content_type, response.body.size(),
       response.status == 405 ? "Allow: GET, HEAD\r\n" : "");
-  if (!response.head_only) {
-    text += response.body;
-  }
-  return text;
 }
 
 void cancel_timer(asio::steady_timer& timer) noexcept {
@@ -275,13 +273,17 @@ class Connection final : public MetricsServer::Session {
     } else if (response.status != 500) {
       ++counters_.bad_requests;
     }
-    send(response);
+    send(std::move(response));
   }
 
-  void send(const Response& response) {
-    reply_ = serialize(response);
+  void send(Response response) {
+    head_ = response_head(response);
+    if (!response.head_only) {
+      body_ = std::move(response.body);
+    }
     arm_timer(limits_.write_timeout);
-    asio::async_write(socket_, asio::buffer(reply_),
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
+    asio::async_write(socket_, buffers,
                       [self = self()](const boost::system::error_code&, std::size_t) {
                         // Connection: close, answered or not. Shutting the
                         // sending side first lets the client read to EOF.
@@ -298,7 +300,8 @@ class Connection final : public MetricsServer::Session {
   MetricsServerCounters& counters_;
   std::weak_ptr<bool> server_alive_;
   asio::streambuf buffer_;
-  std::string reply_;
+  std::string head_;
+  std::string body_;
 };
 
 }  // namespace
