@@ -20,20 +20,30 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::uint64_t number(const nlohmann::json& object, const char* group, const char* key) {
-  if (!object.is_object()) return 0;
+  if (!object.is_object()) {
+    return 0;
+  }
   const auto g = object.find(group);
-  if (g == object.end() || !g->is_object()) return 0;
+  if (g == object.end() || !g->is_object()) {
+    return 0;
+  }
   const auto v = g->find(key);
   return v != g->end() && v->is_number_unsigned() ? v->get<std::uint64_t>() : 0;
 }
 
 std::uint64_t drops(const nlohmann::json& queue) {
   std::uint64_t sum = 0;
-  if (!queue.is_object()) return 0;
+  if (!queue.is_object()) {
+    return 0;
+  }
   const auto reasons = queue.find("drops");
-  if (reasons == queue.end() || !reasons->is_object()) return 0;
+  if (reasons == queue.end() || !reasons->is_object()) {
+    return 0;
+  }
   for (const auto& [reason, value] : reasons->items()) {
-    if (value.is_number_unsigned()) sum += value.get<std::uint64_t>();
+    if (value.is_number_unsigned()) {
+      sum += value.get<std::uint64_t>();
+    }
   }
   return sum;
 }
@@ -46,7 +56,9 @@ struct Totals {
 Totals totals(const nlohmann::json& vif) {
   Totals t;
   const auto queues = vif.find("queues");
-  if (queues == vif.end() || !queues->is_array()) return t;
+  if (queues == vif.end() || !queues->is_array()) {
+    return t;
+  }
   for (const auto& queue : *queues) {
     t.tx_packets += number(queue, "tx", "packets");
     t.tx_bytes += number(queue, "tx", "bytes");
@@ -63,7 +75,9 @@ std::string vif_name(const nlohmann::json& vif) {
 
 const nlohmann::json& vif_list(const nlohmann::json& answer) {
   static const nlohmann::json kEmpty = nlohmann::json::array();
-  if (!answer.is_object()) return kEmpty;
+  if (!answer.is_object()) {
+    return kEmpty;
+  }
   const auto vifs = answer.find("vifs");
   return vifs != answer.end() && vifs->is_array() ? *vifs : kEmpty;
 }
@@ -98,7 +112,9 @@ class RawInput {
     }
   }
   ~RawInput() {
-    if (active_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    if (active_) {
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    }
   }
   RawInput(const RawInput&) = delete;
   RawInput& operator=(const RawInput&) = delete;
@@ -115,17 +131,23 @@ bool wait_until(Clock::time_point deadline, const RawInput& input, const std::at
   while (!stop.load()) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return true;
+    if (left <= 0) {
+      return true;
+    }
     pollfd pfd{.fd = STDIN_FILENO, .events = POLLIN, .revents = 0};
     const int ready = ::poll(&pfd, input.active() ? 1 : 0, static_cast<int>(left));
     if (ready < 0) {
-      if (errno == EINTR) continue;  // a signal: `stop` says whether to end
+      if (errno == EINTR) {
+        continue;  // a signal: `stop` says whether to end
+      }
       throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
     }
     if (ready > 0) {
       std::array<char, 64> keys{};
       const ssize_t n = ::read(STDIN_FILENO, keys.data(), keys.size());
-      if (n <= 0) return false;
+      if (n <= 0) {
+        return false;
+      }
       for (ssize_t i = 0; i < n; ++i) {
         if (keys[static_cast<std::size_t>(i)] == 'q' || keys[static_cast<std::size_t>(i)] == 'Q') {
           return false;
@@ -145,11 +167,15 @@ std::vector<TopRow> top_rows(const nlohmann::json& previous, const nlohmann::jso
   }
   std::map<std::string, Totals> before;
   for (const auto& vif : vif_list(previous)) {
-    if (vif.is_object()) before[vif_name(vif)] = totals(vif);
+    if (vif.is_object()) {
+      before[vif_name(vif)] = totals(vif);
+    }
   }
   std::vector<TopRow> rows;
   for (const auto& vif : vif_list(current)) {
-    if (!vif.is_object()) continue;
+    if (!vif.is_object()) {
+      continue;
+    }
     TopRow row;
     row.vif = vif_name(vif);
     row.state =
@@ -170,14 +196,20 @@ std::vector<TopRow> top_rows(const nlohmann::json& previous, const nlohmann::jso
 double snapshot_interval(const nlohmann::json& previous, const nlohmann::json& current,
                          double fallback) {
   const auto time = [](const nlohmann::json& answer) -> std::optional<std::int64_t> {
-    if (!answer.is_object()) return std::nullopt;
+    if (!answer.is_object()) {
+      return std::nullopt;
+    }
     const auto found = answer.find("monotonic_ns");
-    if (found == answer.end() || !found->is_number_integer()) return std::nullopt;
+    if (found == answer.end() || !found->is_number_integer()) {
+      return std::nullopt;
+    }
     return found->get<std::int64_t>();
   };
   const auto before = time(previous);
   const auto after = time(current);
-  if (!before || !after || *after <= *before) return fallback;
+  if (!before || !after || *after <= *before) {
+    return fallback;
+  }
   return static_cast<double>(*after - *before) / 1e9;
 }
 
@@ -217,7 +249,9 @@ int top_command(const std::string& control_socket, const TopOptions& options, bo
   unsigned frames = 0;
   auto next = previous_at + options.interval;
   while (!options.count || frames < *options.count) {
-    if (!wait_until(next, keys, stop)) break;
+    if (!wait_until(next, keys, stop)) {
+      break;
+    }
     const auto current_at = Clock::now();
     nlohmann::json current = control_request(control_socket, request);
     const double measured = std::chrono::duration<double>(current_at - previous_at).count();
@@ -238,7 +272,9 @@ int top_command(const std::string& control_socket, const TopOptions& options, bo
     next += options.interval;
     // Behind (a slow vifd, a suspended terminal): the next frame is one
     // interval from now rather than a burst of catch-up frames.
-    if (next < Clock::now()) next = Clock::now() + options.interval;
+    if (next < Clock::now()) {
+      next = Clock::now() + options.interval;
+    }
   }
   return 0;
 }
