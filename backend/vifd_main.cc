@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -18,6 +19,7 @@
 
 #include "backend/lib/control/asio.h"
 #include "backend/lib/control/log.h"
+#include "backend/lib/control/metrics_server.h"
 #include "backend/lib/control/switch_policy.h"
 #include "backend/lib/control/vif_backend_daemon.h"
 #include "backend/lib/datapath/queue.h"
@@ -41,6 +43,17 @@ std::string default_control_socket(const vifd::platform::Platform& platform) {
     }
   }
   return "/run/vifd/vifd.sock";
+}
+
+// The default metrics socket: next to the control socket, `metrics.sock`
+// beside the default `vifd.sock`, `NAME-metrics.sock` beside any other
+// `NAME.sock` (two vifds with their own control sockets get their own).
+std::string default_metrics_socket(const std::string& control_socket) {
+  const std::filesystem::path control(control_socket);
+  const std::string stem =
+      control.extension() == ".sock" ? control.stem().string() : control.filename().string();
+  return (control.parent_path() / (stem == "vifd" ? "metrics.sock" : stem + "-metrics.sock"))
+      .string();
 }
 
 // Where the instance lock lives: fixed per host (not next to a
@@ -88,6 +101,9 @@ int main(int argc, char** argv) {
   unsigned max_queues = vifd::backend::default_max_queues();
   std::string control_socket;
   std::string lock_dir;
+  std::string metrics_socket;
+  bool no_metrics_socket = false;
+  std::vector<std::string> metrics_listen;
   bool no_fast_path = false;
   std::vector<std::string> tap_only_bridges;
   std::vector<std::string> tap_only_vifs;
@@ -112,6 +128,24 @@ int main(int argc, char** argv) {
   app.add_option("--lock-dir", lock_dir,
                  "directory of the instance lock, one vifd per backend domain (or per --domain) "
                  "(default /run/vifd; $VIF_SIM_DIR in sim mode)");
+  app.add_option("--metrics-socket", metrics_socket,
+                 "unix socket serving HTTP GET /metrics (Prometheus/OpenMetrics text) "
+                 "(default: metrics.sock next to the control socket)");
+  app.add_flag("--no-metrics-socket", no_metrics_socket, "no metrics unix socket")
+      ->excludes("--metrics-socket");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "also serve /metrics over TCP on ADDR:PORT or [ADDR6]:PORT (repeatable; "
+                 "numeric addresses)")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            try {
+              vifd::backend::parse_listen_address(text);
+              return std::string();
+            } catch (const std::invalid_argument& e) {
+              return std::string(e.what());
+            }
+          },
+          "ADDR:PORT"));
   app.add_flag("--no-fast-path", no_fast_path,
                "no in-process switch: every frame goes through the vif's TAP");
   app.add_option("--rx-backlog-kib", rx_backlog_kib,
@@ -215,6 +249,13 @@ int main(int argc, char** argv) {
     options.control_socket =
         control_socket.empty() ? default_control_socket(*platform) : control_socket;
     options.lock_dir = lock_dir.empty() ? default_lock_dir(*platform) : lock_dir;
+    if (!no_metrics_socket) {
+      options.metrics_socket =
+          metrics_socket.empty() ? default_metrics_socket(options.control_socket) : metrics_socket;
+    }
+    for (const std::string& address : metrics_listen) {
+      options.metrics_listen.push_back(vifd::backend::parse_listen_address(address));
+    }
 
     options.on_ready = [&log](const std::string& status) {
       log.info("ready: {}", status);

@@ -2,6 +2,7 @@
 // xenstore nodes `xl network-attach` writes (see xenstore-tools/lib/vifctl/).
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "xenstore-tools/lib/vifctl/capture.h"
 #include "xenstore-tools/lib/vifctl/commands.h"
 #include "xenstore-tools/lib/vifctl/control_client.h"
+#include "xenstore-tools/lib/vifctl/top.h"
 
 namespace {
 
@@ -94,6 +96,17 @@ int main(int argc, char** argv) {
   stats->add_option("DOMAIN/DEVID", stats_vif, "only this vif");
   stats->add_flag("--json", json, "print JSON");
 
+  double top_interval = 1.0;
+  std::optional<unsigned> top_count;
+  bool top_once = false;
+  auto* top = app.add_subcommand(
+      "top", "live per-vif packet, byte and drop rates from vifd (q or Ctrl-C quits)");
+  top->add_option("--interval", top_interval, "seconds between refreshes (default 1)")
+      ->check(CLI::Range(0.1, 3600.0));
+  top->add_option("--count", top_count, "print COUNT refreshes, then exit")
+      ->check(CLI::Range(1U, 1000000U));
+  top->add_flag("--once", top_once, "print one refresh (--count 1)")->excludes("--count");
+
   vifd::vifctl::CaptureOptions capture_options;
   std::optional<double> capture_seconds;
   auto* capture = app.add_subcommand(
@@ -109,6 +122,23 @@ int main(int argc, char** argv) {
   vifd::cli::add_common_flags(app, "vifctl");
   if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
     return *exit_code;
+  }
+
+  if (top->parsed()) {
+    // Like capture: needs vifd only.
+    try {
+      catch_stop_signals();
+      vifd::vifctl::TopOptions options;
+      options.interval = std::chrono::milliseconds(static_cast<long long>(top_interval * 1000.0));
+      options.count = top_once ? std::optional<unsigned>(1) : top_count;
+      const std::string socket = control_socket.value_or(vifd::vifctl::default_control_socket(
+          platform_name.empty() && std::getenv("VIF_SIM_DIR") != nullptr ? "sim" : platform_name));
+      return vifd::vifctl::top_command(socket, options, ::isatty(STDOUT_FILENO) == 1, std::cout,
+                                       stop_requested);
+    } catch (const std::exception& e) {
+      std::cerr << "vifctl: " << e.what() << std::endl;
+      return 1;
+    }
   }
 
   if (capture->parsed()) {

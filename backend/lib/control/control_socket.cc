@@ -31,6 +31,43 @@ void cancel_timer(asio::steady_timer& timer) noexcept {
 
 }  // namespace
 
+void listen_on_unix_socket(stream_protocol::acceptor& acceptor, const std::string& path,
+                           std::string_view what, std::string_view option) {
+  const std::filesystem::path socket_path(path);
+  std::error_code ec;
+  if (socket_path.has_parent_path()) {
+    std::filesystem::create_directories(socket_path.parent_path(), ec);
+  }
+  // A socket file left by a vifd that did not exit cleanly is replaced; one
+  // that still answers belongs to a running vifd and is left alone.
+  if (std::filesystem::is_socket(socket_path, ec)) {
+    stream_protocol::socket probe(acceptor.get_executor());
+    boost::system::error_code connect_error;
+    probe.connect(stream_protocol::endpoint(path), connect_error);
+    if (!connect_error) {
+      throw std::system_error(
+          EADDRINUSE, std::generic_category(),
+          fmt::format("{} {} answers: another vifd is running (or choose another {})", what, path,
+                      option));
+    }
+    if (connect_error == asio::error::connection_refused) {
+      std::filesystem::remove(socket_path, ec);
+    }
+  }
+  boost::system::error_code error;
+  acceptor.open(stream_protocol(), error);
+  if (!error) {
+    acceptor.bind(stream_protocol::endpoint(path), error);
+  }
+  if (!error) {
+    acceptor.listen(asio::socket_base::max_listen_connections, error);
+  }
+  if (error) {
+    throw std::system_error(error.value(), std::generic_category(),
+                            fmt::format("{} {}", what, path));
+  }
+}
+
 class ControlSocket::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(stream_protocol::socket socket, Handler handler, std::weak_ptr<bool> server_alive)
@@ -210,39 +247,7 @@ ControlSocket::ControlSocket(asio::io_context& io, std::string path, Handler han
       acceptor_(io),
       alive_(std::make_shared<bool>(true)),
       accept_retry_(io) {
-  const std::filesystem::path socket_path(path_);
-  std::error_code ec;
-  if (socket_path.has_parent_path()) {
-    std::filesystem::create_directories(socket_path.parent_path(), ec);
-  }
-  // A socket file left by a vifd that did not exit cleanly is replaced; one
-  // that still answers belongs to a running vifd and is left alone.
-  if (std::filesystem::is_socket(socket_path, ec)) {
-    stream_protocol::socket probe(io_);
-    boost::system::error_code connect_error;
-    probe.connect(stream_protocol::endpoint(path_), connect_error);
-    if (!connect_error) {
-      throw std::system_error(EADDRINUSE, std::generic_category(),
-                              fmt::format("control socket {} answers: another vifd is running "
-                                          "(or choose another --control-socket)",
-                                          path_));
-    }
-    if (connect_error == asio::error::connection_refused) {
-      std::filesystem::remove(socket_path, ec);
-    }
-  }
-  boost::system::error_code error;
-  acceptor_.open(stream_protocol(), error);
-  if (!error) {
-    acceptor_.bind(stream_protocol::endpoint(path_), error);
-  }
-  if (!error) {
-    acceptor_.listen(asio::socket_base::max_listen_connections, error);
-  }
-  if (error) {
-    throw std::system_error(error.value(), std::generic_category(),
-                            fmt::format("control socket {}", path_));
-  }
+  listen_on_unix_socket(acceptor_, path_, "control socket", "--control-socket");
   control_log().info("control socket {}", path_);
   accept();
 }

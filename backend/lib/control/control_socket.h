@@ -23,10 +23,19 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "backend/lib/control/asio.h"
 
 namespace vifd::backend {
+
+// Binds and listens on the unix socket `path`, creating its directory if
+// needed and replacing a stale socket file (a previous vifd that died:
+// nothing accepts on it). Throws std::system_error naming `what` and the
+// path, also when a socket file there still answers (a running vifd's),
+// which is left in place; `option` is the flag that chooses another path.
+void listen_on_unix_socket(boost::asio::local::stream_protocol::acceptor& acceptor,
+                           const std::string& path, std::string_view what, std::string_view option);
 
 // What a streaming connection carries after its answer.
 class ControlStream {

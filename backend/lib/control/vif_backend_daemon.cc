@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 #include "backend/lib/control/control_socket.h"
 #include "backend/lib/control/instance_lock.h"
 #include "backend/lib/control/log.h"
+#include "backend/lib/control/metrics_exposition.h"
 #include "backend/lib/datapath/switch.h"
 #include "common/xenbus/keys.h"
 
@@ -42,6 +45,9 @@ RequestedVif requested_vif(const nlohmann::json& request, std::string_view comma
   return {VifId{static_cast<platform::DomId>(domid_value), static_cast<std::uint32_t>(devid_value)},
           {}};
 }
+
+// Every command the control socket answers (an unknown one lists them).
+constexpr std::array<std::string_view, 3> kControlCommands{"stats", "show", "capture"};
 
 }  // namespace
 
@@ -74,6 +80,7 @@ VifBackendDaemon::VifBackendDaemon(boost::asio::io_context& io, platform::Platfo
 
 VifBackendDaemon::~VifBackendDaemon() {
   probe_timer_.reset();
+  metrics_server_.reset();
   control_socket_.reset();
   vifs_.clear();
   host_ports_.drain();  // their TAPs are gone before another vifd may start
@@ -94,6 +101,11 @@ void VifBackendDaemon::start() {
         io_, options_.control_socket,
         [this](const std::string& line) { return handle_control(line); });
   }
+  if (!options_.metrics_socket.empty() || !options_.metrics_listen.empty()) {
+    metrics_server_ = std::make_unique<MetricsServer>(
+        io_, options_.metrics_socket, options_.metrics_listen,
+        [this](ExpositionFormat format) { return render_metrics(stats_snapshot(), format); });
+  }
   control_log().info(
       "serving {} (domains: {}, max queues {}, fast path {})", base_path_,
       options_.domains.empty() ? "all" : fmt::format("{}", fmt::join(options_.domains, ",")),
@@ -104,6 +116,7 @@ void VifBackendDaemon::start() {
 
 void VifBackendDaemon::shutdown(bool close_vifs) {
   probe_timer_.reset();
+  metrics_server_.reset();
   control_socket_.reset();
   for (auto& [id, vif] : vifs_) {
     vif->shutdown(close_vifs);
@@ -281,6 +294,30 @@ nlohmann::json VifBackendDaemon::describe(const std::optional<VifId>& only) cons
   return vifs;
 }
 
+nlohmann::json VifBackendDaemon::stats_snapshot() const {
+  // Taken first: the counters read below are at least as new as it.
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  const HostPortWorker::Counters host_ports = host_ports_.counters();
+  nlohmann::json answer{
+      {"ok", true},
+      {"monotonic_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
+      {"vifs", describe(std::nullopt)},
+      // A host holding the rtnl lock shows here (longest job, pending).
+      {"host_port_worker",
+       {{"jobs_run", host_ports.jobs_run},
+        {"jobs_failed", host_ports.jobs_failed},
+        {"jobs_pending", host_ports.pending},
+        {"longest_job_ms", host_ports.longest_job_ms}}}};
+  if (metrics_server_) {
+    const MetricsServerCounters& metrics = metrics_server_->counters();
+    answer["metrics_endpoint"] = {{"scrapes", metrics.scrapes},
+                                  {"bad_requests", metrics.bad_requests},
+                                  {"timeouts", metrics.timeouts},
+                                  {"connections_evicted", metrics.connections_evicted}};
+  }
+  return answer;
+}
+
 nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
   const auto error = [](const std::string& message) {
     return nlohmann::json{{"ok", false}, {"error", message}};
@@ -294,15 +331,7 @@ nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
     return error("missing \"command\"");
   }
   if (*command == "stats") {
-    const HostPortWorker::Counters host_ports = host_ports_.counters();
-    return {{"ok", true},
-            {"vifs", describe(std::nullopt)},
-            // A host holding the rtnl lock shows here (longest job, pending).
-            {"host_port_worker",
-             {{"jobs_run", host_ports.jobs_run},
-              {"jobs_failed", host_ports.jobs_failed},
-              {"jobs_pending", host_ports.pending},
-              {"longest_job_ms", host_ports.longest_job_ms}}}};
+    return stats_snapshot();
   }
   if (*command == "show") {
     const RequestedVif requested = requested_vif(request, "show");
@@ -315,7 +344,9 @@ nlohmann::json VifBackendDaemon::handle_request(const std::string& line) const {
     }
     return {{"ok", true}, {"vifs", describe(id)}};
   }
-  return error("unknown command");
+  return error(fmt::format("unknown command \"{}\" (commands: {})",
+                           command->get<std::string>().substr(0, 64),
+                           fmt::join(kControlCommands, ", ")));
 }
 
 ControlReply VifBackendDaemon::handle_control(const std::string& line) {

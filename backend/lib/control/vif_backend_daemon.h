@@ -13,9 +13,11 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "backend/lib/control/asio.h"
 #include "backend/lib/control/control_socket.h"
+#include "backend/lib/control/metrics_server.h"
 #include "backend/lib/control/vif.h"
 #include "common/platform/platform.h"
 #include "common/xenbus/paths.h"
@@ -36,6 +38,10 @@ struct DaemonOptions {
   SwitchPolicy switch_policy;
   // Unix socket for `stats`/`show`; empty for none.
   std::string control_socket;
+  // The metrics endpoint (metrics_server.h): a unix socket (empty for none)
+  // and TCP addresses to listen on as well.
+  std::string metrics_socket;
+  std::vector<boost::asio::ip::tcp::endpoint> metrics_listen;
   // Per queue: bytes of frames waiting for guest RX buffers, and how long
   // one may wait (QueueSetup.rx_backlog_bytes / rx_drain_timeout).
   std::size_t rx_backlog_bytes = std::size_t{512} * 1024;
@@ -88,6 +94,13 @@ class VifBackendDaemon {
   HostPortWorker& host_ports() { return host_ports_; }
   // The `vifs` array of the control socket's answer; all vifs or one.
   nlohmann::json describe(const std::optional<VifId>& only) const;
+  // The answer to `stats`: every vif, the host-port worker, the metrics
+  // endpoint's own counters and `monotonic_ns`, the CLOCK_MONOTONIC time of
+  // the snapshot (rates are differences of two snapshots over it). The
+  // metrics endpoint renders the same object.
+  nlohmann::json stats_snapshot() const;
+  // The metrics endpoint, while started and configured (else nullptr).
+  const MetricsServer* metrics_server() const { return metrics_server_.get(); }
   // One control-socket request line -> one response object.
   nlohmann::json handle_request(const std::string& line) const;
   // What the control socket calls: handle_request, or for "capture" an
@@ -124,6 +137,7 @@ class VifBackendDaemon {
   std::set<std::string> ignored_names_;
   std::unique_ptr<InstanceLock> instance_lock_;
   std::unique_ptr<ControlSocket> control_socket_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   // Captures running (CaptureStream::kMaxCaptures at most); shared with the
   // streams, which may outlive a request.
   std::shared_ptr<std::size_t> live_captures_ = std::make_shared<std::size_t>(0);
