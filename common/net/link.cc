@@ -203,7 +203,9 @@ protocol::MacAddress link_mac(std::string_view name) {
 LinkKind link_kind(std::string_view name) {
   check_interface_name(name);
   const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) throw_errno(errno, fmt::format("netlink socket for the link kind of {}", name));
+  if (fd < 0) {
+    throw_errno(errno, fmt::format("netlink socket for the link kind of {}", name));
+  }
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
@@ -231,7 +233,9 @@ LinkKind link_kind(std::string_view name) {
   do {
     received = ::recv(fd, reply, buffer.size(), MSG_TRUNC);
   } while (received < 0 && errno == EINTR);
-  if (received < 0) throw_errno(errno, fmt::format("netlink RTM_GETLINK reply on {}", name));
+  if (received < 0) {
+    throw_errno(errno, fmt::format("netlink RTM_GETLINK reply on {}", name));
+  }
   const auto total = static_cast<std::size_t>(received);
   if (total > buffer.size()) {
     throw std::runtime_error(fmt::format("netlink RTM_GETLINK reply on {} too long", name));
@@ -249,7 +253,9 @@ LinkKind link_kind(std::string_view name) {
   if (header.nlmsg_type == NLMSG_ERROR && header.nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr))) {
     nlmsgerr error;
     std::memcpy(&error, reply + NLMSG_LENGTH(0), sizeof(error));
-    if (error.error == -ENODEV) return LinkKind::kAbsent;
+    if (error.error == -ENODEV) {
+      return LinkKind::kAbsent;
+    }
     throw_errno(-error.error, fmt::format("netlink RTM_GETLINK on {}", name));
   }
   if (header.nlmsg_type != RTM_NEWLINK || header.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) {
@@ -261,27 +267,41 @@ LinkKind link_kind(std::string_view name) {
     while (end - begin >= static_cast<std::ptrdiff_t>(sizeof(rtattr))) {
       rtattr attribute;
       std::memcpy(&attribute, begin, sizeof(attribute));
-      if (attribute.rta_len < sizeof(rtattr) || attribute.rta_len > end - begin) break;
+      if (attribute.rta_len < sizeof(rtattr) || attribute.rta_len > end - begin) {
+        break;
+      }
       if ((attribute.rta_type & NLA_TYPE_MASK) == type) {
         return {begin + RTA_LENGTH(0), attribute.rta_len - RTA_LENGTH(0)};
       }
       const std::size_t step = RTA_ALIGN(attribute.rta_len);
-      if (step >= static_cast<std::size_t>(end - begin)) break;
+      if (step >= static_cast<std::size_t>(end - begin)) {
+        break;
+      }
       begin += step;
     }
     return {nullptr, 0};
   };
   const char* attributes = reply + NLMSG_SPACE(sizeof(ifinfomsg));
   const char* end = reply + header.nlmsg_len;
-  if (attributes > end) attributes = end;
+  if (attributes > end) {
+    attributes = end;
+  }
   const auto [info, info_size] = find(attributes, end, IFLA_LINKINFO);
-  if (info == nullptr) return LinkKind::kOther;
+  if (info == nullptr) {
+    return LinkKind::kOther;
+  }
   const auto [kind, kind_size] = find(info, info + info_size, IFLA_INFO_KIND);
-  if (kind == nullptr) return LinkKind::kOther;
+  if (kind == nullptr) {
+    return LinkKind::kOther;
+  }
   // A NUL-terminated string; compared without the terminator.
   const std::string_view text(kind, ::strnlen(kind, kind_size));
-  if (text == "bridge") return LinkKind::kLinuxBridge;
-  if (text == "openvswitch") return LinkKind::kOpenVswitch;
+  if (text == "bridge") {
+    return LinkKind::kLinuxBridge;
+  }
+  if (text == "openvswitch") {
+    return LinkKind::kOpenVswitch;
+  }
   return LinkKind::kOther;
 }
 

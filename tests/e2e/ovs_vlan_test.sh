@@ -3,7 +3,8 @@
 # attached by vifctl with bridge=ovsbr.10 (domains 1 and 2) and ovsbr.20
 # (domain 3) and a vif-openvswitch hotplug script. Open vSwitch, not vifd's
 # switch, forwards between them: same-VLAN guests reach each other (ping,
-# iperf3), the other VLAN does not, and vifd's switch forwarded nothing.
+# iperf3), the other VLAN does not, and vifd's switch forwarded nothing. After
+# a vifd restart and the script's offline/online, the same holds again.
 # Runs Debian's openvswitch-switch with a database and run directory of its
 # own, userspace datapath (no kernel module needed); the namespaces and
 # processes go with simnet's cleanup.
@@ -102,4 +103,26 @@ echo "VLAN 10 iperf3 TCP: $tcp_bytes bytes, $(jq '.end.sum_received.bits_per_sec
   "vif1.0 TAP bytes $tap; vifd switch-forwarded segments $fwd"
 ((fwd == 0)) || e2e_fail "vifd's switch forwarded $fwd segments past Open vSwitch"
 ((tap >= tcp_bytes)) || e2e_fail "only $tap bytes crossed vif1.0 for $tcp_bytes of TCP"
-e2e_pass "Open vSwitch keeps VLANs 10 and 20 apart; vifd serves plain TAPs"
+
+# A vifd restart re-creates the TAPs and vifd adds them nowhere. The userspace
+# datapath keeps its ports on the vanished devices (it does not reopen a
+# device of the same name, not even on a del-port + add-port in one
+# transaction); the hotplug script's `offline` then `online`, as the operator
+# guide says, re-adds them.
+simnet_stop_pid "${SIMNET_PIDS[0]}"
+simnet_spawn 0 vifd-restarted "$(simnet_bin vifd)"
+for d in 1 2 3; do
+  simnet_wait_for "$SIMNET_WAIT" "vif$d.0 re-created" simnet_link_exists 0 "vif$d.0" ||
+    e2e_fail "vifd did not re-create vif$d.0"
+  for action in offline online; do
+    simnet_exec 0 env vif="vif$d.0" XENBUS_PATH="backend/vif/$d/0" timeout 60 "$script" "$action" ||
+      e2e_fail "hotplug script $action for vif$d.0 after the restart"
+  done
+done
+restart=$SECONDS
+reaches() { simnet_exec "$1" timeout 5 ping -n -c 1 -W 1 "$2" >/dev/null 2>&1; }
+simnet_wait_for 30 "VLAN 10 after the restart" reaches 1 10.99.0.12 ||
+  e2e_fail "domain 1 does not reach domain 2 after a vifd restart"
+echo "VLAN 10 back $((SECONDS - restart)) s after the ports were re-added"
+! reaches 1 10.99.0.13 || e2e_fail "domain 1 reached domain 3 after the restart"
+e2e_pass "Open vSwitch keeps VLANs 10 and 20 apart; vifd serves plain TAPs, also after a restart"

@@ -199,14 +199,16 @@ TEST(ParseIpv4ListTest, RejectsAnythingElseNamingTheKey) {
   expect_rejected(parse_ipv4_list("ip", "10.0.0.1/24"), "ip", "host bits");
   expect_rejected(parse_ipv4_list("ip", "10.0.0.1\t10.0.0.2"), "ip", "entry 1");
   std::string many;
-  for (std::size_t i = 0; i <= kMaxIpv4Prefixes; ++i) many += "10.0.0." + std::to_string(i) + " ";
+  for (std::size_t i = 0; i <= kMaxIpv4Prefixes; ++i) {
+    many += "10.0.0." + std::to_string(i) + " ";
+  }
   expect_rejected(parse_ipv4_list("ip", many), "ip", "more than 64 entries");
 }
 
 // ---- parse_bridge ------------------------------------------------------------
 
 BridgeSpec bridge(std::string name, std::optional<std::uint16_t> vlan = std::nullopt,
-                  std::vector<std::uint16_t> trunks = {}, std::string value = "") {
+                  std::vector<std::uint16_t> trunks = {}, const std::string& value = "") {
   BridgeSpec spec;
   spec.value = value.empty() ? name : value;
   spec.name = std::move(name);

@@ -36,12 +36,18 @@ bool SwitchPolicy::learns(const xenbus::VifId& id) const {
 }
 
 std::optional<xenbus::VifId> parse_vif_selector(std::string_view text) {
-  if (text.starts_with("vif")) text.remove_prefix(3);
+  if (text.starts_with("vif")) {
+    text.remove_prefix(3);
+  }
   const std::size_t dot = text.find('.');
-  if (dot == std::string_view::npos) return std::nullopt;
+  if (dot == std::string_view::npos) {
+    return std::nullopt;
+  }
   const auto domid = protocol::parse_domid("vif", text.substr(0, dot));
   const auto devid = protocol::parse_uint("vif", text.substr(dot + 1), 0, xenbus::kMaxDevid);
-  if (!domid || !devid) return std::nullopt;
+  if (!domid || !devid) {
+    return std::nullopt;
+  }
   return xenbus::VifId{domid.value(), static_cast<std::uint32_t>(devid.value())};
 }
 
