@@ -20,10 +20,13 @@ man_text() {
 
 check() {
 	local program=$1 page=$2 help_text=$3
-	local option
+	local option text
+	# Read once: `man_text | grep -q` would fail under pipefail whenever grep
+	# quits at its match before sed has written the rest (SIGPIPE).
+	text=$(man_text "$page")
 	while read -r option; do
 		[[ -z $option ]] && continue
-		if ! man_text "$page" | grep -qE -- "(^|[^a-z0-9-])${option}([^a-z0-9-]|$)"; then
+		if ! grep -qE -- "(^|[^a-z0-9-])${option}([^a-z0-9-]|$)" <<<"$text"; then
 			echo "FAIL: $program: $option is in --help but not in $(basename "$page")" >&2
 			failures=$((failures + 1))
 		fi
@@ -44,7 +47,7 @@ for pair in "$@"; do
 	# Subcommands: the lines of the "Subcommands:" section of CLI11's help.
 	subcommands=$(awk '/^Subcommands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {on = 0}' <<<"$help_text")
 	for subcommand in $subcommands; do
-		if ! man_text "$page" | grep -qE "^\.(TP|B|BI|BR)?.*\b${subcommand}\b"; then
+		if ! grep -qE "^\.(TP|B|BI|BR)?.*\b${subcommand}\b" <<<"$(man_text "$page")"; then
 			echo "FAIL: $program: command $subcommand is not in $(basename "$page")" >&2
 			failures=$((failures + 1))
 		fi
