@@ -774,8 +774,8 @@ nlohmann::json Vif::describe() const {
   vif["tap"] = host_port_ ? nlohmann::json(host_port_->tap.name()) : nlohmann::json(nullptr);
   vif["switch"] =
       (switch_ && config_) ? nlohmann::json(config_->bridge->value) : nlohmann::json(nullptr);
-  vif["bridge"] =
-      (config_ && config_->bridge) ? nlohmann::json(config_->bridge->value) : nlohmann::json(nullptr);
+  vif["bridge"] = (config_ && config_->bridge) ? nlohmann::json(config_->bridge->value)
+                                               : nlohmann::json(nullptr);
   if (!last_error_.empty()) {
     vif["error"] = last_error_;
   }
