@@ -151,20 +151,23 @@ EOF
     python3 "$dir/listener.py" "$dir/notify.sock" "$dir/vifd.sock" "$dir/notify.log" &
     listener_pid=$!
     wait_for 10 test -S "$dir/notify.sock" || fail "listener did not bind"
-    # Pings every 200 ms.
-    start_vifd NOTIFY_SOCKET="$dir/notify.sock" WATCHDOG_USEC=400000
+    # Pings every 500 ms (half of the watchdog timeout, as sd_watchdog_enabled
+    # advises).
+    start_vifd NOTIFY_SOCKET="$dir/notify.sock" WATCHDOG_USEC=1000000
     wait_for 20 grep -q '^[0-9.]* READY=1$' "$dir/notify.log" || fail "no READY=1"
     wait_for 10 grep -q 'CONTROL=' "$dir/notify.log" || fail "listener did not ask vifd"
     grep -q 'CONTROL=True' "$dir/notify.log" ||
       fail "READY=1 before the control socket answered: $(grep CONTROL= "$dir/notify.log")"
     grep -q '^[0-9.]* STATUS=serving 1 vif(s) under /local/domain/0/backend/vif$' \
       "$dir/notify.log" || fail "READY without the status of the initial scan"
-    sleep 1.5
+    sleep 3
     pings=$(grep -c '^[0-9.]* WATCHDOG=1$' "$dir/notify.log" || true)
-    ((pings >= 5 && pings <= 12)) || fail "$pings WATCHDOG=1 in ~1.5 s at 200 ms"
-    # Consecutive pings about 200 ms apart, none missing.
-    awk '/ WATCHDOG=1$/ { if (last != "" && $1 - last > 0.35) bad = 1; last = $1 }
-         END { exit bad }' "$dir/notify.log" || fail "a WATCHDOG=1 gap over 350 ms"
+    ((pings >= 4 && pings <= 12)) || fail "$pings WATCHDOG=1 in ~3 s at 500 ms"
+    # No gap as long as the timeout: systemd would have killed vifd. (The
+    # sanitizer builds run this too, so the bound is systemd's, not a tighter
+    # one that measures the machine.)
+    awk '/ WATCHDOG=1$/ { if (last != "" && $1 - last >= 1.0) bad = 1; last = $1 }
+         END { exit bad }' "$dir/notify.log" || fail "a WATCHDOG=1 gap as long as WATCHDOG_USEC"
     # A second vif: the status follows (checked once a second).
     vifctl_run attach 3 --devid 1 --no-wait || fail "vifctl attach 3 --devid 1"
     wait_for 10 grep -q '^[0-9.]* STATUS=serving 2 vif(s) under ' "$dir/notify.log" ||
