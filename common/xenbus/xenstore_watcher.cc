@@ -165,7 +165,6 @@ void XenstoreWatcher::deliver(WatchId id, const std::string& path) {
     return;  // removed while the callback was posted
   }
   it->second.pending = false;
-  it->second.last_delivery = Clock::now();
   ++it->second.counters.delivered;
   // Hold the callback: it may unwatch itself while it runs.
   const std::shared_ptr<Callback> callback = it->second.callback;
@@ -175,6 +174,13 @@ void XenstoreWatcher::deliver(WatchId id, const std::string& path) {
     (*callback)(path);
   } catch (const std::exception& e) {
     log_.error("watch handler for {}: {}", path, e.what());
+  }
+  // Paced from the callback's end: the next one starts at least the interval
+  // after this one returned, however long it ran. (The callback may have
+  // removed its watch.)
+  const auto after = watches_.find(id);
+  if (after != watches_.end()) {
+    after->second.last_delivery = Clock::now();
   }
 }
 
