@@ -69,16 +69,6 @@ VifId parse_vif_id(std::string_view what, std::string_view text) {
   return id;
 }
 
-bool is_valid_interface_name(std::string_view name) {
-  constexpr std::size_t kIfNameSize = 16;  // IFNAMSIZ, including the NUL
-  if (name.empty() || name.size() >= kIfNameSize || name == "." || name == "..") return false;
-  for (const char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '/' || c == ':' || u <= 0x20 || u >= 0x7F) return false;
-  }
-  return true;
-}
-
 protocol::MacAddress random_xen_mac() {
   std::random_device entropy;
   std::uniform_int_distribution<unsigned> octet(0, 255);

@@ -75,11 +75,6 @@ VifId parse_vif_id(std::string_view what, std::string_view text);
 
 platform::DomId parse_domid_argument(std::string_view what, std::string_view text);
 
-// A Linux interface name as the kernel accepts it (dev_valid_name): 1..15
-// bytes, not "." or "..", no '/', ':' or whitespace. The vif-bridge script
-// and vifd both hand the bridge name to the kernel, so reject early.
-bool is_valid_interface_name(std::string_view name);
-
 // 00:16:3e (Xen's OUI) followed by three random octets, the fourth with its
 // top bit clear, exactly as libxl__device_nic_setdefault generates one.
 protocol::MacAddress random_xen_mac();
