@@ -389,10 +389,21 @@ frontend_keys() { # DOMID
   done
   echo "$line"
 }
+# What a failed S8 needs explained: both ttcp ends, the guest kernel's view
+# of its netfront (a frontend that took an answer as bogus says so there),
+# and what the new vifd logged since it started.
+s8_evidence() { # NAME
+  log "S8 transmitter: $(guest "$1" 30 "cat /tmp/s8-t.log" | tr '\n' '|')"
+  log "S8 receiver: $(tr '\n' '|' </tmp/s8-r.log)"
+  guest "$1" 30 "dmesg | tail -20" | indent "$1 dmesg: " || true
+  sed -n "/starting vifd after the kill/,\$p" /var/log/vifd.log | tail -40 | indent "vifd: " || true
+  vifctl show "${domid_of[$1]}" 2>&1 | head -40 | indent "vifctl show: " || true
+}
+since() { awk "BEGIN { printf \"%.2f\", $2 - $1 }"; }
 # shellcheck disable=SC2317 # run through wait_until
 s8_received() { grep -q 'crc32' /tmp/s8-r.log 2>/dev/null; }
 s8() {
-  local name=$1 d keys t rline tcrc rcrc kill_at back_at
+  local name=$1 d keys t rline tcrc rcrc kill_at dead_at answering_at back_at
   d=${domid_of[$name]:-}
   [[ -n $d ]] || { fail S8 "$name is not running"; return 1; }
   wait_vifd_connected "$d" || { fail S8 "vifd does not serve $name"; return 1; }
@@ -406,19 +417,29 @@ s8() {
   log "kill -9 vifd ($vifd_pid) under the transfer from $name"
   kill -9 "$vifd_pid" 2>/dev/null || true
   wait "$vifd_pid" 2>/dev/null || true
+  dead_at=$(date +%s.%N)
   vifd_pid=""
   rm -f /run/vifd/vifd.sock
+  echo "[e2e] starting vifd after the kill" >>/var/log/vifd.log
   start_vifd || { fail S8 "vifd did not start again"; return 1; }
+  answering_at=$(date +%s.%N)
   wait_vifd_connected "$d" || { fail S8 "the new vifd did not resume vif $d/0"; return 1; }
   back_at=$(date +%s.%N)
-  wait_until $((T * 6 + 60)) "the transfer from $name to finish" s8_received ||
-    { fail S8 "the transfer did not finish: $(tr '\n' '|' </tmp/s8-r.log)"; return 1; }
+  log "S8: old vifd gone $(since "$kill_at" "$dead_at") s after the kill, new vifd answering after $(since "$dead_at" "$answering_at") s more, vif Connected after $(since "$answering_at" "$back_at") s more"
+  wait_until $((T * 6 + 60)) "the transfer from $name to finish" s8_received || {
+    fail S8 "the transfer did not finish: receiver '$(tr '\n' '|' </tmp/s8-r.log)'"
+    s8_evidence "$name"
+    return 1
+  }
   t=$(guest "$name" 30 "sleep 2; cat /tmp/s8-t.log") || true
   rline=$(grep 'real seconds' /tmp/s8-r.log) || true
   tcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' <<<"$t") || true
   rcrc=$(grep -o 'crc32 [0-9a-f]* over [0-9]*' /tmp/s8-r.log) || true
-  [[ -n $rline && -n $tcrc && $tcrc == "$rcrc" ]] ||
-    { fail S8 "transfer broken: sent '$tcrc', received '$rcrc' ($(tr '\n' '|' <<<"$t"))"; return 1; }
+  [[ -n $rline && -n $tcrc && $tcrc == "$rcrc" ]] || {
+    fail S8 "transfer broken: sent '$tcrc', received '$rcrc' ($(tr '\n' '|' <<<"$t"))"
+    s8_evidence "$name"
+    return 1
+  }
   [[ $(frontend_keys "$d") == "$keys" ]] ||
     { fail S8 "the frontend reconnected: $keys -> $(frontend_keys "$d")"; return 1; }
   grep -q "resumed from the shared indices" /var/log/vifd.log || { fail S8 "vifd did not resume"; return 1; }
