@@ -72,7 +72,8 @@ MetricsServerHarness::MetricsServerHarness(MetricsServerLimits limits, std::size
   on_thread([&] {
     server_ = std::make_unique<MetricsServer>(
         io_, socket_path_, endpoints,
-        [body_bytes](ExpositionFormat format) {
+        [body_bytes, renders = renders_](ExpositionFormat format) {
+          ++*renders;
           return body_bytes > 0 ? std::string(body_bytes, 'x') : expected_body(format);
         },
         limits);

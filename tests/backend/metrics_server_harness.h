@@ -2,6 +2,7 @@
 // for it, for the endpoint's tests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -27,6 +28,8 @@ class MetricsServerHarness {
   const std::string& socket_path() const { return socket_path_; }
   std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints();
   MetricsServerCounters counters();
+  // How many times the server asked for a rendering.
+  std::size_t renders() const { return *renders_; }
   // How long a handler posted to the server's thread waits to run: what a
   // control-socket request would wait, since both share that thread.
   std::chrono::milliseconds thread_latency();
@@ -43,6 +46,8 @@ class MetricsServerHarness {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::unique_ptr<MetricsServer> server_;
+  std::shared_ptr<std::atomic<std::size_t>> renders_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 // A connected client socket (closed on destruction).

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -29,6 +30,31 @@ TEST(MetricsServer, AnswersGetMetricsOnTheUnixSocketInTheAskedFormat) {
   EXPECT_EQ(open.body, MetricsServerHarness::expected_body(ExpositionFormat::kOpenMetrics));
   EXPECT_TRUE(open.body.ends_with("# EOF\n"));
   EXPECT_EQ(server.counters().scrapes, 2U);
+}
+
+TEST(MetricsServer, RendersEachFormatAtMostOncePerInterval) {
+  MetricsServerLimits limits;
+  limits.min_render_interval = std::chrono::hours(1);
+  MetricsServerHarness server(limits);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(scrape(Client::unix_socket(server.socket_path())).status, 200);
+  }
+  EXPECT_EQ(server.renders(), 1U);
+  const HttpResponse open =
+      scrape(Client::unix_socket(server.socket_path()), "application/openmetrics-text");
+  EXPECT_EQ(open.body, MetricsServerHarness::expected_body(ExpositionFormat::kOpenMetrics));
+  EXPECT_EQ(server.renders(), 2U);
+  EXPECT_EQ(server.counters().scrapes, 21U);
+}
+
+TEST(MetricsServer, RendersEveryScrapeWithoutAnInterval) {
+  MetricsServerLimits limits;
+  limits.min_render_interval = std::chrono::milliseconds::zero();
+  MetricsServerHarness server(limits);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(scrape(Client::unix_socket(server.socket_path())).status, 200);
+  }
+  EXPECT_EQ(server.renders(), 5U);
 }
 
 TEST(MetricsServer, AnswersOverTcpOnIpv4AndIpv6) {

@@ -8,7 +8,11 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -356,12 +360,44 @@ class MetricsServer::Listener {
   asio::steady_timer retry_;
 };
 
+namespace {
+
+// Wraps `render` so that each format is rendered at most once per
+// `interval`. Connections hold copies of the returned function; they share
+// one cache, touched only on the server's thread.
+MetricsServer::Render cached(MetricsServer::Render render, std::chrono::milliseconds interval) {
+  if (interval <= std::chrono::milliseconds::zero()) {
+    return render;
+  }
+  struct Entry {
+    std::optional<std::chrono::steady_clock::time_point> rendered_at;
+    std::string body;
+  };
+  struct Cache {
+    MetricsServer::Render render;
+    std::chrono::milliseconds interval;
+    std::map<ExpositionFormat, Entry> entries;
+  };
+  auto cache = std::make_shared<Cache>(Cache{std::move(render), interval, {}});
+  return [cache](ExpositionFormat format) {
+    const auto now = std::chrono::steady_clock::now();
+    Entry& entry = cache->entries[format];
+    if (!entry.rendered_at || now - *entry.rendered_at >= cache->interval) {
+      entry.body = cache->render(format);
+      entry.rendered_at = now;
+    }
+    return entry.body;
+  };
+}
+
+}  // namespace
+
 MetricsServer::MetricsServer(asio::io_context& io, std::string unix_path,
                              const std::vector<tcp::endpoint>& tcp_endpoints, Render render,
                              MetricsServerLimits limits)
     : io_(io),
       unix_path_(std::move(unix_path)),
-      render_(std::move(render)),
+      render_(cached(std::move(render), limits.min_render_interval)),
       limits_(limits),
       alive_(std::make_shared<bool>(true)) {
   if (!unix_path_.empty()) {

@@ -53,6 +53,11 @@ struct MetricsServerLimits {
   std::chrono::milliseconds read_timeout{5000};
   // For the client to take the whole answer.
   std::chrono::milliseconds write_timeout{10000};
+  // A scrape within this long of the last rendering of its format gets that
+  // rendering again: rendering runs on the control thread every guest's
+  // xenstore events share, so a scraper polling in a loop costs at most one
+  // rendering per format per interval. Zero renders every scrape.
+  std::chrono::milliseconds min_render_interval{250};
 };
 
 class MetricsServer {
