@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/lib/control/instance_lock.h"
 #include "backend/lib/launcher/launcher.h"
 #include "common/cli/command_line.h"
 #include "common/log/log.h"
@@ -17,17 +18,6 @@
 #include "common/xenstore/client.h"
 
 namespace {
-
-// Where vifd keeps its instance locks (vifd's own default, so the launcher
-// finds the per-guest vifds it started before a restart).
-std::string default_lock_dir(const vifd::platform::Platform& platform) {
-  if (platform.name() == "sim") {
-    if (const char* dir = std::getenv("VIF_SIM_DIR"); dir != nullptr && *dir != '\0') {
-      return dir;
-    }
-  }
-  return "/run/vifd";
-}
 
 int run(int argc, char** argv) {
   CLI::App app{"vifd-launcher: one vifd per guest, started and stopped with the guest"};
@@ -51,8 +41,7 @@ int run(int argc, char** argv) {
   app.add_option("--command-timeout", command_timeout_s,
                  "seconds a start or stop command may run before it is killed (default 30)")
       ->check(CLI::Range(1U, 3600U));
-  app.add_option("--log-level", log_level, "log level")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  vifd::cli::add_log_level_option(app, "--log-level", log_level, "log level");
   vifd::cli::add_common_flags(app, "vifd-launcher");
   if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
     return *exit_code;
@@ -67,7 +56,9 @@ int run(int argc, char** argv) {
     options.command_timeout = std::chrono::seconds(command_timeout_s);
     const auto platform = vifd::platform::make_platform(platform_name);
     options.backend = platform->self_domid();
-    options.lock_dir = lock_dir.empty() ? default_lock_dir(*platform) : lock_dir;
+    options.lock_dir = lock_dir.empty()
+                           ? vifd::backend::InstanceLock::default_dir(platform->name()).string()
+                           : lock_dir;
     auto xenstore = vifd::xs::Client::open(platform->xenstore_socket());
 
     boost::asio::io_context io;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/lib/control/asio.h"
+#include "backend/lib/control/instance_lock.h"
 #include "backend/lib/control/log.h"
 #include "backend/lib/control/metrics_server.h"
 #include "backend/lib/control/switch_policy.h"
@@ -54,17 +55,6 @@ std::string default_metrics_socket(const std::string& control_socket) {
       control.extension() == ".sock" ? control.stem().string() : control.filename().string();
   return (control.parent_path() / (stem == "vifd" ? "metrics.sock" : stem + "-metrics.sock"))
       .string();
-}
-
-// Where the instance lock lives: fixed per host (not next to a
-// --control-socket the operator may vary), so two vifds always meet there.
-std::string default_lock_dir(const vifd::platform::Platform& platform) {
-  if (platform.name() == "sim") {
-    if (const char* dir = std::getenv("VIF_SIM_DIR"); dir != nullptr && *dir != '\0') {
-      return dir;
-    }
-  }
-  return "/run/vifd";
 }
 
 // WATCHDOG=1 from the control-plane thread at the interval systemd asked
@@ -114,8 +104,6 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string datapath_log_level = "warn";
   std::string log_format = "auto";
-  const std::vector<std::string> levels = {"trace", "debug",    "info", "warn",
-                                           "error", "critical", "off"};
   app.add_option("--platform", platform_name, "xen or sim (default: sim if VIF_SIM_DIR is set)")
       ->check(CLI::IsMember({"xen", "sim"}));
   app.add_option("--domain", domains, "serve only this frontend domain (repeatable; default: all)")
@@ -193,9 +181,9 @@ int main(int argc, char** argv) {
   app.add_flag("--close-on-exit", close_on_exit,
                "on SIGTERM close every vif (frontends see Closing/Closed) instead of leaving "
                "them for the next vifd to re-attach");
-  app.add_option("--log-level", log_level, "control-plane log level")->check(CLI::IsMember(levels));
-  app.add_option("--datapath-log-level", datapath_log_level, "data-path log level")
-      ->check(CLI::IsMember(levels));
+  vifd::cli::add_log_level_option(app, "--log-level", log_level, "control-plane log level");
+  vifd::cli::add_log_level_option(app, "--datapath-log-level", datapath_log_level,
+                                  "data-path log level");
   app.add_option("--log-format", log_format,
                  "auto, plain or journal: journal prefixes each line with its syslog priority "
                  "(<3> error ... <7> debug) for journald and leaves the timestamp to it; auto "
@@ -248,7 +236,9 @@ int main(int argc, char** argv) {
     }
     options.control_socket =
         control_socket.empty() ? default_control_socket(*platform) : control_socket;
-    options.lock_dir = lock_dir.empty() ? default_lock_dir(*platform) : lock_dir;
+    options.lock_dir = lock_dir.empty()
+                           ? vifd::backend::InstanceLock::default_dir(platform->name()).string()
+                           : lock_dir;
     if (!no_metrics_socket) {
       options.metrics_socket =
           metrics_socket.empty() ? default_metrics_socket(options.control_socket) : metrics_socket;

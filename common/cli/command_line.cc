@@ -18,6 +18,12 @@ void add_common_flags(CLI::App& app, std::string_view program) {
                          kExitFailure, kExitUsage));
 }
 
+CLI::Option* add_log_level_option(CLI::App& app, const std::string& name, std::string& level,
+                                  const std::string& description) {
+  return app.add_option(name, level, description)
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+}
+
 std::optional<int> parse(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);

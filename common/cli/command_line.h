@@ -32,6 +32,11 @@ std::string version_line(std::string_view program);
 // exit codes to `app`.
 void add_common_flags(CLI::App& app, std::string_view program);
 
+// Adds `name` (e.g. "--log-level") taking one of spdlog's level names
+// (trace, debug, info, warn, error, critical, off) into `level`.
+CLI::Option* add_log_level_option(CLI::App& app, const std::string& name, std::string& level,
+                                  const std::string& description);
+
 // Parses argv. std::nullopt: run. Otherwise the program exits with the
 // value: kExitOk after --help or --version (printed to stdout), kExitUsage
 // after a command-line error (CLI11's message, naming the option, to

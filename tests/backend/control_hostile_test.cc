@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -309,6 +310,21 @@ TEST_F(ControlPlaneTest, SecondVifdProcessExitsNamingTheRunningOne) {
 
 // Per-domain vifds coexist; none coexists with a vifd serving every domain,
 // and a released lock is free again.
+// vifd and vifd-launcher both take this default, so that the launcher
+// finds the per-guest vifds it started.
+TEST(InstanceLockTest, DefaultDirIsRunVifdOrTheSimulatorsDirectory) {
+  const char* saved = std::getenv("VIF_SIM_DIR");
+  const std::string saved_value = saved != nullptr ? saved : "";
+  ::setenv("VIF_SIM_DIR", "/tmp/some-sim", 1);
+  EXPECT_EQ(InstanceLock::default_dir("sim"), "/tmp/some-sim");
+  EXPECT_EQ(InstanceLock::default_dir("xen"), "/run/vifd");
+  ::unsetenv("VIF_SIM_DIR");
+  EXPECT_EQ(InstanceLock::default_dir("sim"), "/run/vifd");
+  if (saved != nullptr) {
+    ::setenv("VIF_SIM_DIR", saved_value.c_str(), 1);
+  }
+}
+
 TEST(InstanceLockTest, PerDomainLocksCoexistButNotWithServeAll) {
   const auto dir =
       std::filesystem::temp_directory_path() / fmt::format("vifd-lock-test-{}", ::getpid());

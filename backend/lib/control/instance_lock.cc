@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -118,6 +119,15 @@ std::string domain_holders(const std::filesystem::path& dir, platform::DomId bac
 }
 
 }  // namespace
+
+std::filesystem::path InstanceLock::default_dir(std::string_view platform_name) {
+  if (platform_name == "sim") {
+    if (const char* dir = std::getenv("VIF_SIM_DIR"); dir != nullptr && *dir != '\0') {
+      return dir;
+    }
+  }
+  return "/run/vifd";
+}
 
 std::filesystem::path InstanceLock::backend_lock_path(const std::filesystem::path& dir,
                                                       platform::DomId backend) {

@@ -16,6 +16,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/platform/types.h"
@@ -37,6 +38,12 @@ class InstanceLock {
   ~InstanceLock();
   InstanceLock(const InstanceLock&) = delete;
   InstanceLock& operator=(const InstanceLock&) = delete;
+
+  // Where vifd keeps the locks unless told otherwise: fixed per host (not
+  // next to a --control-socket the operator may vary), so two vifds, and
+  // vifd-launcher looking for the per-guest ones, always meet there.
+  // /run/vifd; the simulator's directory ($VIF_SIM_DIR) on platform sim.
+  static std::filesystem::path default_dir(std::string_view platform_name);
 
   static std::filesystem::path backend_lock_path(const std::filesystem::path& dir,
                                                  platform::DomId backend);
