@@ -637,9 +637,9 @@ s10() {
   journal=$(vifd_journal)
   grep -q '^6 \[vifd\] ready: serving ' <<<"$journal" || { fail S10 "no info-priority 'ready' line in the journal"; return 1; }
   ! grep -q '^[0-9] <[0-7]>' <<<"$journal" || { fail S10 "a priority prefix left in a journal message"; return 1; }
-  prios=$(awk '{n[$1]++} END {for (p in n) printf "%s<%s> %d", sep, p, n[p]; sep = ", "}' <<<"$journal")
-  log "journalctl -u vifd, vifd's lines by priority: $prios; the error:"
-  grep -m1 '^3 .*nosuchbr0' <<<"$journal" | indent
+  prios=$(awk '{n[$1]++} END {for (p in n) {printf "%s<%s> %d", sep, p, n[p]; sep = ", "}}' <<<"$journal")
+  log "journalctl -u vifd, vifd's lines by priority: $prios; those above info:"
+  grep -v '^[67] ' <<<"$journal" | head -5 | indent
 
   # systemctl stop with the guest still Connected: the process and all it
   # held go, xenstore stays as it is for the next vifd.
