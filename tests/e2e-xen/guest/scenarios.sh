@@ -9,7 +9,11 @@
 #   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic ;
 #   S8 kill -9 vifd under a netfront guest's TCP transfer, restart ;
 #   S9 one vifd per guest, started and stopped by vifd-launcher.
-# (mode restart: S1 and S8 only; mode short: S1 and S9.)
+#   S10 (first) the packaged vifd.service under systemd, dom0's init:
+#   systemctl start/restart/stop serving a stock guest, journal priorities,
+#   sd_notify status and watchdog, everything released on stop.
+# (mode restart: S1 and S8 only; mode short: S10, S1 and S9; mode systemd:
+# S10 only.)
 # Phase 2, vifd stopped, xen-netback loaded, the same guests and configs:
 #   S3 the S1/S2 transfers through the kernel netback ; S4 vif-front against it.
 # Errors: every command that may fail on purpose is tested (if, ||, &&).
@@ -71,6 +75,8 @@ dump_debug() {
   xl list 2>&1 | indent || true
   log "---- vifd log (tail) ----"
   tail -40 /var/log/vifd.log 2>/dev/null | indent || true
+  log "---- journalctl -u vifd (tail) ----"
+  journalctl -u vifd.service -n 30 --no-pager 2>&1 | indent || true
   local f
   # S9's launcher and per-guest vifds.
   for f in /var/log/vifd-launcher.log /var/log/vifd-[0-9]*.log; do
@@ -486,8 +492,9 @@ s4() {
 }
 
 # --- S9: one vifd per guest ------------------------------------------------------
-# dom0 has no systemd: vifd-launcher runs these in place of `systemctl start
-# vifd@<domid>.service` and `systemctl stop ...`, with the unit's command line.
+# vifd-launcher runs these in place of `systemctl start vifd@<domid>.service`
+# and `systemctl stop ...`, with the unit's command line, so that the vifds'
+# logs and pids are where the checks below look.
 launcher_pid=""
 write_launcher_commands() {
   cat >/usr/local/bin/e2e-start-vifd <<'SCRIPT'
@@ -571,6 +578,116 @@ s9_cleanup() {
   start_vifd
 }
 
+# --- S10: the packaged vifd.service, systemd as dom0's init ----------------------
+# apt-get installed the package in dom0's image (its postinst enabled the
+# unit) and systemd started it at boot. S10 stops that instance and drives
+# the unit as an operator would: systemctl start (Type=notify: returns on
+# READY=1), a stock guest from an ordinary xl config served, systemctl
+# restart under the guest, the journal's priorities, the sd_notify status and
+# watchdog pings as systemd records them, and systemctl stop releasing the
+# process's grant mappings, event channels and TAP while the guest stays
+# Connected for the next vifd.
+unit_prop() { systemctl show -p "$1" --value vifd.service; }
+# shellcheck disable=SC2317 # run through wait_until
+unit_status_is() { [[ $(unit_prop StatusText) == "$1" ]]; }
+# shellcheck disable=SC2317 # run through wait_until
+unit_watchdog_after() { (($(unit_prop WatchdogTimestampMonotonic) > $1)); }
+# The journal's vifd lines as "PRIORITY MESSAGE" (systemd's own lines about
+# the unit left out).
+vifd_journal() {
+  journalctl -u vifd.service -o json --no-pager 2>/dev/null |
+    jq -r 'select(.SYSLOG_IDENTIFIER == "vifd") | "\(.PRIORITY) \(.MESSAGE)"'
+}
+# shellcheck disable=SC2317 # run through wait_until
+journal_has() { vifd_journal | grep -q "$1"; }
+s10() {
+  local name=domU10 enabled boot t0 t1 start_s pid1 pid2 d keys up maps evtchns wd0 journal prios
+  enabled=$(systemctl is-enabled vifd.service 2>&1) || true
+  boot=$(systemctl is-active vifd.service 2>&1) || true
+  [[ $enabled == enabled ]] || { fail S10 "vifd.service is '$enabled' after apt-get install (its postinst enables it)"; return 1; }
+  log "vifd.service after boot: $enabled, $boot (started by systemd at boot)"
+  systemctl stop vifd.service || { fail S10 "systemctl stop vifd (the boot's instance)"; return 1; }
+  t0=$(date +%s.%N)
+  if ! timeout 60 systemctl start vifd.service; then
+    systemctl status --no-pager -n 20 vifd.service 2>&1 | indent
+    fail S10 "systemctl start vifd"
+    return 1
+  fi
+  t1=$(date +%s.%N)
+  start_s=$(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }")
+  # READY=1 comes once the control socket answers: no wait needed here.
+  vifd_answers || { fail S10 "systemctl start returned before vifd answered on its socket"; return 1; }
+  [[ $(systemctl is-active vifd.service) == active ]] || { fail S10 "vifd.service not active after start"; return 1; }
+  [[ $(unit_prop Type) == notify && $(unit_prop WatchdogUSec) == 30s ]] ||
+    { fail S10 "unit Type '$(unit_prop Type)', WatchdogUSec '$(unit_prop WatchdogUSec)'"; return 1; }
+  pid1=$(unit_prop MainPID)
+  unit_status_is "serving 0 vif(s) under /local/domain/0/backend/vif" ||
+    { fail S10 "StatusText '$(unit_prop StatusText)' with no guest"; return 1; }
+  wd0=$(unit_prop WatchdogTimestampMonotonic)
+  log "systemctl start vifd returned in $start_s s (READY=1), MainPID $pid1, StatusText '$(unit_prop StatusText)'"
+
+  create_guest "$name" netfront 10.0.0.20 00:16:3e:00:00:20 1 || { fail S10 "$name did not come up"; return 1; }
+  d=${domid_of[$name]}
+  wait_vifd_connected "$d" || { fail S10 "vifd.service did not connect vif $d/0"; return 1; }
+  wait_until 10 "StatusText to count the vif" unit_status_is "serving 1 vif(s) under /local/domain/0/backend/vif" ||
+    { fail S10 "StatusText '$(unit_prop StatusText)' with one guest"; return 1; }
+  ping_both "$name" || { fail S10 "ping"; return 1; }
+  transfer vifd-systemd domU-dom0 "$name" dom0 10.0.0.1 || { fail S10 "ttcp $name -> dom0"; return 1; }
+  up=$last_kbps
+  transfer vifd-systemd dom0-domU dom0 "$name" 10.0.0.20 || { fail S10 "ttcp dom0 -> $name"; return 1; }
+  # WatchdogSec=30s: a ping every 15 s, so one within 30 s of the start.
+  wait_until 30 "a WATCHDOG=1 systemd records" unit_watchdog_after "$wd0" ||
+    { fail S10 "no watchdog ping recorded (WatchdogTimestampMonotonic $(unit_prop WatchdogTimestampMonotonic))"; return 1; }
+
+  # systemctl restart: a new process picks the vif up where the old one left
+  # it; the frontend sees no change.
+  keys=$(frontend_keys "$d")
+  timeout 60 systemctl restart vifd.service || { fail S10 "systemctl restart vifd"; return 1; }
+  pid2=$(unit_prop MainPID)
+  [[ $pid2 != "$pid1" && $pid2 != 0 ]] || { fail S10 "MainPID $pid1 -> $pid2 across the restart"; return 1; }
+  wait_vifd_connected "$d" || { fail S10 "the restarted vifd did not resume vif $d/0"; return 1; }
+  ping_both "$name" || { fail S10 "ping after systemctl restart"; return 1; }
+  [[ $(frontend_keys "$d") == "$keys" ]] || { fail S10 "the frontend reconnected: $keys -> $(frontend_keys "$d")"; return 1; }
+
+  # The journal files each line at its own priority: a vif on a bridge that
+  # does not exist is an error (<3>), start-up and state changes are info.
+  vifctl attach "$d" --devid 1 --bridge nosuchbr0 --no-wait >/dev/null 2>&1 || true
+  wait_until 20 "the missing bridge's error in the journal" journal_has "^3 .*nosuchbr0" ||
+    { fail S10 "no error-priority journal line about bridge nosuchbr0"; return 1; }
+  vifctl detach "$d" 1 >/dev/null 2>&1 || true
+  journal=$(vifd_journal)
+  grep -q '^6 \[vifd\] ready: serving ' <<<"$journal" || { fail S10 "no info-priority 'ready' line in the journal"; return 1; }
+  ! grep -q '^[0-9] <[0-7]>' <<<"$journal" || { fail S10 "a priority prefix left in a journal message"; return 1; }
+  prios=$(awk '{n[$1]++} END {for (p in n) {printf "%s<%s> %d", sep, p, n[p]; sep = ", "}}' <<<"$journal")
+  log "journalctl -u vifd, vifd's lines by priority: $prios; those above info:"
+  grep -v '^[67] ' <<<"$journal" | head -5 | indent
+
+  # systemctl stop with the guest still Connected: the process and all it
+  # held go, xenstore stays as it is for the next vifd.
+  maps=$(grep -c '/dev/xen/gntdev' "/proc/$pid2/maps" || true) evtchns=$(vifd_evtchns)
+  ((maps > 0 && evtchns > 0)) || { fail S10 "vifd $pid2 holds $maps grant mappings, $evtchns event channels"; return 1; }
+  timeout 60 systemctl stop vifd.service || { fail S10 "systemctl stop vifd"; return 1; }
+  local state result main tap_left
+  state=$(systemctl is-active vifd.service 2>&1) || true
+  result=$(unit_prop Result) main=$(unit_prop MainPID)
+  [[ $state == inactive && $result == success && $main == 0 ]] ||
+    { fail S10 "after stop: state '$state', result '$result', MainPID '$main'"; return 1; }
+  ! kill -0 "$pid2" 2>/dev/null || { fail S10 "vifd $pid2 still runs after systemctl stop"; return 1; }
+  [[ $(vifd_evtchns) == 0 ]] || { fail S10 "$(vifd_evtchns) vifd event channels left after stop"; return 1; }
+  tap_left=$(ip -o link show 2>/dev/null | grep -c " vif$d\.0[:@]" || true)
+  [[ $tap_left == 0 && ! -S /run/vifd/vifd.sock ]] || { fail S10 "TAP vif$d.0 or the control socket left after stop"; return 1; }
+  [[ $(frontend_keys "$d") == "$keys" ]] || { fail S10 "xenstore changed on stop: $keys -> $(frontend_keys "$d")"; return 1; }
+
+  # Started again, it serves the guest that waited; then the guest goes.
+  timeout 60 systemctl start vifd.service || { fail S10 "systemctl start vifd after stop"; return 1; }
+  wait_vifd_connected "$d" || { fail S10 "vifd.service did not resume vif $d/0 after stop and start"; return 1; }
+  ping_both "$name" || { fail S10 "ping after stop and start"; return 1; }
+  destroy_guest "$name"
+  wait_until 20 "vifd.service to drop vif $d/0" vif_gone "$d" || { fail S10 "vif $d/0 still served after xl destroy"; return 1; }
+  timeout 60 systemctl stop vifd.service || { fail S10 "final systemctl stop vifd"; return 1; }
+  pass S10 "vifd.service (apt-installed, systemd dom0): start returned in $start_s s on READY=1, stock netfront $name served, ping both ways, ttcp $name->dom0 $up KB/sec, dom0->$name $last_kbps KB/sec; StatusText, watchdog pings, journal priorities ($prios); restart (pid $pid1 -> $pid2) kept the frontend connected; stop released its $maps grant mappings, $evtchns event channels and TAP vif$d.0, the guest stayed Connected and was served again after start"
+}
+
 scenario() {
   case $1 in
     S1) s1 ;;
@@ -582,6 +699,7 @@ scenario() {
     S7) s7 ;;
     S8) s8 "${s8_guest:-domU2}" ;;
     S9) s9 ;;
+    S10) s10 ;;
   esac
 }
 # run_scenario Sn: the scenario runs as a condition, so errexit is off inside
@@ -628,6 +746,15 @@ touch /run/e2e-progress
 stall_monitor &
 
 setup_dom0 || { fail S0 "dom0 setup"; exit 1; }
+if [[ $mode == full || $mode == short || $mode == systemd ]]; then
+  run_scenario S10
+fi
+# The scenarios below start vifd by hand; the packaged one (started at boot,
+# or left by a failed S10) would hold the instance lock.
+systemctl stop vifd.service || log "systemctl stop vifd failed"
+if [[ $mode == systemd ]]; then
+  exit "$failures"
+fi
 start_vifd || {
   fail S0 "vifd"
   dump_debug

@@ -4,9 +4,10 @@
 #                           QEMU's -kernel takes the ELF32 multiboot image
 #   $E2E_DIR/vmlinuz        Debian's 6.1 kernel, dom0 and every domU
 #   $E2E_DIR/dom0.cpio      dom0's whole root: debootstrap minbase bookworm
-#                           with xen-utils-4.17, the project's Debian packages
-#                           (vifd, vif-tools: dpkg -i), the harness's scripts, and the
-#                           domU kernel + initramfs under /e2e
+#                           with systemd (init) and xen-utils-4.17, the project's
+#                           Debian packages (vifd, vif-tools: apt-get install), the
+#                           harness's scripts and e2e.service, and the domU
+#                           kernel + initramfs under /e2e
 # The packages and the debootstrap tree are cached in $E2E_CACHE; the per-run
 # parts (binaries, scripts, domU initramfs) are redone every time (seconds).
 #
@@ -58,8 +59,10 @@ lib_packages() {
 }
 
 # --- dom0 root: debootstrap, cached by its package list -----------------------
+# systemd and systemd-sysv: dom0 boots with systemd as init, so the packaged
+# units run as on an operator's host (S10 drives vifd.service).
 base_pkgs=(xen-utils-4.17 xenstore-utils bridge-utils iproute2 iputils-ping kmod procps
-  psmisc jq busybox-static cpio gzip python3-minimal init-system-helpers)
+  psmisc jq busybox-static cpio gzip python3-minimal init-system-helpers systemd systemd-sysv)
 mapfile -t extra < <(lib_packages)
 include=$(printf '%s\n' "${base_pkgs[@]}" "${extra[@]}" | sort -u | paste -sd,)
 key=$(printf '%s\n' "$include" "$mirror" | sha256sum | cut -c1-16)
@@ -99,8 +102,9 @@ depmod -b "$root" "$kver"
 # an operator would, from Debian 12 with its security updates: the packages'
 # Depends come from the build host's libraries (the Xen libraries at the
 # security release), so apt brings dom0's Xen userland up to it. The
-# maintainer scripts run (without systemd they start nothing; policy-rc.d
-# keeps the Xen init scripts from starting in the chroot). vif-tools gives
+# maintainer scripts run (in the chroot no systemd runs, so vifd.service is
+# enabled but not started; policy-rc.d keeps the Xen init scripts from
+# starting in the chroot). vif-tools gives
 # dom0 vif-ttcp; the guest's root has no dpkg and gets vif-front and vif-ttcp
 # unpacked from the packages.
 log "building the Debian packages (scripts/package) and installing them in dom0"
@@ -171,7 +175,31 @@ install -m 0755 "$repo/tests/e2e-xen/guest/domU-init" "$domu/init"
 mkdir -p "$root/e2e"
 (cd "$domu" && find . | cpio -o -H newc --quiet) >"$root/e2e/domU.cpio"
 cp "$out/vmlinuz" "$root/e2e/vmlinuz"
-install -m 0755 "$repo/tests/e2e-xen/guest/dom0-init" "$root/init"
+# dom0's init is systemd: the kernel runs /init from the initramfs, which is
+# dom0's whole root (no switch_root; without /etc/initrd-release systemd
+# treats it as the real root). e2e.service runs dom0-init (the scenarios)
+# once multi-user.target is reached; the package's vifd.service and Debian's
+# SysV-generated xen.service start at boot as they would on a host.
+ln -sf /lib/systemd/systemd "$root/init"
+echo dom0 >"$root/etc/hostname"
+install -m 0755 "$repo/tests/e2e-xen/guest/dom0-init" "$root/e2e/dom0-init"
+install -m 0644 "$repo/tests/e2e-xen/guest/e2e.service" "$root/etc/systemd/system/e2e.service"
+mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/e2e.service "$root/etc/systemd/system/multi-user.target.wants/e2e.service"
+# Masked: a getty would take hvc0 (the console the host reads; agetty hangs
+# it up), first-boot prompts would wait for input, and the timers would run
+# apt and fstrim in the middle of a measurement. The rest do nothing useful
+# in this dom0 (file systems and modules it lacks, login records) and each
+# costs seconds of boot under emulation. What the packages rely on (journald,
+# udev, modules-load.d, tmpfiles, xen.service, vifd.service) runs as usual.
+for unit in getty.target serial-getty@hvc0.service systemd-firstboot.service apt-daily.timer \
+  apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+  sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount dev-hugepages.mount \
+  dev-mqueue.mount sys-fs-fuse-connections.mount proc-sys-fs-binfmt_misc.automount \
+  modprobe@.service systemd-pstore.service systemd-update-utmp.service \
+  systemd-update-utmp-runlevel.service; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
 install -m 0755 "$repo/tests/e2e-xen/guest/scenarios.sh" "$root/e2e/scenarios.sh"
 cp "$repo/tests/e2e-xen/guest/"*.cfg "$root/e2e/" 2>/dev/null || true
 

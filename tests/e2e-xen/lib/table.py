@@ -30,6 +30,7 @@ extra = [
     ("vif-front + vifd (S5)", "vif-front-vifd"),
     ("vif-front + kernel netback (S4)", "vif-front-kernel"),
     ("one vifd per guest (S9)", "vifd-per-guest"),
+    ("vifd.service under systemd (S10)", "vifd-systemd"),
 ]
 present = [c for c in extra if any(k[0] == c[1] for k in results)]
 
