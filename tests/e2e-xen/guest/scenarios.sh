@@ -211,7 +211,7 @@ receiver_done() {
 }
 # transfer PATH DIR SRC DST DST_IP: ttcp for T seconds from SRC to DST;
 # prints RESULT path=PATH dir=DIR kbps=... and checks bytes and CRC-32.
-last_kbps=""
+last_kbps="" last_bytes=""
 transfer() {
   local path=$1 dir=$2 src=$3 dst=$4 ip=$5 r t rc=0
   port=$((port + 1))
@@ -236,6 +236,7 @@ transfer() {
   fi
   last_kbps=$(sed -n 's/.*= \([0-9.]*\) KB\/sec.*/\1/p' <<<"$rline")
   local bytes=${rcrc##* }
+  last_bytes=$bytes
   result "path=$path dir=$dir kbps=$last_kbps bytes=$bytes ${tcrc%% over*}"
   log "  $path $dir: $bytes bytes, $last_kbps KB/sec, ${tcrc%% over*} both ends"
 }
@@ -746,6 +747,12 @@ touch /run/e2e-progress
 stall_monitor &
 
 setup_dom0 || { fail S0 "dom0 setup"; exit 1; }
+if [[ $mode == compare ]]; then
+  # shellcheck source=tests/e2e-xen/guest/compare.sh
+  source /e2e/compare.sh
+  compare_backends
+  exit "$failures"
+fi
 if [[ $mode == full || $mode == short || $mode == systemd ]]; then
   run_scenario S10
 fi

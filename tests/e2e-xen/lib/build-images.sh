@@ -62,7 +62,8 @@ lib_packages() {
 # systemd and systemd-sysv: dom0 boots with systemd as init, so the packaged
 # units run as on an operator's host (S10 drives vifd.service).
 base_pkgs=(xen-utils-4.17 xenstore-utils bridge-utils iproute2 iputils-ping kmod procps
-  psmisc jq busybox-static cpio gzip python3-minimal init-system-helpers systemd systemd-sysv)
+  psmisc jq busybox-static cpio gzip python3-minimal init-system-helpers systemd systemd-sysv
+  iperf3)
 mapfile -t extra < <(lib_packages)
 include=$(printf '%s\n' "${base_pkgs[@]}" "${extra[@]}" | sort -u | paste -sd,)
 key=$(printf '%s\n' "$include" "$mirror" | sha256sum | cut -c1-16)
@@ -160,6 +161,9 @@ copy_with_libs() {
 }
 copy_with_libs "$unpacked/usr/sbin/vif-front" /usr/sbin/vif-front
 copy_with_libs "$unpacked/usr/bin/vif-ttcp" /usr/bin/vif-ttcp
+# iperf3 for the backend comparison (--compare), the host's build: its
+# libraries resolve on the host, which runs the same Debian release.
+copy_with_libs /usr/bin/iperf3 /usr/bin/iperf3
 for t in xenstore-read xenstore-write xenstore-rm xenstore-ls xenstore-exists; do
   [[ -e $root/usr/bin/$t ]] && copy_with_libs "$(readlink -f "$root/usr/bin/$t")" "/usr/bin/$t"
 done
@@ -201,6 +205,7 @@ for unit in getty.target serial-getty@hvc0.service systemd-firstboot.service apt
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 install -m 0755 "$repo/tests/e2e-xen/guest/scenarios.sh" "$root/e2e/scenarios.sh"
+install -m 0644 "$repo/tests/e2e-xen/guest/compare.sh" "$root/e2e/compare.sh"
 cp "$repo/tests/e2e-xen/guest/"*.cfg "$root/e2e/" 2>/dev/null || true
 
 log "packing dom0 root ($(du -sm "$root" | cut -f1) MB, uncompressed cpio)"

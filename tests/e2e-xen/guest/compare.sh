@@ -1,0 +1,120 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # failures, port, T and the helpers come from scenarios.sh
+# Sourced by scenarios.sh in mode compare: vifd against the kernel netback
+# under the same conditions, in one boot.
+#
+# The full run's table measures the kernel netback once, late in the boot,
+# after every vifd scenario has run: whatever those left behind (dom0 memory
+# and page cache, xenstored's size, QEMU's translation cache, the host's load
+# at that minute) lands on one side only. Here the backends take turns
+# instead: each round runs both, in alternating order (vifd first in odd
+# rounds, the kernel first in even ones), each with freshly created guests
+# from the same xl configs, and every cell is the median over the rounds.
+# Each transfer runs with ttcp and with iperf3, and dom0's CPU time as the
+# hypervisor accounts it (`xl vcpu-list 0`) is read around each one.
+#
+# Prints one line per transfer:
+#   COMPARE round=R backend=vifd|kernel tool=ttcp|iperf3 dir=D kbps=K bytes=B dom0_cpu_s=C
+# (kbps: KB/sec at the receiver as ttcp prints it, iperf3's receiver rate
+# converted to the same unit), which lib/compare_table.py turns into the
+# table of medians.
+
+# dom0's vCPU time in seconds as Xen accounts it (all of dom0's vCPUs).
+dom0_cpu_seconds() { xl vcpu-list 0 | awk '$1 == "Domain-0" { s += $6 } END { printf "%.1f", s }'; }
+
+compare_backend_up() { # vifd|kernel
+  case $1 in
+    vifd)
+      if grep -q '^xen_netback ' /proc/modules; then
+        rmmod xen-netback || { log "rmmod xen-netback failed"; return 1; }
+      fi
+      start_vifd
+      ;;
+    kernel)
+      stop_vifd
+      modprobe xen-netback || { log "modprobe xen-netback failed"; return 1; }
+      ;;
+  esac
+}
+
+# iperf3_transfer BACKEND DIR SRC DST DST_IP: iperf3 for T seconds, client
+# (sender) on SRC; sets last_kbps and last_bytes from the receiver's summary.
+iperf3_transfer() {
+  local dir=$2 src=$3 dst=$4 ip=$5 out
+  port=$((port + 1))
+  last_kbps="" last_bytes=""
+  run_on "$dst" 10 "iperf3 -s -1 -p $port >/tmp/iperf3-s.$port 2>&1 &" ||
+    { log "iperf3 $1 $dir: no server on $dst"; return 1; }
+  sleep 1
+  # The receiver's line of the summary, in bytes and bits/s (-f k prints
+  # KBytes and Kbits/sec).
+  out=$(run_on "$src" $((T + 60)) "timeout $((T + 50)) iperf3 -c $ip -p $port -t $T -f k 2>&1 |
+    awk '/receiver/ { for (i = 2; i <= NF; i++) if (\$i == \"Kbits/sec\") print \$(i - 3), \$(i - 1) }'") || true
+  read -r kbytes kbits <<<"$out" || true
+  if [[ -z ${kbytes:-} || -z ${kbits:-} ]]; then
+    log "iperf3 $1 $dir: no receiver summary ($(tr '\n' '|' <<<"$out"))"
+    return 1
+  fi
+  last_bytes=$(awk "BEGIN { printf \"%d\", $kbytes * 1024 }")
+  # Kbit/s (SI) to ttcp's KB/sec (1024 bytes).
+  last_kbps=$(awk "BEGIN { printf \"%.2f\", $kbits * 1000 / 8 / 1024 }")
+}
+
+# compare_transfer ROUND BACKEND TOOL DIR SRC DST DST_IP
+compare_transfer() {
+  local round=$1 backend=$2 tool=$3 dir=$4 c0 c1
+  c0=$(dom0_cpu_seconds)
+  case $tool in
+    ttcp)
+      transfer "cmp-$backend" "$dir" "$5" "$6" "$7" || return 1
+      ;;
+    iperf3) iperf3_transfer "$backend" "$dir" "$5" "$6" "$7" || return 1 ;;
+  esac
+  c1=$(dom0_cpu_seconds)
+  echo "COMPARE round=$round backend=$backend tool=$tool dir=$dir kbps=$last_kbps bytes=$last_bytes dom0_cpu_s=$(awk "BEGIN { printf \"%.1f\", $c1 - $c0 }")"
+}
+
+compare_round() { # ROUND BACKEND
+  local round=$1 backend=$2 tool failed=0
+  log "== compare round $round: $backend"
+  compare_backend_up "$backend" || { fail C "round $round: $backend did not come up"; return 1; }
+  if ! create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 ||
+    ! create_guest domU2 netfront 10.0.0.12 00:16:3e:00:00:12 1; then
+    fail C "round $round: guests did not come up on $backend"
+    failed=1
+  elif ! ping_both domU1 || ! ping_both domU2; then
+    fail C "round $round: ping on $backend"
+    failed=1
+  else
+    for tool in ttcp iperf3; do
+      if ! compare_transfer "$round" "$backend" "$tool" domU-dom0 domU1 dom0 10.0.0.1 ||
+        ! compare_transfer "$round" "$backend" "$tool" dom0-domU dom0 domU1 10.0.0.11 ||
+        ! compare_transfer "$round" "$backend" "$tool" domU1-domU2 domU1 domU2 10.0.0.12 ||
+        ! compare_transfer "$round" "$backend" "$tool" domU2-domU1 domU2 domU1 10.0.0.11; then
+        fail C "round $round: $tool on $backend"
+        failed=1
+        break
+      fi
+    done
+  fi
+  destroy_guest domU1
+  destroy_guest domU2
+  sleep 2
+  return "$failed"
+}
+
+compare_backends() {
+  local failed_before=$failures
+  local rounds=${E2E_COMPARE_ROUNDS:-3} round first second
+  # The packaged vifd (started at boot) would hold the instance lock.
+  systemctl stop vifd.service || log "systemctl stop vifd failed"
+  for ((round = 1; round <= rounds; round++)); do
+    if ((round % 2)); then first=vifd second=kernel; else first=kernel second=vifd; fi
+    compare_round "$round" "$first" || true
+    compare_round "$round" "$second" || true
+  done
+  stop_vifd
+  if ((failures == failed_before)); then
+    pass C "vifd and the kernel netback interleaved over $rounds rounds (ttcp and iperf3, 4 directions, fresh guests per round)"
+  fi
+}
