@@ -1,16 +1,19 @@
 #include "frontend/lib/bench/netfront_port.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 namespace vifd::bench {
 
 NetfrontPort::NetfrontPort(platform::Platform& platform, xs::Client xenstore, std::uint32_t devid,
                            unsigned queues, std::chrono::milliseconds timeout)
     : name_(fmt::format("netfront dom{} vif {}", platform.self_domid(), devid)),
+      watcher_(xs::Client::open(platform.xenstore_socket())),
       front_(platform, std::move(xenstore), frontend::NetfrontOptions{devid, queues, {}, true}) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   front_.process_xenstore();

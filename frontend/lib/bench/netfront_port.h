@@ -20,7 +20,9 @@ class NetfrontPort final : public Port {
   // std::runtime_error when it is not Connected within `timeout`.
   NetfrontPort(platform::Platform& platform, xs::Client xenstore, std::uint32_t devid,
                unsigned queues, std::chrono::milliseconds timeout);
-  // An orderly close, so the backend is ready for the next connection.
+  // An orderly close, then a wait (bounded) until the backend is Closed
+  // too, so the next connection of this vif starts from a clean state
+  // instead of looking like a dead instance that must be reset first.
   ~NetfrontPort() override;
 
   std::string name() const override;
@@ -38,6 +40,8 @@ class NetfrontPort final : public Port {
   void fill(std::span<const std::span<std::uint8_t>> pages, const Frame& frame, std::uint64_t id);
 
   std::string name_;
+  // A connection of our own for watching the backend close after front_ did.
+  xs::Client watcher_;
   frontend::Netfront front_;
   std::size_t next_queue_ = 0;
   // TX pool pages already holding a given frame's bytes beyond its first
