@@ -67,16 +67,24 @@ void progress(const std::string& line) {
 std::optional<double> process_cpu_seconds(int pid) {
   std::ifstream file(fmt::format("/proc/{}/stat", pid));
   std::string text;
-  if (!std::getline(file, text)) return std::nullopt;
+  if (!std::getline(file, text)) {
+    return std::nullopt;
+  }
   // The command name may hold spaces: fields count from the last ')'.
   const std::size_t close = text.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
+  if (close == std::string::npos) {
+    return std::nullopt;
+  }
   std::istringstream fields(text.substr(close + 2));
   std::vector<std::string> values;
   std::string value;
-  while (fields >> value) values.push_back(value);
+  while (fields >> value) {
+    values.push_back(value);
+  }
   // Field 3 (state) is values[0]: utime is field 14, stime field 15.
-  if (values.size() < 13) return std::nullopt;
+  if (values.size() < 13) {
+    return std::nullopt;
+  }
   const double ticks = std::stod(values[11]) + std::stod(values[12]);
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
@@ -107,7 +115,9 @@ std::optional<bench::BackendSample> sample_backend(const Options& options) {
     progress(fmt::format("no vifd counters: {}", error.what()));
     return std::nullopt;
   }
-  if (options.vifd_pid) sample.cpu_seconds = process_cpu_seconds(*options.vifd_pid);
+  if (options.vifd_pid) {
+    sample.cpu_seconds = process_cpu_seconds(*options.vifd_pid);
+  }
   return sample;
 }
 
@@ -146,12 +156,18 @@ class Bench {
       progress(fmt::format("baseline memcpy: two {} MiB buffers (last-level cache {} KiB)",
                            bytes >> 20, bench::last_level_cache_bytes() >> 10));
       bench::MemcpyBaseline memcpy_baseline(bytes);
-      for (const std::size_t size : sizes) add_baseline(memcpy_baseline.run(size, seconds));
+      for (const std::size_t size : sizes) {
+        add_baseline(memcpy_baseline.run(size, seconds));
+      }
     }
     if (wants("spsc")) {
-      for (const std::size_t size : sizes) add_baseline(bench::run_spsc_baseline(size, seconds));
+      for (const std::size_t size : sizes) {
+        add_baseline(bench::run_spsc_baseline(size, seconds));
+      }
     }
-    if (wants("veth")) run_veth(sizes);
+    if (wants("veth")) {
+      run_veth(sizes);
+    }
   }
 
   bench::Report& report() { return report_; }
@@ -169,7 +185,9 @@ class Bench {
 
   static std::pair<std::string, std::string> split_end(const std::string& end) {
     const std::size_t colon = end.find(':');
-    if (colon == std::string::npos) return {"", end};
+    if (colon == std::string::npos) {
+      return {"", end};
+    }
     return {end.substr(0, colon), end.substr(colon + 1)};
   }
 
@@ -279,6 +297,8 @@ class Bench {
         result.received_total = measured.received_total;
         result.received_packets = measured.received_packets;
         result.received_bytes = measured.received_bytes;
+        result.stale_packets = measured.stale_packets;
+        result.foreign_packets = measured.foreign_packets;
         result.backend = measured.backend;
         if (cell.frame == cells.front().frame && options_.pings > 0) {
           result.latency = pingpong(*generator, *sink);
@@ -288,7 +308,9 @@ class Bench {
       }
       print_cell(group, result);
       report_.cells.push_back(result);
-      if (!result.error.empty() && !generator_alive(*generator, *sink)) break;
+      if (!result.error.empty() && !generator_alive(*generator, *sink)) {
+        break;
+      }
     }
   }
 
@@ -357,18 +379,21 @@ std::string utc_now() {
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream file(path);
   file << text;
-  if (!file.flush()) throw std::runtime_error("cannot write " + path);
+  if (!file.flush()) {
+    throw std::runtime_error("cannot write " + path);
+  }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{
       "vif-bench: packet generator and sink on a simulated Xen host (vif-sim), measuring vifd "
       "frame rates, counters per packet, CPU and ping-pong latency against baselines"};
   Options options;
-  if (const char* dir = std::getenv("VIF_SIM_DIR")) options.sim_dir = dir;
-  app.add_option("--sim-dir", options.sim_dir, "the vif-sim --dir (default: $VIF_SIM_DIR)");
+  if (const char* dir = std::getenv("VIF_SIM_DIR")) {
+    options.sim_dir = dir;
+  }
+  app.add_option("--sim-dir", options.sim_dir,
+                 "the vif-sim host directory (default: $VIF_SIM_DIR)");
   app.add_option("--domains", options.domains,
                  "the two domUs to drive: the sender (and the domU of the dom0 paths), then the "
                  "domu-domu receiver (default 1,2)")
@@ -405,7 +430,9 @@ int main(int argc, char** argv) {
   app.add_option("--json", options.json, "write the results as JSON to this file");
   app.add_option("--table", options.table, "also write the text table to this file");
   vifd::cli::add_common_flags(app, "vif-bench");
-  if (const auto exit_code = vifd::cli::parse(app, argc, argv)) return *exit_code;
+  if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
+    return *exit_code;
+  }
   vifd::log::default_to_stderr();
   spdlog::set_level(spdlog::level::warn);
 
@@ -416,7 +443,9 @@ int main(int argc, char** argv) {
     cells = bench::build_matrix(bench::parse_paths(options.paths),
                                 bench::parse_queues(options.queues, 16),
                                 bench::parse_grants(options.grants), sizes);
-    if (options.sim_dir.empty()) throw std::invalid_argument("no --sim-dir and no VIF_SIM_DIR");
+    if (options.sim_dir.empty()) {
+      throw std::invalid_argument("no --sim-dir and no VIF_SIM_DIR");
+    }
     if (options.baselines != "none") {
       std::istringstream names(options.baselines);
       for (std::string name; std::getline(names, name, ',');) {
@@ -430,7 +459,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "vif-bench: {}\n", error.what());
     return kExitUsage;
   }
-  if (options.control_socket.empty()) options.control_socket = options.sim_dir + "/vifd.sock";
+  if (options.control_socket.empty()) {
+    options.control_socket = options.sim_dir + "/vifd.sock";
+  }
 
   try {
     Bench runner(options);
@@ -439,18 +470,40 @@ int main(int argc, char** argv) {
     report.cpus = std::max(1U, std::thread::hardware_concurrency());
     report.cell_seconds = options.seconds;
     std::string command = "vif-bench";
-    for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    for (int i = 1; i < argc; ++i) {
+      command += std::string(" ") + argv[i];
+    }
     report.command = command;
     progress(fmt::format("{} cells, {:.1f} s each", cells.size(), options.seconds));
     runner.run_matrix(cells);
-    if (options.baselines != "none") runner.run_baselines(sizes);
+    if (options.baselines != "none") {
+      runner.run_baselines(sizes);
+    }
     const std::string table = bench::format_table(report);
     fmt::print("{}", table);
-    if (!options.table.empty()) write_file(options.table, table);
-    if (!options.json.empty()) write_file(options.json, bench::to_json(report).dump(2) + "\n");
+    if (!options.table.empty()) {
+      write_file(options.table, table);
+    }
+    if (!options.json.empty()) {
+      write_file(options.json, bench::to_json(report).dump(2) + "\n");
+    }
   } catch (const std::exception& error) {
     fmt::print(stderr, "vif-bench: {}\n", error.what());
     return kExitFailure;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    // Setting up the command line itself failed; nothing ran.
+    fmt::print(stderr, "vif-bench: {}\n", error.what());
+  } catch (...) {
+    fmt::print(stderr, "vif-bench: unknown error\n");
+  }
+  return kExitFailure;
 }

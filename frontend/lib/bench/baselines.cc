@@ -19,7 +19,9 @@ using Clock = std::chrono::steady_clock;
 
 std::byte* map_touched(std::size_t bytes) {
   void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
+  if (memory == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(), "mmap");
+  }
   // Fault every page in now, so the measurement copies and does not fault.
   std::memset(memory, 0x5a, bytes);
   return static_cast<std::byte*>(memory);
@@ -49,7 +51,9 @@ std::size_t last_level_cache_bytes() {
     std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) +
                        "/size");
     std::string text;
-    if (!(file >> text) || text.empty()) continue;
+    if (!(file >> text) || text.empty()) {
+      continue;
+    }
     std::size_t value = 0;
     std::size_t used = 0;
     try {
@@ -58,8 +62,12 @@ std::size_t last_level_cache_bytes() {
       continue;
     }
     const char unit = used < text.size() ? text[used] : 'B';
-    if (unit == 'K') value <<= 10;
-    if (unit == 'M') value <<= 20;
+    if (unit == 'K') {
+      value <<= 10;
+    }
+    if (unit == 'M') {
+      value <<= 20;
+    }
     largest = std::max(largest, value);
   }
   return largest;
@@ -91,7 +99,9 @@ BaselineResult MemcpyBaseline::run(std::size_t frame, std::chrono::duration<doub
     // The clock is read once per batch, not per copy.
     for (int i = 0; i < 64; ++i) {
       std::memcpy(destination_ + slot * stride, source_ + slot * stride, frame);
-      if (++slot == slots) slot = 0;
+      if (++slot == slots) {
+        slot = 0;
+      }
     }
     copies += 64;
     now = Clock::now();
@@ -121,7 +131,9 @@ BaselineResult run_spsc_baseline(std::size_t frame, std::chrono::duration<double
     while (!stop.load(std::memory_order_relaxed)) {
       const std::uint32_t end = request_producer.load(std::memory_order_acquire);
       if (end == request_consumer) {
-        if (++spins % 64 == 0) std::this_thread::yield();
+        if (++spins % 64 == 0) {
+          std::this_thread::yield();
+        }
         continue;
       }
       std::uint32_t responses_end = response_producer.load(std::memory_order_relaxed);
@@ -135,7 +147,9 @@ BaselineResult run_spsc_baseline(std::size_t frame, std::chrono::duration<double
   });
 
   std::vector<std::uint16_t> free_ids;
-  for (std::size_t id = 0; id < kRing; ++id) free_ids.push_back(static_cast<std::uint16_t>(id));
+  for (std::size_t id = 0; id < kRing; ++id) {
+    free_ids.push_back(static_cast<std::uint16_t>(id));
+  }
   std::uint32_t produced = 0;
   std::uint32_t response_consumer = 0;
   std::uint32_t spins = 0;
@@ -148,7 +162,9 @@ BaselineResult run_spsc_baseline(std::size_t frame, std::chrono::duration<double
       free_ids.push_back(responses[response_consumer % kRing]);
     }
     if (free_ids.empty()) {
-      if (++spins % 64 == 0) std::this_thread::yield();
+      if (++spins % 64 == 0) {
+        std::this_thread::yield();
+      }
     } else {
       while (!free_ids.empty()) {
         requests[produced++ % kRing] = {free_ids.back(), static_cast<std::uint16_t>(frame)};

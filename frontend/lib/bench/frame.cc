@@ -29,13 +29,19 @@ std::uint16_t get16(const std::uint8_t* at) {
 }
 
 std::uint32_t sum16(const std::uint8_t* data, std::size_t length, std::uint32_t sum) {
-  for (std::size_t i = 0; i + 1 < length; i += 2) sum += get16(data + i);
-  if (length % 2 != 0) sum += static_cast<std::uint32_t>(data[length - 1]) << 8;
+  for (std::size_t i = 0; i + 1 < length; i += 2) {
+    sum += get16(data + i);
+  }
+  if (length % 2 != 0) {
+    sum += static_cast<std::uint32_t>(data[length - 1]) << 8;
+  }
   return sum;
 }
 
 std::uint16_t fold(std::uint32_t sum) {
-  while ((sum >> 16) != 0) sum = (sum & 0xffffU) + (sum >> 16);
+  while ((sum >> 16) != 0) {
+    sum = (sum & 0xffffU) + (sum >> 16);
+  }
   return static_cast<std::uint16_t>(sum);
 }
 
@@ -77,7 +83,9 @@ Frame build_frame(const FrameSpec& spec) {
   put16(l4, static_cast<std::uint16_t>(kSourcePort + spec.flow));
   put16(l4 + 2, kDiscardPort);
   const std::size_t payload = sequence_offset(spec.gso) + 8;
-  for (std::size_t i = payload; i < spec.length; ++i) p[i] = static_cast<std::uint8_t>(i);
+  for (std::size_t i = payload; i < spec.length; ++i) {
+    p[i] = static_cast<std::uint8_t>(i);
+  }
   if (spec.gso) {
     l4[12] = 5 << 4;  // data offset: 20 bytes
     l4[13] = 0x18;    // PSH, ACK
@@ -105,20 +113,28 @@ std::size_t sequence_offset(bool gso) noexcept {
 
 void set_sequence(std::span<std::uint8_t> frame, bool gso, std::uint64_t sequence) noexcept {
   const std::size_t at = sequence_offset(gso);
-  if (frame.size() >= at + 8) std::memcpy(frame.data() + at, &sequence, 8);
+  if (frame.size() >= at + 8) {
+    std::memcpy(frame.data() + at, &sequence, 8);
+  }
 }
 
 bool is_bench_frame(std::span<const std::uint8_t> head) noexcept {
-  if (head.size() < kL4Offset) return false;
+  if (head.size() < kL4Offset) {
+    return false;
+  }
   const std::uint8_t* ip = head.data() + kIpOffset;
   return get16(head.data() + 12) == kEtherTypeIpv4 && ip[0] == 0x45 && get16(ip + 4) == kIpId &&
          ip[8] == kTtl && (ip[9] == kProtoUdp || ip[9] == kProtoTcp);
 }
 
 std::optional<std::uint64_t> frame_sequence(std::span<const std::uint8_t> head) noexcept {
-  if (!is_bench_frame(head)) return std::nullopt;
+  if (!is_bench_frame(head)) {
+    return std::nullopt;
+  }
   const std::size_t at = sequence_offset(head[kIpOffset + 9] == kProtoTcp);
-  if (head.size() < at + 8) return std::nullopt;
+  if (head.size() < at + 8) {
+    return std::nullopt;
+  }
   std::uint64_t sequence = 0;
   std::memcpy(&sequence, head.data() + at, 8);
   return sequence;

@@ -16,7 +16,9 @@ std::vector<std::string_view> split(std::string_view text) {
   while (true) {
     const std::size_t comma = text.find(',');
     items.push_back(text.substr(0, comma));
-    if (comma == std::string_view::npos) break;
+    if (comma == std::string_view::npos) {
+      break;
+    }
     text.remove_prefix(comma + 1);
   }
   return items;
@@ -96,7 +98,9 @@ std::vector<unsigned> parse_queues(std::string_view text, unsigned max) {
 }
 
 std::vector<Path> parse_paths(std::string_view text) {
-  if (text == "all") return {Path::kDomuToDomu, Path::kDomuToDom0, Path::kDom0ToDomu};
+  if (text == "all") {
+    return {Path::kDomuToDomu, Path::kDomuToDom0, Path::kDom0ToDomu};
+  }
   std::vector<Path> paths;
   for (const std::string_view item : split(text)) {
     bool known = false;
@@ -134,7 +138,9 @@ std::vector<Cell> build_matrix(const std::vector<Path>& paths, const std::vector
   for (const Path path : paths) {
     for (const unsigned count : queues) {
       for (const Grants mode : grants) {
-        for (const std::size_t size : sizes) cells.push_back({path, count, size, mode});
+        for (const std::size_t size : sizes) {
+          cells.push_back({path, count, size, mode});
+        }
       }
     }
   }

@@ -58,7 +58,9 @@ void NetfrontPort::fill(std::span<const std::span<std::uint8_t>> pages, const Fr
     // The first page carries the sequence number: always written.
     if (slot == 0 || primed_[pages[slot].data()] != tag) {
       std::memcpy(pages[slot].data(), frame.bytes.data() + done, bytes);
-      if (slot > 0) primed_[pages[slot].data()] = tag;
+      if (slot > 0) {
+        primed_[pages[slot].data()] = tag;
+      }
     }
     done += bytes;
   }
@@ -76,7 +78,9 @@ std::size_t NetfrontPort::send(std::span<Frame> frames, std::size_t budget) {
     std::size_t queued = 0;
     while (sent < budget && queue.tx_can_reserve(frame.bytes.size())) {
       const auto pages = queue.reserve_tx(frame.bytes.size());
-      if (pages.empty()) break;
+      if (pages.empty()) {
+        break;
+      }
       fill(pages, frame, id);
       const frontend::TxStatus status = queue.commit_tx(frame.bytes.size(), frame.meta);
       if (status != frontend::TxStatus::kOk) {
@@ -89,7 +93,9 @@ std::size_t NetfrontPort::send(std::span<Frame> frames, std::size_t budget) {
       ++counts_.sent_packets;
       counts_.sent_bytes += frame.bytes.size();
     }
-    if (queued > 0) queue.flush_tx();
+    if (queued > 0) {
+      queue.flush_tx();
+    }
   }
   return sent;
 }
@@ -102,7 +108,9 @@ void NetfrontPort::receive() {
   };
   for (std::size_t q = 0; q < front_.queue_count(); ++q) {
     for (int round = 0; round < 16; ++round) {
-      if (!front_.queue(q).poll(handler).more_work) break;
+      if (!front_.queue(q).poll(handler).more_work) {
+        break;
+      }
     }
   }
   check_alive();

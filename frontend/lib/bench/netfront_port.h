@@ -32,8 +32,6 @@ class NetfrontPort final : public Port {
   void wait_fds(std::vector<pollfd>& fds) override;
 
   unsigned queue_count() const noexcept { return static_cast<unsigned>(front_.queue_count()); }
-  // The offloads the backend takes (a GSO frame needs them).
-  bool takes_gso() const noexcept { return front_.tx_offloads().tso4; }
 
  private:
   void check_alive();

@@ -29,9 +29,13 @@ namespace {
 class NetnsScope {
  public:
   explicit NetnsScope(const std::string& name) {
-    if (name.empty()) return;
+    if (name.empty()) {
+      return;
+    }
     original_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original_ < 0) throw_errno("open /proc/self/ns/net");
+    if (original_ < 0) {
+      throw_errno("open /proc/self/ns/net");
+    }
     const std::string path = "/run/netns/" + name;
     const int target = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (target < 0) {
@@ -46,10 +50,14 @@ class NetnsScope {
     }
   }
   ~NetnsScope() {
-    if (original_ < 0) return;
+    if (original_ < 0) {
+      return;
+    }
     // Going back cannot fail for a namespace we came from; if it did, the
     // process would carry on in the wrong one, which is worse than stopping.
-    if (::setns(original_, CLONE_NEWNET) != 0) std::terminate();
+    if (::setns(original_, CLONE_NEWNET) != 0) {
+      std::terminate();
+    }
     ::close(original_);
   }
   NetnsScope(const NetnsScope&) = delete;
@@ -61,7 +69,9 @@ class NetnsScope {
 
 int open_bound_socket(const std::string& ifname, std::uint16_t protocol, int& ifindex) {
   const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(protocol));
-  if (fd < 0) throw_errno("socket(AF_PACKET)");
+  if (fd < 0) {
+    throw_errno("socket(AF_PACKET)");
+  }
   ifreq request{};
   std::strncpy(request.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
   if (::ioctl(fd, SIOCGIFINDEX, &request) != 0) {
@@ -83,7 +93,9 @@ int open_bound_socket(const std::string& ifname, std::uint16_t protocol, int& if
 }
 
 void set_option(int fd, int level, int name, int value, const char* what) {
-  if (::setsockopt(fd, level, name, &value, sizeof(value)) != 0) throw_errno(what);
+  if (::setsockopt(fd, level, name, &value, sizeof(value)) != 0) {
+    throw_errno(what);
+  }
 }
 
 net::VirtioNetHdr vnet_header(const Frame& frame) {
@@ -118,11 +130,15 @@ PacketPort::PacketPort(const std::string& netns, const std::string& ifname)
     set_option(rx_fd_, SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20, "SO_RCVBUFFORCE");
     ifreq request{};
     std::strncpy(request.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-    if (::ioctl(rx_fd_, SIOCGIFHWADDR, &request) != 0) throw_errno("SIOCGIFHWADDR " + ifname);
+    if (::ioctl(rx_fd_, SIOCGIFHWADDR, &request) != 0) {
+      throw_errno("SIOCGIFHWADDR " + ifname);
+    }
     std::memcpy(mac_.octets.data(), request.ifr_hwaddr.sa_data, 6);
   } catch (...) {
     ::close(tx_fd_);
-    if (rx_fd_ >= 0) ::close(rx_fd_);
+    if (rx_fd_ >= 0) {
+      ::close(rx_fd_);
+    }
     throw;
   }
 }
@@ -139,7 +155,9 @@ std::string PacketPort::name() const {
 
 std::size_t PacketPort::send(std::span<Frame> frames, std::size_t budget) {
   const std::size_t count = std::min(budget, kBatch);
-  if (count == 0) return 0;
+  if (count == 0) {
+    return 0;
+  }
   std::array<net::VirtioNetHdr, kBatch> headers{};
   std::array<std::array<iovec, 2>, kBatch> vectors{};
   std::array<mmsghdr, kBatch> messages{};
@@ -155,7 +173,9 @@ std::size_t PacketPort::send(std::span<Frame> frames, std::size_t budget) {
   }
   const int sent = ::sendmmsg(tx_fd_, messages.data(), static_cast<unsigned>(count), MSG_DONTWAIT);
   if (sent < 0) {
-    if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) return 0;
+    if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) {
+      return 0;
+    }
     throw_errno("sendmmsg on " + ifname_);
   }
   for (int i = 0; i < sent; ++i) {
@@ -177,7 +197,9 @@ void PacketPort::receive() {
     }
     const int got = ::recvmmsg(rx_fd_, messages.data(), kBatch, MSG_DONTWAIT | MSG_TRUNC, nullptr);
     if (got < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
+      if (errno == EAGAIN || errno == EINTR) {
+        return;
+      }
       throw_errno("recvmmsg on " + ifname_);
     }
     for (int i = 0; i < got; ++i) {
@@ -185,7 +207,9 @@ void PacketPort::receive() {
       const std::size_t length = message.msg_len;
       count_received({heads_[static_cast<std::size_t>(i)].data(), std::min(length, kHead)}, length);
     }
-    if (static_cast<std::size_t>(got) < kBatch) return;
+    if (static_cast<std::size_t>(got) < kBatch) {
+      return;
+    }
   }
 }
 

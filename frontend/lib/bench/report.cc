@@ -11,12 +11,16 @@ namespace vifd::bench {
 namespace {
 
 std::optional<double> ratio(std::uint64_t numerator, std::uint64_t denominator) {
-  if (denominator == 0) return std::nullopt;
+  if (denominator == 0) {
+    return std::nullopt;
+  }
   return static_cast<double>(numerator) / static_cast<double>(denominator);
 }
 
 std::string fixed(const std::optional<double>& value, int digits) {
-  if (!value) return "-";
+  if (!value) {
+    return "-";
+  }
   return fmt::format("{:.{}f}", *value, digits);
 }
 
@@ -27,7 +31,9 @@ nlohmann::json optional_json(const std::optional<double>& value) {
 const BaselineResult* find_baseline(const Report& report, std::string_view name,
                                     std::size_t frame) {
   for (const auto& baseline : report.baselines) {
-    if (baseline.name == name && baseline.frame == frame) return &baseline;
+    if (baseline.name == name && baseline.frame == frame) {
+      return &baseline;
+    }
   }
   return nullptr;
 }
@@ -61,7 +67,9 @@ BackendDelta delta(const BackendSample& before, const BackendSample& after) {
   for (const auto& [reason, count] : after.drops) {
     const auto old = before.drops.find(reason);
     const std::uint64_t more = grown(old == before.drops.end() ? 0 : old->second, count);
-    if (more > 0) d.drops[reason] = more;
+    if (more > 0) {
+      d.drops[reason] = more;
+    }
   }
   return d;
 }
@@ -88,7 +96,9 @@ Derived derive(const CellResult& result) {
 }
 
 double percentile(std::vector<double>& values, double p) {
-  if (values.empty()) return 0;
+  if (values.empty()) {
+    return 0;
+  }
   std::sort(values.begin(), values.end());
   const auto rank =
       static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
@@ -163,7 +173,9 @@ std::vector<TargetCheck> check_targets(const Report& report) {
 std::string format_table(const Report& report) {
   std::string out = fmt::format("vif-bench, {}, {} CPUs, {:.1f} s per cell\n", report.date,
                                 report.cpus, report.cell_seconds);
-  if (!report.command.empty()) out += fmt::format("command: {}\n", report.command);
+  if (!report.command.empty()) {
+    out += fmt::format("command: {}\n", report.command);
+  }
   out += '\n';
   out += fmt::format(
       "{:<10} {:>2} {:>5} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "path",
@@ -193,19 +205,27 @@ std::string format_table(const Report& report) {
                          size_label(baseline.frame), baseline.mpps, baseline.gbit_per_sec);
     }
   }
-  if (!report.veth_method.empty()) out += fmt::format("veth: {}\n", report.veth_method);
+  if (!report.veth_method.empty()) {
+    out += fmt::format("veth: {}\n", report.veth_method);
+  }
   // vifd against each baseline at the same size, for the 1-queue cells.
   bool header = false;
   for (const CellResult& cell : report.cells) {
-    if (!cell.error.empty() || cell.cell.queues != 1) continue;
+    if (!cell.error.empty() || cell.cell.queues != 1) {
+      continue;
+    }
     const Derived d = derive(cell);
     std::string line;
     for (const char* name : {"memcpy", "spsc", "veth"}) {
       const BaselineResult* baseline = find_baseline(report, name, cell.cell.frame);
-      if (baseline == nullptr || baseline->mpps <= 0) continue;
+      if (baseline == nullptr || baseline->mpps <= 0) {
+        continue;
+      }
       line += fmt::format("  {:.3f}x {}", d.mpps / baseline->mpps, name);
     }
-    if (line.empty()) continue;
+    if (line.empty()) {
+      continue;
+    }
     if (!header) {
       out +=
           "\nvifd / baseline (packet rate; equal to the byte-rate ratio at one size), 1 queue:\n";
@@ -242,6 +262,8 @@ nlohmann::json to_json(const Report& report) {
     entry["received_total"] = cell.received_total;
     entry["received_packets"] = cell.received_packets;
     entry["received_bytes"] = cell.received_bytes;
+    entry["stale_packets"] = cell.stale_packets;
+    entry["foreign_packets"] = cell.foreign_packets;
     entry["mpps"] = d.mpps;
     entry["gbit_per_sec"] = d.gbit_per_sec;
     entry["copy_calls_per_packet"] = optional_json(d.copy_calls_per_packet);

@@ -56,6 +56,8 @@ struct CellResult {
   std::uint64_t received_total = 0;    // by the sink, the whole run (drain included)
   std::uint64_t received_packets = 0;  // by the sink inside the window
   std::uint64_t received_bytes = 0;
+  std::uint64_t stale_packets = 0;      // frames of an earlier cell the sink saw
+  std::uint64_t foreign_packets = 0;    // frames not from vif-bench the sink saw
   std::optional<BackendDelta> backend;  // over the window
   std::optional<Latency> latency;       // ping-pong, smallest frame of the path and queue count
   std::string error;                    // the cell could not run

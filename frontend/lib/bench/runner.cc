@@ -12,7 +12,9 @@ using Clock = std::chrono::steady_clock;
 void wait(Port& a, Port& b, std::chrono::milliseconds timeout) {
   std::vector<pollfd> fds;
   a.wait_fds(fds);
-  if (&a != &b) b.wait_fds(fds);
+  if (&a != &b) {
+    b.wait_fds(fds);
+  }
   ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
 }
 
@@ -32,6 +34,8 @@ ThroughputResult run_throughput(Port& generator, Port& sink, std::span<Frame> fr
   generator.set_epoch(epoch);
   const std::uint64_t sent_at_start = generator.counts().sent_packets;
   const std::uint64_t received_at_start = sink.counts().received_packets;
+  const std::uint64_t stale_at_start = sink.counts().stale_packets;
+  const std::uint64_t foreign_at_start = sink.counts().foreign_packets;
   std::uint64_t written_off = 0;
   std::optional<BackendSample> before;
   std::uint64_t window_packets = 0;
@@ -47,10 +51,14 @@ ThroughputResult run_throughput(Port& generator, Port& sink, std::span<Frame> fr
   for (;;) {
     const std::uint64_t received_before = sink.counts().received_packets;
     sink.receive();
-    if (&generator != &sink) generator.receive();
+    if (&generator != &sink) {
+      generator.receive();
+    }
     auto now = Clock::now();
     bool progress = sink.counts().received_packets != received_before;
-    if (progress) last_receive = now;
+    if (progress) {
+      last_receive = now;
+    }
     if (now - checkpoint >= options.lost_after) {
       if (sent_at_checkpoint > received() + written_off) {
         written_off = sent_at_checkpoint - received();
@@ -76,16 +84,22 @@ ThroughputResult run_throughput(Port& generator, Port& sink, std::span<Frame> fr
       result.received_packets = sink.counts().received_packets - window_packets;
       result.received_bytes = sink.counts().received_bytes - window_bytes;
       const auto after = sample();
-      if (before && after) result.backend = delta(*before, *after);
+      if (before && after) {
+        result.backend = delta(*before, *after);
+      }
       phase = Phase::kDrain;
       last_receive = Clock::now();
     } else if (phase == Phase::kDrain && now - last_receive >= options.drain) {
       break;
     }
-    if (!progress) wait(generator, sink, std::chrono::milliseconds(1));
+    if (!progress) {
+      wait(generator, sink, std::chrono::milliseconds(1));
+    }
   }
   result.sent_packets = generator.counts().sent_packets - sent_at_start;
   result.received_total = sink.counts().received_packets - received_at_start;
+  result.stale_packets = sink.counts().stale_packets - stale_at_start;
+  result.foreign_packets = sink.counts().foreign_packets - foreign_at_start;
   return result;
 }
 
@@ -104,15 +118,22 @@ Latency run_pingpong(Port& a, Port& b, Frame forward, Frame back, std::uint32_t 
     set_sequence(frame.bytes, gso, sequence);
     bool sent = false;
     while (Clock::now() < deadline) {
-      if (!sent) sent = from.send(std::span(&frame, 1), 1) == 1;
+      if (!sent) {
+        sent = from.send(std::span(&frame, 1), 1) == 1;
+      }
       to.receive();
-      if (&from != &to) from.receive();
-      if (to.counts().last_sequence == sequence) return true;
+      if (&from != &to) {
+        from.receive();
+      }
+      if (to.counts().last_sequence == sequence) {
+        return true;
+      }
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (sent)
+      if (sent) {
         wait(from, to,
              std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(10)));
+      }
     }
     return false;
   };

@@ -38,6 +38,8 @@ struct ThroughputResult {
   std::uint64_t received_total = 0;
   std::uint64_t received_packets = 0;  // inside the measured window
   std::uint64_t received_bytes = 0;
+  std::uint64_t stale_packets = 0;    // the sink's frames of an earlier measurement
+  std::uint64_t foreign_packets = 0;  // the sink's frames not from vif-bench
   std::optional<BackendDelta> backend;
 };
 
