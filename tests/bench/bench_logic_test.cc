@@ -67,8 +67,12 @@ TEST(BenchFrameTest, BuildsRecognisableFramesWithSequence) {
   EXPECT_EQ(frame_sequence(frame.bytes), 42U);
   // IPv4 header checksum: the header sums to 0xffff.
   std::uint32_t sum = 0;
-  for (std::size_t i = 14; i < 34; i += 2) sum += (frame.bytes[i] << 8) | frame.bytes[i + 1];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  for (std::size_t i = 14; i < 34; i += 2) {
+    sum += (frame.bytes[i] << 8) | frame.bytes[i + 1];
+  }
+  while (sum >> 16) {
+    sum = (sum & 0xffff) + (sum >> 16);
+  }
   EXPECT_EQ(sum, 0xffffU);
 
   Frame gso = build_frame({b, a, 65535, true, 0});
@@ -94,7 +98,9 @@ TEST(BenchReportTest, NearestRankPercentiles) {
   std::vector<double> none;
   EXPECT_EQ(percentile(none, 50), 0);
   std::vector<double> hundred;
-  for (int i = 100; i >= 1; --i) hundred.push_back(i);
+  for (int i = 100; i >= 1; --i) {
+    hundred.push_back(i);
+  }
   const Latency latency = summarize_latency(hundred, 3);
   EXPECT_EQ(latency.samples, 100U);
   EXPECT_EQ(latency.lost, 3U);

@@ -31,7 +31,9 @@ class FakePort final : public Port {
     const std::size_t count = std::min<std::size_t>(budget, 32);
     for (std::size_t i = 0; i < count; ++i) {
       const Frame& frame = frames[i % frames.size()];
-      if (peer_ != nullptr) peer_->inbox_.push_back(frame.bytes);
+      if (peer_ != nullptr) {
+        peer_->inbox_.push_back(frame.bytes);
+      }
       ++counts_.sent_packets;
       counts_.sent_bytes += frame.bytes.size();
     }
@@ -68,7 +70,8 @@ TEST(BenchRunnerTest, LosslessPortsDeliverEverythingSent) {
   int samples = 0;
   const auto result = run_throughput(a, b, frames, 1, short_run(), [&] {
     ++samples;
-    return std::optional<BackendSample>(BackendSample{10U * samples, 0, 0, 0, 0, {}, {}});
+    return std::optional<BackendSample>(
+        BackendSample{std::uint64_t{10} * static_cast<std::uint64_t>(samples), 0, 0, 0, 0, {}, {}});
   });
   EXPECT_EQ(samples, 2);  // both ends of the measured window
   ASSERT_TRUE(result.backend);
@@ -101,7 +104,9 @@ TEST(BenchRunnerTest, FramesOfAnEarlierEpochAreStaleNotReceived) {
   a.connect(&b);
   Frame old = build_frame({b.mac(), a.mac(), 64, false, 0});
   set_sequence(old.bytes, false, std::uint64_t{4} << 32);
-  for (int i = 0; i < 10; ++i) b.inject(old.bytes);
+  for (int i = 0; i < 10; ++i) {
+    b.inject(old.bytes);
+  }
   b.inject(std::vector<std::uint8_t>(60, 0xee));  // not a vif-bench frame at all
   std::vector<Frame> frames{build_frame({b.mac(), a.mac(), 64, false, 0})};
   const auto result =
