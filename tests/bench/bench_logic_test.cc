@@ -76,6 +76,7 @@ TEST(BenchFrameTest, BuildsRecognisableFramesWithSequence) {
   EXPECT_EQ(sum, 0xffffU);
 
   Frame gso = build_frame({b, a, 65535, true, 0});
+  EXPECT_NE(gso.id, frame.id);
   EXPECT_EQ(gso.meta.gso_type, net::GsoType::kTcpv4);
   EXPECT_EQ(gso.meta.gso_size, kGsoMss);
   EXPECT_EQ(gso.meta.csum_start, 34);

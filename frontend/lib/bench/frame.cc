@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 
@@ -56,7 +57,9 @@ Frame build_frame(const FrameSpec& spec) {
     throw std::invalid_argument(
         fmt::format("a GSO frame of {} bytes carries less than two segments", spec.length));
   }
+  static std::atomic<std::uint64_t> next_id{1};
   Frame frame;
+  frame.id = next_id.fetch_add(1, std::memory_order_relaxed);
   frame.bytes.resize(spec.length);
   std::uint8_t* p = frame.bytes.data();
   std::memcpy(p, spec.destination.octets.data(), 6);

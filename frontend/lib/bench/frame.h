@@ -37,6 +37,9 @@ struct FrameSpec {
 struct Frame {
   std::vector<std::uint8_t> bytes;
   net::PacketMeta meta;  // GSO and partial checksum for a GSO frame
+  // Unique per build_frame() call in this process: a sender may keep
+  // pages that already hold this frame's bytes instead of copying them.
+  std::uint64_t id = 0;
 };
 
 // Builds the frame; throws std::invalid_argument when the length is outside

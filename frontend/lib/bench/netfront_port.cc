@@ -74,14 +74,13 @@ std::size_t NetfrontPort::send(std::span<Frame> frames, std::size_t budget) {
     const std::size_t q = next_queue_++ % queues;
     auto& queue = front_.queue(q);
     Frame& frame = frames[q % frames.size()];
-    const std::uint64_t id = reinterpret_cast<std::uintptr_t>(frame.bytes.data());
     std::size_t queued = 0;
     while (sent < budget && queue.tx_can_reserve(frame.bytes.size())) {
       const auto pages = queue.reserve_tx(frame.bytes.size());
       if (pages.empty()) {
         break;
       }
-      fill(pages, frame, id);
+      fill(pages, frame, frame.id);
       const frontend::TxStatus status = queue.commit_tx(frame.bytes.size(), frame.meta);
       if (status != frontend::TxStatus::kOk) {
         throw std::runtime_error(fmt::format("{} queue {}: frame of {} bytes refused: {}",
