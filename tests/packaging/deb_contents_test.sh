@@ -56,14 +56,14 @@ for path in /usr/sbin/vif-front /usr/lib/systemd/system/vif-front@.service \
 	/usr/share/doc/vif-front/copyright /usr/share/doc/vif-front/changelog.Debian.gz; do
 	has vif-front "$path"
 done
-for path in /usr/bin/vif-sim /usr/bin/vif-ttcp /usr/share/man/man1/vif-sim.1.gz \
-	/usr/share/man/man1/vif-ttcp.1.gz /usr/share/doc/vif-tools/copyright \
+for path in /usr/bin/vif-sim /usr/bin/vif-ttcp /usr/bin/vif-bench /usr/share/man/man1/vif-sim.1.gz \
+	/usr/share/man/man1/vif-ttcp.1.gz /usr/share/man/man1/vif-bench.1.gz /usr/share/doc/vif-tools/copyright \
 	/usr/share/doc/vif-tools/changelog.Debian.gz; do
 	has vif-tools "$path"
 done
 # The simulator and the benchmark tool never land on a production host.
-lacks vifd 'vif-sim|vif-ttcp|vif-front'
-lacks vif-front 'vif-sim|vif-ttcp|/vifd|vifctl'
+lacks vifd 'vif-sim|vif-ttcp|vif-bench|vif-front'
+lacks vif-front 'vif-sim|vif-ttcp|vif-bench|/vifd|vifctl'
 lacks vif-tools '/sbin/|systemd'
 for package in vifd vif-front vif-tools; do
 	# Nothing under /usr/local or /etc (the modprobe.d files are opt-in
