@@ -2,10 +2,11 @@
 // TAP (read into preallocated buffers) and from the switch (descriptors of
 // another guest's grants) wait in a bounded backlog until the frontend posts
 // RX requests; a batch of frames becomes one grant-copy call into the posted
-// pages (offset 0, up to a page per slot, the GSO extra in the slot after the
-// first), then the responses are pushed and the frontend notified if it
-// asked. A frontend that posts nothing stalls only itself: the backlog is
-// bounded and flushed by the stall timer.
+// pages (up to a page per slot, the first slot's data after the frontend's
+// xdp-headroom, the GSO and XDP extras in the slots after the first), then
+// the responses are pushed and the frontend notified if it asked. A
+// frontend that posts nothing stalls only itself: the backlog is bounded and
+// flushed by the stall timer.
 #include <time.h>
 
 #include <algorithm>
@@ -30,12 +31,17 @@ std::uint8_t* QueueEngine::rx_buffer(std::uint32_t slot) noexcept {
   return rx_buffers_.get() + static_cast<std::size_t>(slot) * rx_frame_capacity_;
 }
 
+std::uint32_t QueueEngine::rx_data_slots(std::uint32_t length) const noexcept {
+  return data_slots_for(rx_headroom_ + length);
+}
+
 std::uint32_t QueueEngine::rx_slots_needed(const RxItem& item) const noexcept {
-  return data_slots_for(item.length) + (item.meta.gso_type != net::GsoType::kNone ? 1 : 0);
+  return rx_data_slots(item.length) + (item.meta.gso_type != net::GsoType::kNone ? 1 : 0) +
+         (rx_headroom_ != 0 ? 1 : 0);
 }
 
 bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexcept {
-  const std::uint32_t data_slots = data_slots_for(item.length);
+  const std::uint32_t data_slots = rx_data_slots(item.length);
   // Without feature-sg a frame must fit one page; with it, netfront takes at
   // most XEN_NETIF_NR_SLOTS_MIN slots.
   if ((data_slots > 1 && !setup_.features.sg) || data_slots > kMaxTxDataSlots ||
@@ -141,6 +147,13 @@ void QueueEngine::rx_drop_stopped_senders() noexcept {
 }
 
 void QueueEngine::rx_ingest() noexcept {
+  // The frames of this turn, ingested and delivered, see one headroom.
+  // The control plane validated it; the page bound keeps the slot
+  // arithmetic sound whatever it stored.
+  if (setup_.xdp_headroom) {
+    rx_headroom_ = std::min<std::uint16_t>(setup_.xdp_headroom->load(std::memory_order_relaxed),
+                                           protocol::kPageSize - 1);
+  }
   // A stalled queue drops frames on arrival until the guest posts buffers
   // again (netback turns the carrier back on then).
   if (rx_stalled_ && (rx_tail_ != rx_head_ || rx_.pending_requests().count != 0)) {
@@ -281,9 +294,11 @@ bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
 
 void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   const RxItem& item = delivery.item;
-  const std::uint32_t data_slots = data_slots_for(item.length);
+  const std::uint32_t data_slots = rx_data_slots(item.length);
   const bool gso = item.meta.gso_type != net::GsoType::kNone;
-  const std::uint16_t first_flags = net::netif_rx_flags(item.meta);
+  const std::uint16_t headroom = rx_headroom_;
+  const std::uint16_t first_flags = static_cast<std::uint16_t>(
+      net::netif_rx_flags(item.meta) | (headroom != 0 ? protocol::kRxfExtraInfo : 0));
   const platform::DomId frontend = setup_.frontend_domid;
   const ForwardDescriptor* frame =
       item.kind == RxItem::Kind::kForward ? &rx_descriptors_[item.slot] : nullptr;
@@ -291,6 +306,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   // The sender's queue checked the frame's first bytes and sent them along:
   // they come from the descriptor, only the rest from the sender's grants.
   const std::uint16_t header_length = frame != nullptr ? frame->header_length : 0;
+  std::uint16_t header_copied = 0;
   std::uint32_t source_offset = header_length;
   std::uint32_t position = 0;
   std::uint32_t remaining = item.length;
@@ -307,12 +323,16 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
 
   for (std::uint32_t s = 0; s < data_slots; ++s) {
     const protocol::RxRequest request = rx_staging_[rx_head_++];
+    // The first slot's data starts after the headroom; the response says
+    // where (netfront also takes it from the XDP extra), `status` is the
+    // data's length.
+    const std::uint16_t start = s == 0 ? headroom : 0;
     const auto chunk =
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kPageSize));
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kPageSize - start));
     remaining -= chunk;
     protocol::RxResponse response{};
     response.id = request.id;
-    response.offset = 0;
+    response.offset = start;
     response.flags = static_cast<std::uint16_t>((s == 0 ? first_flags : 0) |
                                                 (remaining != 0 ? protocol::kRxfMoreData : 0));
     response.status = static_cast<std::int16_t>(chunk);
@@ -321,7 +341,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
     if (frame == nullptr) {
       platform::GrantCopySegment segment{};
       segment.source.virt = rx_buffer(item.slot) + position;
-      segment.dest.foreign = {request.gref, 0, frontend};
+      segment.dest.foreign = {request.gref, start, frontend};
       segment.len = chunk;
       segment.flags = platform::kCopyDestGref;
       add_segment(segment, response_index);
@@ -329,14 +349,19 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
       // Both sides foreign: the hypervisor copies from the sender's granted
       // page straight into this guest's posted page.
       std::uint16_t filled = 0;
-      if (s == 0 && header_length != 0) {
+      // A large headroom leaves less than the header in the first slot.
+      if (header_copied < header_length) {
+        const auto len = static_cast<std::uint16_t>(
+            std::min<std::uint32_t>(header_length - header_copied, chunk));
         platform::GrantCopySegment segment{};
-        segment.source.virt = rx_descriptors_[item.slot].header.data();  // only read
-        segment.dest.foreign = {request.gref, 0, frontend};
-        segment.len = header_length;
+        segment.source.virt =
+            rx_descriptors_[item.slot].header.data() + header_copied;  // only read
+        segment.dest.foreign = {request.gref, start, frontend};
+        segment.len = len;
         segment.flags = platform::kCopyDestGref;
         add_segment(segment, response_index);
-        filled = header_length;
+        filled = len;
+        header_copied = static_cast<std::uint16_t>(header_copied + len);
       }
       while (filled < chunk && source_slot < frame->slot_count) {
         const ForwardSlot& source = frame->slots[source_slot];
@@ -352,7 +377,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
         segment.source.foreign = {source.gref,
                                   static_cast<std::uint16_t>(source.offset + source_offset),
                                   frame->sender_domid};
-        segment.dest.foreign = {request.gref, filled, frontend};
+        segment.dest.foreign = {request.gref, static_cast<std::uint16_t>(start + filled), frontend};
         segment.len = len;
         segment.flags = platform::kCopySourceGref | platform::kCopyDestGref;
         add_segment(segment, response_index);
@@ -362,17 +387,31 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
     }
     position += chunk;
 
-    if (s == 0 && gso) {
-      // The GSO extra goes in the slot after the first data slot (rx.c:
-      // "extras must go after the first data slot"); it uses up a request.
-      // The request's buffer is not written; netfront recycles it.
+    // The extras go in the slots after the first data slot (rx.c: "extras
+    // must go after the first data slot"), in type order as netback sends
+    // them; each uses up a request whose buffer is not written (netfront
+    // recycles it).
+    const auto push_extra = [&](protocol::ExtraInfo extra) {
       ++rx_head_;
-      protocol::ExtraInfo extra{};
-      net::fill_gso_extra(item.meta, extra);
       protocol::RxResponse as_response{};
       static_assert(sizeof(extra) == sizeof(as_response));
       std::memcpy(&as_response, &extra, sizeof(extra));
       push_response(as_response);
+    };
+    if (s == 0 && gso) {
+      protocol::ExtraInfo extra{};
+      net::fill_gso_extra(item.meta, extra);
+      if (headroom != 0) {
+        extra.flags |= protocol::kExtraFlagMore;
+      }
+      push_extra(extra);
+    }
+    if (s == 0 && headroom != 0) {
+      // Linux netfront reads the first slot's offset from here.
+      protocol::ExtraInfo extra{};
+      extra.type = protocol::kExtraTypeXdp;
+      extra.u.pad[0] = headroom;  // u.xdp.headroom in Linux's netif.h
+      push_extra(extra);
     }
   }
 }
@@ -494,11 +533,22 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
   std::uint32_t segments = 0;
   while (rx_backlog_count_ != 0 && deliveries < rx_deliveries_.size()) {
     const RxItem& item = rx_backlog_[rx_backlog_head_];
+    // The frontend may have asked for more headroom since the frame came.
+    DropReason reason{};
+    if (!rx_accepts(item, reason)) {
+      const RxItem dropped = rx_backlog_pop();
+      counters_.drop(reason);
+      rx_release(dropped, ForwardResult::kDropped);
+      continue;
+    }
     const std::uint32_t needed = rx_slots_needed(item);
+    const std::uint32_t data_slots = rx_data_slots(item.length);
+    // A forwarded frame: per slot, its share of the header copy and of the
+    // sender's slots; each header byte and source slot boundary splits once.
     const std::uint32_t max_segments =
         item.kind == RxItem::Kind::kForward
-            ? data_slots_for(item.length) + rx_descriptors_[item.slot].slot_count + 1
-            : data_slots_for(item.length);
+            ? 2 * data_slots + rx_descriptors_[item.slot].slot_count + 1
+            : data_slots;
     if (segments + max_segments > rx_segments_.size() ||
         responses + needed > rx_responses_.size()) {
       break;

@@ -46,6 +46,10 @@ const QueueSetup& validated(const QueueSetup& setup) {
   if (setup.rx_backlog_frames == 0 || setup.rx_backlog_frames > 4096) {
     fail("rx_backlog_frames " + std::to_string(setup.rx_backlog_frames) + " outside 1..4096");
   }
+  if (setup.features.xdp_headroom >= protocol::kPageSize) {
+    fail("xdp_headroom " + std::to_string(setup.features.xdp_headroom) +
+         " leaves no room for data in a page");
+  }
   if (setup.rx_stall_timeout.count() <= 0) fail("rx_stall_timeout must be positive");
   if (setup.rx_drain_timeout.count() <= 0) fail("rx_drain_timeout must be positive");
   if (setup.rx_backlog_bytes == 0) fail("rx_backlog_bytes must be positive");
@@ -144,6 +148,7 @@ QueueEngine::QueueEngine(QueueSetup setup)
   rx_completion_batch_.reserve(rx_completions_.capacity());
   frontend_offloads_ = {features.csum_ipv4, features.csum_ipv6, features.gso_tcpv4,
                         features.gso_tcpv6};
+  rx_headroom_ = features.xdp_headroom;
 
   if (setup_.network_switch != nullptr) {
     endpoint_ = std::make_shared<SwitchEndpoint>(

@@ -194,6 +194,8 @@ class QueueEngine {
   void rx_ingest_switch() noexcept;
   void rx_ingest_tap() noexcept;
   bool rx_accepts(const RxItem& item, DropReason& reason) const noexcept;
+  // Data slots of a frame of `length` bytes after rx_headroom_.
+  std::uint32_t rx_data_slots(std::uint32_t length) const noexcept;
   std::uint32_t rx_slots_needed(const RxItem& item) const noexcept;
   bool rx_take_requests(std::size_t needed) noexcept;
   void rx_deliver(Clock::time_point now) noexcept;
@@ -289,6 +291,9 @@ class QueueEngine {
   std::optional<Clock::time_point> rx_blocked_since_;
   bool rx_stalled_ = false;
   net::PeerOffloads frontend_offloads_{};
+  // Bytes left free in front of each frame's data in its first RX slot
+  // (xdp-headroom), taken from the setup at the start of each turn.
+  std::uint16_t rx_headroom_ = 0;
   // One captured frame's copy from the sender's grants into a capture slot.
   std::array<platform::GrantCopySegment, kMaxTxDataSlots> capture_segments_{};
 
