@@ -60,14 +60,18 @@ bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexc
 void QueueEngine::rx_release(const RxItem& item, ForwardResult result) noexcept {
   if (item.kind == RxItem::Kind::kForward) {
     const ForwardDescriptor& frame = rx_descriptors_[item.slot];
-    if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+    if (rx_completions_.size() == rx_completions_.capacity()) {
+      rx_post_completions();
+    }
     rx_completions_.push_back({frame.sender, {frame.handle, result}});
   }
   rx_free_slots_.push_back(item.slot);
 }
 
 bool QueueEngine::rx_backlog_room(std::uint32_t length) const noexcept {
-  if (rx_stalled_ || rx_backlog_count_ == rx_backlog_.size()) return false;
+  if (rx_stalled_ || rx_backlog_count_ == rx_backlog_.size()) {
+    return false;
+  }
   return rx_backlog_count_ == 0 || rx_backlog_bytes_ + length <= setup_.rx_backlog_bytes;
 }
 
@@ -107,10 +111,14 @@ void QueueEngine::rx_post_completions() noexcept {
   // One wake-up per sender and batch: group the completions by sender.
   for (std::size_t i = 0; i < rx_completions_.size(); ++i) {
     SwitchEndpoint* sender = rx_completions_[i].first;
-    if (sender == nullptr) continue;
+    if (sender == nullptr) {
+      continue;
+    }
     rx_completion_batch_.clear();
     for (std::size_t j = i; j < rx_completions_.size(); ++j) {
-      if (rx_completions_[j].first != sender) continue;
+      if (rx_completions_[j].first != sender) {
+        continue;
+      }
       rx_completion_batch_.push_back(rx_completions_[j].second);
       rx_completions_[j].first = nullptr;
     }
@@ -164,7 +172,9 @@ void QueueEngine::rx_ingest() noexcept {
 }
 
 void QueueEngine::rx_ingest_switch() noexcept {
-  if (!endpoint_) return;
+  if (!endpoint_) {
+    return;
+  }
   ForwardDescriptor discard;
   // Bounded by what the inbox can hold, so a flood of senders cannot keep
   // this thread from its own rings.
@@ -172,15 +182,21 @@ void QueueEngine::rx_ingest_switch() noexcept {
     // A free descriptor exists whenever the backlog has a free place.
     const bool room = !failed() && !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
     if (!room) {
-      if (!endpoint_->pop_frame(discard)) break;
+      if (!endpoint_->pop_frame(discard)) {
+        break;
+      }
       counters_.drop(failed() ? DropReason::kRxPortStopped : DropReason::kRxNoBuffers);
-      if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+      if (rx_completions_.size() == rx_completions_.capacity()) {
+        rx_post_completions();
+      }
       rx_completions_.push_back({discard.sender, {discard.handle, ForwardResult::kDropped}});
       continue;
     }
     const std::uint32_t slot = rx_free_slots_.back();
     ForwardDescriptor& frame = rx_descriptors_[slot];
-    if (!endpoint_->pop_frame(frame)) break;
+    if (!endpoint_->pop_frame(frame)) {
+      break;
+    }
     rx_free_slots_.pop_back();
     RxItem item{RxItem::Kind::kForward, slot, frame.length, frame.meta, frame.sent};
     DropReason reason{};
@@ -199,7 +215,9 @@ void QueueEngine::rx_ingest_switch() noexcept {
 }
 
 void QueueEngine::rx_ingest_tap() noexcept {
-  if (setup_.tap_fd < 0 || failed()) return;
+  if (setup_.tap_fd < 0 || failed()) {
+    return;
+  }
   const auto scratch = static_cast<std::uint32_t>(rx_backlog_.size());
   const Clock::time_point now = Clock::now();
   for (std::size_t n = 0; n <= rx_backlog_.size(); ++n) {
@@ -210,7 +228,9 @@ void QueueEngine::rx_ingest_tap() noexcept {
     net::VirtioNetHdr header{};
     const std::span<std::uint8_t> buffer(rx_buffer(slot), rx_frame_capacity_);
     const net::TapIoResult read = net::tap_read(setup_.tap_fd, header, buffer);
-    if (read.status == net::TapIoStatus::kWouldBlock) break;
+    if (read.status == net::TapIoStatus::kWouldBlock) {
+      break;
+    }
     if (read.status == net::TapIoStatus::kError) {
       counters_.drop(DropReason::kRxTapError);
       if (log_limiter_.allow(now)) {
@@ -271,7 +291,9 @@ void QueueEngine::rx_ingest_tap() noexcept {
 }
 
 bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
-  if (rx_tail_ - rx_head_ >= needed) return true;
+  if (rx_tail_ - rx_head_ >= needed) {
+    return true;
+  }
   if (rx_head_ != 0) {
     std::copy(rx_staging_.begin() + static_cast<std::ptrdiff_t>(rx_head_),
               rx_staging_.begin() + static_cast<std::ptrdiff_t>(rx_tail_), rx_staging_.begin());
@@ -553,7 +575,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
         responses + needed > rx_responses_.size()) {
       break;
     }
-    if (!rx_take_requests(needed)) break;
+    if (!rx_take_requests(needed)) {
+      break;
+    }
     RxDelivery& delivery = rx_deliveries_[deliveries++];
     delivery = RxDelivery{item, responses, 0, segments, 0};
     rx_build(delivery);
@@ -573,7 +597,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
       const RxDelivery& delivery = rx_deliveries_[d];
       bool ok = true;
       for (std::uint32_t s = 0; s < delivery.segment_count; ++s) {
-        if (rx_segments_[delivery.first_segment + s].status != platform::kGntstOkay) ok = false;
+        if (rx_segments_[delivery.first_segment + s].status != platform::kGntstOkay) {
+          ok = false;
+        }
       }
       if (ok) {
         counters_.rx_packets.add();
@@ -601,7 +627,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     if (pushed != responses && log_limiter_.allow(now)) {
       log_->critical("{}: {} RX responses but {} owed", context_, responses, pushed);
     }
-    if (rx_.push_responses_and_check_notify()) notify_rx_ = true;
+    if (rx_.push_responses_and_check_notify()) {
+      notify_rx_ = true;
+    }
     counters_.batch(deliveries);
     rx_blocked_since_.reset();
   }
