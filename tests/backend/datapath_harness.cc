@@ -302,6 +302,9 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
     fatal_reason_ = reason;
     fatal_calls_.fetch_add(1);
   };
+  if (options.before_queue) {
+    options.before_queue();
+  }
   queue_ = std::make_unique<Queue>(std::move(setup));
   queue_->start();
 }

@@ -162,6 +162,10 @@ struct QueueOptions {
   std::shared_ptr<vifd::testing::GrantFaults> grant_faults{};
   // The RX headroom the control plane may change (QueueSetup.xdp_headroom).
   std::shared_ptr<const std::atomic<std::uint16_t>> xdp_headroom{};
+  // Called once the rings are mapped and the handles opened, right before
+  // the Queue is constructed (what the queue itself costs is measured from
+  // there).
+  std::function<void()> before_queue{};
 };
 
 // What the control plane does for one queue: map the rings, bind the

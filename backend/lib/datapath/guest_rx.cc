@@ -27,8 +27,54 @@ std::uint32_t data_slots_for(std::uint32_t length) noexcept {
 
 }  // namespace
 
-std::uint8_t* QueueEngine::rx_buffer(std::uint32_t slot) noexcept {
-  return rx_buffers_.get() + static_cast<std::size_t>(slot) * rx_frame_capacity_;
+std::uint8_t* QueueEngine::rx_buffer(std::uint32_t offset) noexcept {
+  return rx_pool_.get() + offset;
+}
+
+namespace {
+
+std::uint32_t pool_aligned(std::uint32_t length) noexcept {
+  constexpr auto kMask = static_cast<std::uint32_t>(kRxPoolAlignment - 1);
+  return (length + kMask) & ~kMask;
+}
+
+}  // namespace
+
+std::uint32_t QueueEngine::rx_pool_reserve() const noexcept {
+  // The pool's size guarantees the room (see the constructor); the
+  // alternative would be reading past it.
+  if (rx_pool_wrapped_) {
+    return rx_pool_tail_;  // free: [tail, head)
+  }
+  if (rx_pool_tail_ + rx_frame_capacity_ <= rx_pool_size_) {
+    return rx_pool_tail_;  // free: [tail, end)
+  }
+  return 0;  // free: [0, head)
+}
+
+void QueueEngine::rx_pool_commit(std::uint32_t offset, std::uint32_t length) noexcept {
+  if (rx_pool_frames_ == 0) {
+    rx_pool_head_ = offset;
+  } else if (offset == 0 && !rx_pool_wrapped_) {
+    rx_pool_wrapped_ = true;
+    rx_pool_wrap_end_ = rx_pool_tail_;
+  }
+  rx_pool_tail_ = offset + pool_aligned(length);
+  ++rx_pool_frames_;
+}
+
+void QueueEngine::rx_pool_release(const RxItem& item) noexcept {
+  // Frames leave in the order they came (the backlog is a queue).
+  if (--rx_pool_frames_ == 0) {
+    rx_pool_head_ = rx_pool_tail_ = rx_pool_wrap_end_ = 0;
+    rx_pool_wrapped_ = false;
+    return;
+  }
+  rx_pool_head_ = item.buffer + pool_aligned(item.length);
+  if (rx_pool_wrapped_ && rx_pool_head_ == rx_pool_wrap_end_) {
+    rx_pool_head_ = 0;
+    rx_pool_wrapped_ = false;
+  }
 }
 
 std::uint32_t QueueEngine::rx_data_slots(std::uint32_t length) const noexcept {
@@ -64,6 +110,8 @@ void QueueEngine::rx_release(const RxItem& item, ForwardResult result) noexcept 
       rx_post_completions();
     }
     rx_completions_.push_back({frame.sender, {frame.handle, result}});
+  } else {
+    rx_pool_release(item);
   }
   rx_free_slots_.push_back(item.slot);
 }
@@ -218,15 +266,15 @@ void QueueEngine::rx_ingest_tap() noexcept {
   if (setup_.tap_fd < 0 || failed()) {
     return;
   }
-  const auto scratch = static_cast<std::uint32_t>(rx_backlog_.size());
   const Clock::time_point now = Clock::now();
   for (std::size_t n = 0; n <= rx_backlog_.size(); ++n) {
-    // With no room the frame is still read (into the scratch buffer) and
-    // dropped: a guest that posts no buffers must not back up the host.
+    // With no room the frame is still read (into the pool's free bytes,
+    // not kept) and dropped: a guest that posts no buffers must not back up
+    // the host.
     const bool room = !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
-    const std::uint32_t slot = room ? rx_free_slots_.back() : scratch;
+    const std::uint32_t offset = rx_pool_reserve();
     net::VirtioNetHdr header{};
-    const std::span<std::uint8_t> buffer(rx_buffer(slot), rx_frame_capacity_);
+    const std::span<std::uint8_t> buffer(rx_buffer(offset), rx_frame_capacity_);
     const net::TapIoResult read = net::tap_read(setup_.tap_fd, header, buffer);
     if (read.status == net::TapIoStatus::kWouldBlock) {
       break;
@@ -252,7 +300,12 @@ void QueueEngine::rx_ingest_tap() noexcept {
       continue;
     }
     const std::span<std::uint8_t> frame = buffer.first(read.bytes);
-    RxItem item{RxItem::Kind::kTap, slot, static_cast<std::uint32_t>(read.bytes), {}, now};
+    RxItem item{RxItem::Kind::kTap,
+                rx_free_slots_.back(),
+                static_cast<std::uint32_t>(read.bytes),
+                {},
+                now,
+                offset};
     net::PacketStatus status = net::meta_from_virtio(header, item.meta);
     if (status == net::PacketStatus::kOk && frame.size() < kEthernetHeaderSize) {
       status = net::PacketStatus::kTruncated;
@@ -286,6 +339,7 @@ void QueueEngine::rx_ingest_tap() noexcept {
       continue;
     }
     rx_free_slots_.pop_back();
+    rx_pool_commit(offset, item.length);
     rx_backlog_push(item);
   }
 }
@@ -362,7 +416,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
 
     if (frame == nullptr) {
       platform::GrantCopySegment segment{};
-      segment.source.virt = rx_buffer(item.slot) + position;
+      segment.source.virt = rx_buffer(item.buffer) + position;
       segment.dest.foreign = {request.gref, start, frontend};
       segment.len = chunk;
       segment.flags = platform::kCopyDestGref;
@@ -558,6 +612,10 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     // The frontend may have asked for more headroom since the frame came.
     DropReason reason{};
     if (!rx_accepts(item, reason)) {
+      // After the frames ahead of it: the pool gives bytes back in order.
+      if (deliveries != 0) {
+        break;
+      }
       const RxItem dropped = rx_backlog_pop();
       counters_.drop(reason);
       rx_release(dropped, ForwardResult::kDropped);

@@ -251,8 +251,8 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
   credit_blocked_ = false;
   while (tx_head_ < tx_tail_) {
     const TxRequest& first = tx_staging_[tx_head_];
-    // Cannot trigger (a batch's bytes fit its slots' pages), but a batch must
-    // never write past the arena whatever the parser let through.
+    // The arena holds less than a ring of full pages: a batch of large
+    // packets ends where it is full, the rest waits for the next round.
     if (arena_used + first.size > tx_arena_size_) break;
     const bool was_waiting = credit_.waiting(now);
     if (!credit_.try_consume(first.size, now)) {
@@ -297,7 +297,7 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
   }
   tx_flush_responses();
   if (credit_blocked_) return false;
-  return tx_.pending_requests().count != 0;
+  return tx_head_ < tx_tail_ || tx_.pending_requests().count != 0;
 }
 
 void QueueEngine::tx_route(std::size_t work_count) noexcept {

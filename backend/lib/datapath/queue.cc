@@ -118,7 +118,7 @@ QueueEngine::QueueEngine(QueueSetup setup)
   // A resumed ring continues from the responses a previous vifd published.
   tx_staged_base_ = tx_.request_consumer();
   tx_unpublished_from_ = tx_.request_consumer();
-  tx_arena_size_ = tx_size * protocol::kPageSize;
+  tx_arena_size_ = std::min(tx_size * protocol::kPageSize, kTxArenaBytes);
   // Default-initialised: pages are only touched (made resident) when used.
   tx_arena_.reset(new std::uint8_t[tx_arena_size_]);
   tx_segments_.resize(tx_size);
@@ -129,7 +129,10 @@ QueueEngine::QueueEngine(QueueSetup setup)
     free_forwards_.push_back(static_cast<std::uint32_t>(i - 1));
   }
   tx_woken_.reserve(64);
-  receiver_slots_.resize(std::size_t{1} << (8 * sizeof(PortTag)));
+  // Only forwarded frames hold slots, and tags go up to kMaxPortTag.
+  if (setup_.network_switch != nullptr) {
+    receiver_slots_.resize(std::size_t{kMaxPortTag} + 1);
+  }
   // At least one packet of the most slots a packet may have, so a share
   // never refuses every frame.
   receiver_share_slots_ = std::max<std::size_t>(
@@ -150,7 +153,14 @@ QueueEngine::QueueEngine(QueueSetup setup)
                                         ? 65535 + 18
                                         : std::max<std::size_t>(features.mtu, 1500) + 18;
   rx_frame_capacity_ = largest_frame + 1;
-  rx_buffers_.reset(new std::uint8_t[(backlog + 1) * rx_frame_capacity_]);
+  // The frames in the backlog take at most rx_backlog_bytes, or one frame
+  // (an empty backlog admits any), plus alignment; with two frames' room
+  // besides, a frame's worth of contiguous bytes is always free (a bip
+  // buffer: what the end wastes at a wrap is less than a frame).
+  rx_pool_size_ = std::max(setup_.rx_backlog_bytes, rx_frame_capacity_) +
+                  backlog * kRxPoolAlignment + 2 * rx_frame_capacity_;
+  // Default-initialised: pages are only touched (made resident) when used.
+  rx_pool_.reset(new std::uint8_t[rx_pool_size_]);
   rx_descriptors_.resize(backlog);
   rx_deliveries_.resize(rx_size);
   rx_responses_.resize(rx_size);
