@@ -48,6 +48,9 @@ class RxPoolTest : public ::testing::Test {
   std::unique_ptr<BackendQueue> backend_;
 };
 
+constexpr std::size_t kSmallBacklog = std::size_t{16} * 1024;
+constexpr std::size_t kFloodBacklog = std::size_t{64} * 1024;
+
 // Sizes that do not divide the pool evenly, so wraps land mid-frame.
 std::size_t size_of(std::size_t i) {
   return 60 + (i * 2749) % 8900;
@@ -55,7 +58,7 @@ std::size_t size_of(std::size_t i) {
 
 TEST_F(RxPoolTest, MixedBurstsComeOutIntactAndInOrderAcrossWraps) {
   // A 16 KiB backlog: a pool of about 50 KiB, wrapped every few bursts.
-  start(16 * 1024);
+  start(kSmallBacklog);
   std::size_t sent = 0;
   std::vector<std::vector<std::uint8_t>> expected;
   std::vector<std::vector<std::uint8_t>> received;
@@ -63,7 +66,7 @@ TEST_F(RxPoolTest, MixedBurstsComeOutIntactAndInOrderAcrossWraps) {
     // At most 16 KiB per burst: the backlog takes every frame.
     std::size_t bytes = 0;
     std::vector<std::size_t> lengths;
-    while (bytes + size_of(sent) <= 16 * 1024) {
+    while (bytes + size_of(sent) <= kSmallBacklog) {
       expected.push_back(
           ethernet_frame(test_mac(1), test_mac(9), size_of(sent), static_cast<std::uint8_t>(sent)));
       ASSERT_TRUE(tap_.send_when_room(expected.back()));
@@ -85,12 +88,14 @@ TEST_F(RxPoolTest, MixedBurstsComeOutIntactAndInOrderAcrossWraps) {
   for (const auto& frame : expected) {
     total += frame.size();
   }
-  // The pool: 16 KiB, 256 * 64 bytes of alignment, two 9019-byte frames.
-  EXPECT_GT(total, std::size_t{5} * (16 * 1024 + 256 * 64 + 2 * 9019)) << "it wrapped";
+  // The pool: the backlog's bytes, 64 bytes of alignment for each of its
+  // 256 places, two 9019-byte frames.
+  constexpr std::size_t kPool = kSmallBacklog + std::size_t{256} * 64 + std::size_t{2} * 9019;
+  EXPECT_GT(total, 5 * kPool) << "it wrapped";
 }
 
 TEST_F(RxPoolTest, AFloodIsDroppedWithoutTouchingTheFramesThatWait) {
-  start(64 * 1024);
+  start(kFloodBacklog);
   // No buffers posted: the backlog keeps what its 64 KiB allow, the rest
   // is read into the pool's free bytes and dropped.
   std::vector<std::vector<std::uint8_t>> sent;
@@ -105,13 +110,14 @@ TEST_F(RxPoolTest, AFloodIsDroppedWithoutTouchingTheFramesThatWait) {
   std::vector<std::size_t> kept;
   std::size_t held = 0;
   for (std::size_t i = 0; i < sent.size(); ++i) {
-    if (kept.empty() || held + sent[i].size() <= 64 * 1024) {
+    if (kept.empty() || held + sent[i].size() <= kFloodBacklog) {
       kept.push_back(i);
       held += sent[i].size();
     }
   }
   EXPECT_EQ(stats().drop(DropReason::kRxNoBuffers), sent.size() - kept.size());
   std::vector<std::size_t> lengths;
+  lengths.reserve(kept.size());
   for (const std::size_t i : kept) {
     lengths.push_back(sent[i].size());
   }
