@@ -520,13 +520,17 @@ TEST(IgnoredBackendKeys, NamesWhatXlWroteThatVifdDoesNotDo) {
   EXPECT_EQ(ignored.keys[3].key, "type");
   EXPECT_EQ(ignored.keys[3].value, "vif_ioemu");
   EXPECT_EQ(ignored.keys[4].key, "vifname");
-  for (const auto& entry : ignored.keys) EXPECT_FALSE(entry.why.empty()) << entry.key;
+  for (const auto& entry : ignored.keys) {
+    EXPECT_FALSE(entry.why.empty()) << entry.key;
+  }
 }
 
 TEST(IgnoredBackendKeys, HostileNamesAndValuesAreEscapedAndBounded) {
   KeyMap keys;
   keys.emplace("evil\x1b[2J", std::string(1000, 'v') + "\x07");
-  for (int i = 0; i < 40; ++i) keys.emplace("unknown-" + std::to_string(100 + i), "1");
+  for (int i = 0; i < 40; ++i) {
+    keys.emplace("unknown-" + std::to_string(100 + i), "1");
+  }
   const auto ignored = ignored_backend_keys(keys);
   ASSERT_EQ(ignored.keys.size(), kMaxIgnoredKeys);
   EXPECT_EQ(ignored.more, 41U - kMaxIgnoredKeys);
