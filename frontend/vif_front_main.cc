@@ -23,6 +23,7 @@
 #include "common/net/tap_device.h"
 #include "common/platform/platform.h"
 #include "common/platform/select/platform_select.h"
+#include "common/protocol/sizes.h"
 #include "common/service/notify.h"
 #include "common/service/startup_check.h"
 #include "common/xenstore/client.h"
@@ -127,13 +128,17 @@ class Daemon {
       }
       if (front_.check_failed()) apply_link_state();
     }
+    std::uint64_t rx_headroom = 0;
+    for (std::size_t q = 0; q < front_.queue_count(); ++q) {
+      rx_headroom += front_.queue(q).stats().rx_headroom_packets;
+    }
     front_.close(kCloseGrace);
     tap_.destroy();
     const auto& stats = pump_.stats();
     spdlog::info(
-        "vif-front: closed; tap->ring {} ring->tap {} linearized {} drops: oversize {} "
-        "vnet-header {} tx-refused {} rx-offload {} tap-write {}",
-        stats.tap_to_ring, stats.ring_to_tap, stats.rx_linearized, stats.drop_oversize,
+        "vif-front: closed; tap->ring {} ring->tap {} linearized {} rx-headroom {} drops: "
+        "oversize {} vnet-header {} tx-refused {} rx-offload {} tap-write {}",
+        stats.tap_to_ring, stats.ring_to_tap, stats.rx_linearized, rx_headroom, stats.drop_oversize,
         stats.drop_bad_vnet_header, stats.drop_tx_refused, stats.drop_rx_offload,
         stats.drop_tap_write);
     return 0;
@@ -204,6 +209,10 @@ int main(int argc, char** argv) {
   app.add_option("--ifname", ifname, "TAP interface name (default eth<devid>)");
   app.add_option("--queues", options.queues, "queues to request (default 1)")
       ->check(CLI::Range(1, 16));
+  app.add_option("--xdp-headroom", options.features.xdp_headroom,
+                 "ask the backend for this many free bytes in front of each received packet, "
+                 "as Linux netfront does for XDP (xdp-headroom; default 0: none)")
+      ->check(CLI::Range(std::size_t{0}, vifd::protocol::kPageSize - 1));
   app.add_flag("-v,--verbose", verbose, "debug logging");
   app.add_option("--log-format", log_format,
                  "auto, plain or journal (syslog priority prefixes, no timestamp); auto picks "

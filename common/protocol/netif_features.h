@@ -3,6 +3,8 @@
 // data path.
 #pragma once
 
+#include <cstdint>
+
 namespace vifd::protocol {
 
 struct VifFeatures {
@@ -14,6 +16,9 @@ struct VifFeatures {
   bool rx_notify = true;           // frontend feature-rx-notify
   bool multicast_control = false;  // request-multicast-control at connect (see multicast_filter)
   unsigned mtu = 1500;
+  // Frontend xdp-headroom: bytes left free in front of each RX packet's data
+  // in its first slot (validated to leave room for data in the page).
+  std::uint16_t xdp_headroom = 0;
 };
 
 }  // namespace vifd::protocol

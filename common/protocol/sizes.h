@@ -25,4 +25,8 @@ inline constexpr std::uint32_t kMinMtu = 68;
 // largest MTU either end may advertise.
 inline constexpr std::uint32_t kMaxMtu = 65535 - kEthHeaderLen;
 
+// The largest `xdp-headroom` a frontend may ask for (netif.h's
+// XEN_NETIF_MAX_XDP_HEADROOM, Linux 5.9).
+inline constexpr std::uint16_t kMaxXdpHeadroom = 0x7FFF;
+
 }  // namespace vifd::protocol

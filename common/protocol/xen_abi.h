@@ -150,6 +150,11 @@ inline constexpr std::uint8_t kExtraTypeHash = XEN_NETIF_EXTRA_TYPE_HASH;
 // One past the largest valid type: a type >= this is a malformed slot.
 inline constexpr std::uint8_t kExtraTypeMax = XEN_NETIF_EXTRA_TYPE_MAX;
 inline constexpr std::uint8_t kExtraFlagMore = XEN_NETIF_EXTRA_FLAG_MORE;
+// RX headroom for XDP (Linux 5.9's netif.h; the Xen 4.17 header Debian ships
+// predates it): the backend announces the headroom of a packet in an extra of
+// this type, its first u16 (u.xdp.headroom, where the older union has
+// u.pad[0]). kExtraTypeMax above is one past HASH and so excludes it.
+inline constexpr std::uint8_t kExtraTypeXdp = XEN_NETIF_EXTRA_TYPE_HASH + 1;
 
 inline constexpr std::uint8_t kGsoTypeNone = XEN_NETIF_GSO_TYPE_NONE;
 inline constexpr std::uint8_t kGsoTypeTcpv4 = XEN_NETIF_GSO_TYPE_TCPV4;

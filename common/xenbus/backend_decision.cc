@@ -136,6 +136,15 @@ BackendActions decide(const BackendView& view) {
   }
   react_to_frontend(actions, view);
   actions.refresh_multicast_control = view.ours == XenbusState::kConnected && !actions.target;
+  if (actions.refresh_multicast_control) {
+    const bool reconfiguring = view.frontend == XenbusState::kReconfiguring;
+    const bool answered = view.last_written == XenbusState::kReconfigured;
+    if (reconfiguring && !answered) {
+      actions.publish_while_connected = XenbusState::kReconfigured;
+    } else if (!reconfiguring && answered) {
+      actions.publish_while_connected = XenbusState::kConnected;
+    }
+  }
   return actions;
 }
 

@@ -21,6 +21,10 @@
 //                         +---------- Closed
 //     (frontend moves back to Initialising/InitWait, online)
 //
+// While Connected the backend may publish Reconfigured and then Connected
+// again without leaving Connected (BackendActions::publish_while_connected):
+// the frontend's Reconfiguring handshake, nothing torn down.
+//
 // The host port (TAP) stays in Closed for the frontend's next attempt while
 // the device is online and the guest's domain lives; it goes when the
 // toolstack sets online=0, the frontend directory vanishes, or the
@@ -121,8 +125,17 @@ struct BackendActions {
   std::optional<protocol::XenbusState> target;
   // Then remove the host port (TAP): the device is going away.
   bool remove_host_port = false;
-  // Still connected: follow the frontend's request-multicast-control.
+  // Still connected: follow the frontend's request-multicast-control (and
+  // xdp-headroom, the other key it may change while connected).
   bool refresh_multicast_control = false;
+  // Still connected, after the refresh: write this `state` without leaving
+  // Connected. Reconfigured answers a frontend in Reconfiguring (Linux
+  // netfront attaching or removing an XDP program: it rewrote xdp-headroom
+  // and waits for Reconfigured, as netback's frontend_changed() switches to
+  // it after reading the key again); Connected is written back once the
+  // frontend is no longer Reconfiguring (netback leaves Reconfigured
+  // published; vifd keeps `state` saying what it is).
+  std::optional<protocol::XenbusState> publish_while_connected;
   // A new attempt is due but paced (BackendView::reconnect_paced): decide
   // again once the pacing allows. The frontend's move is left unseen so that
   // it still counts then.

@@ -56,6 +56,8 @@ inline constexpr std::string_view kFeatureDynamicMulticastControl =
     "feature-dynamic-multicast-control";
 inline constexpr std::string_view kFeatureCtrlRing = "feature-ctrl-ring";
 inline constexpr std::string_view kMultiQueueMaxQueues = "multi-queue-max-queues";
+// The backend honours the frontend's xdp-headroom (Linux netback since 5.9).
+inline constexpr std::string_view kFeatureXdpHeadroom = "feature-xdp-headroom";
 
 // Frontend directory, written by the frontend: what it takes, and its rings.
 inline constexpr std::string_view kRequestRxCopy = "request-rx-copy";

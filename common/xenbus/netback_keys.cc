@@ -164,6 +164,7 @@ std::vector<std::pair<std::string, std::string>> backend_advertised_features(uns
       entry(key::kFeatureDynamicMulticastControl, "1"),
       entry(key::kFeatureCtrlRing, "1"),
       entry(key::kMultiQueueMaxQueues, std::to_string(max_queues)),
+      entry(key::kFeatureXdpHeadroom, "1"),
   };
 }
 
@@ -206,6 +207,7 @@ FrontendConnection parse_frontend_connection(const KeyReader& frontend, unsigned
   features.csum_ipv4 = !read_flag(frontend, key::kFeatureNoCsumOffload, false);
   features.csum_ipv6 = read_flag(frontend, key::kFeatureIpv6CsumOffload, false);
   features.multicast_control = read_flag(frontend, key::kRequestMulticastControl, false);
+  features.xdp_headroom = frontend_xdp_headroom(frontend).value();
   // As Linux's xenvif_fix_features(): without scatter-gather a packet must
   // fit one RX slot, so the MTU is capped to a plain Ethernet payload.
   features.mtu = features.sg ? mtu : std::min(mtu, kMtuWithoutSg);
@@ -237,6 +239,23 @@ protocol::Result<bool> frontend_requests_multicast_control(const KeyReader& fron
     return false;
   }
   return protocol::parse_bool(key::kRequestMulticastControl, *text);
+}
+
+protocol::Result<std::uint16_t> frontend_xdp_headroom(const KeyReader& frontend) {
+  const auto text = frontend(key::kXdpHeadroom);
+  if (!text) {
+    return std::uint16_t{0};
+  }
+  const auto parsed = protocol::parse_uint(key::kXdpHeadroom, *text, 0, protocol::kMaxXdpHeadroom);
+  if (!parsed) {
+    return parsed.error();
+  }
+  if (parsed.value() > kMaxServedXdpHeadroom) {
+    return ParseError{std::string(key::kXdpHeadroom), *text,
+                      fmt::format("leaves no room for data in a {}-byte RX slot (at most {})",
+                                  protocol::kPageSize, kMaxServedXdpHeadroom)};
+  }
+  return static_cast<std::uint16_t>(parsed.value());
 }
 
 }  // namespace vifd::xenbus

@@ -107,6 +107,17 @@ bool frontend_published_rings(const KeyReader& frontend);
 // The keys frontend_published_rings() reads.
 std::vector<std::string> frontend_published_ring_keys();
 
+// The largest xdp-headroom vifd serves. netif.h allows up to
+// protocol::kMaxXdpHeadroom (0x7FFF), but the headroom goes in front of the
+// data in the first RX slot, a 4 KiB page, which must still carry data;
+// Linux netfront asks for 256 (XDP_PACKET_HEADROOM).
+inline constexpr unsigned kMaxServedXdpHeadroom = protocol::kPageSize - 1;
+
+// The frontend's xdp-headroom, read at connect and again while connected
+// (Linux netfront rewrites it when an XDP program is attached or removed);
+// absent reads as 0. Above kMaxServedXdpHeadroom is an error naming the key.
+protocol::Result<std::uint16_t> frontend_xdp_headroom(const KeyReader& frontend);
+
 // Validates the frontend's connect keys. `max_queues` is what we advertised
 // in multi-queue-max-queues; `mtu` comes from the backend config. Throws
 // XenstoreValueError naming the offending key.

@@ -78,6 +78,7 @@ BackendOffer parse_backend_offer(const KeyReader& read, std::string_view dir) {
   offer.ipv6_csum_offload = read_flag(read, dir, key::kFeatureIpv6CsumOffload);
   offer.split_event_channels = read_flag(read, dir, key::kFeatureSplitEventChannels);
   offer.rx_notify = read_flag(read, dir, key::kFeatureRxNotify);
+  offer.xdp_headroom = read_flag(read, dir, key::kFeatureXdpHeadroom);
   if (const auto max = read(key::kMultiQueueMaxQueues)) {
     offer.has_max_queues = true;
     offer.max_queues = static_cast<unsigned>(
@@ -123,6 +124,9 @@ std::vector<std::pair<std::string, std::string>> connect_keys(
   keys.emplace_back(key::kFeatureGsoTcpv4, flag(features.gso_tcpv4));
   keys.emplace_back(key::kFeatureGsoTcpv6, flag(features.gso_tcpv6));
   keys.emplace_back(key::kFeatureIpv6CsumOffload, flag(features.ipv6_csum_offload));
+  if (features.xdp_headroom != 0) {
+    keys.emplace_back(key::kXdpHeadroom, std::to_string(features.xdp_headroom));
+  }
   return keys;
 }
 
@@ -132,7 +136,8 @@ std::vector<std::string> all_connect_key_roots() {
           std::string(key::kEventChannelTx),      std::string(key::kEventChannelRx),
           std::string(key::kRequestRxCopy),       std::string(key::kFeatureRxNotify),
           std::string(key::kFeatureSg),           std::string(key::kFeatureGsoTcpv4),
-          std::string(key::kFeatureGsoTcpv6),     std::string(key::kFeatureIpv6CsumOffload)};
+          std::string(key::kFeatureGsoTcpv6),     std::string(key::kFeatureIpv6CsumOffload),
+          std::string(key::kXdpHeadroom)};
 }
 
 bool is_queue_directory(std::string_view child) {

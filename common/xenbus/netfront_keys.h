@@ -9,6 +9,7 @@
 // keys get the same treatment as a frontend's keys get in vifd.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,7 @@ struct BackendOffer {
   bool ipv6_csum_offload = false;     // feature-ipv6-csum-offload
   bool split_event_channels = false;  // feature-split-event-channels
   bool rx_notify = false;             // feature-rx-notify
+  bool xdp_headroom = false;          // feature-xdp-headroom: honours xdp-headroom
   bool has_max_queues = false;        // multi-queue-max-queues present
   unsigned max_queues = 1;            // multi-queue-max-queues, 1 when absent
 };
@@ -85,6 +87,10 @@ struct FrontendFeatures {
   bool gso_tcpv4 = true;
   bool gso_tcpv6 = true;
   bool ipv6_csum_offload = true;
+  // Bytes the backend is asked to leave free in front of each RX packet
+  // (xdp-headroom, what Linux netfront writes when an XDP program runs);
+  // 0 writes no key. Only for a backend offering feature-xdp-headroom.
+  std::uint16_t xdp_headroom = 0;
 };
 
 // Every key/value pair of a connect, relative to the frontend directory, in

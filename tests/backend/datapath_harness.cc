@@ -238,8 +238,10 @@ std::vector<std::vector<std::uint8_t>> TestFrontend::frames_of(
   bool in_frame = false;
   bool extra_next = false;
   for (const RxResponse& response : responses) {
-    if (extra_next) {  // the slot after a first slot with extra_info
-      extra_next = false;
+    if (extra_next) {  // the slots after a first slot with extra_info
+      protocol::ExtraInfo extra{};
+      std::memcpy(&extra, &response, sizeof(extra));
+      extra_next = (extra.flags & protocol::kExtraFlagMore) != 0;
       continue;
     }
     if (!in_frame) {
@@ -294,11 +296,15 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.switch_receiver_share_percent = options.switch_receiver_share_percent;
   setup.spurious_event_backoff_max = options.spurious_event_backoff_max;
   setup.resume = options.resume;
+  setup.xdp_headroom = options.xdp_headroom;
   setup.on_fatal_error = [this](const std::string& reason) {
     std::lock_guard lock(reason_mutex_);
     fatal_reason_ = reason;
     fatal_calls_.fetch_add(1);
   };
+  if (options.before_queue) {
+    options.before_queue();
+  }
   queue_ = std::make_unique<Queue>(std::move(setup));
   queue_->start();
 }

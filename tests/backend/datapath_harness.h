@@ -110,7 +110,8 @@ class TestFrontend {
   std::vector<protocol::RxResponse> wait_rx_responses(std::size_t count);
   // The RX page of the request with this id.
   const std::uint8_t* rx_page(std::uint16_t id) const;
-  // Reassembles the frames in a run of RX responses (extra slots skipped).
+  // Reassembles the frames in a run of RX responses (extra slots, chained
+  // by their MORE flag, skipped).
   std::vector<std::vector<std::uint8_t>> frames_of(
       std::span<const protocol::RxResponse> responses) const;
 
@@ -159,6 +160,12 @@ struct QueueOptions {
   bool resume = false;
   // When set, the queue's grant table fails what this plan says.
   std::shared_ptr<vifd::testing::GrantFaults> grant_faults{};
+  // The RX headroom the control plane may change (QueueSetup.xdp_headroom).
+  std::shared_ptr<const std::atomic<std::uint16_t>> xdp_headroom{};
+  // Called once the rings are mapped and the handles opened, right before
+  // the Queue is constructed (what the queue itself costs is measured from
+  // there).
+  std::function<void()> before_queue{};
 };
 
 // What the control plane does for one queue: map the rings, bind the

@@ -695,6 +695,38 @@ TEST_F(NetfrontHostileTest, RxBadExtraTypesDropOnlyThoseFrames) {
   EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U) << "every page re-posted";
 }
 
+TEST_F(NetfrontHostileTest, RxXdpExtraMustNameTheFirstSlotsOffset) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  const auto xdp_extra = [](std::uint16_t headroom) {
+    protocol::ExtraInfo extra{};
+    extra.type = protocol::kExtraTypeXdp;
+    extra.u.pad[0] = headroom;
+    return std::bit_cast<protocol::RxResponse>(extra);
+  };
+  // Data at 256 announced as 256: delivered from there. Data at 0
+  // announced as 256: the frame is dropped as a bad extra.
+  const auto requests = backend_->take_rx(0, 4);
+  const auto payload = pattern(60, 3);
+  backend_->copy_to_guest(requests[0].gref, 256, payload);
+  backend_->respond_rx(0,
+                       {rx_slot(requests[0].id, 60, protocol::kRxfExtraInfo, 256), xdp_extra(256),
+                        rx_slot(requests[2].id, 60, protocol::kRxfExtraInfo, 0), xdp_extra(256)});
+  std::vector<std::vector<std::uint8_t>> received;
+  EXPECT_FALSE(queue
+                   .poll([&](const RxFrame& rx) {
+                     ASSERT_EQ(rx.segments.size(), 1U);
+                     received.emplace_back(rx.segments[0].begin(), rx.segments[0].end());
+                   })
+                   .failed);
+  ASSERT_EQ(received.size(), 1U);
+  EXPECT_EQ(received[0], payload);
+  EXPECT_EQ(queue.stats().rx_headroom_packets, 1U);
+  EXPECT_EQ(queue.stats().rx_bad_extra, 1U);
+  EXPECT_EQ(queue.stats().rx_dropped, 1U);
+  EXPECT_TRUE(front->connected());
+}
+
 TEST_F(NetfrontHostileTest, RxFrameAbove64KiBIsDroppedAndCounted) {
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);

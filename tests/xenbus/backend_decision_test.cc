@@ -152,6 +152,19 @@ std::string violation(const BackendView& v, const BackendActions& a) {
       (a.target || a.failed || a.remove_host_port)) {
     return "Reconfiguring moves the backend";
   }
+  std::optional<XenbusState> publish;
+  if (v.ours == S::kConnected && end == S::kConnected) {
+    const bool answered = v.last_written == S::kReconfigured;
+    if (v.frontend == S::kReconfiguring && !answered) {
+      publish = S::kReconfigured;
+    } else if (v.frontend != S::kReconfiguring && answered) {
+      publish = S::kConnected;
+    }
+  }
+  if (a.publish_while_connected != publish) {
+    return "Reconfiguring not answered exactly once while connected (or Connected not "
+           "published back)";
+  }
   return "";
 }
 
@@ -238,6 +251,30 @@ BackendActions with(const std::function<void(BackendActions&)>& set) {
 TEST(BackendDecision, ConnectedStaysConnectedAndFollowsMulticast) {
   EXPECT_EQ(decide(connected()),
             with([](BackendActions& a) { a.refresh_multicast_control = true; }));
+}
+
+TEST(BackendDecision, ReconfiguringIsAnsweredWhileStayingConnected) {
+  // Linux netfront attaching an XDP program: Reconfiguring, xdp-headroom
+  // rewritten; the backend reads it again and says Reconfigured.
+  BackendView v = connected();
+  v.frontend = S::kReconfiguring;
+  EXPECT_EQ(decide(v), with([](BackendActions& a) {
+              a.frontend_seen = S::kReconfiguring;
+              a.refresh_multicast_control = true;
+              a.publish_while_connected = S::kReconfigured;
+            }));
+  // Our own write fires the watch again: nothing more to do.
+  v.frontend_seen = S::kReconfiguring;
+  v.published = S::kReconfigured;
+  v.last_written = S::kReconfigured;
+  EXPECT_EQ(decide(v), with([](BackendActions& a) { a.refresh_multicast_control = true; }));
+  // Back to Connected: so is `state`.
+  v.frontend = S::kConnected;
+  EXPECT_EQ(decide(v), with([](BackendActions& a) {
+              a.frontend_seen = S::kConnected;
+              a.refresh_multicast_control = true;
+              a.publish_while_connected = S::kConnected;
+            }));
 }
 
 TEST(BackendDecision, FrontendConnectsWhenTheRingsAreThere) {

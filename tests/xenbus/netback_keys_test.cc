@@ -184,7 +184,7 @@ TEST(NetbackBackendConfig, AdvertisedFeatures) {
   for (const auto name :
        {key::kFeatureSg, key::kFeatureGsoTcpv4, key::kFeatureGsoTcpv6, key::kFeatureIpv6CsumOffload,
         key::kFeatureRxCopy, key::kFeatureSplitEventChannels, key::kFeatureMulticastControl,
-        key::kFeatureDynamicMulticastControl, key::kFeatureCtrlRing}) {
+        key::kFeatureDynamicMulticastControl, key::kFeatureCtrlRing, key::kFeatureXdpHeadroom}) {
     EXPECT_EQ(map_reader(keys)(name), std::optional<std::string>("1")) << name;
   }
   EXPECT_EQ(map_reader(keys)(key::kFeatureRxFlip), std::optional<std::string>("0"));
@@ -353,6 +353,11 @@ TEST(NetbackFrontendConnection, EveryHostileValueNamesItsKey) {
       {k(key::kEventChannelTx), "6", k(key::kEventChannelRx)},
       {k(key::kCtrlRingRef), "12", k(key::kEventChannelCtrl)},
       {k(key::kEventChannelCtrl), "13", k(key::kCtrlRingRef)},
+      {k(key::kXdpHeadroom), "-1", k(key::kXdpHeadroom)},
+      {k(key::kXdpHeadroom), "0x100", k(key::kXdpHeadroom)},
+      {k(key::kXdpHeadroom), "4096", k(key::kXdpHeadroom)},   // no room left for data
+      {k(key::kXdpHeadroom), "32768", k(key::kXdpHeadroom)},  // above XEN_NETIF_MAX_XDP_HEADROOM
+      {k(key::kXdpHeadroom), "", k(key::kXdpHeadroom)},
   };
   for (const auto name :
        {key::kFeatureSg, key::kFeatureGsoTcpv4, key::kFeatureGsoTcpv6, key::kFeatureNoCsumOffload,
@@ -435,6 +440,22 @@ TEST(NetbackFrontendConnection, MulticastRequest) {
   EXPECT_EQ(bad.error().key, k(key::kRequestMulticastControl));
 }
 
+TEST(NetbackFrontendConnection, XdpHeadroom) {
+  KeyMap keys = minimal_frontend();
+  EXPECT_EQ(parse_frontend_connection(map_reader(keys), 4, 1500).features.xdp_headroom, 0);
+  EXPECT_EQ(frontend_xdp_headroom(map_reader(keys)).value(), 0);
+  keys.emplace(k(key::kXdpHeadroom), "256");  // what Linux netfront writes with XDP on
+  EXPECT_EQ(parse_frontend_connection(map_reader(keys), 4, 1500).features.xdp_headroom, 256);
+  keys.insert_or_assign(k(key::kXdpHeadroom), std::to_string(kMaxServedXdpHeadroom));
+  EXPECT_EQ(frontend_xdp_headroom(map_reader(keys)).value(), kMaxServedXdpHeadroom);
+  keys.insert_or_assign(k(key::kXdpHeadroom), "32767");
+  const auto bad = frontend_xdp_headroom(map_reader(keys));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().key, k(key::kXdpHeadroom));
+  EXPECT_NE(bad.error().message().find("no room for data"), std::string::npos)
+      << bad.error().message();
+}
+
 // ---- state, online, hotplug-status -------------------------------------------
 
 TEST(XenbusStateKeys, State) {
@@ -499,13 +520,17 @@ TEST(IgnoredBackendKeys, NamesWhatXlWroteThatVifdDoesNotDo) {
   EXPECT_EQ(ignored.keys[3].key, "type");
   EXPECT_EQ(ignored.keys[3].value, "vif_ioemu");
   EXPECT_EQ(ignored.keys[4].key, "vifname");
-  for (const auto& entry : ignored.keys) EXPECT_FALSE(entry.why.empty()) << entry.key;
+  for (const auto& entry : ignored.keys) {
+    EXPECT_FALSE(entry.why.empty()) << entry.key;
+  }
 }
 
 TEST(IgnoredBackendKeys, HostileNamesAndValuesAreEscapedAndBounded) {
   KeyMap keys;
   keys.emplace("evil\x1b[2J", std::string(1000, 'v') + "\x07");
-  for (int i = 0; i < 40; ++i) keys.emplace("unknown-" + std::to_string(100 + i), "1");
+  for (int i = 0; i < 40; ++i) {
+    keys.emplace("unknown-" + std::to_string(100 + i), "1");
+  }
   const auto ignored = ignored_backend_keys(keys);
   ASSERT_EQ(ignored.keys.size(), kMaxIgnoredKeys);
   EXPECT_EQ(ignored.more, 41U - kMaxIgnoredKeys);

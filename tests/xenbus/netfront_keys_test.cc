@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -162,6 +163,7 @@ TEST(BackendOffer, EveryFlagIsReadFromItsOwnKey) {
       {"feature-ipv6-csum-offload", &BackendOffer::ipv6_csum_offload},
       {"feature-split-event-channels", &BackendOffer::split_event_channels},
       {"feature-rx-notify", &BackendOffer::rx_notify},
+      {"feature-xdp-headroom", &BackendOffer::xdp_headroom},
   };
   for (const auto& [key, member] : flags) {
     const Keys on = {{key, "1"}};
@@ -178,9 +180,9 @@ TEST(BackendOffer, EveryFlagIsReadFromItsOwnKey) {
 }
 
 TEST(BackendOffer, MalformedFlagIsRejectedNamingTheKey) {
-  for (const char* key :
-       {"feature-rx-copy", "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
-        "feature-ipv6-csum-offload", "feature-split-event-channels", "feature-rx-notify"}) {
+  for (const char* key : {"feature-rx-copy", "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
+                          "feature-ipv6-csum-offload", "feature-split-event-channels",
+                          "feature-rx-notify", "feature-xdp-headroom"}) {
     for (const char* value : {"", "2", "true", " 1", "1\n"}) {
       const Keys keys = {{key, value}};
       const std::string message = thrown_message<protocol::XenstoreValueError>(
@@ -230,6 +232,18 @@ TEST(ConnectKeys, OneSharedQueueIsFlatWithoutNumQueues) {
       {"feature-gso-tcpv4", "1"}, {"feature-gso-tcpv6", "1"}, {"feature-ipv6-csum-offload", "1"},
   };
   EXPECT_EQ(connect_keys(queues, false, FrontendFeatures{}), expected);
+}
+
+TEST(ConnectKeys, XdpHeadroomIsWrittenOnlyWhenAsked) {
+  const std::vector<FrontendQueueKeys> queues = {{8, 9, 12, 12, false}};
+  FrontendFeatures features;
+  features.xdp_headroom = 256;
+  const Pairs keys = connect_keys(queues, false, features);
+  ASSERT_FALSE(keys.empty());
+  EXPECT_EQ(keys.back(), (std::pair<std::string, std::string>("xdp-headroom", "256")));
+  const auto roots = all_connect_key_roots();
+  EXPECT_NE(std::find(roots.begin(), roots.end(), "xdp-headroom"), roots.end())
+      << "removed on disconnect like the other connect keys";
 }
 
 TEST(ConnectKeys, OneSplitQueueWithMultiQueueBackend) {

@@ -57,7 +57,8 @@ void copy_keys(const KeyMap& snapshot, const std::vector<std::string>& names, Ke
 
 std::vector<std::string> frontend_decision_keys() {
   std::vector<std::string> names{std::string(key::kState),
-                                 std::string(key::kRequestMulticastControl)};
+                                 std::string(key::kRequestMulticastControl),
+                                 std::string(key::kXdpHeadroom)};
   for (const auto& ring_key : xenbus::frontend_published_ring_keys()) {
     names.push_back(ring_key);
   }
@@ -217,6 +218,15 @@ void Vif::execute(const BackendActions& actions) {
   }
   if (actions.refresh_multicast_control && state_ == XenbusState::kConnected) {
     refresh_multicast_control();
+    // The other key a connected frontend may change without reconnecting.
+    refresh_xdp_headroom();
+  }
+  // Only once the keys were read again, and only if that did not close us.
+  if (actions.publish_while_connected && state_ == XenbusState::kConnected) {
+    publish_state(*actions.publish_while_connected);
+    control_log().info("{}: frontend {}, {} published", tap_name(id_),
+                       protocol::name(seen_frontend_state_),
+                       protocol::name(*actions.publish_while_connected));
   }
 }
 
@@ -582,8 +592,27 @@ void Vif::evaluate_when_paced() {
 void Vif::watch_device() {
   // request-multicast-control: the frontend may change it while connected
   // (feature-dynamic-multicast-control, as netback's xen_mcast_ctrl_changed).
+  // xdp-headroom: Linux netfront rewrites it when an XDP program is
+  // attached or removed.
   device_.watch([this](const xenbus::DeviceChange& change) { on_xenstore_change(change); },
-                {key::kRequestMulticastControl});
+                {key::kRequestMulticastControl, key::kXdpHeadroom});
+}
+
+void Vif::refresh_xdp_headroom() {
+  if (!connection_ || !xdp_headroom_) {
+    return;
+  }
+  const auto requested = xenbus::frontend_xdp_headroom(map_reader(frontend_view_));
+  if (!requested) {
+    fail(requested.error().message(), XenbusState::kClosing);
+    return;
+  }
+  if (requested.value() == connection_->features.xdp_headroom) {
+    return;
+  }
+  connection_->features.xdp_headroom = requested.value();
+  xdp_headroom_->store(requested.value(), std::memory_order_relaxed);
+  control_log().info("{}: RX headroom {}", tap_name(id_), requested.value());
 }
 
 void Vif::refresh_multicast_control() {
@@ -641,6 +670,8 @@ void Vif::connect(bool resume) {
   // One subscription list per vif: MCAST_ADD on any queue filters RX on all.
   const auto multicast_filter = std::make_shared<MulticastFilter>();
   multicast_filter->set_enabled(connection.features.multicast_control);
+  const auto xdp_headroom =
+      std::make_shared<std::atomic<std::uint16_t>>(connection.features.xdp_headroom);
   // Without a control ring nothing configures a hash: frames from other vifs
   // are spread over the queues by MAC addresses.
   const auto steering =
@@ -707,6 +738,7 @@ void Vif::connect(bool resume) {
     setup.resume = resume;
     setup.multicast_filter = multicast_filter;
     setup.flow_steering = steering;
+    setup.xdp_headroom = xdp_headroom;
     setup.rx_backlog_bytes = env_.rx_backlog_bytes;
     setup.rx_drain_timeout = env_.rx_drain_timeout;
     // Runs on the queue thread: only hands the work to the control plane.
@@ -719,6 +751,7 @@ void Vif::connect(bool resume) {
   }
   connection_ = std::move(connection);
   multicast_filter_ = multicast_filter;
+  xdp_headroom_ = xdp_headroom;
   control_log().info("{}: connected, {} queue(s), {} event channels{}", tap_name(id_),
                      queues_.size(),
                      connection_->queues.front().split_event_channels ? "split" : "shared",
@@ -744,6 +777,7 @@ void Vif::disconnect() noexcept {
   ctrl_ring_.reset();
   connection_.reset();
   multicast_filter_.reset();
+  xdp_headroom_.reset();
   const auto released = Clock::now();
   take_host_port_down();
   const auto done = Clock::now();
@@ -796,6 +830,7 @@ nlohmann::json Vif::describe() const {
                 {"csum_ipv6", f.csum_ipv6},
                 {"rx_notify", f.rx_notify},
                 {"multicast_control", f.multicast_control},
+                {"xdp_headroom", f.xdp_headroom},
                 {"mtu", f.mtu},
                 {"split_event_channels", connection_->queues.front().split_event_channels},
                 {"ctrl_ring", connection_->ctrl_ring.has_value()},

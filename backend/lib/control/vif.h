@@ -9,6 +9,7 @@
 // completions and a data-path fatal error arrive as posted handlers.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -156,6 +157,9 @@ class Vif {
   // feature-dynamic-multicast-control: follows the frontend's
   // request-multicast-control while connected.
   void refresh_multicast_control();
+  // feature-xdp-headroom: follows the frontend's xdp-headroom while
+  // connected; a value out of range closes the vif.
+  void refresh_xdp_headroom();
   // Every watch registration of this vif (backend directory, frontend keys).
   void watch_device();
 
@@ -197,6 +201,8 @@ class Vif {
   // Shared with the queues of the connection; the control plane only flips
   // its enabled flag.
   std::shared_ptr<MulticastFilter> multicast_filter_;
+  // The RX headroom the queues of the connection read each turn.
+  std::shared_ptr<std::atomic<std::uint16_t>> xdp_headroom_;
   // The frontend's control ring, when it offered one (after the queues in
   // teardown order: it only configures them).
   std::unique_ptr<CtrlRing> ctrl_ring_;

@@ -2,10 +2,11 @@
 // TAP (read into preallocated buffers) and from the switch (descriptors of
 // another guest's grants) wait in a bounded backlog until the frontend posts
 // RX requests; a batch of frames becomes one grant-copy call into the posted
-// pages (offset 0, up to a page per slot, the GSO extra in the slot after the
-// first), then the responses are pushed and the frontend notified if it
-// asked. A frontend that posts nothing stalls only itself: the backlog is
-// bounded and flushed by the stall timer.
+// pages (up to a page per slot, the first slot's data after the frontend's
+// xdp-headroom, the GSO and XDP extras in the slots after the first), then
+// the responses are pushed and the frontend notified if it asked. A
+// frontend that posts nothing stalls only itself: the backlog is bounded and
+// flushed by the stall timer.
 #include <time.h>
 
 #include <algorithm>
@@ -26,16 +27,67 @@ std::uint32_t data_slots_for(std::uint32_t length) noexcept {
 
 }  // namespace
 
-std::uint8_t* QueueEngine::rx_buffer(std::uint32_t slot) noexcept {
-  return rx_buffers_.get() + static_cast<std::size_t>(slot) * rx_frame_capacity_;
+std::uint8_t* QueueEngine::rx_buffer(std::uint32_t offset) noexcept {
+  return rx_pool_.get() + offset;
+}
+
+namespace {
+
+std::uint32_t pool_aligned(std::uint32_t length) noexcept {
+  constexpr auto kMask = static_cast<std::uint32_t>(kRxPoolAlignment - 1);
+  return (length + kMask) & ~kMask;
+}
+
+}  // namespace
+
+std::uint32_t QueueEngine::rx_pool_reserve() const noexcept {
+  // The pool's size guarantees the room (see the constructor); the
+  // alternative would be reading past it.
+  if (rx_pool_wrapped_) {
+    return rx_pool_tail_;  // free: [tail, head)
+  }
+  if (rx_pool_tail_ + rx_frame_capacity_ <= rx_pool_size_) {
+    return rx_pool_tail_;  // free: [tail, end)
+  }
+  return 0;  // free: [0, head)
+}
+
+void QueueEngine::rx_pool_commit(std::uint32_t offset, std::uint32_t length) noexcept {
+  if (rx_pool_frames_ == 0) {
+    rx_pool_head_ = offset;
+  } else if (offset == 0 && !rx_pool_wrapped_) {
+    rx_pool_wrapped_ = true;
+    rx_pool_wrap_end_ = rx_pool_tail_;
+  }
+  rx_pool_tail_ = offset + pool_aligned(length);
+  ++rx_pool_frames_;
+}
+
+void QueueEngine::rx_pool_release(const RxItem& item) noexcept {
+  // Frames leave in the order they came (the backlog is a queue).
+  if (--rx_pool_frames_ == 0) {
+    rx_pool_head_ = rx_pool_tail_ = rx_pool_wrap_end_ = 0;
+    rx_pool_wrapped_ = false;
+    return;
+  }
+  rx_pool_head_ = item.buffer + pool_aligned(item.length);
+  if (rx_pool_wrapped_ && rx_pool_head_ == rx_pool_wrap_end_) {
+    rx_pool_head_ = 0;
+    rx_pool_wrapped_ = false;
+  }
+}
+
+std::uint32_t QueueEngine::rx_data_slots(std::uint32_t length) const noexcept {
+  return data_slots_for(rx_headroom_ + length);
 }
 
 std::uint32_t QueueEngine::rx_slots_needed(const RxItem& item) const noexcept {
-  return data_slots_for(item.length) + (item.meta.gso_type != net::GsoType::kNone ? 1 : 0);
+  return rx_data_slots(item.length) + (item.meta.gso_type != net::GsoType::kNone ? 1 : 0) +
+         (rx_headroom_ != 0 ? 1 : 0);
 }
 
 bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexcept {
-  const std::uint32_t data_slots = data_slots_for(item.length);
+  const std::uint32_t data_slots = rx_data_slots(item.length);
   // Without feature-sg a frame must fit one page; with it, netfront takes at
   // most XEN_NETIF_NR_SLOTS_MIN slots.
   if ((data_slots > 1 && !setup_.features.sg) || data_slots > kMaxTxDataSlots ||
@@ -54,14 +106,20 @@ bool QueueEngine::rx_accepts(const RxItem& item, DropReason& reason) const noexc
 void QueueEngine::rx_release(const RxItem& item, ForwardResult result) noexcept {
   if (item.kind == RxItem::Kind::kForward) {
     const ForwardDescriptor& frame = rx_descriptors_[item.slot];
-    if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+    if (rx_completions_.size() == rx_completions_.capacity()) {
+      rx_post_completions();
+    }
     rx_completions_.push_back({frame.sender, {frame.handle, result}});
+  } else {
+    rx_pool_release(item);
   }
   rx_free_slots_.push_back(item.slot);
 }
 
 bool QueueEngine::rx_backlog_room(std::uint32_t length) const noexcept {
-  if (rx_stalled_ || rx_backlog_count_ == rx_backlog_.size()) return false;
+  if (rx_stalled_ || rx_backlog_count_ == rx_backlog_.size()) {
+    return false;
+  }
   return rx_backlog_count_ == 0 || rx_backlog_bytes_ + length <= setup_.rx_backlog_bytes;
 }
 
@@ -101,10 +159,14 @@ void QueueEngine::rx_post_completions() noexcept {
   // One wake-up per sender and batch: group the completions by sender.
   for (std::size_t i = 0; i < rx_completions_.size(); ++i) {
     SwitchEndpoint* sender = rx_completions_[i].first;
-    if (sender == nullptr) continue;
+    if (sender == nullptr) {
+      continue;
+    }
     rx_completion_batch_.clear();
     for (std::size_t j = i; j < rx_completions_.size(); ++j) {
-      if (rx_completions_[j].first != sender) continue;
+      if (rx_completions_[j].first != sender) {
+        continue;
+      }
       rx_completion_batch_.push_back(rx_completions_[j].second);
       rx_completions_[j].first = nullptr;
     }
@@ -141,6 +203,13 @@ void QueueEngine::rx_drop_stopped_senders() noexcept {
 }
 
 void QueueEngine::rx_ingest() noexcept {
+  // The frames of this turn, ingested and delivered, see one headroom.
+  // The control plane validated it; the page bound keeps the slot
+  // arithmetic sound whatever it stored.
+  if (setup_.xdp_headroom) {
+    rx_headroom_ = std::min<std::uint16_t>(setup_.xdp_headroom->load(std::memory_order_relaxed),
+                                           protocol::kPageSize - 1);
+  }
   // A stalled queue drops frames on arrival until the guest posts buffers
   // again (netback turns the carrier back on then).
   if (rx_stalled_ && (rx_tail_ != rx_head_ || rx_.pending_requests().count != 0)) {
@@ -151,7 +220,9 @@ void QueueEngine::rx_ingest() noexcept {
 }
 
 void QueueEngine::rx_ingest_switch() noexcept {
-  if (!endpoint_) return;
+  if (!endpoint_) {
+    return;
+  }
   ForwardDescriptor discard;
   // Bounded by what the inbox can hold, so a flood of senders cannot keep
   // this thread from its own rings.
@@ -159,15 +230,21 @@ void QueueEngine::rx_ingest_switch() noexcept {
     // A free descriptor exists whenever the backlog has a free place.
     const bool room = !failed() && !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
     if (!room) {
-      if (!endpoint_->pop_frame(discard)) break;
+      if (!endpoint_->pop_frame(discard)) {
+        break;
+      }
       counters_.drop(failed() ? DropReason::kRxPortStopped : DropReason::kRxNoBuffers);
-      if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+      if (rx_completions_.size() == rx_completions_.capacity()) {
+        rx_post_completions();
+      }
       rx_completions_.push_back({discard.sender, {discard.handle, ForwardResult::kDropped}});
       continue;
     }
     const std::uint32_t slot = rx_free_slots_.back();
     ForwardDescriptor& frame = rx_descriptors_[slot];
-    if (!endpoint_->pop_frame(frame)) break;
+    if (!endpoint_->pop_frame(frame)) {
+      break;
+    }
     rx_free_slots_.pop_back();
     RxItem item{RxItem::Kind::kForward, slot, frame.length, frame.meta, frame.sent};
     DropReason reason{};
@@ -186,18 +263,22 @@ void QueueEngine::rx_ingest_switch() noexcept {
 }
 
 void QueueEngine::rx_ingest_tap() noexcept {
-  if (setup_.tap_fd < 0 || failed()) return;
-  const auto scratch = static_cast<std::uint32_t>(rx_backlog_.size());
+  if (setup_.tap_fd < 0 || failed()) {
+    return;
+  }
   const Clock::time_point now = Clock::now();
   for (std::size_t n = 0; n <= rx_backlog_.size(); ++n) {
-    // With no room the frame is still read (into the scratch buffer) and
-    // dropped: a guest that posts no buffers must not back up the host.
+    // With no room the frame is still read (into the pool's free bytes,
+    // not kept) and dropped: a guest that posts no buffers must not back up
+    // the host.
     const bool room = !rx_stalled_ && rx_backlog_count_ < rx_backlog_.size();
-    const std::uint32_t slot = room ? rx_free_slots_.back() : scratch;
+    const std::uint32_t offset = rx_pool_reserve();
     net::VirtioNetHdr header{};
-    const std::span<std::uint8_t> buffer(rx_buffer(slot), rx_frame_capacity_);
+    const std::span<std::uint8_t> buffer(rx_buffer(offset), rx_frame_capacity_);
     const net::TapIoResult read = net::tap_read(setup_.tap_fd, header, buffer);
-    if (read.status == net::TapIoStatus::kWouldBlock) break;
+    if (read.status == net::TapIoStatus::kWouldBlock) {
+      break;
+    }
     if (read.status == net::TapIoStatus::kError) {
       counters_.drop(DropReason::kRxTapError);
       if (log_limiter_.allow(now)) {
@@ -219,7 +300,12 @@ void QueueEngine::rx_ingest_tap() noexcept {
       continue;
     }
     const std::span<std::uint8_t> frame = buffer.first(read.bytes);
-    RxItem item{RxItem::Kind::kTap, slot, static_cast<std::uint32_t>(read.bytes), {}, now};
+    RxItem item{RxItem::Kind::kTap,
+                rx_free_slots_.back(),
+                static_cast<std::uint32_t>(read.bytes),
+                {},
+                now,
+                offset};
     net::PacketStatus status = net::meta_from_virtio(header, item.meta);
     if (status == net::PacketStatus::kOk && frame.size() < kEthernetHeaderSize) {
       status = net::PacketStatus::kTruncated;
@@ -253,12 +339,15 @@ void QueueEngine::rx_ingest_tap() noexcept {
       continue;
     }
     rx_free_slots_.pop_back();
+    rx_pool_commit(offset, item.length);
     rx_backlog_push(item);
   }
 }
 
 bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
-  if (rx_tail_ - rx_head_ >= needed) return true;
+  if (rx_tail_ - rx_head_ >= needed) {
+    return true;
+  }
   if (rx_head_ != 0) {
     std::copy(rx_staging_.begin() + static_cast<std::ptrdiff_t>(rx_head_),
               rx_staging_.begin() + static_cast<std::ptrdiff_t>(rx_tail_), rx_staging_.begin());
@@ -281,9 +370,11 @@ bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
 
 void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   const RxItem& item = delivery.item;
-  const std::uint32_t data_slots = data_slots_for(item.length);
+  const std::uint32_t data_slots = rx_data_slots(item.length);
   const bool gso = item.meta.gso_type != net::GsoType::kNone;
-  const std::uint16_t first_flags = net::netif_rx_flags(item.meta);
+  const std::uint16_t headroom = rx_headroom_;
+  const std::uint16_t first_flags = static_cast<std::uint16_t>(
+      net::netif_rx_flags(item.meta) | (headroom != 0 ? protocol::kRxfExtraInfo : 0));
   const platform::DomId frontend = setup_.frontend_domid;
   const ForwardDescriptor* frame =
       item.kind == RxItem::Kind::kForward ? &rx_descriptors_[item.slot] : nullptr;
@@ -291,6 +382,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
   // The sender's queue checked the frame's first bytes and sent them along:
   // they come from the descriptor, only the rest from the sender's grants.
   const std::uint16_t header_length = frame != nullptr ? frame->header_length : 0;
+  std::uint16_t header_copied = 0;
   std::uint32_t source_offset = header_length;
   std::uint32_t position = 0;
   std::uint32_t remaining = item.length;
@@ -307,12 +399,16 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
 
   for (std::uint32_t s = 0; s < data_slots; ++s) {
     const protocol::RxRequest request = rx_staging_[rx_head_++];
+    // The first slot's data starts after the headroom; the response says
+    // where (netfront also takes it from the XDP extra), `status` is the
+    // data's length.
+    const std::uint16_t start = s == 0 ? headroom : 0;
     const auto chunk =
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kPageSize));
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(remaining, protocol::kPageSize - start));
     remaining -= chunk;
     protocol::RxResponse response{};
     response.id = request.id;
-    response.offset = 0;
+    response.offset = start;
     response.flags = static_cast<std::uint16_t>((s == 0 ? first_flags : 0) |
                                                 (remaining != 0 ? protocol::kRxfMoreData : 0));
     response.status = static_cast<std::int16_t>(chunk);
@@ -320,8 +416,8 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
 
     if (frame == nullptr) {
       platform::GrantCopySegment segment{};
-      segment.source.virt = rx_buffer(item.slot) + position;
-      segment.dest.foreign = {request.gref, 0, frontend};
+      segment.source.virt = rx_buffer(item.buffer) + position;
+      segment.dest.foreign = {request.gref, start, frontend};
       segment.len = chunk;
       segment.flags = platform::kCopyDestGref;
       add_segment(segment, response_index);
@@ -329,14 +425,19 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
       // Both sides foreign: the hypervisor copies from the sender's granted
       // page straight into this guest's posted page.
       std::uint16_t filled = 0;
-      if (s == 0 && header_length != 0) {
+      // A large headroom leaves less than the header in the first slot.
+      if (header_copied < header_length) {
+        const auto len = static_cast<std::uint16_t>(
+            std::min<std::uint32_t>(header_length - header_copied, chunk));
         platform::GrantCopySegment segment{};
-        segment.source.virt = rx_descriptors_[item.slot].header.data();  // only read
-        segment.dest.foreign = {request.gref, 0, frontend};
-        segment.len = header_length;
+        segment.source.virt =
+            rx_descriptors_[item.slot].header.data() + header_copied;  // only read
+        segment.dest.foreign = {request.gref, start, frontend};
+        segment.len = len;
         segment.flags = platform::kCopyDestGref;
         add_segment(segment, response_index);
-        filled = header_length;
+        filled = len;
+        header_copied = static_cast<std::uint16_t>(header_copied + len);
       }
       while (filled < chunk && source_slot < frame->slot_count) {
         const ForwardSlot& source = frame->slots[source_slot];
@@ -352,7 +453,7 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
         segment.source.foreign = {source.gref,
                                   static_cast<std::uint16_t>(source.offset + source_offset),
                                   frame->sender_domid};
-        segment.dest.foreign = {request.gref, filled, frontend};
+        segment.dest.foreign = {request.gref, static_cast<std::uint16_t>(start + filled), frontend};
         segment.len = len;
         segment.flags = platform::kCopySourceGref | platform::kCopyDestGref;
         add_segment(segment, response_index);
@@ -362,17 +463,31 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
     }
     position += chunk;
 
-    if (s == 0 && gso) {
-      // The GSO extra goes in the slot after the first data slot (rx.c:
-      // "extras must go after the first data slot"); it uses up a request.
-      // The request's buffer is not written; netfront recycles it.
+    // The extras go in the slots after the first data slot (rx.c: "extras
+    // must go after the first data slot"), in type order as netback sends
+    // them; each uses up a request whose buffer is not written (netfront
+    // recycles it).
+    const auto push_extra = [&](protocol::ExtraInfo extra) {
       ++rx_head_;
-      protocol::ExtraInfo extra{};
-      net::fill_gso_extra(item.meta, extra);
       protocol::RxResponse as_response{};
       static_assert(sizeof(extra) == sizeof(as_response));
       std::memcpy(&as_response, &extra, sizeof(extra));
       push_response(as_response);
+    };
+    if (s == 0 && gso) {
+      protocol::ExtraInfo extra{};
+      net::fill_gso_extra(item.meta, extra);
+      if (headroom != 0) {
+        extra.flags |= protocol::kExtraFlagMore;
+      }
+      push_extra(extra);
+    }
+    if (s == 0 && headroom != 0) {
+      // Linux netfront reads the first slot's offset from here.
+      protocol::ExtraInfo extra{};
+      extra.type = protocol::kExtraTypeXdp;
+      extra.u.pad[0] = headroom;  // u.xdp.headroom in Linux's netif.h
+      push_extra(extra);
     }
   }
 }
@@ -494,16 +609,33 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
   std::uint32_t segments = 0;
   while (rx_backlog_count_ != 0 && deliveries < rx_deliveries_.size()) {
     const RxItem& item = rx_backlog_[rx_backlog_head_];
+    // The frontend may have asked for more headroom since the frame came.
+    DropReason reason{};
+    if (!rx_accepts(item, reason)) {
+      // After the frames ahead of it: the pool gives bytes back in order.
+      if (deliveries != 0) {
+        break;
+      }
+      const RxItem dropped = rx_backlog_pop();
+      counters_.drop(reason);
+      rx_release(dropped, ForwardResult::kDropped);
+      continue;
+    }
     const std::uint32_t needed = rx_slots_needed(item);
+    const std::uint32_t data_slots = rx_data_slots(item.length);
+    // A forwarded frame: per slot, its share of the header copy and of the
+    // sender's slots; each header byte and source slot boundary splits once.
     const std::uint32_t max_segments =
         item.kind == RxItem::Kind::kForward
-            ? data_slots_for(item.length) + rx_descriptors_[item.slot].slot_count + 1
-            : data_slots_for(item.length);
+            ? 2 * data_slots + rx_descriptors_[item.slot].slot_count + 1
+            : data_slots;
     if (segments + max_segments > rx_segments_.size() ||
         responses + needed > rx_responses_.size()) {
       break;
     }
-    if (!rx_take_requests(needed)) break;
+    if (!rx_take_requests(needed)) {
+      break;
+    }
     RxDelivery& delivery = rx_deliveries_[deliveries++];
     delivery = RxDelivery{item, responses, 0, segments, 0};
     rx_build(delivery);
@@ -523,7 +655,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
       const RxDelivery& delivery = rx_deliveries_[d];
       bool ok = true;
       for (std::uint32_t s = 0; s < delivery.segment_count; ++s) {
-        if (rx_segments_[delivery.first_segment + s].status != platform::kGntstOkay) ok = false;
+        if (rx_segments_[delivery.first_segment + s].status != platform::kGntstOkay) {
+          ok = false;
+        }
       }
       if (ok) {
         counters_.rx_packets.add();
@@ -551,7 +685,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
     if (pushed != responses && log_limiter_.allow(now)) {
       log_->critical("{}: {} RX responses but {} owed", context_, responses, pushed);
     }
-    if (rx_.push_responses_and_check_notify()) notify_rx_ = true;
+    if (rx_.push_responses_and_check_notify()) {
+      notify_rx_ = true;
+    }
     counters_.batch(deliveries);
     rx_blocked_since_.reset();
   }

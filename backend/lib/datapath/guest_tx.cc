@@ -34,12 +34,20 @@ bool receiver_accepts(const VifFeatures& receiver, const TxPacket& packet,
                       std::uint16_t ethertype) noexcept {
   if (packet.gso) {
     const bool v4 = packet.gso->u.gso.type == protocol::kGsoTypeTcpv4;
-    if (v4 ? !receiver.gso_tcpv4 : !receiver.gso_tcpv6) return false;
+    if (v4 ? !receiver.gso_tcpv4 : !receiver.gso_tcpv6) {
+      return false;
+    }
   }
   if ((packet.first_flags & protocol::kTxfCsumBlank) != 0) {
-    if (ethertype == kEthTypeIpv4 && !receiver.csum_ipv4) return false;
-    if (ethertype == kEthTypeIpv6 && !receiver.csum_ipv6) return false;
-    if (ethertype != kEthTypeIpv4 && ethertype != kEthTypeIpv6) return false;
+    if (ethertype == kEthTypeIpv4 && !receiver.csum_ipv4) {
+      return false;
+    }
+    if (ethertype == kEthTypeIpv6 && !receiver.csum_ipv6) {
+      return false;
+    }
+    if (ethertype != kEthTypeIpv4 && ethertype != kEthTypeIpv6) {
+      return false;
+    }
   }
   return receiver.sg || packet.total_length <= protocol::kPageSize;
 }
@@ -71,33 +79,49 @@ std::optional<DropReason> check_ipv4_source(
   std::size_t l3 = kEthernetHeaderSize;
   std::uint16_t ethertype = load_be16(headers, 12);
   if (ethertype == protocol::kEthTypeVlan || ethertype == protocol::kEthTypeQinQ) {
-    if (headers.size() < l3 + protocol::kVlanTagLen) return DropReason::kTxIpSourceNotAllowed;
+    if (headers.size() < l3 + protocol::kVlanTagLen) {
+      return DropReason::kTxIpSourceNotAllowed;
+    }
     ethertype = load_be16(headers, l3 + 2);
     l3 += protocol::kVlanTagLen;
   }
   if (ethertype == kEthTypeIpv4) {
-    if (headers.size() < l3 + 20) return DropReason::kTxIpSourceNotAllowed;
+    if (headers.size() < l3 + 20) {
+      return DropReason::kTxIpSourceNotAllowed;
+    }
     const std::size_t ihl = static_cast<std::size_t>(headers[l3] & 0x0F) * 4;
-    if ((headers[l3] >> 4) != 4 || ihl < 20) return DropReason::kTxIpSourceNotAllowed;
-    if (allowed(prefixes, load_be32(headers, l3 + 12))) return std::nullopt;
+    if ((headers[l3] >> 4) != 4 || ihl < 20) {
+      return DropReason::kTxIpSourceNotAllowed;
+    }
+    if (allowed(prefixes, load_be32(headers, l3 + 12))) {
+      return std::nullopt;
+    }
     const bool first_fragment = (load_be16(headers, l3 + 6) & 0x1FFF) == 0;
     const std::size_t udp = l3 + ihl;
     const bool dhcp_request = headers[l3 + 9] == kUdp && first_fragment &&
                               headers.size() >= udp + 4 && load_be16(headers, udp) == 68 &&
                               load_be16(headers, udp + 2) == 67;
-    if (dhcp_request) return std::nullopt;
+    if (dhcp_request) {
+      return std::nullopt;
+    }
     return DropReason::kTxIpSourceNotAllowed;
   }
   if (ethertype == kEthTypeArp) {
     // htype(2) ptype(2) hlen(1) plen(1) oper(2) sha(hlen) spa(plen) ...
-    if (headers.size() < l3 + 8) return DropReason::kTxArpSenderNotAllowed;
-    if (load_be16(headers, l3 + 2) != kEthTypeIpv4) return std::nullopt;
+    if (headers.size() < l3 + 8) {
+      return DropReason::kTxArpSenderNotAllowed;
+    }
+    if (load_be16(headers, l3 + 2) != kEthTypeIpv4) {
+      return std::nullopt;
+    }
     const std::size_t spa = l3 + 8 + headers[l3 + 4];
     if (headers[l3 + 5] != 4 || headers.size() < spa + 4) {
       return DropReason::kTxArpSenderNotAllowed;
     }
     const std::uint32_t sender = load_be32(headers, spa);
-    if (sender == 0 || allowed(prefixes, sender)) return std::nullopt;
+    if (sender == 0 || allowed(prefixes, sender)) {
+      return std::nullopt;
+    }
     return DropReason::kTxArpSenderNotAllowed;
   }
   return std::nullopt;
@@ -105,7 +129,9 @@ std::optional<DropReason> check_ipv4_source(
 
 std::size_t flow_hash(const std::uint8_t* header) noexcept {
   std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over both MACs
-  for (std::size_t i = 0; i < 12; ++i) h = (h ^ header[i]) * 0x100000001b3ULL;
+  for (std::size_t i = 0; i < 12; ++i) {
+    h = (h ^ header[i]) * 0x100000001b3ULL;
+  }
   return static_cast<std::size_t>(h ^ (h >> 32));
 }
 
@@ -117,7 +143,9 @@ std::size_t receive_queue(const Switch::Port& port, const HashSnapshot* hash,
     if (const auto queue = steer(*hash, std::span(header, header_length), port.queues.size())) {
       // Attach order need not be queue order.
       for (std::size_t i = 0; i < port.queues.size(); ++i) {
-        if (port.queues[i]->queue_index() == *queue) return i;
+        if (port.queues[i]->queue_index() == *queue) {
+          return i;
+        }
       }
     }
   }
@@ -232,7 +260,9 @@ void QueueEngine::tx_handle_multicast(std::size_t position, const TxPacket& pack
   if (multicast_->enabled()) {
     if (packet.mcast_add) {
       const std::span<const std::uint8_t, 6> mac(packet.mcast_add->u.mcast.addr);
-      if (!multicast_->add(mac)) status = protocol::kRspError;  // filter full (-ENOSPC)
+      if (!multicast_->add(mac)) {
+        status = protocol::kRspError;  // filter full (-ENOSPC)
+      }
     }
     if (packet.mcast_del) {
       multicast_->remove(std::span<const std::uint8_t, 6>(packet.mcast_del->u.mcast.addr));
@@ -243,20 +273,28 @@ void QueueEngine::tx_handle_multicast(std::size_t position, const TxPacket& pack
 }
 
 bool QueueEngine::tx_round(Clock::time_point now) noexcept {
-  if (failed()) return false;
-  if (!tx_stage_requests()) return false;
+  if (failed()) {
+    return false;
+  }
+  if (!tx_stage_requests()) {
+    return false;
+  }
   tx_batch_time_ = now;
   std::size_t work_count = 0;
   std::size_t arena_used = 0;
   credit_blocked_ = false;
   while (tx_head_ < tx_tail_) {
     const TxRequest& first = tx_staging_[tx_head_];
-    // Cannot trigger (a batch's bytes fit its slots' pages), but a batch must
-    // never write past the arena whatever the parser let through.
-    if (arena_used + first.size > tx_arena_size_) break;
+    // The arena holds less than a ring of full pages: a batch of large
+    // packets ends where it is full, the rest waits for the next round.
+    if (arena_used + first.size > tx_arena_size_) {
+      break;
+    }
     const bool was_waiting = credit_.waiting(now);
     if (!credit_.try_consume(first.size, now)) {
-      if (!was_waiting) counters_.tx_credit_stalls.add();
+      if (!was_waiting) {
+        counters_.tx_credit_stalls.add();
+      }
       credit_blocked_ = true;
       break;
     }
@@ -292,12 +330,16 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
     counters_.batch(work_count);
     tx_route(work_count);
     tx_to_tap(work_count);
-    for (SwitchEndpoint* destination : tx_woken_) destination->wake();
+    for (SwitchEndpoint* destination : tx_woken_) {
+      destination->wake();
+    }
     tx_woken_.clear();
   }
   tx_flush_responses();
-  if (credit_blocked_) return false;
-  return tx_.pending_requests().count != 0;
+  if (credit_blocked_) {
+    return false;
+  }
+  return tx_head_ < tx_tail_ || tx_.pending_requests().count != 0;
 }
 
 void QueueEngine::tx_route(std::size_t work_count) noexcept {
@@ -305,21 +347,33 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
   // the frame and look up its destination, more for `ip` filtering. A vif
   // alone on its switch without `ip` peeks at nothing: everything goes to
   // the TAP and tx_to_tap admits it on the full copy.
-  if (!endpoint_ || !topology_) return;
+  if (!endpoint_ || !topology_) {
+    return;
+  }
   const bool forwarding = topology_->ports.size() >= 2;
   const bool filtering = !setup_.allowed_ipv4.empty();
-  if (!forwarding && !filtering) return;
+  if (!forwarding && !filtering) {
+    return;
+  }
   tx_peek(work_count, filtering ? kForwardHeaderBytes : kEthernetHeaderSize, false);
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.copy_failed || !tx_admit(work) || !forwarding) continue;
+    if (work.copy_failed || !tx_admit(work) || !forwarding) {
+      continue;
+    }
     const std::uint8_t* header = tx_arena_.get() + work.arena_offset;
     const auto destination = destination_mac(header);
-    if ((destination[0] & 0x01U) != 0) continue;  // broadcast/multicast: the bridge floods
+    if ((destination[0] & 0x01U) != 0) {
+      continue;  // broadcast/multicast: the bridge floods
+    }
     const PortTag tag = setup_.network_switch->lookup(destination);
-    if (tag == 0 || tag == port_tag_) continue;
+    if (tag == 0 || tag == port_tag_) {
+      continue;
+    }
     const Switch::Port* port = topology_->find(tag);
-    if (port == nullptr || port->queues.empty()) continue;
+    if (port == nullptr || port->queues.empty()) {
+      continue;
+    }
     work.receiver = port;
     work.route = TxWork::Route::kForward;
     work.hash = port->steering ? port->steering->current() : nullptr;
@@ -331,12 +385,16 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
   tx_peek(work_count, kForwardHeaderBytes, true);
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route == TxWork::Route::kForward) tx_check_forward(work);
+    if (work.route == TxWork::Route::kForward) {
+      tx_check_forward(work);
+    }
   }
   tx_choose_receive_queues(work_count);
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::kForward) continue;
+    if (work.route != TxWork::Route::kForward) {
+      continue;
+    }
     const std::size_t slots = work.packet.data_slots + work.packet.extra_count;
     std::uint16_t& held = receiver_slots_[work.receiver->tag];
     if (held + slots > receiver_share_slots_) {
@@ -361,20 +419,28 @@ void QueueEngine::tx_peek(std::size_t work_count, std::size_t bytes, bool forwar
   std::size_t count = 0;
   for (std::size_t w = 0; w < work_count; ++w) {
     const TxWork& work = tx_work_[w];
-    if (work.copy_failed) continue;
+    if (work.copy_failed) {
+      continue;
+    }
     std::size_t wanted = bytes;
     if (forward_only) {
-      if (work.route != TxWork::Route::kForward) continue;
+      if (work.route != TxWork::Route::kForward) {
+        continue;
+      }
       const bool offload =
           work.packet.gso.has_value() || (work.packet.first_flags & protocol::kTxfCsumBlank) != 0;
       const bool steered = work.hash && work.hash->toeplitz && work.hash->flags != 0;
-      if (!offload) wanted = steered ? kSteeringHeaderBytes : 0;
+      if (!offload) {
+        wanted = steered ? kSteeringHeaderBytes : 0;
+      }
     } else if (work.route != TxWork::Route::kTap) {
       continue;
     }
     // The parser keeps offset + first_size within the granted page.
     const std::size_t length = std::min<std::size_t>(work.packet.first_size, wanted);
-    if (length <= work.header_copied) continue;
+    if (length <= work.header_copied) {
+      continue;
+    }
     const TxRequest& first = tx_staging_[work.position];
     auto& segment = tx_segments_[count];
     segment = {};
@@ -386,7 +452,9 @@ void QueueEngine::tx_peek(std::size_t work_count, std::size_t bytes, bool forwar
     segment.flags = platform::kCopySourceGref;
     tx_segment_owner_[count++] = static_cast<std::uint32_t>(w);
   }
-  if (count == 0) return;
+  if (count == 0) {
+    return;
+  }
   grant_copy(std::span(tx_segments_.data(), count));
   for (std::size_t s = 0; s < count; ++s) {
     TxWork& work = tx_work_[tx_segment_owner_[s]];
@@ -420,7 +488,9 @@ bool QueueEngine::tx_admit(TxWork& work) noexcept {
   if (!refused && !setup_.allowed_ipv4.empty()) {
     refused = check_ipv4_source(std::span(header, work.header_copied), setup_.allowed_ipv4);
   }
-  if (!refused) return true;
+  if (!refused) {
+    return true;
+  }
   // Answered OKAY: to the guest this is a frame a filter on the bridge
   // dropped, not a malformed request.
   tx_drop(work, *refused, protocol::kRspOkay);
@@ -495,7 +565,9 @@ void QueueEngine::tx_choose_receive_queues(std::size_t work_count) noexcept {
 }
 
 bool QueueEngine::tx_forward(TxWork& work) noexcept {
-  if (free_forwards_.empty()) return false;
+  if (free_forwards_.empty()) {
+    return false;
+  }
   const TxPacket& packet = work.packet;
   ForwardDescriptor frame;
   frame.meta = work.meta;
@@ -543,7 +615,9 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
   std::size_t count = 0;
   for (std::size_t w = 0; w < work_count; ++w) {
     TxWork& work = tx_work_[w];
-    if (work.route != TxWork::Route::kTap || work.copy_failed) continue;
+    if (work.route != TxWork::Route::kTap || work.copy_failed) {
+      continue;
+    }
     if (setup_.tap_fd < 0) {
       work.route = TxWork::Route::kDrop;
       counters_.drop(DropReason::kTxNoHostPort);
@@ -561,7 +635,9 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
         size = static_cast<std::uint16_t>(size - work.header_copied);
         destination += work.header_copied;
       }
-      if (size == 0) continue;
+      if (size == 0) {
+        continue;
+      }
       auto& segment = tx_segments_[count];
       segment = {};
       segment.source.foreign = {request.gref, offset, setup_.frontend_domid};
@@ -595,19 +671,29 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
       }
       continue;
     }
-    if (work.route != TxWork::Route::kTap) continue;
+    if (work.route != TxWork::Route::kTap) {
+      continue;
+    }
     // A switch port's frame that tx_route did not peek at (the vif is alone
     // on its switch) is admitted here, on the copy about to be written.
-    if (endpoint_ && work.header_copied == 0 && !tx_admit(work)) continue;
+    if (endpoint_ && work.header_copied == 0 && !tx_admit(work)) {
+      continue;
+    }
     const std::span<std::uint8_t> frame(tx_arena_.get() + work.arena_offset,
                                         work.packet.total_length);
     net::PacketMeta meta;
     net::VirtioNetHdr header{};
     net::PacketStatus status = net::meta_from_netif_tx(
         work.packet.first_flags, work.packet.gso ? &*work.packet.gso : nullptr, meta);
-    if (status == net::PacketStatus::kOk) status = net::prepare_offload(frame, meta);
-    if (status == net::PacketStatus::kOk) status = net::adapt_to_peer(frame, meta, kTapTakesAll);
-    if (status == net::PacketStatus::kOk) status = net::meta_to_virtio(meta, header);
+    if (status == net::PacketStatus::kOk) {
+      status = net::prepare_offload(frame, meta);
+    }
+    if (status == net::PacketStatus::kOk) {
+      status = net::adapt_to_peer(frame, meta, kTapTakesAll);
+    }
+    if (status == net::PacketStatus::kOk) {
+      status = net::meta_to_virtio(meta, header);
+    }
     if (status != net::PacketStatus::kOk) {
       // netback drops a frame whose checksum cannot be set up after having
       // answered OKAY; so do we.
@@ -636,7 +722,9 @@ void QueueEngine::tx_to_tap(std::size_t work_count) noexcept {
 }
 
 void QueueEngine::tx_process_completions() noexcept {
-  if (!endpoint_) return;
+  if (!endpoint_) {
+    return;
+  }
   ForwardCompletion completion;
   while (endpoint_->pop_completion(completion)) {
     if (completion.handle >= pending_forwards_.size() ||

@@ -36,9 +36,15 @@ const QueueSetup& validated(const QueueSetup& setup) {
   const auto fail = [&](const std::string& what) {
     throw std::invalid_argument(queue_context(setup) + ": " + what);
   };
-  if (!setup.events) fail("no event-channel handle");
-  if (!setup.grants) fail("no grant-table handle");
-  if (setup.tx_port == 0 || setup.rx_port == 0) fail("event-channel port 0");
+  if (!setup.events) {
+    fail("no event-channel handle");
+  }
+  if (!setup.grants) {
+    fail("no grant-table handle");
+  }
+  if (setup.tx_port == 0 || setup.rx_port == 0) {
+    fail("event-channel port 0");
+  }
   if (setup.tx_shared_ring.size() < protocol::kPageSize ||
       setup.rx_shared_ring.size() < protocol::kPageSize) {
     fail("shared ring smaller than a page");
@@ -46,9 +52,19 @@ const QueueSetup& validated(const QueueSetup& setup) {
   if (setup.rx_backlog_frames == 0 || setup.rx_backlog_frames > 4096) {
     fail("rx_backlog_frames " + std::to_string(setup.rx_backlog_frames) + " outside 1..4096");
   }
-  if (setup.rx_stall_timeout.count() <= 0) fail("rx_stall_timeout must be positive");
-  if (setup.rx_drain_timeout.count() <= 0) fail("rx_drain_timeout must be positive");
-  if (setup.rx_backlog_bytes == 0) fail("rx_backlog_bytes must be positive");
+  if (setup.features.xdp_headroom >= protocol::kPageSize) {
+    fail("xdp_headroom " + std::to_string(setup.features.xdp_headroom) +
+         " leaves no room for data in a page");
+  }
+  if (setup.rx_stall_timeout.count() <= 0) {
+    fail("rx_stall_timeout must be positive");
+  }
+  if (setup.rx_drain_timeout.count() <= 0) {
+    fail("rx_drain_timeout must be positive");
+  }
+  if (setup.rx_backlog_bytes == 0) {
+    fail("rx_backlog_bytes must be positive");
+  }
   if (setup.switch_receiver_share_percent == 0 || setup.switch_receiver_share_percent > 100) {
     fail("switch_receiver_share_percent " + std::to_string(setup.switch_receiver_share_percent) +
          " outside 1..100");
@@ -102,17 +118,21 @@ QueueEngine::QueueEngine(QueueSetup setup)
   // A resumed ring continues from the responses a previous vifd published.
   tx_staged_base_ = tx_.request_consumer();
   tx_unpublished_from_ = tx_.request_consumer();
-  tx_arena_size_ = tx_size * protocol::kPageSize;
+  tx_arena_size_ = std::min(tx_size * protocol::kPageSize, kTxArenaBytes);
   // Default-initialised: pages are only touched (made resident) when used.
   tx_arena_.reset(new std::uint8_t[tx_arena_size_]);
   tx_segments_.resize(tx_size);
   tx_segment_owner_.resize(tx_size);
   pending_forwards_.resize(tx_size);
   free_forwards_.reserve(tx_size);
-  for (std::size_t i = tx_size; i > 0; --i)
+  for (std::size_t i = tx_size; i > 0; --i) {
     free_forwards_.push_back(static_cast<std::uint32_t>(i - 1));
+  }
   tx_woken_.reserve(64);
-  receiver_slots_.resize(std::size_t{1} << (8 * sizeof(PortTag)));
+  // Only forwarded frames hold slots, and tags go up to kMaxPortTag.
+  if (setup_.network_switch != nullptr) {
+    receiver_slots_.resize(std::size_t{kMaxPortTag} + 1);
+  }
   // At least one packet of the most slots a packet may have, so a share
   // never refuses every frame.
   receiver_share_slots_ = std::max<std::size_t>(
@@ -123,8 +143,9 @@ QueueEngine::QueueEngine(QueueSetup setup)
   rx_staging_.resize(rx_size);
   rx_backlog_.resize(backlog);
   rx_free_slots_.reserve(backlog);
-  for (std::size_t i = backlog; i > 0; --i)
+  for (std::size_t i = backlog; i > 0; --i) {
     rx_free_slots_.push_back(static_cast<std::uint32_t>(i - 1));
+  }
   const auto& features = setup_.features;
   // The largest frame the TAP may hand us (tap_read wants one byte more to
   // detect truncation): 64 KiB with TSO, else the MTU plus Ethernet and VLAN.
@@ -132,7 +153,14 @@ QueueEngine::QueueEngine(QueueSetup setup)
                                         ? 65535 + 18
                                         : std::max<std::size_t>(features.mtu, 1500) + 18;
   rx_frame_capacity_ = largest_frame + 1;
-  rx_buffers_.reset(new std::uint8_t[(backlog + 1) * rx_frame_capacity_]);
+  // The frames in the backlog take at most rx_backlog_bytes, or one frame
+  // (an empty backlog admits any), plus alignment; with two frames' room
+  // besides, a frame's worth of contiguous bytes is always free (a bip
+  // buffer: what the end wastes at a wrap is less than a frame).
+  rx_pool_size_ = std::max(setup_.rx_backlog_bytes, rx_frame_capacity_) +
+                  backlog * kRxPoolAlignment + 2 * rx_frame_capacity_;
+  // Default-initialised: pages are only touched (made resident) when used.
+  rx_pool_.reset(new std::uint8_t[rx_pool_size_]);
   rx_descriptors_.resize(backlog);
   rx_deliveries_.resize(rx_size);
   rx_responses_.resize(rx_size);
@@ -144,6 +172,7 @@ QueueEngine::QueueEngine(QueueSetup setup)
   rx_completion_batch_.reserve(rx_completions_.capacity());
   frontend_offloads_ = {features.csum_ipv4, features.csum_ipv6, features.gso_tcpv4,
                         features.gso_tcpv6};
+  rx_headroom_ = features.xdp_headroom;
 
   if (setup_.network_switch != nullptr) {
     endpoint_ = std::make_shared<SwitchEndpoint>(
@@ -159,7 +188,9 @@ QueueEngine::~QueueEngine() {
 }
 
 void QueueEngine::start() {
-  if (thread_.joinable()) return;
+  if (thread_.joinable()) {
+    return;
+  }
   if (setup_.network_switch != nullptr) {
     port_tag_ = setup_.network_switch->attach(endpoint_, setup_.guest_mac);
   }
@@ -168,10 +199,14 @@ void QueueEngine::start() {
 }
 
 void QueueEngine::stop() {
-  if (!thread_.joinable()) return;
+  if (!thread_.joinable()) {
+    return;
+  }
   Switch* network_switch = setup_.network_switch;
   // Out of the topology first, so other queues stop choosing this one.
-  if (network_switch != nullptr) network_switch->detach(*endpoint_);
+  if (network_switch != nullptr) {
+    network_switch->detach(*endpoint_);
+  }
   stop_requested_.store(true, std::memory_order_release);
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t written = ::write(stop_fd_, &one, sizeof(one));
@@ -184,7 +219,9 @@ void QueueEngine::stop() {
 }
 
 void QueueEngine::fatal(std::string_view reason) noexcept {
-  if (fatal_.exchange(true, std::memory_order_acq_rel)) return;
+  if (fatal_.exchange(true, std::memory_order_acq_rel)) {
+    return;
+  }
   counters_.fatal_error.set(1);
   log_->error("{}: frontend disabled: {}", context_, reason);
   if (setup_.on_fatal_error) {
@@ -199,13 +236,17 @@ void QueueEngine::fatal(std::string_view reason) noexcept {
 }
 
 int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noexcept {
-  if (segments.empty()) return 0;
+  if (segments.empty()) {
+    return 0;
+  }
   const int rc = setup_.grants->copy(segments);
   counters_.grant_copy_calls.add();
   counters_.grant_copy_segments.add(segments.size());
   if (rc < 0) {
     // The batch as a whole was refused: every segment failed.
-    for (auto& segment : segments) segment.status = platform::kGntstGeneralError;
+    for (auto& segment : segments) {
+      segment.status = platform::kGntstGeneralError;
+    }
     if (log_limiter_.allow(Clock::now())) {
       log_->error("{}: grant copy of {} segments refused: {}", context_, segments.size(),
                   std::generic_category().message(-rc));
@@ -214,7 +255,9 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
   }
   std::uint64_t bytes = 0;
   for (const auto& segment : segments) {
-    if (segment.status == platform::kGntstOkay) bytes += segment.len;
+    if (segment.status == platform::kGntstOkay) {
+      bytes += segment.len;
+    }
   }
   counters_.grant_copy_bytes.add(bytes);
   return rc;
@@ -227,7 +270,9 @@ std::size_t QueueEngine::drain_events() noexcept {
     ++delivered;
     const bool known = std::find(handled_ports_.begin(), handled_ports_.begin() + handled_count_,
                                  *port) != handled_ports_.begin() + handled_count_;
-    if (known) continue;
+    if (known) {
+      continue;
+    }
     if (handled_count_ < handled_ports_.size()) {
       handled_ports_[handled_count_++] = *port;
     } else {
@@ -243,7 +288,9 @@ bool QueueEngine::guest_posted() noexcept {
   // Only a producer moving past what we saw counts: a guest rewinding and
   // re-advancing its index within the window would otherwise pass for busy.
   const auto advanced = [](protocol::RingIndex& seen, protocol::RingIndex prod) {
-    if (static_cast<std::int32_t>(prod - seen) <= 0) return false;
+    if (static_cast<std::int32_t>(prod - seen) <= 0) {
+      return false;
+    }
     seen = prod;
     return true;
   };
@@ -268,9 +315,13 @@ void QueueEngine::settle_events(bool fresh_events, Clock::time_point now) noexce
     spurious_streak_ = 0;
   } else if (fresh_events) {
     counters_.spurious_events.add();
-    if (spurious_streak_ < 32) ++spurious_streak_;
+    if (spurious_streak_ < 32) {
+      ++spurious_streak_;
+    }
   }
-  if (handled_count_ == 0) return;
+  if (handled_count_ == 0) {
+    return;
+  }
   if (!work && spurious_streak_ >= 2 && !failed()) {
     // Late EOI with backoff: the port stays masked, so a guest notifying
     // in a loop sets its pending bit and wakes nobody until then.
@@ -280,7 +331,9 @@ void QueueEngine::settle_events(bool fresh_events, Clock::time_point now) noexce
           setup_.spurious_event_backoff_max);
       unmask_at_ = now + backoff;
     }
-    if (now < *unmask_at_) return;
+    if (now < *unmask_at_) {
+      return;
+    }
   }
   unmask_at_.reset();
   unmask_handled();
@@ -312,10 +365,16 @@ void QueueEngine::send_notifications() noexcept {
     }
   };
   if (setup_.tx_port == setup_.rx_port) {
-    if (notify_tx_ || notify_rx_) notify(setup_.tx_port);
+    if (notify_tx_ || notify_rx_) {
+      notify(setup_.tx_port);
+    }
   } else {
-    if (notify_tx_) notify(setup_.tx_port);
-    if (notify_rx_) notify(setup_.rx_port);
+    if (notify_tx_) {
+      notify(setup_.tx_port);
+    }
+    if (notify_rx_) {
+      notify(setup_.rx_port);
+    }
   }
   notify_tx_ = false;
   notify_rx_ = false;
@@ -333,9 +392,13 @@ void QueueEngine::publish_ring_indices() noexcept {
 }
 
 void QueueEngine::refresh_topology() noexcept {
-  if (setup_.network_switch == nullptr) return;
+  if (setup_.network_switch == nullptr) {
+    return;
+  }
   const std::uint64_t generation = setup_.network_switch->generation();
-  if (generation == topology_generation_) return;
+  if (generation == topology_generation_) {
+    return;
+  }
   topology_ = setup_.network_switch->topology();
   topology_generation_ = generation;
 }
@@ -343,10 +406,16 @@ void QueueEngine::refresh_topology() noexcept {
 int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
   std::optional<Clock::time_point> deadline;
   const auto earliest = [&](Clock::time_point t) {
-    if (!deadline || t < *deadline) deadline = t;
+    if (!deadline || t < *deadline) {
+      deadline = t;
+    }
   };
-  if (credit_blocked_) earliest(credit_.refill_time());
-  if (unmask_at_) earliest(*unmask_at_);
+  if (credit_blocked_) {
+    earliest(credit_.refill_time());
+  }
+  if (unmask_at_) {
+    earliest(*unmask_at_);
+  }
   if (tx_held_since_) {
     earliest(*tx_held_since_ + kTxHoldLimit);
   }
@@ -356,10 +425,16 @@ int QueueEngine::poll_timeout(Clock::time_point now) const noexcept {
   if (rx_backlog_count_ != 0 && rx_blocked_since_) {
     earliest(*rx_blocked_since_ + setup_.rx_stall_timeout);
     // Without feature-rx-notify the frontend never says it posted buffers.
-    if (!setup_.features.rx_notify) earliest(now + std::chrono::milliseconds(10));
+    if (!setup_.features.rx_notify) {
+      earliest(now + std::chrono::milliseconds(10));
+    }
   }
-  if (!deadline) return -1;
-  if (*deadline <= now) return 0;
+  if (!deadline) {
+    return -1;
+  }
+  if (*deadline <= now) {
+    return 0;
+  }
   const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now);
   return static_cast<int>(std::min<std::chrono::milliseconds::rep>(wait.count(), 60000));
 }
@@ -428,8 +503,12 @@ void QueueEngine::run() noexcept {
       // RING_FINAL_CHECK_FOR_REQUESTS: ask for a notification on the next
       // request and look once more, closing the race with a request pushed
       // after our last take.
-      if (!credit_blocked_ && tx_.final_check_for_requests()) busy = true;
-      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests()) busy = true;
+      if (!credit_blocked_ && tx_.final_check_for_requests()) {
+        busy = true;
+      }
+      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests()) {
+        busy = true;
+      }
     }
   }
   shutdown_switch();
@@ -439,7 +518,9 @@ void QueueEngine::run() noexcept {
 }
 
 void QueueEngine::shutdown_switch() noexcept {
-  if (!endpoint_) return;
+  if (!endpoint_) {
+    return;
+  }
   endpoint_->mark_stopping();
   endpoint_->close_inbox();
   // Frames other vifs sent us will never be delivered: complete them now.
@@ -448,7 +529,9 @@ void QueueEngine::shutdown_switch() noexcept {
   while (endpoint_->pop_frame(frame)) {
     counters_.drop(DropReason::kRxPortStopped);
     rx_completions_.push_back({frame.sender, {frame.handle, ForwardResult::kDropped}});
-    if (rx_completions_.size() == rx_completions_.capacity()) rx_post_completions();
+    if (rx_completions_.size() == rx_completions_.capacity()) {
+      rx_post_completions();
+    }
   }
   rx_post_completions();
   // Frames we sent may wait in other queues' backlogs for guest buffers: ask
@@ -456,7 +539,9 @@ void QueueEngine::shutdown_switch() noexcept {
   // grant of our frontend is copied after stop() returns.
   if (topology_) {
     for (const auto& port : topology_->ports) {
-      for (const auto& queue : port.queues) queue->wake();
+      for (const auto& queue : port.queues) {
+        queue->wake();
+      }
     }
   }
   setup_.network_switch->wake_all();

@@ -116,6 +116,10 @@ struct QueueSetup {
   // uses it to pick this vif's queue for frames from other vifs. nullptr:
   // no control ring, frames are spread by MAC addresses.
   std::shared_ptr<const FlowSteering> flow_steering;
+  // The vif's RX headroom (the frontend's xdp-headroom), shared by its
+  // queues so the control plane can follow a change while connected; read
+  // once per turn. nullptr: features.xdp_headroom, fixed.
+  std::shared_ptr<const std::atomic<std::uint16_t>> xdp_headroom;
 };
 
 // The data path's logger ("datapath", warn by default), apart from the

@@ -56,6 +56,10 @@ class LogLimiter {
   std::uint64_t suppressed_ = 0;
 };
 
+// The TX arena: a batch's packets, up to eight of 64 KiB, or a whole ring of
+// 1514-byte ones (a ring of full pages would take 1 MiB per queue).
+inline constexpr std::size_t kTxArenaBytes = std::size_t{512} * 1024;
+
 // A guest TX packet of the current batch.
 struct TxWork {
   enum class Route : std::uint8_t { kTap, kForward, kDrop };
@@ -91,8 +95,12 @@ struct PendingForward {
   bool in_use = false;
 };
 
-// A frame waiting for guest RX buffers: a TAP frame in buffer `slot`, or a
-// switch descriptor in descriptor storage `slot`.
+// TAP frames start at multiples of this in the RX pool.
+inline constexpr std::size_t kRxPoolAlignment = 64;
+
+// A frame waiting for guest RX buffers: a TAP frame in the RX pool at
+// `buffer`, or a switch descriptor in descriptor storage `slot`. Each takes
+// one of the backlog's slots.
 struct RxItem {
   enum class Kind : std::uint8_t { kTap, kForward };
   Kind kind = Kind::kTap;
@@ -100,6 +108,7 @@ struct RxItem {
   std::uint32_t length = 0;
   net::PacketMeta meta{};
   Clock::time_point enqueued{};  // the drain deadline counts from here
+  std::uint32_t buffer = 0;      // kTap: where its bytes are in the RX pool
 };
 
 // What one frame of an RX batch became: its responses and its outcome.
@@ -194,6 +203,8 @@ class QueueEngine {
   void rx_ingest_switch() noexcept;
   void rx_ingest_tap() noexcept;
   bool rx_accepts(const RxItem& item, DropReason& reason) const noexcept;
+  // Data slots of a frame of `length` bytes after rx_headroom_.
+  std::uint32_t rx_data_slots(std::uint32_t length) const noexcept;
   std::uint32_t rx_slots_needed(const RxItem& item) const noexcept;
   bool rx_take_requests(std::size_t needed) noexcept;
   void rx_deliver(Clock::time_point now) noexcept;
@@ -209,7 +220,16 @@ class QueueEngine {
   void rx_flush_backlog(DropReason reason) noexcept;
   void rx_drop_stopped_senders() noexcept;
   void rx_post_completions() noexcept;
-  std::uint8_t* rx_buffer(std::uint32_t slot) noexcept;
+  // The RX pool: TAP frames back to back in arrival order, as the backlog
+  // holds them (a ring of bytes that wraps to 0 when a whole frame no longer
+  // fits at the end). Sized so that a frame's room is always there.
+  std::uint8_t* rx_buffer(std::uint32_t offset) noexcept;
+  // Where the next TAP frame can be read: rx_frame_capacity_ free bytes.
+  std::uint32_t rx_pool_reserve() const noexcept;
+  // The frame read at `offset` (from rx_pool_reserve()) joins the backlog.
+  void rx_pool_commit(std::uint32_t offset, std::uint32_t length) noexcept;
+  // The oldest TAP frame leaves the backlog.
+  void rx_pool_release(const RxItem& item) noexcept;
 
   QueueSetup setup_;
   const std::string context_;  // queue_context(setup_), the prefix of every message
@@ -255,7 +275,7 @@ class QueueEngine {
   std::optional<Clock::time_point> tx_held_since_;  // answers wait behind an unanswered one
   std::vector<protocol::TxResponse> tx_responses_;  // answers to publish
   std::size_t tx_response_count_ = 0;
-  std::unique_ptr<std::uint8_t[]> tx_arena_;  // ring size pages: a batch's packets, back to back
+  std::unique_ptr<std::uint8_t[]> tx_arena_;  // a batch's packets, back to back
   std::size_t tx_arena_size_ = 0;
   std::vector<platform::GrantCopySegment> tx_segments_;
   std::vector<std::uint32_t> tx_segment_owner_;
@@ -277,8 +297,14 @@ class QueueEngine {
   std::size_t rx_backlog_bytes_ = 0;
   std::size_t rx_backlog_peak_bytes_ = 0;
   std::vector<std::uint32_t> rx_free_slots_;
-  std::size_t rx_frame_capacity_ = 0;           // bytes of one TAP buffer
-  std::unique_ptr<std::uint8_t[]> rx_buffers_;  // rx_backlog_frames + 1 (scratch) buffers
+  std::size_t rx_frame_capacity_ = 0;  // bytes a TAP read may fill
+  std::unique_ptr<std::uint8_t[]> rx_pool_;
+  std::size_t rx_pool_size_ = 0;
+  std::uint32_t rx_pool_head_ = 0;      // the oldest frame's offset
+  std::uint32_t rx_pool_tail_ = 0;      // one past the newest frame
+  std::uint32_t rx_pool_wrap_end_ = 0;  // wrapped: one past the last frame before 0
+  bool rx_pool_wrapped_ = false;        // the newest frames start again at 0
+  std::size_t rx_pool_frames_ = 0;
   std::vector<ForwardDescriptor> rx_descriptors_;
   std::vector<RxDelivery> rx_deliveries_;
   std::vector<protocol::RxResponse> rx_responses_;
@@ -289,6 +315,9 @@ class QueueEngine {
   std::optional<Clock::time_point> rx_blocked_since_;
   bool rx_stalled_ = false;
   net::PeerOffloads frontend_offloads_{};
+  // Bytes left free in front of each frame's data in its first RX slot
+  // (xdp-headroom), taken from the setup at the start of each turn.
+  std::uint16_t rx_headroom_ = 0;
   // One captured frame's copy from the sender's grants into a capture slot.
   std::array<platform::GrantCopySegment, kMaxTxDataSlots> capture_segments_{};
 

@@ -205,8 +205,14 @@ void Netfront::connect() {
                      error.what()));
     return;
   }
-  const auto entries =
-      xenbus::connect_keys(keys, backend_features_.has_max_queues, options_.features);
+  xenbus::FrontendFeatures features = options_.features;
+  if (features.xdp_headroom != 0 && !backend_features_.xdp_headroom) {
+    // As Linux netfront: without the backend's promise the key means nothing.
+    spdlog::warn("vif-front: {}: backend does not offer {}; RX headroom not requested", path_,
+                 xenbus::key::kFeatureXdpHeadroom);
+    features.xdp_headroom = 0;
+  }
+  const auto entries = xenbus::connect_keys(keys, backend_features_.has_max_queues, features);
   // One transaction: the backend never sees half a set of refs and ports.
   xenstore_.transact([&](xs::TxId txn) {
     remove_connect_keys(txn);
@@ -217,9 +223,11 @@ void Netfront::connect() {
   state_ = NetfrontState::kConnected;
   error_.clear();
   ++connect_count_;
-  spdlog::info("vif-front: {}: connected to dom{}: {} queue(s), {} event channels{}{}", path_,
+  spdlog::info("vif-front: {}: connected to dom{}: {} queue(s), {} event channels{}{}{}", path_,
                config_.backend_domid, count, split ? "split" : "shared",
-               backend_features_.sg ? ", sg" : "", tx.gso_tcpv4 || tx.gso_tcpv6 ? ", gso" : "");
+               backend_features_.sg ? ", sg" : "", tx.gso_tcpv4 || tx.gso_tcpv6 ? ", gso" : "",
+               features.xdp_headroom != 0 ? fmt::format(", RX headroom {}", features.xdp_headroom)
+                                          : std::string());
 }
 
 void Netfront::disconnect() noexcept {

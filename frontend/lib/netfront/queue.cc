@@ -326,6 +326,9 @@ void NetfrontQueue::finish_rx_frame(const RxHandler& handler) noexcept {
   }
   if (deliver && rx_frame_length_ > 0) {
     ++stats_.rx_packets;
+    if ((rx_extra_types_ & (1U << protocol::kExtraTypeXdp)) != 0) {
+      ++stats_.rx_headroom_packets;
+    }
     stats_.rx_bytes += rx_frame_length_;
     if (handler) handler(RxFrame{rx_segments_, rx_frame_length_, meta});
   } else {
@@ -375,8 +378,14 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
           return;
         }
         const protocol::ExtraInfo extra = response_as_extra(response);
-        if (extra.type == protocol::kExtraTypeNone || extra.type >= protocol::kExtraTypeMax ||
-            (rx_extra_types_ & (1U << extra.type)) != 0) {
+        // XDP (headroom) is one past kExtraTypeMax of the Xen header.
+        const bool known =
+            extra.type != protocol::kExtraTypeNone &&
+            (extra.type < protocol::kExtraTypeMax || extra.type == protocol::kExtraTypeXdp);
+        // The headroom it names must be where the first slot's data starts.
+        const bool consistent =
+            extra.type != protocol::kExtraTypeXdp || extra.u.pad[0] == rx_first_offset_;
+        if (!known || !consistent || (rx_extra_types_ & (1U << extra.type)) != 0) {
           ++stats_.rx_bad_extra;
           rx_frame_bad_ = true;
         } else {
@@ -417,6 +426,7 @@ void NetfrontQueue::receive(const RxHandler& handler) noexcept {
           rx_frame_length_ += size;
         }
         if (first) {
+          rx_first_offset_ = response.offset;
           rx_frame_flags_ = response.flags;
           rx_expect_extra_ = (response.flags & protocol::kRxfExtraInfo) != 0;
         }

@@ -89,6 +89,10 @@ struct QueueStats {
   std::uint64_t rx_dropped = 0;
   std::uint64_t rx_too_long = 0;   // slots adding up to more than kMaxFrame bytes
   std::uint64_t rx_bad_extra = 0;  // extra-info slots of unknown or repeated type
+  // Frames that came with an XDP extra naming the headroom their first slot
+  // starts at (the backend honoured xdp-headroom); one naming another
+  // offset is a bad extra.
+  std::uint64_t rx_headroom_packets = 0;
   std::uint64_t notifications_sent = 0;
   std::uint64_t events_received = 0;
 };
@@ -201,9 +205,10 @@ class NetfrontQueue {
   bool rx_frame_bad_ = false;
   bool rx_expect_extra_ = false;
   bool rx_have_gso_ = false;
-  std::size_t rx_frame_slots_ = 0;    // data and error slots of the open frame
-  std::size_t rx_frame_extras_ = 0;   // extra-info slots of the open frame
-  std::uint32_t rx_extra_types_ = 0;  // bit per extra type seen in the open frame
+  std::size_t rx_frame_slots_ = 0;     // data and error slots of the open frame
+  std::size_t rx_frame_extras_ = 0;    // extra-info slots of the open frame
+  std::uint32_t rx_extra_types_ = 0;   // bit per extra type seen in the open frame
+  std::uint16_t rx_first_offset_ = 0;  // the open frame's first slot's offset
   protocol::ExtraInfo rx_gso_extra_{};
   protocol::RingIndex rx_consumed_ = 0;     // responses taken
   protocol::RingIndex rx_frame_start_ = 0;  // first position of the open frame
