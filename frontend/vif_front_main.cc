@@ -39,6 +39,8 @@ using vifd::frontend::TapPump;
 constexpr std::size_t kTapBudget = 64;  // frames per TAP queue per loop turn
 constexpr int kMaxPollRounds = 16;      // re-polls of a busy ring per turn
 constexpr std::chrono::milliseconds kCloseGrace{5000};
+// As vifd: a lost xenstored connection is noticed within about a second.
+constexpr std::chrono::seconds kXenstoreProbeInterval{1};
 
 // Frames the TAP may hand us: MTU + Ethernet header + one VLAN tag, or a
 // whole 64 KiB GSO frame when TSO is on.
@@ -89,6 +91,7 @@ class Daemon {
     apply_link_state();
     vifd::service::notify_ready(fmt::format("{} for {}", tap_.name(), front_.path()));
     std::vector<pollfd> fds;
+    auto next_probe = std::chrono::steady_clock::now() + kXenstoreProbeInterval;
     for (;;) {
       fds.clear();
       fds.push_back({signals.fd(), POLLIN, 0});
@@ -113,8 +116,17 @@ class Daemon {
         break;
       }
       if (fds[1].revents != 0) {
-        front_.process_xenstore();
+        try {
+          front_.process_xenstore();
+        } catch (const vifd::xs::XsError&) {
+          if (xenstore_lost()) return 1;
+          throw;
+        }
         apply_link_state();
+      }
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_probe) {
+        next_probe = now + kXenstoreProbeInterval;
+        if (xenstore_lost()) return 1;
       }
       if (!front_.connected()) continue;
       // Rings first: responses free TX pages for the TAP reads below.
@@ -151,6 +163,24 @@ class Daemon {
     options.queues = queues;
     options.multi_queue = queues > 1;
     return vifd::net::TapDevice(options);
+  }
+
+  // Without xenstored the device can be neither served nor closed: one
+  // error line, then exit for the service manager to start a new instance
+  // (which resets the device, as after a crash). True when that is the case.
+  bool xenstore_lost() {
+    try {
+      front_.probe_xenstore();
+      return false;
+    } catch (const vifd::xs::XsError& error) {
+      spdlog::error(
+          "vif-front: xenstored connection lost ({}): exiting for the service manager to "
+          "restart vif-front",
+          error.what());
+      vifd::service::notify_stopping("xenstored connection lost");
+      tap_.destroy();
+      return true;
+    }
   }
 
   std::size_t max_read() const { return max_tap_frame(tap_.offloads(), front_.config().mtu); }

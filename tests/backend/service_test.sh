@@ -8,6 +8,8 @@
 #                   half of WATCHDOG_USEC, STOPPING=1 on SIGTERM
 #   xenstored-loss  vif-sim (the xenstored) killed under vifd: one error line,
 #                   exit status 1 within a few seconds
+#   front-xenstored-loss  the same under a connected vif-front: one error
+#                   line, exit status 1, nothing logged after it
 #   startup-check   no CAP_NET_ADMIN, no sim host: one line naming both, exit 1
 #
 #   service_test.sh MODE VIF_SIM VIFD VIFCTL VIF_FRONT
@@ -235,6 +237,35 @@ EOF
       fail "lines after the loss: $(sed -n '/connection lost/,$p' "$dir/vifd.err")"
     ! grep -q 'terminate called\|Aborted\|critical' "$dir/vifd.err" || fail "unclean exit"
     echo "PASS: xenstored loss ends vifd with status 1"
+    ;;
+
+  front-xenstored-loss)
+    start_sim
+    start_vifd
+    vifctl_run attach 3 --no-wait || fail "vifctl attach"
+    wait_for 20 grep -q 'ready: serving' "$dir/vifd.err" || fail "vifd not ready"
+    VIF_SIM_DOMID=3 unshare --net "$front" --devid 0 2>"$dir/front.err" &
+    front_pid=$!
+    wait_for 20 grep -q 'eth0 carrier on' "$dir/front.err" ||
+      fail "vif-front did not connect: $(cat "$dir/front.err")"
+    kill -KILL "$sim_pid"
+    wait "$sim_pid" 2>/dev/null || true
+    sim_pid=""
+    killed=$SECONDS
+    wait_for 5 bash -c "! kill -0 $front_pid 2>/dev/null" || fail "vif-front still running 5 s later"
+    status=0
+    wait "$front_pid" || status=$?
+    front_pid=""
+    ((status == 1)) || fail "vif-front exited $status, expected 1: $(cat "$dir/front.err")"
+    ((SECONDS - killed <= 5)) || fail "vif-front took $((SECONDS - killed)) s to exit"
+    lost=$(grep -c 'xenstored connection lost' "$dir/front.err" || true)
+    ((lost == 1)) || fail "$lost 'xenstored connection lost' lines from vif-front, expected 1"
+    grep -q '\[error\] vif-front: xenstored connection lost (.*connection to xenstored closed): exiting' \
+      "$dir/front.err" || fail "not one error line saying the connection closed: $(cat "$dir/front.err")"
+    [[ $(tail -1 "$dir/front.err") == *"xenstored connection lost"* ]] ||
+      fail "lines after the loss: $(sed -n '/connection lost/,$p' "$dir/front.err")"
+    ! grep -q 'terminate called\|Aborted\|critical' "$dir/front.err" || fail "unclean exit"
+    echo "PASS: xenstored loss ends vif-front with status 1"
     ;;
 
   startup-check)

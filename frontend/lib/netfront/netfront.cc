@@ -103,6 +103,7 @@ Netfront::~Netfront() {
   // Like a crash: xenstore keeps our last state, the grants end with the
   // pages. An orderly shutdown is close().
   queues_.clear();
+  if (xenstore_lost_) return;  // nobody to unwatch with
   try {
     xenstore_.unwatch(xenbus::join(config_.backend_path, xenbus::key::kState), watch_token_);
   } catch (const std::exception& error) {
@@ -265,6 +266,15 @@ bool Netfront::check_failed() {
     }
   }
   return false;
+}
+
+void Netfront::probe_xenstore() {
+  try {
+    static_cast<void>(xenstore_.read(xenbus::join(path_, xenbus::key::kState)));
+  } catch (const xs::XsError&) {
+    xenstore_lost_ = true;
+    throw;
+  }
 }
 
 void Netfront::close(std::chrono::milliseconds grace) {

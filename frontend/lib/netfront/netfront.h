@@ -105,6 +105,12 @@ class Netfront {
   // release everything, Closed.
   void close(std::chrono::milliseconds grace);
 
+  // Throws XsError when the connection to xenstored is gone: a lost
+  // connection wakes no watch, so only a request finds out. Reads the
+  // device's own state node, which exists while the device does. After a
+  // throw the destructor no longer talks to xenstored.
+  void probe_xenstore();
+
  private:
   // How long each step of reset_stale_connection() waits for the backend
   // (Linux's xenbus_reset_wait_for_backend() waits 5 s).
@@ -136,6 +142,7 @@ class Netfront {
   // disconnect: only then does InitWait mean "connect again".
   bool backend_cycled_ = true;
   bool shut_down_ = false;  // close() was called
+  bool xenstore_lost_ = false;
   std::string error_;
   std::uint64_t connect_count_ = 0;
 };

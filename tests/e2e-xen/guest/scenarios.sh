@@ -8,7 +8,8 @@
 #   Linux bridge after a vifd restart with --no-fast-path) ; S7 multi-queue ;
 #   S5 vif-front against vifd ; S6 detach/attach/destroy under traffic ;
 #   S8 kill -9 vifd under a netfront guest's TCP transfer, restart ;
-#   S9 one vifd per guest, started and stopped by vifd-launcher.
+#   S9 one vifd per guest: vifd-launcher.service starting and stopping
+#   vifd@<domid>.service.
 #   S10 (first) the packaged vifd.service under systemd, dom0's init:
 #   systemctl start/restart/stop serving a stock guest, journal priorities,
 #   sd_notify status and watchdog, everything released on stop.
@@ -77,13 +78,10 @@ dump_debug() {
   tail -40 /var/log/vifd.log 2>/dev/null | indent || true
   log "---- journalctl -u vifd (tail) ----"
   journalctl -u vifd.service -n 30 --no-pager 2>&1 | indent || true
-  local f
   # S9's launcher and per-guest vifds.
-  for f in /var/log/vifd-launcher.log /var/log/vifd-[0-9]*.log; do
-    [[ -e $f ]] || continue
-    log "---- $f (tail) ----"
-    tail -30 "$f" | indent || true
-  done
+  log "---- journalctl -u vifd-launcher -u vifd@* (tail) ----"
+  journalctl -u vifd-launcher.service -u 'vifd@*.service' -n 30 --no-pager 2>&1 | indent || true
+  local f
   for f in /var/log/xen/console/guest-*.log; do
     [[ -e $f ]] || continue
     log "---- $f (tail) ----"
@@ -493,44 +491,30 @@ s4() {
 }
 
 # --- S9: one vifd per guest ------------------------------------------------------
-# vifd-launcher runs these in place of `systemctl start vifd@<domid>.service`
-# and `systemctl stop ...`, with the unit's command line, so that the vifds'
-# logs and pids are where the checks below look.
-launcher_pid=""
-write_launcher_commands() {
-  cat >/usr/local/bin/e2e-start-vifd <<'SCRIPT'
-#!/bin/sh
-vifd --platform xen --domain "$1" --control-socket "/run/vifd/domain-$1.sock" >>"/var/log/vifd-$1.log" 2>&1 &
-echo $! >"/run/vifd/e2e-vifd-$1.pid"
-SCRIPT
-  cat >/usr/local/bin/e2e-stop-vifd <<'SCRIPT'
-#!/bin/sh
-kill "$(cat "/run/vifd/e2e-vifd-$1.pid")"
-SCRIPT
-  chmod +x /usr/local/bin/e2e-start-vifd /usr/local/bin/e2e-stop-vifd
+# The packaged units as installed: vifd-launcher.service runs `systemctl
+# --no-block start vifd@<domid>.service` when a guest's vif backend directory
+# appears and the matching stop when the guest goes.
+# Empty when no vifd@<domid> runs.
+domain_vifd_pid() {
+  local pid
+  pid=$(systemctl show -p MainPID --value "vifd@$1.service" 2>/dev/null) || true
+  if [[ -n $pid && $pid != 0 ]]; then echo "$pid"; fi
 }
-# Empty when the launcher started no vifd for the domain.
-domain_vifd_pid() { cat "/run/vifd/e2e-vifd-$1.pid" 2>/dev/null || true; }
 domain_vifctl() { local d=$1; shift; vifctl --control-socket "/run/vifd/domain-$d.sock" "$@"; }
 # shellcheck disable=SC2317 # run through wait_until
 domain_vif_connected() {
   [[ $(domain_vifctl "$1" stats --json 2>/dev/null | jq -r ".vifs[] | select(.domid == $1 and .devid == 0) | .state") == Connected ]]
 }
 # shellcheck disable=SC2317 # run through wait_until
-domain_vifd_gone() {
-  local pid
-  pid=$(domain_vifd_pid "$1")
-  [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null
+domain_vifd_gone() { # DOMID PID: the unit has no process and PID has exited
+  [[ -z $(domain_vifd_pid "$1") ]] && ! kill -0 "$2" 2>/dev/null
 }
 s9() {
   local name d1 d2 p1 p2 n1 n2
   # The serve-everything vifd and the per-guest ones exclude each other.
   for name in "${!domid_of[@]}"; do destroy_guest "$name"; done
   stop_vifd
-  write_launcher_commands
-  vifd-launcher --platform xen --start-command "/usr/local/bin/e2e-start-vifd {domid}" \
-    --stop-command "/usr/local/bin/e2e-stop-vifd {domid}" >>/var/log/vifd-launcher.log 2>&1 &
-  launcher_pid=$!
+  timeout 60 systemctl start vifd-launcher.service || { fail S9 "systemctl start vifd-launcher"; return 1; }
   # Stock guests, unmodified configs: their vifds must reach InitWait within
   # xl's 10 s after the launcher sees the backend directories.
   create_guest domU1 netfront 10.0.0.11 00:16:3e:00:00:11 1 || { fail S9 "domU1 did not come up"; return 1; }
@@ -539,7 +523,7 @@ s9() {
   wait_until 20 "domU1's own vifd to connect it" domain_vif_connected "$d1" || { fail S9 "vif $d1/0 not Connected by its vifd"; return 1; }
   wait_until 20 "domU2's own vifd to connect it" domain_vif_connected "$d2" || { fail S9 "vif $d2/0 not Connected by its vifd"; return 1; }
   p1=$(domain_vifd_pid "$d1") p2=$(domain_vifd_pid "$d2")
-  [[ -n $p1 && -n $p2 && $p1 != "$p2" ]] || { fail S9 "vifd pids '$p1' and '$p2'"; return 1; }
+  [[ -n $p1 && -n $p2 && $p1 != "$p2" ]] || { fail S9 "vifd@$d1 and vifd@$d2 MainPIDs '$p1' and '$p2'"; return 1; }
   n1=$(domain_vifctl "$d1" stats --json | jq '.vifs | length') || true
   n2=$(domain_vifctl "$d2" stats --json | jq '.vifs | length') || true
   [[ $n1 == 1 && $n2 == 1 ]] || { fail S9 "each vifd should serve one vif: $n1 and $n2"; return 1; }
@@ -552,29 +536,22 @@ s9() {
   local up=$last_kbps
   # Destroying a guest stops its vifd, and only that one.
   destroy_guest domU1
-  wait_until 20 "domU1's vifd to stop" domain_vifd_gone "$d1" || { fail S9 "vifd $p1 of domain $d1 still runs after xl destroy"; return 1; }
+  wait_until 20 "vifd@$d1 to stop" domain_vifd_gone "$d1" "$p1" || { fail S9 "vifd $p1 of domain $d1 still runs after xl destroy"; return 1; }
   kill -0 "$p2" 2>/dev/null || { fail S9 "domU2's vifd stopped with domU1"; return 1; }
   ping_both domU2 || { fail S9 "domU2 after domU1 went"; return 1; }
   destroy_guest domU2
-  wait_until 20 "domU2's vifd to stop" domain_vifd_gone "$d2" || { fail S9 "vifd $p2 of domain $d2 still runs after xl destroy"; return 1; }
-  pass S9 "one vifd per guest (vifd-launcher): vifd $p1 for domain $d1, vifd $p2 for domain $d2, ping dom0 and each other, ttcp domU1->domU2 $between KB/sec, domU2->dom0 $up KB/sec, each stopped with its guest"
+  wait_until 20 "vifd@$d2 to stop" domain_vifd_gone "$d2" "$p2" || { fail S9 "vifd $p2 of domain $d2 still runs after xl destroy"; return 1; }
+  pass S9 "one vifd per guest (vifd-launcher.service): vifd@$d1.service pid $p1, vifd@$d2.service pid $p2, ping dom0 and each other, ttcp domU1->domU2 $between KB/sec, domU2->dom0 $up KB/sec, each stopped with its guest"
 }
 # After S9, whatever it left: the launcher, per-guest vifds, guests; then the
 # serve-everything vifd again for the next phase.
 s9_cleanup() {
-  local name pid_file
-  if [[ -n $launcher_pid ]]; then
-    kill "$launcher_pid" 2>/dev/null || true
-    wait "$launcher_pid" 2>/dev/null || true
-  fi
-  launcher_pid=""
+  local name
+  systemctl stop vifd-launcher.service || true
   for name in "${!domid_of[@]}"; do destroy_guest "$name"; done
-  for pid_file in /run/vifd/e2e-vifd-*.pid; do
-    if [[ -e $pid_file ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
-    rm -f "$pid_file"
-  done
-  log "vifd-launcher log:"
-  tail -20 /var/log/vifd-launcher.log 2>/dev/null | indent "launcher: " || true
+  systemctl stop 'vifd@*.service' || true
+  log "vifd-launcher's journal:"
+  journalctl -u vifd-launcher.service -n 20 -o cat --no-pager 2>/dev/null | indent "launcher: " || true
   sleep 1
   start_vifd
 }
