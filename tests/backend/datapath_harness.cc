@@ -294,6 +294,7 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.switch_receiver_share_percent = options.switch_receiver_share_percent;
   setup.spurious_event_backoff_max = options.spurious_event_backoff_max;
   setup.resume = options.resume;
+  setup.static_grants = options.static_grants;
   setup.on_fatal_error = [this](const std::string& reason) {
     std::lock_guard lock(reason_mutex_);
     fatal_reason_ = reason;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/lib/datapath/gref_table.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/net/packet_meta.h"
 #include "common/platform/platform.h"
@@ -159,6 +160,8 @@ struct QueueOptions {
   bool resume = false;
   // When set, the queue's grant table fails what this plan says.
   std::shared_ptr<vifd::testing::GrantFaults> grant_faults{};
+  // The queue's static grant mappings (QueueSetup.static_grants).
+  std::shared_ptr<GrefHandoff> static_grants{};
 };
 
 // What the control plane does for one queue: map the rings, bind the

@@ -35,6 +35,7 @@ namespace vifd::backend {
 class Switch;
 class MulticastFilter;
 class FlowSteering;
+class GrefHandoff;
 namespace detail {
 class QueueEngine;
 }
@@ -116,6 +117,10 @@ struct QueueSetup {
   // uses it to pick this vif's queue for frames from other vifs. nullptr:
   // no control ring, frames are spread by MAC addresses.
   std::shared_ptr<const FlowSteering> flow_steering;
+  // This queue's static grant mappings (ctrl ring ADD/DEL_GREF_MAPPING),
+  // published by the control plane; nullptr: none, every copy is a grant
+  // copy.
+  std::shared_ptr<GrefHandoff> static_grants;
 };
 
 // The data path's logger ("datapath", warn by default), apart from the
