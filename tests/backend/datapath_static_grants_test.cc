@@ -13,48 +13,10 @@
 #include "backend/lib/datapath/switch.h"
 #include "common/platform/sim/sim_host.h"
 #include "tests/backend/datapath_harness.h"
+#include "tests/backend/static_mappings.h"
 
 namespace vifd::backend::testing {
 namespace {
-
-// The control plane's part for one frontend: every TX and/or RX buffer page
-// mapped once, published as one table.
-class StaticMappings {
- public:
-  StaticMappings(const SimHost& host, TestFrontend& frontend, bool tx, bool rx)
-      : platform_(host.join(0)), grants_(platform_->open_grant_table()) {
-    const platform::DomId domids[] = {frontend.domid()};
-    for (std::size_t page = 0; page < TestFrontend::kPages; ++page) {
-      if (tx) add(domids, frontend.tx_page_ref(page), false);
-      if (rx) add(domids, frontend.rx_page_ref(static_cast<std::uint16_t>(page)), true);
-    }
-    publish(entries_);
-  }
-  ~StaticMappings() {
-    for (const GrefEntry& entry : entries_) grants_->unmap(entry.page, 1);
-  }
-
-  // A table with `entries` as the next generation.
-  void publish(const std::vector<GrefEntry>& entries) {
-    tables_.push_back(std::make_unique<GrefTable>(tables_.size() + 1, entries));
-    handoff->publish(tables_.back().get());
-  }
-  std::uint64_t latest_generation() const { return tables_.back()->generation(); }
-
-  std::shared_ptr<GrefHandoff> handoff = std::make_shared<GrefHandoff>();
-
- private:
-  void add(std::span<const platform::DomId> domids, platform::GrantRef ref, bool writable) {
-    const platform::GrantRef refs[] = {ref};
-    entries_.push_back(
-        {ref, writable, static_cast<std::uint8_t*>(grants_->map(domids, refs, writable))});
-  }
-
-  std::unique_ptr<platform::Platform> platform_;
-  std::unique_ptr<platform::GrantTable> grants_;
-  std::vector<GrefEntry> entries_;
-  std::vector<std::unique_ptr<GrefTable>> tables_;
-};
 
 TEST(StaticGrantsTest, GuestTxToTheTapIsCopiedWithoutGrantOperations) {
   SimHost host({1});
@@ -181,34 +143,6 @@ TEST_F(StaticGrantsSwitchTest, OnlyTheSenderMappedLeavesOneForeignSidePerSegment
   ASSERT_TRUE(eventually([&] { return from.stats().forwarded_packets == 1; }));
   EXPECT_EQ(from.stats().grant_copy_calls, 0U);
   EXPECT_EQ(to.stats().grant_copy_bytes, 1000U) << "from the sender's mapping into a grant";
-}
-
-TEST_F(StaticGrantsSwitchTest, ANewTableIsAcknowledgedOnlyAfterFramesFromTheOldOneComplete) {
-  sender_mappings_ = std::make_unique<StaticMappings>(host_, sender_, true, true);
-  BackendQueue& from = attach(sender_, sender_mappings_.get());
-  attach(receiver_, nullptr);
-  ASSERT_TRUE(eventually([&] { return sender_mappings_->handoff->acknowledged() == 1; }));
-  // The receiver has no buffers: the frame waits in its backlog, pointing
-  // into the sender's mapped page.
-  const auto frame = ethernet_frame(test_mac(2), test_mac(1), 500, 6);
-  sender_.send_frame(frame);
-  ASSERT_TRUE(eventually([&] { return from.stats().tx_packets == 1; }));
-  // DEL of everything: the control plane publishes an empty table.
-  sender_mappings_->publish({});
-  ASSERT_TRUE(eventually([&] { return from.stats().gref_mappings == 0; }));
-  ASSERT_TRUE(from.settle());
-  EXPECT_EQ(sender_mappings_->handoff->acknowledged(), 1U)
-      << "a frame still points into the old table's pages";
-  receiver_.post_rx(4);
-  const auto responses = receiver_.wait_rx_responses(1);
-  ASSERT_EQ(responses.size(), 1U);
-  EXPECT_EQ(receiver_.frames_of(responses).at(0), frame);
-  EXPECT_TRUE(eventually([&] { return sender_mappings_->handoff->acknowledged() == 2; }));
-  // From now on the sender's pages are grant-copied again.
-  const auto after = ethernet_frame(test_mac(2), test_mac(1), 300, 7);
-  sender_.send_frame(after);
-  ASSERT_EQ(receiver_.wait_rx_responses(1).size(), 1U);
-  EXPECT_TRUE(eventually([&] { return from.stats().grant_copy_segments == 1; }));
 }
 
 }  // namespace

@@ -287,7 +287,8 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
 void QueueEngine::adopt_static_grants() noexcept {
   GrefHandoff* handoff = setup_.static_grants.get();
   if (handoff == nullptr) return;
-  handoff->consume_wake();
+  // One atomic load: the wake-up itself is consumed only when poll()
+  // reported it, so a busy queue makes no system call for it.
   const GrefTable* latest = handoff->latest();
   if (latest != grefs_) {
     grefs_ = latest;
@@ -471,6 +472,7 @@ void QueueEngine::run() noexcept {
       fds[4] = {setup_.static_grants ? setup_.static_grants->wake_fd() : -1, POLLIN, 0};
       const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
       const int poll_error = ready < 0 ? errno : 0;
+      if (ready > 0 && (fds[4].revents & POLLIN) != 0) setup_.static_grants->consume_wake();
       if (poll_error != 0 && poll_error != EINTR && log_limiter_.allow(Clock::now())) {
         log_->error("{}: poll: {}", context_, std::generic_category().message(poll_error));
       }
