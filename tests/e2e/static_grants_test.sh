@@ -16,6 +16,8 @@ pair() {
 mapped() { [[ $(pair | jq .mappings) == 1024 ]]; }
 simnet_wait_for 10 "vifd to map both pools of both vifs" mapped ||
   e2e_fail "vifd maps $(pair | jq .mappings) pages of vifs 1 and 2, 1024 expected"
+simnet_vifctl stats | grep -q "q0 static grants: 512 pages mapped" ||
+  e2e_fail "vifctl stats does not show the 512 mapped pages: $(simnet_vifctl stats | grep static)"
 grep -q "the backend keeps 512 pool pages mapped" "$SIMNET_LOGS/vif-front-1.log" ||
   e2e_fail "vif-front 1 did not log its pools as mapped"
 
