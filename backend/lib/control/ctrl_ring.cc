@@ -77,7 +77,9 @@ void CtrlRing::wait_for_event() {
   event_fd_.async_wait(
       boost::asio::posix::stream_descriptor::wait_read,
       [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
-        if (alive.expired() || error) return;
+        if (alive.expired() || error) {
+          return;
+        }
         on_event();
       });
 }
@@ -157,7 +159,9 @@ bool CtrlRing::serve() {
   while (answered < taken.count && ring_->push_response(answer(requests[answered]))) {
     ++answered;
   }
-  if (answered != 0) reclaim_static_grants();
+  if (answered != 0) {
+    reclaim_static_grants();
+  }
   if (answered != 0 && ring_->push_responses_and_check_notify()) {
     if (const int rc = events_->notify(local_port_); rc < 0) {
       control_log().error("ctrl ring of domain {}: notify port {}: {}", domid_, local_port_,
@@ -172,12 +176,16 @@ bool CtrlRing::serve() {
 }
 
 void CtrlRing::reclaim_static_grants() {
-  if (!grefs_ || reclaim_posted_ || !grefs_->reclaim()) return;
+  if (!grefs_ || reclaim_posted_ || !grefs_->reclaim()) {
+    return;
+  }
   reclaim_posted_ = true;
   reclaim_timer_.expires_after(kReclaimPoll);
   reclaim_timer_.async_wait(
       [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
-        if (alive.expired() || error) return;
+        if (alive.expired() || error) {
+          return;
+        }
         reclaim_posted_ = false;
         reclaim_static_grants();
       });
@@ -191,7 +199,9 @@ void CtrlRing::serve_after(std::chrono::steady_clock::duration delay) {
   serve_timer_.expires_after(delay);
   serve_timer_.async_wait(
       [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
-        if (alive.expired() || error) return;
+        if (alive.expired() || error) {
+          return;
+        }
         serve_posted_ = false;
         serve();
         if (masked_until_paced_ && !failed_) {

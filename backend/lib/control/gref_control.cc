@@ -48,8 +48,12 @@ GrefControl::GrefControl(platform::Platform& platform, platform::GrantTable& cop
 GrefControl::~GrefControl() {
   for (QueueMappings& queue : queues_) {
     queue.handoff->publish(nullptr);
-    for (const auto& [ref, mapping] : queue.live) unmap(queue, mapping.page);
-    for (const Retired& retired : queue.retired) unmap(queue, retired.page);
+    for (const auto& [ref, mapping] : queue.live) {
+      unmap(queue, mapping.page);
+    }
+    for (const Retired& retired : queue.retired) {
+      unmap(queue, retired.page);
+    }
   }
 }
 
@@ -92,7 +96,9 @@ protocol::CtrlResponse GrefControl::handle(const protocol::CtrlRequest& request)
 
 bool GrefControl::read_list(platform::GrantRef list, std::uint32_t count,
                             std::span<protocol::StaticGrant> entries) {
-  if (count == 0 || count > kMaxListEntries) return false;
+  if (count == 0 || count > kMaxListEntries) {
+    return false;
+  }
   platform::GrantCopySegment segment{};
   segment.source.foreign = {list, 0, frontend_};
   segment.dest.virt = entries.data();
@@ -106,7 +112,9 @@ std::uint32_t GrefControl::add(std::uint32_t queue_index, platform::GrantRef lis
   QueueMappings& queue = queues_[queue_index];
   // Copied once: the frontend may rewrite its page while we work.
   std::array<protocol::StaticGrant, kMaxListEntries> entries{};
-  if (!read_list(list, count, entries)) return refuse(GrefRefusal::kBadList);
+  if (!read_list(list, count, entries)) {
+    return refuse(GrefRefusal::kBadList);
+  }
   const std::span<const protocol::StaticGrant> wanted(entries.data(), count);
   if (queue.live.size() + queue.retired.size() + count > kMaxMappingsPerQueue) {
     return refuse(GrefRefusal::kLimit);
@@ -134,11 +142,15 @@ std::uint32_t GrefControl::add(std::uint32_t queue_index, platform::GrantRef lis
     } catch (const platform::PlatformError& error) {
       control_log().info("ctrl ring of domain {}: ADD_GREF_MAPPING queue {}: {}", frontend_,
                          queue_index, error.what());
-      for (const auto& [ref, mapping] : mapped) unmap(queue, mapping.page);
+      for (const auto& [ref, mapping] : mapped) {
+        unmap(queue, mapping.page);
+      }
       return refuse(GrefRefusal::kMapFailed);
     }
   }
-  for (const auto& [ref, mapping] : mapped) queue.live.emplace(ref, mapping);
+  for (const auto& [ref, mapping] : mapped) {
+    queue.live.emplace(ref, mapping);
+  }
   publish(queue);
   return XEN_NETIF_CTRL_STATUS_SUCCESS;
 }
@@ -147,7 +159,9 @@ std::uint32_t GrefControl::del(std::uint32_t queue_index, platform::GrantRef lis
                                std::uint32_t count, std::uint32_t& removed) {
   QueueMappings& queue = queues_[queue_index];
   std::array<protocol::StaticGrant, kMaxListEntries> entries{};
-  if (!read_list(list, count, entries)) return refuse(GrefRefusal::kBadList);
+  if (!read_list(list, count, entries)) {
+    return refuse(GrefRefusal::kBadList);
+  }
   const std::uint64_t generation = queue.next_generation;  // of the table published below
   for (std::uint32_t i = 0; i < count; ++i) {
     protocol::StaticGrant& entry = entries[i];
@@ -163,7 +177,9 @@ std::uint32_t GrefControl::del(std::uint32_t queue_index, platform::GrantRef lis
     entry.status = XEN_NETIF_CTRL_STATUS_SUCCESS;
     ++removed;
   }
-  if (removed != 0) publish(queue);
+  if (removed != 0) {
+    publish(queue);
+  }
   platform::GrantCopySegment segment{};
   segment.source.virt = entries.data();
   segment.dest.foreign = {list, 0, frontend_};
@@ -191,7 +207,9 @@ bool GrefControl::reclaim() noexcept {
   for (QueueMappings& queue : queues_) {
     const std::uint64_t acknowledged = queue.handoff->acknowledged();
     std::erase_if(queue.retired, [&](const Retired& retired) {
-      if (retired.generation > acknowledged) return false;
+      if (retired.generation > acknowledged) {
+        return false;
+      }
       unmap(queue, retired.page);
       return true;
     });
@@ -219,19 +237,25 @@ std::uint32_t GrefControl::refuse(GrefRefusal refusal) noexcept {
 
 std::size_t GrefControl::mapped() const noexcept {
   std::size_t total = 0;
-  for (const QueueMappings& queue : queues_) total += queue.live.size();
+  for (const QueueMappings& queue : queues_) {
+    total += queue.live.size();
+  }
   return total;
 }
 
 std::size_t GrefControl::retiring() const noexcept {
   std::size_t total = 0;
-  for (const QueueMappings& queue : queues_) total += queue.retired.size();
+  for (const QueueMappings& queue : queues_) {
+    total += queue.retired.size();
+  }
   return total;
 }
 
 std::uint64_t GrefControl::refused_total() const noexcept {
   std::uint64_t total = 0;
-  for (const std::uint64_t n : refused_) total += n;
+  for (const std::uint64_t n : refused_) {
+    total += n;
+  }
   return total;
 }
 

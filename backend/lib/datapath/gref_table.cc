@@ -11,20 +11,26 @@ namespace vifd::backend {
 
 GrefTable::GrefTable(std::uint64_t generation, std::span<const GrefEntry> entries)
     : generation_(generation), size_(entries.size()) {
-  if (entries.empty()) return;
+  if (entries.empty()) {
+    return;
+  }
   const std::size_t capacity = std::bit_ceil(entries.size() * 2);
   mask_ = capacity - 1;
   slots_.resize(capacity);
   for (const GrefEntry& entry : entries) {
     std::size_t i = hash(entry.ref) & mask_;
-    while (slots_[i].page != nullptr) i = (i + 1) & mask_;
+    while (slots_[i].page != nullptr) {
+      i = (i + 1) & mask_;
+    }
     slots_[i] = entry;
   }
 }
 
 GrefHandoff::GrefHandoff() {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "gref handoff eventfd");
+  if (wake_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "gref handoff eventfd");
+  }
 }
 
 GrefHandoff::~GrefHandoff() {

@@ -43,11 +43,17 @@ class GrefTable {
   GrefTable(std::uint64_t generation, std::span<const GrefEntry> entries);
 
   const GrefEntry* find(platform::GrantRef ref) const noexcept {
-    if (size_ == 0) return nullptr;
+    if (size_ == 0) {
+      return nullptr;
+    }
     for (std::size_t i = hash(ref) & mask_;; i = (i + 1) & mask_) {
       const GrefEntry& slot = slots_[i];
-      if (slot.page == nullptr) return nullptr;
-      if (slot.ref == ref) return &slot;
+      if (slot.page == nullptr) {
+        return nullptr;
+      }
+      if (slot.ref == ref) {
+        return &slot;
+      }
     }
   }
   std::size_t size() const noexcept { return size_; }

@@ -532,7 +532,9 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
     return false;
   }
   pending.gref_generation = mapped ? grefs_->generation() : 0;
-  if (mapped) ++gref_forwards_current_;
+  if (mapped) {
+    ++gref_forwards_current_;
+  }
   pending.in_use = true;
   free_forwards_.pop_back();
   counters_.tx_packets.add();

@@ -203,7 +203,9 @@ void QueueEngine::fatal(std::string_view reason) noexcept {
 }
 
 int QueueEngine::platform_copy(std::span<platform::GrantCopySegment> segments) noexcept {
-  if (segments.empty()) return 0;
+  if (segments.empty()) {
+    return 0;
+  }
   const int rc = setup_.grants->copy(segments);
   counters_.grant_copy_calls.add();
   counters_.grant_copy_segments.add(segments.size());
@@ -233,21 +235,29 @@ bool QueueEngine::resolve_mapped(platform::GrantCopyPtr& ptr, bool write,
     return false;
   }
   const GrefEntry* entry = grefs_->find(ptr.foreign.ref);
-  if (entry == nullptr || (write && !entry->writable)) return false;
+  if (entry == nullptr || (write && !entry->writable)) {
+    return false;
+  }
   ptr.virt = entry->page + ptr.foreign.offset;
   return true;
 }
 
 const std::uint8_t* QueueEngine::mapped_bytes(platform::GrantRef ref, std::uint16_t offset,
                                               std::uint16_t size) const noexcept {
-  if (grefs_ == nullptr || std::size_t{offset} + size > platform::kPageSize) return nullptr;
+  if (grefs_ == nullptr || std::size_t{offset} + size > platform::kPageSize) {
+    return nullptr;
+  }
   const GrefEntry* entry = grefs_->find(ref);
   return entry == nullptr ? nullptr : entry->page + offset;
 }
 
 int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noexcept {
-  if (segments.empty()) return 0;
-  if (grefs_ == nullptr || grefs_->size() == 0) return platform_copy(segments);
+  if (segments.empty()) {
+    return 0;
+  }
+  if (grefs_ == nullptr || grefs_->size() == 0) {
+    return platform_copy(segments);
+  }
   std::size_t remote = 0;
   std::uint64_t local_segments = 0;
   std::uint64_t local_bytes = 0;
@@ -276,7 +286,9 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
   }
   counters_.mapped_copy_segments.add(local_segments);
   counters_.mapped_copy_bytes.add(local_bytes);
-  if (remote == 0) return 0;
+  if (remote == 0) {
+    return 0;
+  }
   const int rc = platform_copy(std::span(copy_remote_.data(), remote));
   for (std::size_t k = 0; k < remote; ++k) {
     segments[copy_remote_index_[k]].status = copy_remote_[k].status;
@@ -286,7 +298,9 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
 
 void QueueEngine::adopt_static_grants() noexcept {
   GrefHandoff* handoff = setup_.static_grants.get();
-  if (handoff == nullptr) return;
+  if (handoff == nullptr) {
+    return;
+  }
   // One atomic load: the wake-up itself is consumed only when poll()
   // reported it, so a busy queue makes no system call for it.
   const GrefTable* latest = handoff->latest();
@@ -303,7 +317,9 @@ void QueueEngine::adopt_static_grants() noexcept {
 
 void QueueEngine::acknowledge_static_grants() noexcept {
   GrefHandoff* handoff = setup_.static_grants.get();
-  if (handoff == nullptr || grefs_ == nullptr || gref_forwards_older_ != 0) return;
+  if (handoff == nullptr || grefs_ == nullptr || gref_forwards_older_ != 0) {
+    return;
+  }
   if (handoff->acknowledged() != grefs_->generation()) {
     handoff->acknowledge(grefs_->generation());
   }
@@ -472,7 +488,9 @@ void QueueEngine::run() noexcept {
       fds[4] = {setup_.static_grants ? setup_.static_grants->wake_fd() : -1, POLLIN, 0};
       const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
       const int poll_error = ready < 0 ? errno : 0;
-      if (ready > 0 && (fds[4].revents & POLLIN) != 0) setup_.static_grants->consume_wake();
+      if (ready > 0 && (fds[4].revents & POLLIN) != 0) {
+        setup_.static_grants->consume_wake();
+      }
       if (poll_error != 0 && poll_error != EINTR && log_limiter_.allow(Clock::now())) {
         log_->error("{}: poll: {}", context_, std::generic_category().message(poll_error));
       }

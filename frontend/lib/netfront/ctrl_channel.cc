@@ -32,24 +32,38 @@ std::optional<protocol::CtrlResponse> CtrlChannel::call(std::uint16_t type, std:
   request.data[0] = data0;
   request.data[1] = data1;
   request.data[2] = data2;
-  if (!ring_.push_request(request)) return std::nullopt;
-  if (ring_.push_requests_and_check_notify()) events_->notify(port_);
+  if (!ring_.push_request(request)) {
+    return std::nullopt;
+  }
+  if (ring_.push_requests_and_check_notify()) {
+    events_->notify(port_);
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::array<protocol::CtrlResponse, 8> responses;
   for (;;) {
     const auto taken = ring_.take_responses(responses);
-    if (taken.status != protocol::RingStatus::kOk) return std::nullopt;
+    if (taken.status != protocol::RingStatus::kOk) {
+      return std::nullopt;
+    }
     for (std::size_t i = 0; i < taken.count; ++i) {
       // Copied out of the ring by take_responses; a stale id is skipped.
-      if (responses[i].id == request.id) return responses[i];
+      if (responses[i].id == request.id) {
+        return responses[i];
+      }
     }
-    if (taken.count == 0 && ring_.final_check_for_responses()) continue;
+    if (taken.count == 0 && ring_.final_check_for_responses()) {
+      continue;
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
+    if (left.count() <= 0) {
+      return std::nullopt;
+    }
     pollfd entry{events_->fd(), POLLIN, 0};
     ::poll(&entry, 1, static_cast<int>(std::min<long>(left.count(), 50)));
-    while (const auto port = events_->pending()) events_->unmask(*port);
+    while (const auto port = events_->pending()) {
+      events_->unmask(*port);
+    }
   }
 }
 
