@@ -243,6 +243,9 @@ int main(int argc, char** argv) {
                  "ask the backend for this many free bytes in front of each received packet, "
                  "as Linux netfront does for XDP (xdp-headroom; default 0: none)")
       ->check(CLI::Range(std::size_t{0}, vifd::protocol::kPageSize - 1));
+  bool no_static_grants = false;
+  app.add_flag("--no-static-grants", no_static_grants,
+               "do not offer the TX/RX pools as static grant mappings (grant copies only)");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   app.add_option("--log-format", log_format,
                  "auto, plain or journal (syslog priority prefixes, no timestamp); auto picks "
@@ -252,6 +255,7 @@ int main(int argc, char** argv) {
   if (const auto exit_code = vifd::cli::parse(app, argc, argv)) {
     return *exit_code;
   }
+  options.static_grants = !no_static_grants;
   vifd::log::default_to_stderr();
   vifd::log::set_format(vifd::log::parse_format(log_format).value_or(vifd::log::Format::kAuto));
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);

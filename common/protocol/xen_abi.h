@@ -98,6 +98,8 @@ using RxResponse = netif_rx_response;
 using ExtraInfo = netif_extra_info;
 using CtrlRequest = xen_netif_ctrl_request;
 using CtrlResponse = xen_netif_ctrl_response;
+// An entry of an ADD/DEL_GREF_MAPPING list (netif.h, "Static Grants").
+using StaticGrant = xen_netif_gref;
 
 // A C peer (Linux netfront/netback, FreeBSD, Windows PV drivers) lays these
 // out by the same header; a different size would silently shift every slot.
@@ -108,6 +110,7 @@ static_assert(sizeof(RxResponse) == 8);
 static_assert(sizeof(ExtraInfo) == 8);
 static_assert(sizeof(CtrlRequest) == 16);
 static_assert(sizeof(CtrlResponse) == 12);
+static_assert(sizeof(StaticGrant) == 8);
 // An extra-info slot occupies a TX request slot (and an RX response slot).
 static_assert(sizeof(ExtraInfo) <= sizeof(TxRequest));
 static_assert(sizeof(ExtraInfo) <= sizeof(RxResponse));

@@ -79,6 +79,7 @@ BackendOffer parse_backend_offer(const KeyReader& read, std::string_view dir) {
   offer.split_event_channels = read_flag(read, dir, key::kFeatureSplitEventChannels);
   offer.rx_notify = read_flag(read, dir, key::kFeatureRxNotify);
   offer.xdp_headroom = read_flag(read, dir, key::kFeatureXdpHeadroom);
+  offer.ctrl_ring = read_flag(read, dir, key::kFeatureCtrlRing);
   if (const auto max = read(key::kMultiQueueMaxQueues)) {
     offer.has_max_queues = true;
     offer.max_queues = static_cast<unsigned>(
@@ -97,7 +98,7 @@ std::optional<protocol::XenbusState> parse_device_state(const KeyReader& read,
 
 std::vector<std::pair<std::string, std::string>> connect_keys(
     const std::vector<FrontendQueueKeys>& queues, bool backend_has_max_queues,
-    const FrontendFeatures& features) {
+    const FrontendFeatures& features, const std::optional<FrontendCtrlRingKeys>& ctrl_ring) {
   std::vector<std::pair<std::string, std::string>> keys;
   if (backend_has_max_queues) {
     keys.emplace_back(key::kMultiQueueNumQueues, std::to_string(queues.size()));
@@ -116,6 +117,10 @@ std::vector<std::pair<std::string, std::string>> connect_keys(
       keys.emplace_back(key::queue_key(i, count, key::kEventChannel),
                         std::to_string(queue.tx_port));
     }
+  }
+  if (ctrl_ring) {
+    keys.emplace_back(key::kCtrlRingRef, std::to_string(ctrl_ring->ring_ref));
+    keys.emplace_back(key::kEventChannelCtrl, std::to_string(ctrl_ring->port));
   }
   const auto flag = [](bool on) { return std::string(on ? "1" : "0"); };
   keys.emplace_back(key::kRequestRxCopy, flag(true));
@@ -137,7 +142,8 @@ std::vector<std::string> all_connect_key_roots() {
           std::string(key::kRequestRxCopy),       std::string(key::kFeatureRxNotify),
           std::string(key::kFeatureSg),           std::string(key::kFeatureGsoTcpv4),
           std::string(key::kFeatureGsoTcpv6),     std::string(key::kFeatureIpv6CsumOffload),
-          std::string(key::kXdpHeadroom)};
+          std::string(key::kXdpHeadroom),         std::string(key::kCtrlRingRef),
+          std::string(key::kEventChannelCtrl)};
 }
 
 bool is_queue_directory(std::string_view child) {

@@ -54,6 +54,7 @@ struct BackendOffer {
   bool split_event_channels = false;  // feature-split-event-channels
   bool rx_notify = false;             // feature-rx-notify
   bool xdp_headroom = false;          // feature-xdp-headroom: honours xdp-headroom
+  bool ctrl_ring = false;             // feature-ctrl-ring
   bool has_max_queues = false;        // multi-queue-max-queues present
   unsigned max_queues = 1;            // multi-queue-max-queues, 1 when absent
 };
@@ -80,6 +81,12 @@ struct FrontendQueueKeys {
   bool split = false;
 };
 
+// The control ring the frontend offers when the backend has feature-ctrl-ring.
+struct FrontendCtrlRingKeys {
+  platform::GrantRef ring_ref = 0;  // ctrl-ring-ref
+  platform::EvtchnPort port = 0;    // event-channel-ctrl
+};
+
 // The feature keys the frontend writes, each only when its data path takes
 // what the key promises.
 struct FrontendFeatures {
@@ -97,10 +104,11 @@ struct FrontendFeatures {
 // the order Linux netfront's talk_to_netback() writes them: per-queue keys
 // flat for one queue or under queue-N/ for several, multi-queue-num-queues
 // when the backend offers multi-queue, then the features. `state` is not
-// included.
+// included. With ctrl_ring, its two keys come after the queues' keys.
 std::vector<std::pair<std::string, std::string>> connect_keys(
     const std::vector<FrontendQueueKeys>& queues, bool backend_has_max_queues,
-    const FrontendFeatures& features);
+    const FrontendFeatures& features,
+    const std::optional<FrontendCtrlRingKeys>& ctrl_ring = std::nullopt);
 
 // Every key connect_keys() may write flat in the frontend directory (for
 // clean-up on disconnect); the per-queue directories are the children for

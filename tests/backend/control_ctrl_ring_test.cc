@@ -42,10 +42,17 @@ class CtrlRingTest : public ControlPlaneTest {
     share_->unshare(data_page_, 1);
   }
 
-  void start(unsigned queues = 4) {
-    ctrl_ = std::make_unique<CtrlRing>(io_, *backend_platform_, 1, ring_ref_, port_, queues,
-                                       std::make_shared<FlowSteering>(), false,
-                                       [this](const std::string& reason) { fatal_ = reason; });
+  // static_grants: serve the gref mapping messages (one handoff per queue);
+  // without, they are NOT_SUPPORTED.
+  void start(unsigned queues = 4, bool static_grants = false) {
+    std::vector<std::shared_ptr<GrefHandoff>> handoffs;
+    for (unsigned i = 0; static_grants && i < queues; ++i) {
+      handoffs.push_back(std::make_shared<GrefHandoff>());
+    }
+    handoffs_ = handoffs;
+    ctrl_ = std::make_unique<CtrlRing>(
+        io_, *backend_platform_, 1, ring_ref_, port_, queues, std::make_shared<FlowSteering>(),
+        false, [this](const std::string& reason) { fatal_ = reason; }, handoffs);
   }
 
   // Sends the requests and runs the backend until all are answered.
@@ -87,9 +94,36 @@ class CtrlRingTest : public ControlPlaneTest {
   void* data_page_ = nullptr;
   std::optional<protocol::CtrlFrontRing> front_;
   platform::EvtchnPort port_ = 0;
+  std::vector<std::shared_ptr<GrefHandoff>> handoffs_;
   std::unique_ptr<CtrlRing> ctrl_;
   std::optional<std::string> fatal_;
 };
+
+TEST_F(CtrlRingTest, ServesTheGrefMappingMessagesWhenTheVifOffersThem) {
+  start(2, true);
+  ASSERT_NE(ctrl_->static_grants(), nullptr);
+  // The list (in the read-only data page) names the data page itself.
+  auto* list = static_cast<protocol::StaticGrant*>(data_page_);
+  list[0] = {data_ref_, XEN_NETIF_CTRLF_GREF_readonly, 0};
+  const auto responses = exchange({
+      request(1, XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE, 1),
+      request(2, XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING, 1, data_ref_, 1),
+      request(3, XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING, 2, data_ref_, 1),
+  });
+  ASSERT_EQ(responses.size(), 3U);
+  EXPECT_EQ(responses[0].status, XEN_NETIF_CTRL_STATUS_SUCCESS);
+  EXPECT_EQ(responses[0].data, GrefControl::kMaxMappingsPerQueue);
+  EXPECT_EQ(responses[1].status, XEN_NETIF_CTRL_STATUS_SUCCESS);
+  EXPECT_EQ(responses[2].status, XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER) << "no queue 2";
+  EXPECT_EQ(ctrl_->static_grants()->mapped(), 1U);
+  ASSERT_NE(handoffs_[1]->latest(), nullptr);
+  EXPECT_NE(handoffs_[1]->latest()->find(data_ref_), nullptr);
+  // The hash messages are still HashControl's.
+  EXPECT_EQ(exchange({request(4, XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS)}).at(0).status,
+            XEN_NETIF_CTRL_STATUS_SUCCESS);
+  ctrl_.reset();
+  EXPECT_EQ(handoffs_[1]->latest(), nullptr) << "unmapped with the ring";
+}
 
 TEST_F(CtrlRingTest, AnswersEachRequestThroughTheRing) {
   start(4);
@@ -102,6 +136,7 @@ TEST_F(CtrlRingTest, AnswersEachRequestThroughTheRing) {
       request(4, XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, 1U << 7),
       request(5, XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, data_ref_, 40),
       request(6, XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE),
+      // No static grant handoffs given: a vif without them.
       request(7, XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING),
       request(8, 12345),
   });

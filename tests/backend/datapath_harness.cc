@@ -297,6 +297,7 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.spurious_event_backoff_max = options.spurious_event_backoff_max;
   setup.resume = options.resume;
   setup.xdp_headroom = options.xdp_headroom;
+  setup.static_grants = options.static_grants;
   setup.on_fatal_error = [this](const std::string& reason) {
     std::lock_guard lock(reason_mutex_);
     fatal_reason_ = reason;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/lib/datapath/gref_table.h"
 #include "backend/lib/datapath/queue.h"
 #include "common/net/packet_meta.h"
 #include "common/platform/platform.h"
@@ -166,6 +167,8 @@ struct QueueOptions {
   // the Queue is constructed (what the queue itself costs is measured from
   // there).
   std::function<void()> before_queue{};
+  // The queue's static grant mappings (QueueSetup.static_grants).
+  std::shared_ptr<GrefHandoff> static_grants{};
 };
 
 // What the control plane does for one queue: map the rings, bind the

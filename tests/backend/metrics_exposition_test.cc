@@ -33,6 +33,8 @@ nlohmann::json queue_json(std::uint32_t index, std::uint64_t base) {
   stats.rx_stalls = base + 9;
   stats.batch_histogram[2] = base + 10;
   stats.rx_backlog_bytes = 4096;
+  stats.gref_mappings = 512;
+  stats.mapped_copy_segments = base + 11;
   return to_json(stats);
 }
 
@@ -138,6 +140,9 @@ TEST(MetricsExposition, PrometheusTextHasEveryFamilyAndTheJsonValues) {
   EXPECT_EQ(s.at(std::string("vifd_queue_rx_stalls_total{") + kQueue0 + "}"), "109");
   EXPECT_EQ(s.at(std::string("vifd_queue_batches_total{") + kQueue0 + ",size=\"4-7\"}"), "110");
   EXPECT_EQ(s.at(std::string("vifd_queue_rx_backlog_bytes{") + kQueue0 + "}"), "4096");
+  EXPECT_EQ(s.at(std::string("vifd_queue_static_grant_mappings{") + kQueue1 + "}"), "512");
+  EXPECT_EQ(s.at(std::string("vifd_queue_static_grant_memcpy_segments_total{") + kQueue0 + "}"),
+            "111");
   EXPECT_EQ(
       s.at(std::string("vifd_queue_drops_total{") + kQueue0 + ",reason=\"tx_spoofed_source_mac\"}"),
       "105");

@@ -102,6 +102,7 @@ void TestBackend::offer(const BackendOffer& offer) {
     write(key::kFeatureIpv6CsumOffload, offer.ipv6_csum ? "1" : "0");
     write(key::kFeatureSplitEventChannels, offer.split ? "1" : "0");
     write(key::kFeatureRxNotify, "1");
+    write(key::kFeatureCtrlRing, offer.ctrl_ring ? "1" : "0");
     if (offer.max_queues) {
       write(key::kMultiQueueMaxQueues, std::to_string(*offer.max_queues));
     } else {

@@ -37,6 +37,7 @@ struct BackendOffer {
   bool ipv6_csum = true;
   bool split = true;
   std::optional<unsigned> max_queues = 4;
+  bool ctrl_ring = false;  // feature-ctrl-ring
 };
 
 class TestBackend {

@@ -164,6 +164,7 @@ TEST(BackendOffer, EveryFlagIsReadFromItsOwnKey) {
       {"feature-split-event-channels", &BackendOffer::split_event_channels},
       {"feature-rx-notify", &BackendOffer::rx_notify},
       {"feature-xdp-headroom", &BackendOffer::xdp_headroom},
+      {"feature-ctrl-ring", &BackendOffer::ctrl_ring},
   };
   for (const auto& [key, member] : flags) {
     const Keys on = {{key, "1"}};
@@ -293,13 +294,25 @@ TEST(ConnectKeys, FourQueuesGoUnderQueueDirectories) {
   }
 }
 
+TEST(ConnectKeys, TheCtrlRingKeysFollowTheQueues) {
+  const std::vector<FrontendQueueKeys> queues{{10, 11, 20, 20, false}};
+  const auto keys = connect_keys(queues, false, FrontendFeatures{}, FrontendCtrlRingKeys{30, 31});
+  ASSERT_EQ(keys.size(), 3 + 2 + 6U);
+  EXPECT_EQ(keys[3], (std::pair<std::string, std::string>{"ctrl-ring-ref", "30"}));
+  EXPECT_EQ(keys[4], (std::pair<std::string, std::string>{"event-channel-ctrl", "31"}));
+  for (const auto& [key, value] : connect_keys(queues, false, FrontendFeatures{})) {
+    EXPECT_EQ(key.find("ctrl"), std::string::npos) << key;
+  }
+}
+
 TEST(ConnectKeys, CleanUpCoversEverythingAConnectWrites) {
   const auto roots = all_connect_key_roots();
   const std::set<std::string> root_set(roots.begin(), roots.end());
   for (const bool split : {false, true}) {
     for (const unsigned count : {1U, 3U}) {
       std::vector<FrontendQueueKeys> queues(count, FrontendQueueKeys{8, 9, 12, 13, split});
-      for (const auto& [key, value] : connect_keys(queues, true, FrontendFeatures{})) {
+      for (const auto& [key, value] :
+           connect_keys(queues, true, FrontendFeatures{}, FrontendCtrlRingKeys{30, 31})) {
         const auto slash = key.find('/');
         if (slash == std::string::npos) {
           EXPECT_TRUE(root_set.contains(key)) << key;

@@ -17,14 +17,16 @@ namespace vifd::backend {
 CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, platform::DomId domid,
                    platform::GrantRef ref, platform::EvtchnPort remote_port, unsigned num_queues,
                    std::shared_ptr<FlowSteering> steering, bool resume,
-                   std::function<void(const std::string&)> on_fatal)
+                   std::function<void(const std::string&)> on_fatal,
+                   std::vector<std::shared_ptr<GrefHandoff>> static_grants)
     : io_(io),
       domid_(domid),
       on_fatal_(std::move(on_fatal)),
       grants_(platform.open_grant_table()),
       event_fd_(io),
       unmask_timer_(io),
-      serve_timer_(io) {
+      serve_timer_(io),
+      reclaim_timer_(io) {
   const platform::DomId domids[] = {domid};
   const platform::GrantRef refs[] = {ref};
   try {
@@ -44,6 +46,9 @@ CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, pl
   const std::span<std::byte> shared(static_cast<std::byte*>(page_), platform::kPageSize);
   ring_.emplace(resume ? protocol::CtrlBackRing::resume(shared) : protocol::CtrlBackRing(shared));
   hash_ = std::make_unique<HashControl>(*grants_, domid, num_queues, std::move(steering));
+  if (!static_grants.empty()) {
+    grefs_ = std::make_unique<GrefControl>(platform, *grants_, domid, std::move(static_grants));
+  }
   event_fd_.assign(events_->fd());
   // Requests the frontend queued before we bound (its notification may have
   // gone nowhere) are answered now.
@@ -59,6 +64,7 @@ CtrlRing::~CtrlRing() {
   event_fd_.cancel(ignored);
   event_fd_.release();
   alive_.reset();
+  grefs_.reset();   // unmaps the static grants (the queues have stopped)
   events_.reset();  // closing the handle unbinds the port
   try {
     grants_->unmap(page_, 1);
@@ -71,7 +77,9 @@ void CtrlRing::wait_for_event() {
   event_fd_.async_wait(
       boost::asio::posix::stream_descriptor::wait_read,
       [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
-        if (alive.expired() || error) return;
+        if (alive.expired() || error) {
+          return;
+        }
         on_event();
       });
 }
@@ -144,8 +152,15 @@ bool CtrlRing::serve() {
   std::size_t answered = 0;
   // take_requests consumed exactly these, so a response slot is owed to
   // each; push_response cannot refuse.
-  while (answered < taken.count && ring_->push_response(hash_->handle(requests[answered]))) {
+  const auto answer = [this](const protocol::CtrlRequest& request) {
+    return grefs_ && GrefControl::handles(request.type) ? grefs_->handle(request)
+                                                        : hash_->handle(request);
+  };
+  while (answered < taken.count && ring_->push_response(answer(requests[answered]))) {
     ++answered;
+  }
+  if (answered != 0) {
+    reclaim_static_grants();
   }
   if (answered != 0 && ring_->push_responses_and_check_notify()) {
     if (const int rc = events_->notify(local_port_); rc < 0) {
@@ -160,6 +175,22 @@ bool CtrlRing::serve() {
   return taken.count != 0;
 }
 
+void CtrlRing::reclaim_static_grants() {
+  if (!grefs_ || reclaim_posted_ || !grefs_->reclaim()) {
+    return;
+  }
+  reclaim_posted_ = true;
+  reclaim_timer_.expires_after(kReclaimPoll);
+  reclaim_timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
+        if (alive.expired() || error) {
+          return;
+        }
+        reclaim_posted_ = false;
+        reclaim_static_grants();
+      });
+}
+
 void CtrlRing::serve_after(std::chrono::steady_clock::duration delay) {
   // Configuring a hash takes a few requests; a frontend that keeps the ring
   // full, or notifies in a loop, gets at most one ring per kRefillPace, so
@@ -168,7 +199,9 @@ void CtrlRing::serve_after(std::chrono::steady_clock::duration delay) {
   serve_timer_.expires_after(delay);
   serve_timer_.async_wait(
       [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
-        if (alive.expired() || error) return;
+        if (alive.expired() || error) {
+          return;
+        }
         serve_posted_ = false;
         serve();
         if (masked_until_paced_ && !failed_) {

@@ -43,8 +43,7 @@ protocol::CtrlResponse HashControl::handle(const protocol::CtrlRequest& request)
       response.status = set_mapping(request.data[0], request.data[1], request.data[2]);
       break;
     default:
-      // Includes the gref mapping messages: keeping frontend grants mapped
-      // statically is not implemented.
+      // Includes the gref mapping messages when no GrefControl serves them.
       response.status = XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED;
       break;
   }

@@ -33,9 +33,9 @@ class HashControl {
   HashControl(platform::GrantTable& grants, platform::DomId frontend, unsigned num_queues,
               std::shared_ptr<FlowSteering> steering);
 
-  // Answers one request (already copied out of the ring). Unknown types and
-  // the static grant mapping messages (ADD/DEL/GET_GREF_MAPPING, future
-  // work) get NOT_SUPPORTED.
+  // Answers one request (already copied out of the ring). Unknown types get
+  // NOT_SUPPORTED, and so do the static grant mapping messages: CtrlRing
+  // hands those to GrefControl when the vif offers them.
   protocol::CtrlResponse handle(const protocol::CtrlRequest& request);
 
   // What the data path hashes with now.

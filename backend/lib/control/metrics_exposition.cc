@@ -228,6 +228,10 @@ constexpr std::array kQueueCounters{
     QueueCounter{"vifd_queue_grant_copy_segments", "grant_copy", "segments",
                  "Grant-copy segments."},
     QueueCounter{"vifd_queue_grant_copy_bytes", "grant_copy", "bytes", "Bytes grant-copied."},
+    QueueCounter{"vifd_queue_static_grant_memcpy_segments", "static_grants", "memcpy_segments",
+                 "Copy segments served by memcpy through static grant mappings."},
+    QueueCounter{"vifd_queue_static_grant_memcpy_bytes", "static_grants", "memcpy_bytes",
+                 "Bytes copied by memcpy through static grant mappings."},
     QueueCounter{"vifd_queue_switch_forwarded_packets", "switch", "forwarded_packets",
                  "Guest packets the in-process switch delivered to another vif."},
     QueueCounter{"vifd_queue_switch_forwarded_segments", "switch", "forwarded_segments",
@@ -489,6 +493,11 @@ std::string render_metrics(const nlohmann::json& stats, ExpositionFormat format)
       out.sample(fmt::format("{},size=\"{}\"", queue.labels, size),
                  unsigned_at(*queue.queue, "batch_histogram", size));
     }
+  }
+  out.family("vifd_queue_static_grant_mappings", Type::kGauge,
+             "Frontend pages the queue keeps mapped (static grant mappings).");
+  for (const QueueView& queue : queues) {
+    out.sample(queue.labels, unsigned_at(*queue.queue, "static_grants", "mappings"));
   }
   out.family("vifd_queue_rx_backlog_bytes", Type::kGauge,
              "Bytes of frames waiting for the guest's RX buffers.");

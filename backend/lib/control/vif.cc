@@ -10,6 +10,7 @@
 #include "backend/lib/control/ctrl_ring.h"
 #include "backend/lib/control/log.h"
 #include "backend/lib/datapath/flow_steering.h"
+#include "backend/lib/datapath/gref_table.h"
 #include "backend/lib/datapath/multicast_filter.h"
 #include "backend/lib/datapath/queue.h"
 #include "backend/lib/datapath/switch.h"
@@ -684,11 +685,17 @@ void Vif::connect(bool resume) {
       }
     });
   };
+  // Static grant mappings come over the control ring: one handoff per
+  // queue, through which its thread sees the pages the frontend had mapped.
+  std::vector<std::shared_ptr<GrefHandoff>> static_grants;
   if (connection.ctrl_ring) {
+    for (std::size_t i = 0; i < connection.queues.size(); ++i) {
+      static_grants.push_back(std::make_shared<GrefHandoff>());
+    }
     ctrl_ring_ = std::make_unique<CtrlRing>(
         env_.io, env_.platform, id_.domid, connection.ctrl_ring->ring_ref,
         connection.ctrl_ring->port, static_cast<unsigned>(connection.queues.size()), steering,
-        resume, post_fatal);
+        resume, post_fatal, static_grants);
   }
 
   for (std::size_t i = 0; i < connection.queues.size(); ++i) {
@@ -739,6 +746,7 @@ void Vif::connect(bool resume) {
     setup.multicast_filter = multicast_filter;
     setup.flow_steering = steering;
     setup.xdp_headroom = xdp_headroom;
+    if (!static_grants.empty()) setup.static_grants = static_grants[i];
     setup.rx_backlog_bytes = env_.rx_backlog_bytes;
     setup.rx_drain_timeout = env_.rx_drain_timeout;
     // Runs on the queue thread: only hands the work to the control plane.
@@ -837,6 +845,19 @@ nlohmann::json Vif::describe() const {
                 {"num_queues", connection_->queues.size()}};
   }
   vif["features"] = features;
+  if (ctrl_ring_ != nullptr && ctrl_ring_->static_grants() != nullptr) {
+    const GrefControl& grefs = *ctrl_ring_->static_grants();
+    nlohmann::json refused = nlohmann::json::object();
+    for (std::size_t i = 0; i < kGrefRefusalCount; ++i) {
+      const auto reason = static_cast<GrefRefusal>(i);
+      if (grefs.refused(reason) != 0)
+        refused[std::string(to_string(reason))] = grefs.refused(reason);
+    }
+    vif["static_grants"] = {{"mapped", grefs.mapped()},
+                            {"retiring", grefs.retiring()},
+                            {"limit_per_queue", GrefControl::kMaxMappingsPerQueue},
+                            {"refused", refused}};
+  }
   nlohmann::json queues = nlohmann::json::array();
   for (const auto& connected : queues_) {
     queues.push_back(connected->queue->stats_json());

@@ -450,12 +450,19 @@ void QueueEngine::rx_build(RxDelivery& delivery) noexcept {
         const auto len =
             static_cast<std::uint16_t>(std::min<std::uint32_t>(available, chunk - filled));
         platform::GrantCopySegment segment{};
-        segment.source.foreign = {source.gref,
-                                  static_cast<std::uint16_t>(source.offset + source_offset),
-                                  frame->sender_domid};
+        if (source.mapped != nullptr) {
+          // The sender's mapping of its page: grant_copy() turns this into
+          // one memcpy when our buffer is mapped too.
+          segment.source.virt = const_cast<std::uint8_t*>(source.mapped + source_offset);
+          segment.flags = platform::kCopyDestGref;
+        } else {
+          segment.source.foreign = {source.gref,
+                                    static_cast<std::uint16_t>(source.offset + source_offset),
+                                    frame->sender_domid};
+          segment.flags = platform::kCopySourceGref | platform::kCopyDestGref;
+        }
         segment.dest.foreign = {request.gref, static_cast<std::uint16_t>(start + filled), frontend};
         segment.len = len;
-        segment.flags = platform::kCopySourceGref | platform::kCopyDestGref;
         add_segment(segment, response_index);
         filled = static_cast<std::uint16_t>(filled + len);
         source_offset += len;
@@ -553,14 +560,19 @@ void QueueEngine::rx_capture(const RxItem& item) noexcept {
       }
       const auto len = static_cast<std::uint16_t>(
           std::min<std::size_t>(source.size - source_offset, wanted - filled));
-      platform::GrantCopySegment& segment = capture_segments_[segment_count++];
-      segment = platform::GrantCopySegment{};
-      segment.source.foreign = {source.gref,
-                                static_cast<std::uint16_t>(source.offset + source_offset),
-                                frame.sender_domid};
-      segment.dest.virt = target + filled;
-      segment.len = len;
-      segment.flags = platform::kCopySourceGref;
+      if (source.mapped != nullptr) {
+        // The sender's static mapping: no grant operation at all.
+        std::memcpy(target + filled, source.mapped + source_offset, len);
+      } else {
+        platform::GrantCopySegment& segment = capture_segments_[segment_count++];
+        segment = platform::GrantCopySegment{};
+        segment.source.foreign = {source.gref,
+                                  static_cast<std::uint16_t>(source.offset + source_offset),
+                                  frame.sender_domid};
+        segment.dest.virt = target + filled;
+        segment.len = len;
+        segment.flags = platform::kCopySourceGref;
+      }
       filled += len;
       source_offset += len;
     }

@@ -587,15 +587,25 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   // What was checked travels with the descriptor; the grants supply the rest.
   frame.header_length = work.header_copied;
   std::memcpy(frame.header.data(), tx_arena_.get() + work.arena_offset, work.header_copied);
+  bool mapped = false;
   for (std::size_t n = 0; n < packet.data_slots; ++n) {
     const TxRequest& request = tx_staging_[work.position + packet.data_slot_position(n)];
     pending.ids[n] = request.id;
-    frame.slots[n] = {request.gref, request.offset, n == 0 ? packet.first_size : request.size};
+    const std::uint16_t size = n == 0 ? packet.first_size : request.size;
+    // The receiver copies from our mapping of the page (one memcpy when its
+    // buffer is mapped too) instead of from the grant.
+    const std::uint8_t* bytes = mapped_bytes(request.gref, request.offset, size);
+    mapped = mapped || bytes != nullptr;
+    frame.slots[n] = {request.gref, request.offset, size, bytes};
   }
   endpoint_->begin_forward();
   if (!work.destination->push_frame(frame)) {
     endpoint_->cancel_forward();
     return false;
+  }
+  pending.gref_generation = mapped ? grefs_->generation() : 0;
+  if (mapped) {
+    ++gref_forwards_current_;
   }
   pending.in_use = true;
   free_forwards_.pop_back();
@@ -754,6 +764,14 @@ void QueueEngine::tx_process_completions() noexcept {
     }
     receiver_slots_[pending.receiver] = static_cast<std::uint16_t>(
         receiver_slots_[pending.receiver] - pending.data_slots - pending.extra_count);
+    if (pending.gref_generation != 0) {
+      if (grefs_ != nullptr && pending.gref_generation == grefs_->generation()) {
+        --gref_forwards_current_;
+      } else {
+        --gref_forwards_older_;
+      }
+      pending.gref_generation = 0;
+    }
     pending.in_use = false;
     free_forwards_.push_back(completion.handle);
   }

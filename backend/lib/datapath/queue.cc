@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
@@ -170,6 +171,9 @@ QueueEngine::QueueEngine(QueueSetup setup)
   rx_segment_response_.resize(rx_segments_.size());
   rx_completions_.reserve(backlog + setup_.switch_inbox_frames + rx_size);
   rx_completion_batch_.reserve(rx_completions_.capacity());
+  copy_remote_.resize(
+      std::max({tx_segments_.size(), rx_segments_.size(), capture_segments_.size()}));
+  copy_remote_index_.resize(copy_remote_.size());
   frontend_offloads_ = {features.csum_ipv4, features.csum_ipv6, features.gso_tcpv4,
                         features.gso_tcpv6};
   rx_headroom_ = features.xdp_headroom;
@@ -235,7 +239,7 @@ void QueueEngine::fatal(std::string_view reason) noexcept {
   }
 }
 
-int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noexcept {
+int QueueEngine::platform_copy(std::span<platform::GrantCopySegment> segments) noexcept {
   if (segments.empty()) {
     return 0;
   }
@@ -261,6 +265,105 @@ int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noex
   }
   counters_.grant_copy_bytes.add(bytes);
   return rc;
+}
+
+bool QueueEngine::resolve_mapped(platform::GrantCopyPtr& ptr, bool write,
+                                 std::uint16_t len) const noexcept {
+  // The hypervisor checks the bounds of a grant copy; a memcpy must do it
+  // here, on the copy of the request the segment was built from.
+  if (ptr.foreign.domid != setup_.frontend_domid ||
+      std::size_t{ptr.foreign.offset} + len > platform::kPageSize) {
+    return false;
+  }
+  const GrefEntry* entry = grefs_->find(ptr.foreign.ref);
+  if (entry == nullptr || (write && !entry->writable)) {
+    return false;
+  }
+  ptr.virt = entry->page + ptr.foreign.offset;
+  return true;
+}
+
+const std::uint8_t* QueueEngine::mapped_bytes(platform::GrantRef ref, std::uint16_t offset,
+                                              std::uint16_t size) const noexcept {
+  if (grefs_ == nullptr || std::size_t{offset} + size > platform::kPageSize) {
+    return nullptr;
+  }
+  const GrefEntry* entry = grefs_->find(ref);
+  return entry == nullptr ? nullptr : entry->page + offset;
+}
+
+int QueueEngine::grant_copy(std::span<platform::GrantCopySegment> segments) noexcept {
+  if (segments.empty()) {
+    return 0;
+  }
+  if (grefs_ == nullptr || grefs_->size() == 0) {
+    return platform_copy(segments);
+  }
+  std::size_t remote = 0;
+  std::uint64_t local_segments = 0;
+  std::uint64_t local_bytes = 0;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    platform::GrantCopySegment& segment = segments[i];
+    if ((segment.flags & platform::kCopySourceGref) != 0 &&
+        resolve_mapped(segment.source, false, segment.len)) {
+      segment.flags &= static_cast<std::uint16_t>(~platform::kCopySourceGref);
+    }
+    if ((segment.flags & platform::kCopyDestGref) != 0 &&
+        resolve_mapped(segment.dest, true, segment.len)) {
+      segment.flags &= static_cast<std::uint16_t>(~platform::kCopyDestGref);
+    }
+    if ((segment.flags & (platform::kCopySourceGref | platform::kCopyDestGref)) == 0) {
+      // Both sides in our address space; the page stays mapped for this
+      // whole turn (adopt_static_grants).
+      std::memcpy(segment.dest.virt, segment.source.virt, segment.len);
+      segment.status = platform::kGntstOkay;
+      ++local_segments;
+      local_bytes += segment.len;
+    } else {
+      copy_remote_[remote] = segment;
+      copy_remote_index_[remote] = static_cast<std::uint32_t>(i);
+      ++remote;
+    }
+  }
+  counters_.mapped_copy_segments.add(local_segments);
+  counters_.mapped_copy_bytes.add(local_bytes);
+  if (remote == 0) {
+    return 0;
+  }
+  const int rc = platform_copy(std::span(copy_remote_.data(), remote));
+  for (std::size_t k = 0; k < remote; ++k) {
+    segments[copy_remote_index_[k]].status = copy_remote_[k].status;
+  }
+  return rc;
+}
+
+void QueueEngine::adopt_static_grants() noexcept {
+  GrefHandoff* handoff = setup_.static_grants.get();
+  if (handoff == nullptr) {
+    return;
+  }
+  // One atomic load: the wake-up itself is consumed only when poll()
+  // reported it, so a busy queue makes no system call for it.
+  const GrefTable* latest = handoff->latest();
+  if (latest != grefs_) {
+    grefs_ = latest;
+    // Frames forwarded so far keep pointing into the pages of the tables
+    // they were built from.
+    gref_forwards_older_ += gref_forwards_current_;
+    gref_forwards_current_ = 0;
+    counters_.gref_mappings.set(grefs_ == nullptr ? 0 : grefs_->size());
+  }
+  acknowledge_static_grants();
+}
+
+void QueueEngine::acknowledge_static_grants() noexcept {
+  GrefHandoff* handoff = setup_.static_grants.get();
+  if (handoff == nullptr || grefs_ == nullptr || gref_forwards_older_ != 0) {
+    return;
+  }
+  if (handoff->acknowledged() != grefs_->generation()) {
+    handoff->acknowledge(grefs_->generation());
+  }
 }
 
 std::size_t QueueEngine::drain_events() noexcept {
@@ -450,13 +553,17 @@ void QueueEngine::run() noexcept {
   bool busy = true;
   while (!stop_requested_.load(std::memory_order_acquire)) {
     if (!busy) {
-      std::array<pollfd, 4> fds{};
+      std::array<pollfd, 5> fds{};
       fds[0] = {setup_.events->fd(), POLLIN, 0};
       fds[1] = {stop_fd_, POLLIN, 0};
       fds[2] = {endpoint_ ? endpoint_->wake_fd() : -1, POLLIN, 0};
       fds[3] = {failed() ? -1 : setup_.tap_fd, POLLIN, 0};
+      fds[4] = {setup_.static_grants ? setup_.static_grants->wake_fd() : -1, POLLIN, 0};
       const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
       const int poll_error = ready < 0 ? errno : 0;
+      if (ready > 0 && (fds[4].revents & POLLIN) != 0) {
+        setup_.static_grants->consume_wake();
+      }
       if (poll_error != 0 && poll_error != EINTR && log_limiter_.allow(Clock::now())) {
         log_->error("{}: poll: {}", context_, std::generic_category().message(poll_error));
       }
@@ -470,6 +577,7 @@ void QueueEngine::run() noexcept {
     }
     const bool fresh_events = drain_events() != 0;
     refresh_topology();
+    adopt_static_grants();
     if (endpoint_) {
       // Consume the wake-up before looking at the inboxes, so a push that
       // lands after our look wakes us again.
@@ -494,6 +602,7 @@ void QueueEngine::run() noexcept {
       tx_flush_responses();
     }
     publish_ring_indices();
+    acknowledge_static_grants();
     settle_events(fresh_events, now);
     send_notifications();
     counters_.loop_iterations.add();

@@ -35,6 +35,7 @@ namespace vifd::backend {
 class Switch;
 class MulticastFilter;
 class FlowSteering;
+class GrefHandoff;
 namespace detail {
 class QueueEngine;
 }
@@ -120,6 +121,10 @@ struct QueueSetup {
   // queues so the control plane can follow a change while connected; read
   // once per turn. nullptr: features.xdp_headroom, fixed.
   std::shared_ptr<const std::atomic<std::uint16_t>> xdp_headroom;
+  // This queue's static grant mappings (ctrl ring ADD/DEL_GREF_MAPPING),
+  // published by the control plane; nullptr: none, every copy is a grant
+  // copy.
+  std::shared_ptr<GrefHandoff> static_grants;
 };
 
 // The data path's logger ("datapath", warn by default), apart from the

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend/lib/datapath/credit_limiter.h"
+#include "backend/lib/datapath/gref_table.h"
 #include "backend/lib/datapath/multicast_filter.h"
 #include "backend/lib/datapath/queue.h"
 #include "backend/lib/datapath/queue_stats.h"
@@ -92,6 +93,8 @@ struct PendingForward {
   std::uint32_t length = 0;
   PortTag receiver = 0;                 // whose share of our TX ring it counts against
   protocol::RingIndex first_index = 0;  // ring index of the packet's first request
+  // The static-mapping table whose pages the descriptor points into, or 0.
+  std::uint64_t gref_generation = 0;
   bool in_use = false;
 };
 
@@ -149,7 +152,23 @@ class QueueEngine {
   void shutdown_switch() noexcept;
   void fatal(std::string_view reason) noexcept;
   void publish_ring_indices() noexcept;
+  // The batch's one grant-copy call; segments whose foreign sides are all
+  // statically mapped pages of our frontend are served by memcpy instead.
   int grant_copy(std::span<platform::GrantCopySegment> segments) noexcept;
+  int platform_copy(std::span<platform::GrantCopySegment> segments) noexcept;
+  // Turns a foreign side naming a mapped page of our frontend into its
+  // address in vifd; false (ptr untouched) when it is not one.
+  bool resolve_mapped(platform::GrantCopyPtr& ptr, bool write, std::uint16_t len) const noexcept;
+  // The address of `size` bytes at `offset` of our frontend's grant `ref`
+  // when it is mapped statically, else nullptr.
+  const std::uint8_t* mapped_bytes(platform::GrantRef ref, std::uint16_t offset,
+                                   std::uint16_t size) const noexcept;
+  // Top of a loop turn: takes the newest static-mapping table and
+  // acknowledges it once nothing of older tables is in flight.
+  void adopt_static_grants() noexcept;
+  // Tells the control plane the adopted table is the only one in use, once
+  // no forwarded frame points into an older one.
+  void acknowledge_static_grants() noexcept;
 
   // ---- guest TX (guest_tx.cc) ----
   // One batch; returns true when more requests are ready to be processed now.
@@ -320,6 +339,16 @@ class QueueEngine {
   std::uint16_t rx_headroom_ = 0;
   // One captured frame's copy from the sender's grants into a capture slot.
   std::array<platform::GrantCopySegment, kMaxTxDataSlots> capture_segments_{};
+
+  // ---- static grant mappings ----
+  const GrefTable* grefs_ = nullptr;  // adopted at the top of a turn
+  // Forwarded frames still in flight that point into mapped pages: of the
+  // adopted table, and of older ones (which keep the acknowledgement back).
+  std::uint64_t gref_forwards_current_ = 0;
+  std::uint64_t gref_forwards_older_ = 0;
+  // The segments grant_copy() leaves to the platform, and where each came from.
+  std::vector<platform::GrantCopySegment> copy_remote_;
+  std::vector<std::uint32_t> copy_remote_index_;
 
   // ---- switch ----
   std::shared_ptr<SwitchEndpoint> endpoint_;

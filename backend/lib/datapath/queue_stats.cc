@@ -104,6 +104,10 @@ nlohmann::json to_json(const QueueStats& stats) {
        {{"calls", stats.grant_copy_calls},
         {"segments", stats.grant_copy_segments},
         {"bytes", stats.grant_copy_bytes}}},
+      {"static_grants",
+       {{"mappings", stats.gref_mappings},
+        {"memcpy_segments", stats.mapped_copy_segments},
+        {"memcpy_bytes", stats.mapped_copy_bytes}}},
       {"switch",
        {{"forwarded_packets", stats.forwarded_packets},
         {"forwarded_segments", stats.forwarded_segments},
@@ -144,6 +148,9 @@ QueueStats QueueCounters::snapshot(std::uint32_t index) const noexcept {
   s.grant_copy_calls = grant_copy_calls.get();
   s.grant_copy_segments = grant_copy_segments.get();
   s.grant_copy_bytes = grant_copy_bytes.get();
+  s.gref_mappings = gref_mappings.get();
+  s.mapped_copy_segments = mapped_copy_segments.get();
+  s.mapped_copy_bytes = mapped_copy_bytes.get();
   s.forwarded_packets = forwarded_packets.get();
   s.forwarded_segments = forwarded_segments.get();
   s.switch_received_packets = switch_received_packets.get();

@@ -81,6 +81,12 @@ struct QueueStats {
   std::uint64_t grant_copy_calls = 0;
   std::uint64_t grant_copy_segments = 0;
   std::uint64_t grant_copy_bytes = 0;
+  // Static grant mappings: pages of this queue's frontend mapped now (as the
+  // queue's adopted table has them), and the copy segments served by memcpy
+  // through such mappings instead of a grant copy (not in grant_copy_*).
+  std::uint64_t gref_mappings = 0;
+  std::uint64_t mapped_copy_segments = 0;
+  std::uint64_t mapped_copy_bytes = 0;
   // Switch, sender side: packets (and their TX slots) this queue handed to
   // another vif's queue and that were delivered there.
   std::uint64_t forwarded_packets = 0;
@@ -143,6 +149,7 @@ struct QueueCounters {
   Counter tx_packets, tx_bytes, rx_packets, rx_bytes;
   std::array<Counter, kDropReasonCount> drops;
   Counter grant_copy_calls, grant_copy_segments, grant_copy_bytes;
+  Counter gref_mappings, mapped_copy_segments, mapped_copy_bytes;
   Counter forwarded_packets, forwarded_segments;
   Counter switch_received_packets, switch_received_segments;
   Counter tap_writes, tap_reads;

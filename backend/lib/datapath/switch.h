@@ -68,6 +68,10 @@ struct ForwardSlot {
   platform::GrantRef gref = 0;
   std::uint16_t offset = 0;
   std::uint16_t size = 0;
+  // The slot's bytes (offset applied) when the sender keeps its page mapped
+  // statically: the receiver copies from here instead of the grant. The
+  // sender keeps the mapping until this frame's completion (gref_table.h).
+  const std::uint8_t* mapped = nullptr;
 };
 
 // A guest TX packet on its way to another vif: the sender's grants, not its

@@ -172,6 +172,8 @@ void Netfront::process_xenstore() {
         disconnect();
         write_state(XenbusState::kClosed);
         state_ = NetfrontState::kClosed;
+      } else if (backend_connected_ && ctrl_ && !static_grants_offered_) {
+        offer_static_grants();
       }
       break;
   }
@@ -213,7 +215,19 @@ void Netfront::connect() {
                  xenbus::key::kFeatureXdpHeadroom);
     features.xdp_headroom = 0;
   }
-  const auto entries = xenbus::connect_keys(keys, backend_features_.has_max_queues, features);
+  std::optional<xenbus::FrontendCtrlRingKeys> ctrl_keys;
+  if (options_.static_grants && backend_features_.ctrl_ring) {
+    try {
+      ctrl_ = std::make_unique<CtrlChannel>(platform_, *share_, config_.backend_domid);
+      ctrl_keys = ctrl_->keys();
+    } catch (const std::exception& error) {
+      // Only an optimisation: the device works without it.
+      spdlog::warn("vif-front: {}: no control ring, so no static grant mappings: {}", path_,
+                   error.what());
+    }
+  }
+  const auto entries =
+      xenbus::connect_keys(keys, backend_features_.has_max_queues, features, ctrl_keys);
   // One transaction: the backend never sees half a set of refs and ports.
   xenstore_.transact([&](xs::TxId txn) {
     remove_connect_keys(txn);
@@ -231,8 +245,57 @@ void Netfront::connect() {
                                           : std::string());
 }
 
+void Netfront::offer_static_grants() {
+  static_grants_offered_ = true;
+  constexpr auto kTimeout = std::chrono::milliseconds(2000);
+  constexpr std::size_t kPoolPages = 2 * NetfrontQueue::kRingSize;
+  static_assert(kPoolPages <= CtrlChannel::kMaxListEntries, "one ADD per queue");
+  for (const auto& queue : queues_) {
+    const auto size =
+        ctrl_->call(XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE, queue->index(), 0, 0, kTimeout);
+    if (!size) {
+      spdlog::warn("vif-front: {}: no answer to GET_GREF_MAPPING_SIZE; using grant copies", path_);
+      return;
+    }
+    if (size->status != XEN_NETIF_CTRL_STATUS_SUCCESS) {
+      spdlog::info(
+          "vif-front: {}: the backend does not keep static grant mappings (status {}); using "
+          "grant copies",
+          path_, size->status);
+      return;
+    }
+    if (size->data < kPoolPages) {
+      spdlog::info(
+          "vif-front: {}: the backend keeps at most {} static grant mappings per queue, {} "
+          "needed; using grant copies",
+          path_, size->data, kPoolPages);
+      return;
+    }
+    const auto list = ctrl_->list();
+    for (std::size_t page = 0; page < NetfrontQueue::kRingSize; ++page) {
+      list[page] = {queue->tx_pool_ref(page), XEN_NETIF_CTRLF_GREF_readonly, 0};
+      list[NetfrontQueue::kRingSize + page] = {queue->rx_pool_ref(page), 0, 0};
+    }
+    const auto added = ctrl_->call(XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING, queue->index(),
+                                   ctrl_->list_ref(), kPoolPages, kTimeout);
+    if (!added || added->status != XEN_NETIF_CTRL_STATUS_SUCCESS) {
+      spdlog::warn(
+          "vif-front: {}: the backend refused the pools of queue {} ({}); that queue "
+          "uses grant copies",
+          path_, queue->index(), added ? std::to_string(added->status) : "no answer");
+      continue;
+    }
+    static_grants_mapped_ += kPoolPages;
+  }
+  spdlog::info("vif-front: {}: static grant mappings: the backend keeps {} pool pages mapped",
+               path_, static_grants_mapped_);
+}
+
 void Netfront::disconnect() noexcept {
   queues_.clear();
+  ctrl_.reset();
+  static_grants_offered_ = false;
+  static_grants_mapped_ = 0;
   if (state_ == NetfrontState::kConnected) {
     try {
       xenstore_.transact([this](xs::TxId tx) { remove_connect_keys(tx); });

@@ -40,6 +40,7 @@
 #include "common/platform/platform.h"
 #include "common/protocol/xenbus_state.h"
 #include "common/xenstore/client.h"
+#include "frontend/lib/netfront/ctrl_channel.h"
 #include "frontend/lib/netfront/queue.h"
 #include "frontend/lib/netfront/xenbus.h"
 
@@ -50,6 +51,11 @@ struct NetfrontOptions {
   unsigned queues = 1;               // requested; the backend's maximum caps it
   FrontendFeatures features{};       // what this frontend advertises (all on by default)
   bool split_event_channels = true;  // use them when the backend offers them
+  // Static grant mappings: when the backend offers a control ring and keeps
+  // enough mappings, each queue's TX and RX pools are offered to it once
+  // (ADD_GREF_MAPPING) so it copies them with memcpy instead of grant copies.
+  // Off: no control ring is offered (the measurement's baseline).
+  bool static_grants = true;
 };
 
 enum class NetfrontState : std::uint8_t {
@@ -98,6 +104,10 @@ class Netfront {
   std::size_t queue_count() const noexcept { return queues_.size(); }
   NetfrontQueue& queue(std::size_t index) { return *queues_.at(index); }
 
+  // Pool pages the backend keeps mapped (static grant mappings): 0 until it
+  // accepted them, and when it does not support them or they are off.
+  std::size_t static_grants_mapped() const noexcept { return static_grants_mapped_; }
+
   // Disconnects the device if a queue failed; returns true if it did.
   bool check_failed();
 
@@ -121,6 +131,10 @@ class Netfront {
   // `at_least` or the backend is gone.
   void wait_for_backend(protocol::XenbusState at_least);
   void connect();
+  // Once the backend is Connected: offers every queue's pools over the
+  // control ring, or leaves them on grant copies (logged) when the backend
+  // declines.
+  void offer_static_grants();
   void disconnect() noexcept;
   void fail(const std::string& reason);
   void write_state(protocol::XenbusState state);
@@ -136,6 +150,9 @@ class Netfront {
   std::unique_ptr<platform::GrantShare> share_;
   // After share_: queues unshare through it when destroyed.
   std::vector<std::unique_ptr<NetfrontQueue>> queues_;
+  std::unique_ptr<CtrlChannel> ctrl_;  // with feature-ctrl-ring and static_grants
+  bool static_grants_offered_ = false;
+  std::size_t static_grants_mapped_ = 0;
   NetfrontState state_ = NetfrontState::kWaitingForBackend;
   bool backend_connected_ = false;
   // Set when the backend was seen outside InitWait/Connected since our last

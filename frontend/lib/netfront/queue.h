@@ -128,6 +128,9 @@ class NetfrontQueue {
 
   unsigned index() const noexcept { return index_; }
   QueueKeys keys() const noexcept;
+  // The pool pages' grants (kRingSize each), for static grant mappings.
+  platform::GrantRef tx_pool_ref(std::size_t page) const noexcept { return tx_pool_->ref(page); }
+  platform::GrantRef rx_pool_ref(std::size_t page) const noexcept { return rx_pool_->ref(page); }
   // Readable when an event arrived; call poll().
   int event_fd() const noexcept { return events_->fd(); }
 

@@ -93,6 +93,14 @@ void print_stats_table(const nlohmann::json& vifs, std::ostream& out) {
           "  q{} rx backlog: {}, spurious events: {}", index, nonzero_entries(q, "rx_backlog"),
           spurious != q.end() && spurious->is_number_unsigned() ? spurious->get<std::uint64_t>()
                                                                 : 0));
+      if (q.is_object() && q.contains("static_grants")) {
+        // Pages the backend keeps mapped for this queue, and the copies
+        // they turned from grant copies into memcpy.
+        details.push_back(fmt::format(
+            "  q{} static grants: {} pages mapped, {} memcpy segments, {} memcpy bytes", index,
+            counter(q, "static_grants", "mappings"), counter(q, "static_grants", "memcpy_segments"),
+            counter(q, "static_grants", "memcpy_bytes")));
+      }
     }
   }
   for (const auto& line : details) out << line << '\n';
