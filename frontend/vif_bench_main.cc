@@ -230,11 +230,13 @@ class Bench {
     }
   }
 
-  std::unique_ptr<bench::NetfrontPort> connect(std::size_t domain, unsigned queues) {
+  std::unique_ptr<bench::NetfrontPort> connect(std::size_t domain, unsigned queues,
+                                               bench::Grants grants) {
     auto& platform = *platforms_.at(domain);
     auto xenstore = vifd::xs::Client::open(platform.xenstore_socket());
     auto port = std::make_unique<bench::NetfrontPort>(platform, std::move(xenstore), options_.devid,
-                                                      queues, std::chrono::seconds(10));
+                                                      queues, grants == bench::Grants::kMapped,
+                                                      std::chrono::seconds(10));
     if (port->queue_count() != queues) {
       throw std::runtime_error(fmt::format("{}: the backend granted {} queue(s), not {}",
                                            port->name(), port->queue_count(), queues));
@@ -258,15 +260,15 @@ class Bench {
     try {
       switch (first.path) {
         case bench::Path::kDomuToDomu:
-          generator = connect(0, first.queues);
-          sink = connect(1, first.queues);
+          generator = connect(0, first.queues, first.grants);
+          sink = connect(1, first.queues, first.grants);
           break;
         case bench::Path::kDomuToDom0:
-          generator = connect(0, first.queues);
+          generator = connect(0, first.queues, first.grants);
           sink = std::make_unique<bench::PacketPort>(options_.dom0_netns, tap_name());
           break;
         case bench::Path::kDom0ToDomu:
-          sink = connect(0, first.queues);
+          sink = connect(0, first.queues, first.grants);
           generator = std::make_unique<bench::PacketPort>(options_.dom0_netns, tap_name());
           break;
       }
@@ -408,7 +410,8 @@ int run(int argc, char** argv) {
                  "64,512,1500,9000,64k)");
   app.add_option("--queues", options.queues, "queue counts (default 1,2,4)");
   app.add_option("--grants", options.grants,
-                 "how vifd reaches the buffers: copy (grant copy; the only mode so far)");
+                 "how vifd reaches the buffers: copy (grant copies), mapped (static grant "
+                 "mappings, memcpy), or copy,mapped (default copy)");
   app.add_option("--seconds", options.seconds, "measured seconds per cell (default 2)")
       ->check(CLI::Range(0.05, 600.0));
   app.add_option("--window", options.window,

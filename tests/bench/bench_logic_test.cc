@@ -38,7 +38,10 @@ TEST(BenchMatrixTest, ParsesQueuesPathsAndGrants) {
             (std::vector<Path>{Path::kDom0ToDomu, Path::kDomuToDomu}));
   EXPECT_THROW(parse_paths("domu-domU"), std::invalid_argument);
   EXPECT_EQ(parse_grants("copy"), (std::vector<Grants>{Grants::kCopy}));
-  EXPECT_THROW(parse_grants("mapped"), std::invalid_argument);
+  EXPECT_EQ(parse_grants("mapped"), (std::vector<Grants>{Grants::kMapped}));
+  EXPECT_EQ(parse_grants("copy,mapped"), (std::vector<Grants>{Grants::kCopy, Grants::kMapped}));
+  EXPECT_THROW(parse_grants("mapped,mapped"), std::invalid_argument);
+  EXPECT_THROW(parse_grants("zerocopy"), std::invalid_argument);
 }
 
 TEST(BenchMatrixTest, GroupsCellsByConnection) {

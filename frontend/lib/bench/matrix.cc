@@ -58,6 +58,8 @@ const char* to_string(Grants grants) noexcept {
   switch (grants) {
     case Grants::kCopy:
       return "copy";
+    case Grants::kMapped:
+      return "mapped";
   }
   return "unknown";
 }
@@ -122,10 +124,14 @@ std::vector<Path> parse_paths(std::string_view text) {
 std::vector<Grants> parse_grants(std::string_view text) {
   std::vector<Grants> modes;
   for (const std::string_view item : split(text)) {
-    if (item != to_string(Grants::kCopy)) {
-      throw std::invalid_argument(fmt::format("unknown grant mode '{}' (expected copy)", item));
+    if (item == to_string(Grants::kCopy)) {
+      modes.push_back(Grants::kCopy);
+    } else if (item == to_string(Grants::kMapped)) {
+      modes.push_back(Grants::kMapped);
+    } else {
+      throw std::invalid_argument(
+          fmt::format("unknown grant mode '{}' (expected copy or mapped)", item));
     }
-    modes.push_back(Grants::kCopy);
     refuse_repeats(modes, item, "grant mode");
   }
   return modes;

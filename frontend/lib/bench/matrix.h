@@ -21,8 +21,10 @@ const char* to_string(Path path) noexcept;  // "domu-domu", "domu-dom0", "dom0-d
 // How vifd reaches the frontend's buffers. Only grant copy exists today;
 // static grant mappings (the ctrl ring's ADD_GREF_MAPPING) become a second
 // value, and every cell then runs once per mode.
-enum class Grants : std::uint8_t { kCopy };
-const char* to_string(Grants grants) noexcept;  // "copy"
+// copy: vifd grant-copies every buffer; mapped: the frontend offers its
+// pools as static grant mappings and vifd copies them with memcpy.
+enum class Grants : std::uint8_t { kCopy, kMapped };
+const char* to_string(Grants grants) noexcept;  // "copy", "mapped"
 
 struct Cell {
   Path path = Path::kDomuToDomu;

@@ -11,10 +11,11 @@
 namespace vifd::bench {
 
 NetfrontPort::NetfrontPort(platform::Platform& platform, xs::Client xenstore, std::uint32_t devid,
-                           unsigned queues, std::chrono::milliseconds timeout)
+                           unsigned queues, bool static_grants, std::chrono::milliseconds timeout)
     : name_(fmt::format("netfront dom{} vif {}", platform.self_domid(), devid)),
       watcher_(xs::Client::open(platform.xenstore_socket())),
-      front_(platform, std::move(xenstore), frontend::NetfrontOptions{devid, queues, {}, true}) {
+      front_(platform, std::move(xenstore),
+             frontend::NetfrontOptions{devid, queues, {}, true, static_grants}) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   front_.process_xenstore();
   while (!front_.backend_connected()) {

@@ -18,8 +18,10 @@ class NetfrontPort final : public Port {
  public:
   // Connects device/vif/<devid> of the platform's domain; throws
   // std::runtime_error when it is not Connected within `timeout`.
+  // `static_grants`: offer the pools as static grant mappings (the backend
+  // may still decline; static_grants_mapped() says what it took).
   NetfrontPort(platform::Platform& platform, xs::Client xenstore, std::uint32_t devid,
-               unsigned queues, std::chrono::milliseconds timeout);
+               unsigned queues, bool static_grants, std::chrono::milliseconds timeout);
   // An orderly close, then a wait (bounded) until the backend is Closed
   // too, so the next connection of this vif starts from a clean state
   // instead of looking like a dead instance that must be reset first.
