@@ -46,16 +46,26 @@ iperf3_transfer() {
   run_on "$dst" 10 "iperf3 -s -1 -p $port >/tmp/iperf3-s.$port 2>&1 &" ||
     { log "iperf3 $1 $dir: no server on $dst"; return 1; }
   sleep 1
-  # The receiver's line of the summary, in bytes and bits/s (-f k prints
-  # KBytes and Kbits/sec).
+  # The receiver's line of the summary: the amount with its unit (-f k
+  # fixes the rate's unit only; the amount's adapts: KBytes, MBytes, ...)
+  # and the rate in Kbits/sec.
   out=$(run_on "$src" $((T + 60)) "timeout $((T + 50)) iperf3 -c $ip -p $port -t $T -f k 2>&1 |
-    awk '/receiver/ { for (i = 2; i <= NF; i++) if (\$i == \"Kbits/sec\") print \$(i - 3), \$(i - 1) }'") || true
-  read -r kbytes kbits <<<"$out" || true
-  if [[ -z ${kbytes:-} || -z ${kbits:-} ]]; then
+    awk '/receiver/ { for (i = 2; i <= NF; i++) if (\$i == \"Kbits/sec\") print \$(i - 3), \$(i - 2), \$(i - 1) }'") || true
+  local amount unit kbits
+  read -r amount unit kbits <<<"$out" || true
+  if [[ -z ${amount:-} || -z ${unit:-} || -z ${kbits:-} ]]; then
     log "iperf3 $1 $dir: no receiver summary ($(tr '\n' '|' <<<"$out"))"
     return 1
   fi
-  last_bytes=$(awk "BEGIN { printf \"%d\", $kbytes * 1024 }")
+  local scale
+  case $unit in
+    Bytes) scale=1 ;;
+    KBytes) scale=1024 ;;
+    MBytes) scale=1048576 ;;
+    GBytes) scale=1073741824 ;;
+    *) log "iperf3 $1 $dir: unknown unit '$unit'"; return 1 ;;
+  esac
+  last_bytes=$(awk "BEGIN { printf \"%d\", $amount * $scale }")
   # Kbit/s (SI) to ttcp's KB/sec (1024 bytes).
   last_kbps=$(awk "BEGIN { printf \"%.2f\", $kbits * 1000 / 8 / 1024 }")
 }
