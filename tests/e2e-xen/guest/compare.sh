@@ -13,8 +13,14 @@
 # Each transfer runs with ttcp and with iperf3, and dom0's CPU time as the
 # hypervisor accounts it (`xl vcpu-list 0`) is read around each one.
 #
+# Each round also runs a vif-front guest against the same backend (on vifd
+# with its buffer pools statically mapped), so vif-front's columns stand
+# next to the stock netfront's from the same round.
+#
 # Prints one line per transfer:
 #   COMPARE round=R backend=vifd|kernel tool=ttcp|iperf3 dir=D kbps=K bytes=B dom0_cpu_s=C
+# and, on vifd, what vifd did during it (its own counters):
+#   VIFDCOST round=R tool=T dir=D packets=P copy_calls=N ... tap_writes=W
 # (kbps: KB/sec at the receiver as ttcp prints it, iperf3's receiver rate
 # converted to the same unit), which lib/compare_table.py turns into the
 # table of medians.
@@ -70,9 +76,24 @@ iperf3_transfer() {
   last_kbps=$(awk "BEGIN { printf \"%.2f\", $kbits * 1000 / 8 / 1024 }")
 }
 
+# vifd_cost_totals: vifd's counters summed over every vif and queue, as
+# "packets bytes copy_calls copy_segments memcpy_segments notifications_sent
+# notifications_received loop_iterations spurious_events tap_reads tap_writes".
+vifd_cost_totals() {
+  vifctl stats --json | jq -r '[.vifs[].queues[]] as $q | [
+    ([$q[] | .tx.packets + .rx.packets] | add // 0),
+    ([$q[] | .tx.bytes + .rx.bytes] | add // 0),
+    ([$q[].grant_copy.calls] | add // 0), ([$q[].grant_copy.segments] | add // 0),
+    ([$q[].static_grants.memcpy_segments] | add // 0),
+    ([$q[].notifications.sent] | add // 0), ([$q[].notifications.received] | add // 0),
+    ([$q[].loop_iterations] | add // 0), ([$q[].spurious_events] | add // 0),
+    ([$q[].tap.reads] | add // 0), ([$q[].tap.writes] | add // 0)] | map(tostring) | join(" ")'
+}
+
 # compare_transfer ROUND BACKEND TOOL DIR SRC DST DST_IP
 compare_transfer() {
-  local round=$1 backend=$2 tool=$3 dir=$4 c0 c1
+  local round=$1 backend=$2 tool=$3 dir=$4 c0 c1 v0="" v1=""
+  if [[ $backend == vifd ]]; then v0=$(vifd_cost_totals) || v0=""; fi
   c0=$(dom0_cpu_seconds)
   case $tool in
     ttcp)
@@ -82,6 +103,36 @@ compare_transfer() {
   esac
   c1=$(dom0_cpu_seconds)
   echo "COMPARE round=$round backend=$backend tool=$tool dir=$dir kbps=$last_kbps bytes=$last_bytes dom0_cpu_s=$(awk "BEGIN { printf \"%.1f\", $c1 - $c0 }")"
+  if [[ -n $v0 ]] && v1=$(vifd_cost_totals); then
+    # What vifd did per packet during the transfer (both directions of the
+    # TCP connection: data and ACKs).
+    local -a a b
+    read -r -a a <<<"$v0"
+    read -r -a b <<<"$v1"
+    echo "VIFDCOST round=$round tool=$tool dir=$dir packets=$((b[0] - a[0])) bytes=$((b[1] - a[1])) copy_calls=$((b[2] - a[2])) copy_segments=$((b[3] - a[3])) memcpy_segments=$((b[4] - a[4])) notify_sent=$((b[5] - a[5])) notify_received=$((b[6] - a[6])) loops=$((b[7] - a[7])) spurious=$((b[8] - a[8])) tap_reads=$((b[9] - a[9])) tap_writes=$((b[10] - a[10]))"
+  fi
+}
+
+# compare_front ROUND BACKEND: the vif-front guest (domU4) on BACKEND, both
+# tools, both directions with dom0. On vifd its buffer pools must be mapped
+# (static grants) and carry the transfers.
+compare_front() {
+  local round=$1 backend=$2 tool before="" used
+  create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { log "domU4 (vif-front) did not come up on $backend"; return 1; }
+  ping_both domU4 || return 1
+  if [[ $backend == vifd ]]; then
+    wait_until 20 "vif-front's static grant mappings" static_grants_mapped "${domid_of[domU4]}" ||
+      { log "vifd holds no static grant mapping of vif-front"; return 1; }
+    before=$(static_grant_totals "${domid_of[domU4]}") || return 1
+  fi
+  for tool in ttcp iperf3; do
+    compare_transfer "$round" "$backend" "$tool" front-domU-dom0 domU4 dom0 10.0.0.1 || return 1
+    compare_transfer "$round" "$backend" "$tool" front-dom0-domU dom0 domU4 10.0.0.14 || return 1
+  done
+  if [[ -n $before ]]; then
+    used=$(static_grants_used "${domid_of[domU4]}" "$before") || { log "vif-front transfers bypassed the static grant mappings: $used"; return 1; }
+    log "round $round vif-front on vifd: $used"
+  fi
 }
 
 compare_round() { # ROUND BACKEND
@@ -109,6 +160,11 @@ compare_round() { # ROUND BACKEND
   fi
   destroy_guest domU1
   destroy_guest domU2
+  if ((failed == 0)) && ! compare_front "$round" "$backend"; then
+    fail C "round $round: vif-front on $backend"
+    failed=1
+  fi
+  destroy_guest domU4
   sleep 2
   return "$failed"
 }
@@ -125,6 +181,6 @@ compare_backends() {
   done
   stop_vifd
   if ((failures == failed_before)); then
-    pass C "vifd and the kernel netback interleaved over $rounds rounds (ttcp and iperf3, 4 directions, fresh guests per round)"
+    pass C "vifd and the kernel netback interleaved over $rounds rounds (ttcp and iperf3, 4 directions with stock netfront guests and 2 with a vif-front guest, fresh guests per round)"
   fi
 }

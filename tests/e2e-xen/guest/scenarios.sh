@@ -325,11 +325,45 @@ s7() {
   ping_and_transfer S7 domU3 vifd-mq "2 vCPUs -> 2 queues negotiated (frontend and vifd agree)" busy_queues "$d"
 }
 
+# static_grant_totals DOMID: "MAPPINGS MEMCPY_SEGMENTS GRANT_COPY_SEGMENTS"
+# summed over the vif's queues (vifd's counters).
+static_grant_totals() {
+  vif_json "$1" | jq -r '[([.queues[].static_grants.mappings] | add // 0),
+    ([.queues[].static_grants.memcpy_segments] | add // 0),
+    ([.queues[].grant_copy.segments] | add // 0)] | map(tostring) | join(" ")'
+}
+# static_grants_used DOMID BEFORE: after transfers, the vif holds static
+# grant mappings and vifd moved segments by memcpy since BEFORE (a
+# static_grant_totals line); prints what it found.
+static_grants_used() {
+  local now maps mem copies mem0 copies0
+  now=$(static_grant_totals "$1") || return 1
+  read -r maps mem copies <<<"$now"
+  read -r _ mem0 copies0 <<<"$2"
+  echo "static grant mappings $maps, $((mem - mem0)) segments by memcpy, $((copies - copies0)) by grant copy"
+  ((maps > 0 && mem > mem0))
+}
+
 s5() {
   create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { fail S5 "domU4 did not come up"; return 1; }
-  wait_vifd_connected "${domid_of[domU4]}" || { fail S5 "vifd did not connect vif-front"; return 1; }
-  ping_and_transfer S5 domU4 vif-front-vifd "vif-front <-> vifd"
+  local d=${domid_of[domU4]} before used
+  wait_vifd_connected "$d" || { fail S5 "vifd did not connect vif-front"; return 1; }
+  # vif-front offers its buffer pools over the control ring once connected.
+  wait_until 20 "vif-front's static grant mappings" static_grants_mapped "$d" ||
+    { fail S5 "vifd holds no static grant mapping of vif-front ($(static_grant_totals "$d"))"; return 1; }
+  before=$(static_grant_totals "$d") || { fail S5 "vifctl stats"; return 1; }
+  ping_both domU4 || { fail S5 "ping"; return 1; }
+  transfer vif-front-vifd domU-dom0 domU4 dom0 10.0.0.1 || { fail S5 "ttcp domU4 -> dom0"; return 1; }
+  local up=$last_kbps
+  transfer vif-front-vifd dom0-domU dom0 domU4 10.0.0.14 || { fail S5 "ttcp dom0 -> domU4"; return 1; }
+  if ! used=$(static_grants_used "$d" "$before"); then
+    fail S5 "the transfers did not go through the static grant mappings: $used"
+    return 1
+  fi
+  pass S5 "vif-front <-> vifd: ping both ways, ttcp domU4->dom0 $up KB/sec, dom0->domU4 $last_kbps KB/sec; $used"
 }
+# shellcheck disable=SC2317 # run through wait_until
+static_grants_mapped() { local t; t=$(static_grant_totals "$1") && ((${t%% *} > 0)); }
 
 # guest_eth NAME: the first eth* interface in guest NAME; fails while there
 # is none.
