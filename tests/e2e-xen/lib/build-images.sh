@@ -39,7 +39,10 @@ moddir=$pkgs/root/lib/modules/$kver
 
 # --- the project's binaries --------------------------------------------------
 binaries=(backend/vifd frontend/vif-front frontend/vif-ttcp xenstore-tools/vifctl)
-for b in "${binaries[@]}"; do
+# Guest-only tools: copied with their libraries into the domU initramfs,
+# not into dom0.
+guest_tools=(tests/e2e-xen/e2e-xdp-count)
+for b in "${binaries[@]}" "${guest_tools[@]}"; do
   [[ -x $build_dir/$b ]] || { echo "build-images: $build_dir/$b missing (build first)" >&2; exit 1; }
 done
 
@@ -164,6 +167,10 @@ copy_with_libs "$unpacked/usr/bin/vif-ttcp" /usr/bin/vif-ttcp
 # iperf3 for the backend comparison (--compare), the host's build: its
 # libraries resolve on the host, which runs the same Debian release.
 copy_with_libs /usr/bin/iperf3 /usr/bin/iperf3
+# S11's counting XDP program and its loader (libbpf).
+# Stripped: the guest has 128 MB, and its whole root is this initramfs.
+copy_with_libs "$build_dir/tests/e2e-xen/e2e-xdp-count" /usr/bin/e2e-xdp-count
+strip --strip-unneeded "$domu/usr/bin/e2e-xdp-count"
 for t in xenstore-read xenstore-write xenstore-rm xenstore-ls xenstore-exists; do
   [[ -e $root/usr/bin/$t ]] && copy_with_libs "$(readlink -f "$root/usr/bin/$t")" "/usr/bin/$t"
 done
