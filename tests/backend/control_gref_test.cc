@@ -55,14 +55,53 @@ TEST_F(GrefControlTest, DelAnswersPerEntryAndUnmapsOnceTheQueueLetGo) {
   EXPECT_EQ(control_->mapped(), 1U);
   EXPECT_EQ(handoffs_[0]->latest()->size(), 1U);
 
-  // The queue has not taken the new table yet: the pages stay mapped.
-  EXPECT_TRUE(control_->reclaim());
+  // The list was mapped as one range: its deleted pages stay mapped (and
+  // held) while one of them is still in use, acknowledged or not.
+  EXPECT_TRUE(control_->reclaim()) << "the old table waits for the queue";
+  queue_acknowledges(0);
+  EXPECT_FALSE(control_->reclaim());
   EXPECT_EQ(control_->retiring(), 3U);
+  EXPECT_EQ(dom0().grant_unmap_pages, before.grant_unmap_pages);
+
+  // The last one goes: the range is unmapped whole once the queue took the
+  // table without it.
+  ASSERT_EQ(del(0, {data_refs_[2]}).data, 1U);
+  EXPECT_TRUE(control_->reclaim());
   EXPECT_EQ(dom0().grant_unmap_pages, before.grant_unmap_pages);
   queue_acknowledges(0);
   EXPECT_FALSE(control_->reclaim());
   EXPECT_EQ(control_->retiring(), 0U);
-  EXPECT_EQ(dom0().grant_unmap_pages - before.grant_unmap_pages, 3U);
+  EXPECT_EQ(control_->ranges(), 0U);
+  EXPECT_EQ(dom0().grant_unmap_pages - before.grant_unmap_pages, 4U);
+}
+
+TEST_F(GrefControlTest, EachListIsOneMappingPerAccessMode) {
+  start(1);
+  const auto before = dom0();
+  // Eight writable pages: one grant-device mapping, one VMA.
+  ASSERT_EQ(add(0, data_refs(0, 8)).status, XEN_NETIF_CTRL_STATUS_SUCCESS);
+  EXPECT_EQ(dom0().grant_map_calls - before.grant_map_calls, 1U);
+  EXPECT_EQ(control_->ranges(), 1U);
+  // A list mixing writable and read-only entries: one mapping for each.
+  for (std::size_t i = 0; i < 4; ++i) {
+    list()[i] = {data_refs_[8 + i],
+                 static_cast<std::uint16_t>(i % 2 == 0 ? 0 : XEN_NETIF_CTRLF_GREF_readonly),
+                 0xFFFF};
+  }
+  ASSERT_EQ(send(XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING, 0, list_ref_, 4).status,
+            XEN_NETIF_CTRL_STATUS_SUCCESS);
+  EXPECT_EQ(dom0().grant_map_calls - before.grant_map_calls, 3U);
+  EXPECT_EQ(control_->ranges(), 3U);
+  EXPECT_EQ(control_->mapped(), 12U);
+  // Every page is where the table says, with its own access.
+  const GrefTable* table = handoffs_[0]->latest();
+  for (std::size_t i = 0; i < 12; ++i) {
+    const GrefEntry* entry = table->find(data_refs_[i]);
+    ASSERT_NE(entry, nullptr) << i;
+    std::memcpy(data_page(i), &i, sizeof(i));
+    EXPECT_EQ(std::memcmp(entry->page, &i, sizeof(i)), 0) << "page " << i;
+    EXPECT_EQ(entry->writable, i < 8 || i % 2 == 0) << "page " << i;
+  }
 }
 
 TEST_F(GrefControlTest, EveryPageIsUnmappedWhenTheRingGoes) {

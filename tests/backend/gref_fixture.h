@@ -31,13 +31,19 @@ class GrefControlTest : public ControlPlaneTest {
   }
   void TearDown() override {
     control_.reset();
-    if (list_page_ != nullptr) share_->unshare(list_page_, 1);
-    if (data_pages_ != nullptr) share_->unshare(data_pages_, kDataPages);
+    if (list_page_ != nullptr) {
+      share_->unshare(list_page_, 1);
+    }
+    if (data_pages_ != nullptr) {
+      share_->unshare(data_pages_, kDataPages);
+    }
   }
 
   void start(unsigned queues = 2) {
     handoffs_.clear();
-    for (unsigned i = 0; i < queues; ++i) handoffs_.push_back(std::make_shared<GrefHandoff>());
+    for (unsigned i = 0; i < queues; ++i) {
+      handoffs_.push_back(std::make_shared<GrefHandoff>());
+    }
     control_ = std::make_unique<GrefControl>(*backend_platform_, *copier_, 1, handoffs_);
   }
 
@@ -47,7 +53,9 @@ class GrefControlTest : public ControlPlaneTest {
   }
   // Writes the list page: these refs, flags 0 (writable).
   void write_list(const std::vector<platform::GrantRef>& refs, std::uint16_t flags = 0) {
-    for (std::size_t i = 0; i < refs.size(); ++i) list()[i] = {refs[i], flags, 0xFFFF};
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      list()[i] = {refs[i], flags, 0xFFFF};
+    }
   }
   std::vector<platform::GrantRef> data_refs(std::size_t first, std::size_t count) const {
     return {data_refs_.begin() + static_cast<std::ptrdiff_t>(first),

@@ -21,6 +21,8 @@ std::string_view to_string(GrefRefusal refusal) noexcept {
       return "duplicate";
     case GrefRefusal::kLimit:
       return "limit";
+    case GrefRefusal::kRangeLimit:
+      return "range_limit";
     case GrefRefusal::kMapFailed:
       return "map_failed";
     case GrefRefusal::kNotMapped:
@@ -48,11 +50,8 @@ GrefControl::GrefControl(platform::Platform& platform, platform::GrantTable& cop
 GrefControl::~GrefControl() {
   for (QueueMappings& queue : queues_) {
     queue.handoff->publish(nullptr);
-    for (const auto& [ref, mapping] : queue.live) {
-      unmap(queue, mapping.page);
-    }
-    for (const Retired& retired : queue.retired) {
-      unmap(queue, retired.page);
+    for (const auto& [key, range] : queue.ranges) {
+      unmap(queue, range.base, range.pages);
     }
   }
 }
@@ -116,11 +115,12 @@ std::uint32_t GrefControl::add(std::uint32_t queue_index, platform::GrantRef lis
     return refuse(GrefRefusal::kBadList);
   }
   const std::span<const protocol::StaticGrant> wanted(entries.data(), count);
-  if (queue.live.size() + queue.retired.size() + count > kMaxMappingsPerQueue) {
+  if (queue.held_pages + count > kMaxMappingsPerQueue) {
     return refuse(GrefRefusal::kLimit);
   }
   std::unordered_set<platform::GrantRef> seen;
   seen.reserve(count);
+  std::array<std::vector<platform::GrantRef>, 2> by_mode;  // [0] read-only, [1] writable
   for (const protocol::StaticGrant& entry : wanted) {
     if ((entry.flags & ~XEN_NETIF_CTRLF_GREF_readonly) != 0) {
       return refuse(GrefRefusal::kBadFlags);
@@ -128,28 +128,45 @@ std::uint32_t GrefControl::add(std::uint32_t queue_index, platform::GrantRef lis
     if (!seen.insert(entry.ref).second || queue.live.contains(entry.ref)) {
       return refuse(GrefRefusal::kDuplicate);
     }
+    by_mode[(entry.flags & XEN_NETIF_CTRLF_GREF_readonly) == 0 ? 1 : 0].push_back(entry.ref);
   }
-  // All or nothing (netif.h): what this request mapped goes again when one
-  // entry fails.
-  std::vector<std::pair<platform::GrantRef, Mapping>> mapped;
-  mapped.reserve(count);
-  for (const protocol::StaticGrant& entry : wanted) {
-    const bool writable = (entry.flags & XEN_NETIF_CTRLF_GREF_readonly) == 0;
-    const platform::DomId domids[] = {frontend_};
-    const platform::GrantRef refs[] = {entry.ref};
+  const auto new_ranges =
+      static_cast<std::size_t>(!by_mode[0].empty()) + static_cast<std::size_t>(!by_mode[1].empty());
+  if (queue.ranges.size() + new_ranges > kMaxRangesPerQueue) {
+    return refuse(GrefRefusal::kRangeLimit);
+  }
+  // All or nothing (netif.h): a range mapped for this request goes again
+  // when the other cannot be mapped.
+  std::array<void*, 2> bases{};
+  for (std::size_t mode = 0; mode < by_mode.size(); ++mode) {
+    if (by_mode[mode].empty()) {
+      continue;
+    }
+    const std::vector<platform::DomId> domids(by_mode[mode].size(), frontend_);
     try {
-      mapped.emplace_back(entry.ref, Mapping{writable, queue.grants->map(domids, refs, writable)});
+      bases[mode] = queue.grants->map(domids, by_mode[mode], mode == 1);
     } catch (const platform::PlatformError& error) {
       control_log().info("ctrl ring of domain {}: ADD_GREF_MAPPING queue {}: {}", frontend_,
                          queue_index, error.what());
-      for (const auto& [ref, mapping] : mapped) {
-        unmap(queue, mapping.page);
+      if (mode == 1 && bases[0] != nullptr) {
+        unmap(queue, bases[0], static_cast<std::uint32_t>(by_mode[0].size()));
       }
       return refuse(GrefRefusal::kMapFailed);
     }
   }
-  for (const auto& [ref, mapping] : mapped) {
-    queue.live.emplace(ref, mapping);
+  for (std::size_t mode = 0; mode < by_mode.size(); ++mode) {
+    if (by_mode[mode].empty()) {
+      continue;
+    }
+    const std::uint64_t key = queue.next_range++;
+    const auto pages = static_cast<std::uint32_t>(by_mode[mode].size());
+    queue.ranges.emplace(key, Range{bases[mode], pages, pages, 0});
+    queue.held_pages += pages;
+    auto* page = static_cast<std::uint8_t*>(bases[mode]);
+    for (const platform::GrantRef ref : by_mode[mode]) {
+      queue.live.emplace(ref, Mapping{mode == 1, page, key});
+      page += platform::kPageSize;
+    }
   }
   publish(queue);
   return XEN_NETIF_CTRL_STATUS_SUCCESS;
@@ -171,8 +188,12 @@ std::uint32_t GrefControl::del(std::uint32_t queue_index, platform::GrantRef lis
       ++refused_[static_cast<std::size_t>(GrefRefusal::kNotMapped)];
       continue;
     }
-    // Out of use from the next table on; unmapped once the queue says so.
-    queue.retired.push_back({generation, found->second.page});
+    // Out of use from the next table on; its range is unmapped once all of
+    // its pages are and the queue acknowledged that table.
+    Range& range = queue.ranges.at(found->second.range);
+    if (--range.live == 0) {
+      range.retired_generation = generation;
+    }
     queue.live.erase(found);
     entry.status = XEN_NETIF_CTRL_STATUS_SUCCESS;
     ++removed;
@@ -206,24 +227,31 @@ bool GrefControl::reclaim() noexcept {
   bool waiting = false;
   for (QueueMappings& queue : queues_) {
     const std::uint64_t acknowledged = queue.handoff->acknowledged();
-    std::erase_if(queue.retired, [&](const Retired& retired) {
-      if (retired.generation > acknowledged) {
+    bool retiring = false;
+    std::erase_if(queue.ranges, [&](const auto& item) {
+      const Range& range = item.second;
+      if (range.live != 0) {
         return false;
       }
-      unmap(queue, retired.page);
+      if (range.retired_generation > acknowledged) {
+        retiring = true;
+        return false;
+      }
+      unmap(queue, range.base, range.pages);
+      queue.held_pages -= range.pages;
       return true;
     });
     while (queue.tables.size() > 1 && queue.tables.front()->generation() < acknowledged) {
       queue.tables.pop_front();
     }
-    waiting = waiting || !queue.retired.empty() || queue.tables.size() > 1;
+    waiting = waiting || retiring || queue.tables.size() > 1;
   }
   return waiting;
 }
 
-void GrefControl::unmap(QueueMappings& queue, void* page) noexcept {
+void GrefControl::unmap(QueueMappings& queue, void* base, std::uint32_t pages) noexcept {
   try {
-    queue.grants->unmap(page, 1);
+    queue.grants->unmap(base, pages);
   } catch (const platform::PlatformError& error) {
     control_log().error("ctrl ring of domain {}: unmapping a static grant: {}", frontend_,
                         error.what());
@@ -246,7 +274,15 @@ std::size_t GrefControl::mapped() const noexcept {
 std::size_t GrefControl::retiring() const noexcept {
   std::size_t total = 0;
   for (const QueueMappings& queue : queues_) {
-    total += queue.retired.size();
+    total += queue.held_pages - queue.live.size();
+  }
+  return total;
+}
+
+std::size_t GrefControl::ranges() const noexcept {
+  std::size_t total = 0;
+  for (const QueueMappings& queue : queues_) {
+    total += queue.ranges.size();
   }
   return total;
 }

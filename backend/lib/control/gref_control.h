@@ -16,6 +16,15 @@
 // nothing (netif.h); a queue holds at most kMaxMappingsPerQueue pages,
 // pages still waiting to be unmapped included, so a frontend that adds and
 // deletes in a loop cannot make vifd hold more.
+//
+// An ADD list is mapped as one range per access mode (its writable entries
+// in one grant-device mapping, its read-only ones in another), not a page
+// at a time: every mapping is a VMA of vifd's, and vm.max_map_count (65530
+// by default) is shared by every guest vifd serves. A queue holds at most
+// kMaxRangesPerQueue ranges, so a frontend sending one-page lists cannot
+// use more VMAs than that either. A range is unmapped as a whole, once all
+// its pages were deleted and the queue acknowledged a table without them;
+// until then its deleted pages still count as held.
 #pragma once
 
 #include <array>
@@ -40,6 +49,7 @@ enum class GrefRefusal : std::uint8_t {
   kBadFlags,           // an entry with flags other than readonly
   kDuplicate,          // a ref twice in one list, or already mapped on that queue
   kLimit,              // the queue would hold more than kMaxMappingsPerQueue pages
+  kRangeLimit,         // the queue would hold more than kMaxRangesPerQueue mapped ranges
   kMapFailed,          // a ref the platform would not map (bad ref, revoked, wrong domain)
   kNotMapped,          // DEL of an entry that is not mapped (its status says so)
   kStatusWriteFailed,  // DEL could not write the statuses back to the list page
@@ -53,6 +63,9 @@ class GrefControl {
   // Per queue; what GET_GREF_MAPPING_SIZE answers. A vif-front queue offers
   // its TX and RX pools (2 x 256 pages); the rest is headroom.
   static constexpr std::uint32_t kMaxMappingsPerQueue = 1024;
+  // Mapped ranges per queue (each ADD makes one or two: writable and
+  // read-only entries). vif-front needs two per queue.
+  static constexpr std::uint32_t kMaxRangesPerQueue = 16;
   // Entries of one ADD/DEL list: one page of xen_netif_gref.
   static constexpr std::uint32_t kMaxListEntries =
       static_cast<std::uint32_t>(platform::kPageSize / sizeof(protocol::StaticGrant));
@@ -74,9 +87,12 @@ class GrefControl {
   // while some still wait for a queue's acknowledgement.
   bool reclaim() noexcept;
 
-  // Pages mapped now (all queues), waiting to be unmapped, and refusals.
+  // Pages mapped and in use now (all queues); pages deleted but still
+  // mapped (their range waits for its other pages or for the queue's
+  // acknowledgement); mapped ranges (grant-device mappings); refusals.
   std::size_t mapped() const noexcept;
   std::size_t retiring() const noexcept;
+  std::size_t ranges() const noexcept;
   std::uint64_t refused(GrefRefusal refusal) const noexcept {
     return refused_[static_cast<std::size_t>(refusal)];
   }
@@ -86,16 +102,24 @@ class GrefControl {
   struct Mapping {
     bool writable = false;
     void* page = nullptr;
+    std::uint64_t range = 0;  // the key of its Range
   };
-  struct Retired {
-    std::uint64_t generation = 0;  // the first table without it
-    void* page = nullptr;
+  // One grant-device mapping: the writable or the read-only entries of one
+  // ADD list.
+  struct Range {
+    void* base = nullptr;
+    std::uint32_t pages = 0;
+    std::uint32_t live = 0;  // pages not deleted yet
+    // Once every page was deleted: the first table without any of them.
+    std::uint64_t retired_generation = 0;
   };
   struct QueueMappings {
     std::shared_ptr<GrefHandoff> handoff;
     std::unique_ptr<platform::GrantTable> grants;
     std::unordered_map<platform::GrantRef, Mapping> live;
-    std::vector<Retired> retired;
+    std::unordered_map<std::uint64_t, Range> ranges;
+    std::uint64_t next_range = 1;
+    std::uint32_t held_pages = 0;  // the pages of every range still mapped
     // Published tables, oldest first; the last is the current one.
     std::deque<std::unique_ptr<GrefTable>> tables;
     std::uint64_t next_generation = 1;
@@ -109,7 +133,7 @@ class GrefControl {
   bool read_list(platform::GrantRef list, std::uint32_t count,
                  std::span<protocol::StaticGrant> entries);
   void publish(QueueMappings& queue);
-  void unmap(QueueMappings& queue, void* page) noexcept;
+  void unmap(QueueMappings& queue, void* base, std::uint32_t pages) noexcept;
   std::uint32_t refuse(GrefRefusal refusal) noexcept;
 
   platform::GrantTable& copier_;

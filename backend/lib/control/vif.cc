@@ -746,7 +746,9 @@ void Vif::connect(bool resume) {
     setup.multicast_filter = multicast_filter;
     setup.flow_steering = steering;
     setup.xdp_headroom = xdp_headroom;
-    if (!static_grants.empty()) setup.static_grants = static_grants[i];
+    if (!static_grants.empty()) {
+      setup.static_grants = static_grants[i];
+    }
     setup.rx_backlog_bytes = env_.rx_backlog_bytes;
     setup.rx_drain_timeout = env_.rx_drain_timeout;
     // Runs on the queue thread: only hands the work to the control plane.
@@ -850,12 +852,15 @@ nlohmann::json Vif::describe() const {
     nlohmann::json refused = nlohmann::json::object();
     for (std::size_t i = 0; i < kGrefRefusalCount; ++i) {
       const auto reason = static_cast<GrefRefusal>(i);
-      if (grefs.refused(reason) != 0)
+      if (grefs.refused(reason) != 0) {
         refused[std::string(to_string(reason))] = grefs.refused(reason);
+      }
     }
     vif["static_grants"] = {{"mapped", grefs.mapped()},
                             {"retiring", grefs.retiring()},
+                            {"ranges", grefs.ranges()},
                             {"limit_per_queue", GrefControl::kMaxMappingsPerQueue},
+                            {"range_limit_per_queue", GrefControl::kMaxRangesPerQueue},
                             {"refused", refused}};
   }
   nlohmann::json queues = nlohmann::json::array();
