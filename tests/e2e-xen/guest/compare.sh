@@ -132,7 +132,14 @@ compare_front() {
   if [[ -n $before ]]; then
     used=$(static_grants_used "${domid_of[domU4]}" "$before") || { log "vif-front transfers bypassed the static grant mappings: $used"; return 1; }
     log "round $round vif-front on vifd: $used"
+    log "vifd's drops on vif ${domid_of[domU4]}/0 (nonzero): $(vif_json "${domid_of[domU4]}" |
+      jq -c '[.queues[].drops | to_entries[] | select(.value > 0)] | group_by(.key) |
+        map({(.[0].key): (map(.value) | add)}) | add // {}')"
   fi
+  # Where a slow direction loses frames: the guest's TCP retransmissions and
+  # checksum errors, the TAP's counters.
+  log "dom0 ($backend): $(awk '/^Tcp:/ { if (n++) { print "RetransSegs", $13, "InErrs", $14 } }' /proc/net/snmp)"
+  log "domU4 ($backend): $(guest domU4 10 "awk '/^Tcp:/ { if (n++) { print \"RetransSegs\", \$13, \"InErrs\", \$14, \"InCsumErrors\", \$16 } }' /proc/net/snmp; cd /sys/class/net/eth0/statistics && for f in rx_packets rx_dropped rx_errors tx_packets tx_dropped; do echo \$f \$(cat \$f); done" | tr '\n' ' ')"
 }
 
 compare_round() { # ROUND BACKEND
