@@ -19,6 +19,17 @@ void clear_failed(BackendActions& actions, const BackendView& view) {
   }
 }
 
+}  // namespace
+
+bool restarts_under_us(const BackendView& view) {
+  const bool starting =
+      view.frontend == XenbusState::kInitialising || view.frontend == XenbusState::kInitWait;
+  return starting && view.frontend != view.frontend_seen && view.online &&
+         (view.ours == XenbusState::kConnected || view.ours == XenbusState::kClosing);
+}
+
+namespace {
+
 // Like netback's frontend_changed(): the frontend's state drives ours.
 void react_to_frontend(BackendActions& actions, const BackendView& view) {
   // A new attempt starts only when the frontend MOVES to Initialising or
@@ -43,6 +54,15 @@ void react_to_frontend(BackendActions& actions, const BackendView& view) {
       if (view.ours == XenbusState::kClosed && view.online) {
         actions.remove_error = true;
         actions.target = XenbusState::kInitWait;  // the frontend reconnects
+      } else if (restarts_under_us(view)) {
+        // The frontend started over while we were still connected or
+        // closing: a watch coalesces its Closing, Closed and Initialising
+        // into one event, so its Closed may never be seen. Close first, as
+        // netback's set_backend_state() walks Closing -> Closed -> InitWait;
+        // the frontend's move is not remembered, so the event our Closed
+        // fires starts the new attempt from Closed.
+        actions.target = XenbusState::kClosed;
+        actions.frontend_seen.reset();
       }
       break;
     case XenbusState::kInitialised:

@@ -145,6 +145,11 @@ struct BackendActions {
 };
 
 BackendActions decide_start(const BackendStartView& view);
+// The frontend moved to Initialising or InitWait while the backend is still
+// Connected or Closing (online): it started over without the backend seeing
+// its Closed. decide() closes first; the next event reconnects.
+bool restarts_under_us(const BackendView& view);
+
 BackendActions decide(const BackendView& view);
 
 }  // namespace vifd::xenbus

@@ -129,8 +129,13 @@ std::string violation(const BackendView& v, const BackendActions& a) {
   if (paced) {
     return a == with_reconnect_later() ? "" : "a deferred reconnect does something else";
   }
-  if (a.frontend_seen != (moved ? std::optional<XenbusState>(v.frontend) : std::nullopt)) {
-    return "frontend state not remembered";
+  const bool restarted = restarts_under_us(v);
+  if (restarted && end != S::kClosed) {
+    return "a frontend that started over under a live connection is not closed first";
+  }
+  if (a.frontend_seen !=
+      (moved && !restarted ? std::optional<XenbusState>(v.frontend) : std::nullopt)) {
+    return "frontend state not remembered (or remembered across a restart under us)";
   }
   const bool clears_failed = v.failed && (reconnect_asked || v.frontend == S::kClosing ||
                                           v.frontend == S::kClosed || v.frontend == S::kUnknown);
@@ -340,6 +345,37 @@ TEST(BackendDecision, FrontendReconnectsAfterClosed) {
               a.frontend_seen = S::kInitialising;
               a.failed = false;
             }));
+}
+
+TEST(BackendDecision, FrontendStartingOverUnderALiveConnectionIsClosedThenReconnected) {
+  // A frontend reset (Closing, Closed, Initialising) can reach us as one
+  // watch event: we are still Connected, or Closing, and see Initialising.
+  for (const auto ours : {S::kConnected, S::kClosing}) {
+    BackendView v = connected();
+    v.ours = ours;
+    v.published = ours;
+    v.last_written = ours;
+    v.frontend_seen = ours == S::kConnected ? S::kConnected : S::kClosing;
+    v.frontend = S::kInitialising;
+    EXPECT_EQ(decide(v), with([](BackendActions& a) { a.target = S::kClosed; }))
+        << "from " << protocol::name(ours);
+    // Our Closed fires the watch again; the frontend's move was not
+    // remembered, so that event starts the new attempt.
+    v.ours = S::kClosed;
+    v.published = S::kClosed;
+    v.last_written = S::kClosed;
+    EXPECT_EQ(decide(v), with([](BackendActions& a) {
+                a.frontend_seen = S::kInitialising;
+                a.remove_error = true;
+                a.target = S::kInitWait;
+              }))
+        << "from " << protocol::name(ours);
+  }
+  // Offline (being detached): no restart, the toolstack is taking it away.
+  BackendView v = connected();
+  v.online = false;
+  v.frontend = S::kInitialising;
+  EXPECT_EQ(decide(v).target, std::nullopt);
 }
 
 TEST(BackendDecision, PacedReconnectWaitsWithTheMoveUnseen) {
