@@ -130,7 +130,9 @@ class Daemon {
       }
       if (!front_.connected()) continue;
       // Rings first: responses free TX pages for the TAP reads below.
-      for (std::size_t q = 0; q < front_.queue_count(); ++q) service_ring(q);
+      for (std::size_t q = 0; q < front_.queue_count(); ++q) {
+        service_ring(q, q < queues && fds[2 + q].revents != 0);
+      }
       for (std::size_t t = 0; t < tap_.queue_count() && front_.connected(); ++t) {
         if (2 + queues + t < fds.size() && (fds[2 + queues + t].revents & POLLIN) != 0) {
           bool drained = false;
@@ -185,14 +187,19 @@ class Daemon {
 
   std::size_t max_read() const { return max_tap_frame(tap_.offloads(), front_.config().mtu); }
 
-  void service_ring(std::size_t q) {
+  // `events`: the queue's event channel fd was readable. Only then are
+  // events read; a turn woken by the TAP alone still reaps and delivers
+  // what the rings hold, which costs no system call.
+  void service_ring(std::size_t q, bool events) {
     auto& queue = front_.queue(q);
     const int fd = tap_.queue_fd(q % tap_.queue_count());
     const auto deliver = [this, fd](const vifd::frontend::RxFrame& frame) {
       pump_.ring_to_tap(fd, frame);
     };
     for (int round = 0; round < kMaxPollRounds; ++round) {
-      if (!queue.poll(deliver).more_work) break;
+      // Events raised during a round make the fd readable again for the
+      // next poll(); reading them here would only repeat this round's work.
+      if (!queue.poll(deliver, events && round == 0).more_work) break;
     }
   }
 

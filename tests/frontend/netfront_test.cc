@@ -5,6 +5,7 @@
 #include "frontend/lib/netfront/netfront.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -396,6 +397,46 @@ TEST_F(NetfrontTest, TxRingFullReportsNoSpace) {
   EXPECT_EQ(queue.send(pattern(64, 1), {}), TxStatus::kNoSpace);
 }
 
+// TX responses only free pool pages: the backend is asked to notify when
+// half of what is in flight is answered, not on every response, so a stream
+// costs one wake-up per half ring instead of one per batch.
+TEST_F(NetfrontTest, TxCompletionsNotifyOncePerHalfOfWhatIsInFlight) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  for (int i = 0; i < 16; ++i) ASSERT_EQ(queue.send(pattern(100, 1), {}), TxStatus::kOk);
+  queue.flush_tx();
+  EXPECT_FALSE(queue.poll({}).more_work);
+  EXPECT_EQ(queue.tx_event_batch(), 8U);
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 16U);
+  protocol::TxBackRing& ring = *backend_->queues()[0].tx;
+  for (std::size_t i = 0; i < 7; ++i) {
+    ASSERT_TRUE(ring.push_response({requests[i].id, protocol::kRspOkay}));
+  }
+  EXPECT_FALSE(ring.push_responses_and_check_notify()) << "7 of 16 answered: no wake-up yet";
+  ASSERT_TRUE(ring.push_response({requests[7].id, protocol::kRspOkay}));
+  EXPECT_TRUE(ring.push_responses_and_check_notify()) << "the 8th of 16 asks for one";
+  EXPECT_FALSE(queue.poll({}).more_work);
+  EXPECT_EQ(queue.tx_free_pages(), 248U);
+  EXPECT_EQ(queue.tx_event_batch(), 4U) << "8 still in flight";
+}
+
+// A single frame in flight (a ping, or the last pages the TAP waits for)
+// still gets its completion notified at once.
+TEST_F(NetfrontTest, TxLoneFrameCompletionIsNotified) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  ASSERT_EQ(queue.send(pattern(100, 1), {}), TxStatus::kOk);
+  queue.flush_tx();
+  EXPECT_FALSE(queue.poll({}).more_work);
+  EXPECT_EQ(queue.tx_event_batch(), 1U);
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 1U);
+  protocol::TxBackRing& ring = *backend_->queues()[0].tx;
+  ASSERT_TRUE(ring.push_response({requests[0].id, protocol::kRspOkay}));
+  EXPECT_TRUE(ring.push_responses_and_check_notify());
+}
+
 // ---- RX ---------------------------------------------------------------------
 
 TEST_F(NetfrontTest, RxFrameIsDeliveredZeroCopyAndRePosted) {
@@ -419,6 +460,47 @@ TEST_F(NetfrontTest, RxFrameIsDeliveredZeroCopyAndRePosted) {
   EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U);
   EXPECT_EQ(queue.stats().rx_packets, 1U);
   EXPECT_EQ(queue.stats().rx_bytes, 1514U);
+}
+
+// A poll without `events` (the loop woke for the TAP, not for the event
+// channel) reads no event: what the ring holds is delivered all the same,
+// and the event stays for the next poll that reads it.
+TEST_F(NetfrontTest, PollReadsEventsOnlyWhenAsked) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  queue.poll({});  // the events of the connect
+  const std::uint64_t events = queue.stats().events_received;
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  std::size_t frames = 0;
+  EXPECT_FALSE(queue.poll([&](const RxFrame&) { ++frames; }, false).failed);
+  EXPECT_EQ(frames, 1U);
+  EXPECT_EQ(queue.stats().events_received, events);
+  pollfd fd{queue.event_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&fd, 1, 0), 1) << "the event is still there to be read";
+  queue.poll({});
+  EXPECT_EQ(queue.stats().events_received, events + 1);
+}
+
+// Consumed RX buffers go back in one push with at most one notification,
+// however many frames the poll delivered.
+TEST_F(NetfrontTest, RxBuffersAreRePostedInOnePushWithOneNotification) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  for (int i = 0; i < 8; ++i) backend_->deliver_rx(0, pattern(1000, 1), 0);
+  // The backend is out of requests it wants and asks to be told of new ones.
+  protocol::RxBackRing& ring = *backend_->queues()[0].rx;
+  EXPECT_TRUE(ring.final_check_for_requests()) << "248 buffers still posted";
+  std::vector<protocol::RxRequest> rest(248);
+  ASSERT_EQ(ring.take_requests(rest).count, 248U);
+  EXPECT_FALSE(ring.final_check_for_requests());
+  const std::uint64_t sent = queue.stats().notifications_sent;
+  const protocol::RingIndex before = queue.rx_request_producer();
+  std::size_t frames = 0;
+  queue.poll([&](const RxFrame&) { ++frames; });
+  EXPECT_EQ(frames, 8U);
+  EXPECT_EQ(queue.rx_request_producer(), before + 8);
+  EXPECT_EQ(queue.stats().notifications_sent, sent + 1);
+  EXPECT_EQ(ring.pending_requests().count, 8U);
 }
 
 TEST_F(NetfrontTest, RxSegmentsPointIntoSharedPages) {

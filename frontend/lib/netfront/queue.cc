@@ -466,14 +466,18 @@ void NetfrontQueue::drain_events() noexcept {
   }
 }
 
-PollResult NetfrontQueue::poll(const RxHandler& handler) noexcept {
+protocol::RingIndex NetfrontQueue::tx_event_batch() const noexcept {
+  return std::max<protocol::RingIndex>(1, (tx_ring_.outstanding_requests() + 1) / 2);
+}
+
+PollResult NetfrontQueue::poll(const RxHandler& handler, bool events) noexcept {
   if (failed()) return {false, true};
-  drain_events();
+  if (events) drain_events();
   reap_tx();
   if (!failed()) receive(handler);
   if (failed()) return {false, true};
   repost_rx();
-  const bool tx_more = tx_ring_.final_check_for_responses();
+  const bool tx_more = tx_ring_.final_check_for_responses(tx_event_batch());
   const bool rx_more = rx_ring_.final_check_for_responses();
   return {tx_more || rx_more, false};
 }

@@ -153,10 +153,19 @@ class NetfrontQueue {
   bool tx_can_reserve(std::size_t max_bytes) const noexcept;
 
   // ---- events and responses ---------------------------------------------
-  // Drains event notifications, reaps TX responses, hands each complete RX
-  // frame to `handler`, re-posts the consumed RX pages (one notify per
-  // batch) and re-arms both rings.
-  PollResult poll(const RxHandler& handler) noexcept;
+  // Drains event notifications (only when `events`: the caller saw
+  // event_fd() readable; reading it otherwise is a system call that finds
+  // nothing), reaps TX responses, hands each complete RX frame to `handler`,
+  // re-posts the consumed RX pages (one notify per batch) and re-arms both
+  // rings: RX for the next response, TX for when half of the requests in
+  // flight are answered (see tx_event_batch()).
+  PollResult poll(const RxHandler& handler, bool events = true) noexcept;
+  // How many TX responses the backend is asked to produce before it
+  // notifies us: half of what is in flight, at least 1. TX responses only
+  // free pool pages, which every poll reaps anyway, so a stream costs one
+  // notification per half ring, not one per batch, and the TAP (not read
+  // while the pool is short) still gets room back before the ring drains.
+  protocol::RingIndex tx_event_batch() const noexcept;
 
   bool failed() const noexcept { return !failure_.empty(); }
   const std::string& failure() const noexcept { return failure_; }
