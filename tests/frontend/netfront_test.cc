@@ -1069,6 +1069,35 @@ TEST_F(NetfrontTest, PumpWritesMultiSlotGsoFrameWithLocatedChecksum) {
   EXPECT_TRUE(std::equal(frame.begin(), frame.end(), datagram.begin() + sizeof(header)));
 }
 
+// The largest GSO frame netif carries (16 slots) reaches the TAP as one
+// write with its virtio header: the guest's TCP gets it whole.
+TEST_F(NetfrontTest, PumpWritesA64KiBGsoFrameInOneWrite) {
+  auto front = start_connected();
+  SocketPair pair;
+  TapPump pump(NetfrontQueue::kMaxFrame);
+  const auto frame = tcp4_frame(65000);
+  backend_->deliver_rx(0, frame, protocol::kRxfCsumBlank | protocol::kRxfDataValidated,
+                       protocol::kGsoTypeTcpv4, 1448);
+  const int tap = pair.tap();
+  std::size_t slots = 0;
+  front->queue(0).poll([&](const RxFrame& rx) {
+    slots = rx.segments.size();
+    pump.ring_to_tap(tap, rx);
+  });
+  EXPECT_EQ(slots, 16U);
+  EXPECT_EQ(pump.stats().ring_to_tap, 1U);
+  EXPECT_EQ(pump.stats().ring_to_tap_bytes, frame.size());
+  std::vector<std::uint8_t> datagram(70000);
+  const ssize_t n = ::recv(pair.host(), datagram.data(), datagram.size(), 0);
+  ASSERT_EQ(n, static_cast<ssize_t>(sizeof(net::VirtioNetHdr) + frame.size()));
+  net::VirtioNetHdr header{};
+  std::memcpy(&header, datagram.data(), sizeof(header));
+  EXPECT_EQ(header.gso_type, net::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(header.gso_size, 1448U);
+  EXPECT_EQ(header.flags, net::kVirtioNetHdrFNeedsCsum);
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), datagram.begin() + sizeof(header)));
+}
+
 // The backend keeps write access to the RX pages: the offload is located in
 // the pump's private copy of the headers and that copy is what the TAP gets;
 // nothing is written into the backend's page.
