@@ -51,10 +51,36 @@ class CountingShare : public platform::GrantShare {
   std::size_t& calls_;
 };
 
+// Counts pending() calls: each is a system call on Xen.
+class CountingEvents : public platform::EventChannels {
+ public:
+  CountingEvents(std::unique_ptr<platform::EventChannels> inner, std::size_t& pending_calls)
+      : inner_(std::move(inner)), pending_calls_(pending_calls) {}
+  int fd() const noexcept override { return inner_->fd(); }
+  platform::EvtchnPort bind_unbound(platform::DomId remote) override {
+    return inner_->bind_unbound(remote);
+  }
+  platform::EvtchnPort bind_interdomain(platform::DomId remote,
+                                        platform::EvtchnPort port) override {
+    return inner_->bind_interdomain(remote, port);
+  }
+  void unbind(platform::EvtchnPort port) override { inner_->unbind(port); }
+  int notify(platform::EvtchnPort port) noexcept override { return inner_->notify(port); }
+  std::optional<platform::EvtchnPort> pending() noexcept override {
+    ++pending_calls_;
+    return inner_->pending();
+  }
+  int unmask(platform::EvtchnPort port) noexcept override { return inner_->unmask(port); }
+
+ private:
+  std::unique_ptr<platform::EventChannels> inner_;
+  std::size_t& pending_calls_;
+};
+
 class CountingPlatform : public platform::Platform {
  public:
   explicit CountingPlatform(std::unique_ptr<platform::Platform> inner) : inner_(std::move(inner)) {}
-  std::string name() const override { return inner_->name(); }
+  std::string name() const override { return name_as.empty() ? inner_->name() : name_as; }
   platform::DomId self_domid() const override { return inner_->self_domid(); }
   std::unique_ptr<platform::GrantTable> open_grant_table() override {
     return inner_->open_grant_table();
@@ -63,11 +89,13 @@ class CountingPlatform : public platform::Platform {
     return std::make_unique<CountingShare>(inner_->open_grant_share(), share_calls);
   }
   std::unique_ptr<platform::EventChannels> open_event_channels() override {
-    return inner_->open_event_channels();
+    return std::make_unique<CountingEvents>(inner_->open_event_channels(), pending_calls);
   }
   std::optional<std::string> xenstore_socket() const override { return inner_->xenstore_socket(); }
 
   std::size_t share_calls = 0;
+  std::size_t pending_calls = 0;
+  std::string name_as;  // the name the queues see, when not empty
 
  private:
   std::unique_ptr<platform::Platform> inner_;
@@ -501,6 +529,34 @@ TEST_F(NetfrontTest, RxBuffersAreRePostedInOnePushWithOneNotification) {
   EXPECT_EQ(queue.rx_request_producer(), before + 8);
   EXPECT_EQ(queue.stats().notifications_sent, sent + 1);
   EXPECT_EQ(ring.pending_requests().count, 8U);
+}
+
+// Xen's event fd is readable exactly while a port waits in it: one port is
+// read per wake-up, without the read that would find nothing (poll()
+// reports the fd again for another port).
+TEST_F(NetfrontTest, OnXenOnePortIsReadPerWakeUp) {
+  guest_->name_as = "xen";
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  for (int i = 0; i < 4; ++i) queue.poll({});  // the connect's events, one per poll
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  guest_->pending_calls = 0;
+  std::size_t frames = 0;
+  EXPECT_FALSE(queue.poll([&](const RxFrame&) { ++frames; }).failed);
+  EXPECT_EQ(frames, 1U);
+  EXPECT_EQ(guest_->pending_calls, 1U);
+}
+
+// The simulator's event fd may stay readable after the last port was
+// taken: there the events are read until none is left.
+TEST_F(NetfrontTest, OnTheSimulatorEventsAreReadUntilNoneIsLeft) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  queue.poll({});
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  guest_->pending_calls = 0;
+  queue.poll({});
+  EXPECT_EQ(guest_->pending_calls, 2U) << "the port, then the read that finds none";
 }
 
 TEST_F(NetfrontTest, RxSegmentsPointIntoSharedPages) {

@@ -99,6 +99,7 @@ NetfrontQueue::NetfrontQueue(platform::Platform& platform, platform::GrantShare&
       tx_caps_(tx),
       events_(platform.open_event_channels()),
       split_(split),
+      exact_readiness_(platform.name() == "xen"),
       // The backend writes responses into both rings, so both are writable.
       rings_(std::make_unique<SharedPages>(share, backend, 2, true)),
       tx_pool_(std::make_unique<SharedPages>(share, backend, kRingSize, false)),
@@ -463,6 +464,7 @@ void NetfrontQueue::drain_events() noexcept {
     // Unmask before looking at the rings: an event raised while we process
     // is then delivered again instead of being lost.
     events_->unmask(*port);
+    if (exact_readiness_) break;
   }
 }
 
