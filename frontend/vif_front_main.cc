@@ -132,7 +132,7 @@ class Daemon {
       }
       if (!front_.connected()) continue;
       // Rings first: responses free TX pages for the TAP reads below.
-      std::uint32_t answered_taps = 0;  // bit per TAP queue that got frames this turn
+      std::uint32_t answered_taps = 0;  // bit per TAP queue that got data this turn
       for (std::size_t q = 0; q < front_.queue_count(); ++q) {
         if (service_ring(q, q < queues && fds[2 + q].revents != 0)) {
           answered_taps |= 1U << (q % tap_.queue_count());
