@@ -38,6 +38,8 @@ using vifd::frontend::TapPump;
 
 constexpr std::size_t kTapBudget = 64;  // frames per TAP queue per loop turn
 constexpr int kMaxPollRounds = 16;      // re-polls of a busy ring per turn
+// Larger than any bare TCP ACK (Ethernet, IPv6, TCP with SACK options).
+constexpr std::uint64_t kAckFrame = 160;
 constexpr std::chrono::milliseconds kCloseGrace{5000};
 // As vifd: a lost xenstored connection is noticed within about a second.
 constexpr std::chrono::seconds kXenstoreProbeInterval{1};
@@ -130,9 +132,21 @@ class Daemon {
       }
       if (!front_.connected()) continue;
       // Rings first: responses free TX pages for the TAP reads below.
-      for (std::size_t q = 0; q < front_.queue_count(); ++q) service_ring(q);
+      std::uint32_t answered_taps = 0;  // bit per TAP queue that got data this turn
+      for (std::size_t q = 0; q < front_.queue_count(); ++q) {
+        if (service_ring(q, q < queues && fds[2 + q].revents != 0)) {
+          answered_taps |= 1U << (q % tap_.queue_count());
+        }
+      }
       for (std::size_t t = 0; t < tap_.queue_count() && front_.connected(); ++t) {
-        if (2 + queues + t < fds.size() && (fds[2 + queues + t].revents & POLLIN) != 0) {
+        // A data segment written to the TAP is received by the kernel inside
+        // that write, and TCP queues its ACK on the TAP right then: read it
+        // in this turn rather than after another poll(). (ACKs written to
+        // the TAP rarely get an answer that fast: a sender's next segments
+        // follow the TAP reads that free its queued ones.)
+        const bool readable =
+            2 + queues + t < fds.size() && (fds[2 + queues + t].revents & POLLIN) != 0;
+        if (readable || (answered_taps & (1U << t)) != 0) {
           bool drained = false;
           pump_.tap_to_ring(tap_.queue_fd(t), front_.queue(t % front_.queue_count()), kTapBudget,
                             drained);
@@ -185,15 +199,26 @@ class Daemon {
 
   std::size_t max_read() const { return max_tap_frame(tap_.offloads(), front_.config().mtu); }
 
-  void service_ring(std::size_t q) {
+  // `events`: the queue's event channel fd was readable. Only then are
+  // events read; a turn woken by the TAP alone still reaps and delivers
+  // what the rings hold, which costs no system call.
+  // Returns whether data (frames larger than a bare ACK, on average) went
+  // to the TAP.
+  bool service_ring(std::size_t q, bool events) {
     auto& queue = front_.queue(q);
     const int fd = tap_.queue_fd(q % tap_.queue_count());
+    const std::uint64_t written = pump_.stats().ring_to_tap;
+    const std::uint64_t written_bytes = pump_.stats().ring_to_tap_bytes;
     const auto deliver = [this, fd](const vifd::frontend::RxFrame& frame) {
       pump_.ring_to_tap(fd, frame);
     };
     for (int round = 0; round < kMaxPollRounds; ++round) {
-      if (!queue.poll(deliver).more_work) break;
+      // Events raised during a round make the fd readable again for the
+      // next poll(); reading them here would only repeat this round's work.
+      if (!queue.poll(deliver, events && round == 0).more_work) break;
     }
+    const std::uint64_t frames = pump_.stats().ring_to_tap - written;
+    return frames != 0 && pump_.stats().ring_to_tap_bytes - written_bytes > frames * kAckFrame;
   }
 
   // Carrier follows the backend; offloads follow what the backend takes.

@@ -411,6 +411,24 @@ class FrontRing {
     return ring_.load(Shared::kRspProd) != rsp_cons_;
   }
 
+  // RING_FINAL_CHECK_FOR_RESPONSES for a batch (the event index old Linux
+  // netfront set for TX completions): asks the back to notify once `count`
+  // (at least 1) more responses have arrived, and returns true when that many
+  // are already waiting, since no notification will come for those. With
+  // `count` at most the requests outstanding, a producer beyond what we
+  // published also reads as true: take_responses() then reports it.
+  [[nodiscard]] bool final_check_for_responses(RingIndex count) noexcept {
+    count = std::max<RingIndex>(count, 1);
+    if (static_cast<RingIndex>(ring_.load(Shared::kRspProd) - rsp_cons_) >= count) {
+      return true;
+    }
+    ring_.store(Shared::kRspEvent, rsp_cons_ + count);
+    full_barrier(); /* Back sees the new rsp_event before we re-read rsp_prod. */
+    return static_cast<RingIndex>(ring_.load(Shared::kRspProd) - rsp_cons_) >= count;
+  }
+  // Requests published and not yet answered.
+  RingIndex outstanding_requests() const noexcept { return req_prod_published_ - rsp_cons_; }
+
  private:
   using Shared = SharedRing<Req, Rsp>;
 

@@ -5,6 +5,7 @@
 #include "frontend/lib/netfront/netfront.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,10 +51,36 @@ class CountingShare : public platform::GrantShare {
   std::size_t& calls_;
 };
 
+// Counts pending() calls: each is a system call on Xen.
+class CountingEvents : public platform::EventChannels {
+ public:
+  CountingEvents(std::unique_ptr<platform::EventChannels> inner, std::size_t& pending_calls)
+      : inner_(std::move(inner)), pending_calls_(pending_calls) {}
+  int fd() const noexcept override { return inner_->fd(); }
+  platform::EvtchnPort bind_unbound(platform::DomId remote) override {
+    return inner_->bind_unbound(remote);
+  }
+  platform::EvtchnPort bind_interdomain(platform::DomId remote,
+                                        platform::EvtchnPort port) override {
+    return inner_->bind_interdomain(remote, port);
+  }
+  void unbind(platform::EvtchnPort port) override { inner_->unbind(port); }
+  int notify(platform::EvtchnPort port) noexcept override { return inner_->notify(port); }
+  std::optional<platform::EvtchnPort> pending() noexcept override {
+    ++pending_calls_;
+    return inner_->pending();
+  }
+  int unmask(platform::EvtchnPort port) noexcept override { return inner_->unmask(port); }
+
+ private:
+  std::unique_ptr<platform::EventChannels> inner_;
+  std::size_t& pending_calls_;
+};
+
 class CountingPlatform : public platform::Platform {
  public:
   explicit CountingPlatform(std::unique_ptr<platform::Platform> inner) : inner_(std::move(inner)) {}
-  std::string name() const override { return inner_->name(); }
+  std::string name() const override { return name_as.empty() ? inner_->name() : name_as; }
   platform::DomId self_domid() const override { return inner_->self_domid(); }
   std::unique_ptr<platform::GrantTable> open_grant_table() override {
     return inner_->open_grant_table();
@@ -62,11 +89,13 @@ class CountingPlatform : public platform::Platform {
     return std::make_unique<CountingShare>(inner_->open_grant_share(), share_calls);
   }
   std::unique_ptr<platform::EventChannels> open_event_channels() override {
-    return inner_->open_event_channels();
+    return std::make_unique<CountingEvents>(inner_->open_event_channels(), pending_calls);
   }
   std::optional<std::string> xenstore_socket() const override { return inner_->xenstore_socket(); }
 
   std::size_t share_calls = 0;
+  std::size_t pending_calls = 0;
+  std::string name_as;  // the name the queues see, when not empty
 
  private:
   std::unique_ptr<platform::Platform> inner_;
@@ -396,6 +425,46 @@ TEST_F(NetfrontTest, TxRingFullReportsNoSpace) {
   EXPECT_EQ(queue.send(pattern(64, 1), {}), TxStatus::kNoSpace);
 }
 
+// TX responses only free pool pages: the backend is asked to notify when
+// half of what is in flight is answered, not on every response, so a stream
+// costs one wake-up per half ring instead of one per batch.
+TEST_F(NetfrontTest, TxCompletionsNotifyOncePerHalfOfWhatIsInFlight) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  for (int i = 0; i < 16; ++i) ASSERT_EQ(queue.send(pattern(100, 1), {}), TxStatus::kOk);
+  queue.flush_tx();
+  EXPECT_FALSE(queue.poll({}).more_work);
+  EXPECT_EQ(queue.tx_event_batch(), 8U);
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 16U);
+  protocol::TxBackRing& ring = *backend_->queues()[0].tx;
+  for (std::size_t i = 0; i < 7; ++i) {
+    ASSERT_TRUE(ring.push_response({requests[i].id, protocol::kRspOkay}));
+  }
+  EXPECT_FALSE(ring.push_responses_and_check_notify()) << "7 of 16 answered: no wake-up yet";
+  ASSERT_TRUE(ring.push_response({requests[7].id, protocol::kRspOkay}));
+  EXPECT_TRUE(ring.push_responses_and_check_notify()) << "the 8th of 16 asks for one";
+  EXPECT_FALSE(queue.poll({}).more_work);
+  EXPECT_EQ(queue.tx_free_pages(), 248U);
+  EXPECT_EQ(queue.tx_event_batch(), 4U) << "8 still in flight";
+}
+
+// A single frame in flight (a ping, or the last pages the TAP waits for)
+// still gets its completion notified at once.
+TEST_F(NetfrontTest, TxLoneFrameCompletionIsNotified) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  ASSERT_EQ(queue.send(pattern(100, 1), {}), TxStatus::kOk);
+  queue.flush_tx();
+  EXPECT_FALSE(queue.poll({}).more_work);
+  EXPECT_EQ(queue.tx_event_batch(), 1U);
+  const auto requests = backend_->take_tx(0);
+  ASSERT_EQ(requests.size(), 1U);
+  protocol::TxBackRing& ring = *backend_->queues()[0].tx;
+  ASSERT_TRUE(ring.push_response({requests[0].id, protocol::kRspOkay}));
+  EXPECT_TRUE(ring.push_responses_and_check_notify());
+}
+
 // ---- RX ---------------------------------------------------------------------
 
 TEST_F(NetfrontTest, RxFrameIsDeliveredZeroCopyAndRePosted) {
@@ -419,6 +488,75 @@ TEST_F(NetfrontTest, RxFrameIsDeliveredZeroCopyAndRePosted) {
   EXPECT_EQ(backend_->queues()[0].rx->pending_requests().count, 256U);
   EXPECT_EQ(queue.stats().rx_packets, 1U);
   EXPECT_EQ(queue.stats().rx_bytes, 1514U);
+}
+
+// A poll without `events` (the loop woke for the TAP, not for the event
+// channel) reads no event: what the ring holds is delivered all the same,
+// and the event stays for the next poll that reads it.
+TEST_F(NetfrontTest, PollReadsEventsOnlyWhenAsked) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  queue.poll({});  // the events of the connect
+  const std::uint64_t events = queue.stats().events_received;
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  std::size_t frames = 0;
+  EXPECT_FALSE(queue.poll([&](const RxFrame&) { ++frames; }, false).failed);
+  EXPECT_EQ(frames, 1U);
+  EXPECT_EQ(queue.stats().events_received, events);
+  pollfd fd{queue.event_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&fd, 1, 0), 1) << "the event is still there to be read";
+  queue.poll({});
+  EXPECT_EQ(queue.stats().events_received, events + 1);
+}
+
+// Consumed RX buffers go back in one push with at most one notification,
+// however many frames the poll delivered.
+TEST_F(NetfrontTest, RxBuffersAreRePostedInOnePushWithOneNotification) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  for (int i = 0; i < 8; ++i) backend_->deliver_rx(0, pattern(1000, 1), 0);
+  // The backend is out of requests it wants and asks to be told of new ones.
+  protocol::RxBackRing& ring = *backend_->queues()[0].rx;
+  EXPECT_TRUE(ring.final_check_for_requests()) << "248 buffers still posted";
+  std::vector<protocol::RxRequest> rest(248);
+  ASSERT_EQ(ring.take_requests(rest).count, 248U);
+  EXPECT_FALSE(ring.final_check_for_requests());
+  const std::uint64_t sent = queue.stats().notifications_sent;
+  const protocol::RingIndex before = queue.rx_request_producer();
+  std::size_t frames = 0;
+  queue.poll([&](const RxFrame&) { ++frames; });
+  EXPECT_EQ(frames, 8U);
+  EXPECT_EQ(queue.rx_request_producer(), before + 8);
+  EXPECT_EQ(queue.stats().notifications_sent, sent + 1);
+  EXPECT_EQ(ring.pending_requests().count, 8U);
+}
+
+// Xen's event fd is readable exactly while a port waits in it: one port is
+// read per wake-up, without the read that would find nothing (poll()
+// reports the fd again for another port).
+TEST_F(NetfrontTest, OnXenOnePortIsReadPerWakeUp) {
+  guest_->name_as = "xen";
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  for (int i = 0; i < 4; ++i) queue.poll({});  // the connect's events, one per poll
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  guest_->pending_calls = 0;
+  std::size_t frames = 0;
+  EXPECT_FALSE(queue.poll([&](const RxFrame&) { ++frames; }).failed);
+  EXPECT_EQ(frames, 1U);
+  EXPECT_EQ(guest_->pending_calls, 1U);
+}
+
+// The simulator's event fd may stay readable after the last port was
+// taken: there the events are read until none is left.
+TEST_F(NetfrontTest, OnTheSimulatorEventsAreReadUntilNoneIsLeft) {
+  auto front = start_connected();
+  NetfrontQueue& queue = front->queue(0);
+  queue.poll({});
+  backend_->deliver_rx(0, pattern(200, 1), 0);
+  guest_->pending_calls = 0;
+  queue.poll({});
+  EXPECT_EQ(guest_->pending_calls, 2U) << "the port, then the read that finds none";
 }
 
 TEST_F(NetfrontTest, RxSegmentsPointIntoSharedPages) {
@@ -984,6 +1122,35 @@ TEST_F(NetfrontTest, PumpWritesMultiSlotGsoFrameWithLocatedChecksum) {
   EXPECT_EQ(header.gso_size, 1448U);
   EXPECT_EQ(header.csum_start, 34U);
   EXPECT_EQ(header.csum_offset, 16U);
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), datagram.begin() + sizeof(header)));
+}
+
+// The largest GSO frame netif carries (16 slots) reaches the TAP as one
+// write with its virtio header: the guest's TCP gets it whole.
+TEST_F(NetfrontTest, PumpWritesA64KiBGsoFrameInOneWrite) {
+  auto front = start_connected();
+  SocketPair pair;
+  TapPump pump(NetfrontQueue::kMaxFrame);
+  const auto frame = tcp4_frame(65000);
+  backend_->deliver_rx(0, frame, protocol::kRxfCsumBlank | protocol::kRxfDataValidated,
+                       protocol::kGsoTypeTcpv4, 1448);
+  const int tap = pair.tap();
+  std::size_t slots = 0;
+  front->queue(0).poll([&](const RxFrame& rx) {
+    slots = rx.segments.size();
+    pump.ring_to_tap(tap, rx);
+  });
+  EXPECT_EQ(slots, 16U);
+  EXPECT_EQ(pump.stats().ring_to_tap, 1U);
+  EXPECT_EQ(pump.stats().ring_to_tap_bytes, frame.size());
+  std::vector<std::uint8_t> datagram(70000);
+  const ssize_t n = ::recv(pair.host(), datagram.data(), datagram.size(), 0);
+  ASSERT_EQ(n, static_cast<ssize_t>(sizeof(net::VirtioNetHdr) + frame.size()));
+  net::VirtioNetHdr header{};
+  std::memcpy(&header, datagram.data(), sizeof(header));
+  EXPECT_EQ(header.gso_type, net::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(header.gso_size, 1448U);
+  EXPECT_EQ(header.flags, net::kVirtioNetHdrFNeedsCsum);
   EXPECT_TRUE(std::equal(frame.begin(), frame.end(), datagram.begin() + sizeof(header)));
 }
 

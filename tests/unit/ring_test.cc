@@ -296,6 +296,36 @@ TEST_F(TxRingTest, ResponseNotificationFollowsRspEvent) {
   EXPECT_TRUE(front.final_check_for_responses());
 }
 
+TEST_F(TxRingTest, BatchedFinalCheckAsksForAWakeUpAfterCountResponses) {
+  auto front = TxFrontRing::init(page_.span());
+  TxBackRing back(page_.span());
+  EXPECT_TRUE(push(front, 0, 8));
+  EXPECT_EQ(front.outstanding_requests(), 8U);
+  std::array<TxRequest, 8> requests{};
+  ASSERT_EQ(back.take_requests(requests).count, 8U);
+  EXPECT_FALSE(front.final_check_for_responses(4));
+  EXPECT_EQ(c_view(page_.span())->rsp_event, 4U);
+  for (std::uint16_t id = 0; id < 3; ++id) ASSERT_TRUE(back.push_response(make_rsp(id)));
+  EXPECT_FALSE(back.push_responses_and_check_notify());
+  // Three waiting, fewer than asked for: still nothing to do yet.
+  EXPECT_FALSE(front.final_check_for_responses(4));
+  ASSERT_TRUE(back.push_response(make_rsp(3)));
+  EXPECT_TRUE(back.push_responses_and_check_notify());
+  // Already there: true, and the event index is left alone.
+  EXPECT_TRUE(front.final_check_for_responses(4));
+  EXPECT_EQ(c_view(page_.span())->rsp_event, 4U);
+  // 0 means 1, as the plain final check.
+  std::array<TxResponse, 8> responses{};
+  EXPECT_EQ(front.take_responses(responses).count, 4U);
+  EXPECT_EQ(front.outstanding_requests(), 4U);
+  EXPECT_FALSE(front.final_check_for_responses(0));
+  EXPECT_EQ(c_view(page_.span())->rsp_event, 5U);
+  // A hostile back's producer beyond our requests reads as work.
+  c_view(page_.span())->rsp_prod = 0x12345678;
+  EXPECT_TRUE(front.final_check_for_responses(2));
+  EXPECT_EQ(front.take_responses(responses).status, RingStatus::kProducerOverflow);
+}
+
 TEST_F(TxRingTest, NotificationIgnoresScribbledProducerIndex) {
   auto front = TxFrontRing::init(page_.span());
   TxBackRing back(page_.span());

@@ -99,6 +99,7 @@ NetfrontQueue::NetfrontQueue(platform::Platform& platform, platform::GrantShare&
       tx_caps_(tx),
       events_(platform.open_event_channels()),
       split_(split),
+      exact_readiness_(platform.name() == "xen"),
       // The backend writes responses into both rings, so both are writable.
       rings_(std::make_unique<SharedPages>(share, backend, 2, true)),
       tx_pool_(std::make_unique<SharedPages>(share, backend, kRingSize, false)),
@@ -463,17 +464,22 @@ void NetfrontQueue::drain_events() noexcept {
     // Unmask before looking at the rings: an event raised while we process
     // is then delivered again instead of being lost.
     events_->unmask(*port);
+    if (exact_readiness_) break;
   }
 }
 
-PollResult NetfrontQueue::poll(const RxHandler& handler) noexcept {
+protocol::RingIndex NetfrontQueue::tx_event_batch() const noexcept {
+  return std::max<protocol::RingIndex>(1, (tx_ring_.outstanding_requests() + 1) / 2);
+}
+
+PollResult NetfrontQueue::poll(const RxHandler& handler, bool events) noexcept {
   if (failed()) return {false, true};
-  drain_events();
+  if (events) drain_events();
   reap_tx();
   if (!failed()) receive(handler);
   if (failed()) return {false, true};
   repost_rx();
-  const bool tx_more = tx_ring_.final_check_for_responses();
+  const bool tx_more = tx_ring_.final_check_for_responses(tx_event_batch());
   const bool rx_more = rx_ring_.final_check_for_responses();
   return {tx_more || rx_more, false};
 }

@@ -153,10 +153,19 @@ class NetfrontQueue {
   bool tx_can_reserve(std::size_t max_bytes) const noexcept;
 
   // ---- events and responses ---------------------------------------------
-  // Drains event notifications, reaps TX responses, hands each complete RX
-  // frame to `handler`, re-posts the consumed RX pages (one notify per
-  // batch) and re-arms both rings.
-  PollResult poll(const RxHandler& handler) noexcept;
+  // Drains event notifications (only when `events`: the caller saw
+  // event_fd() readable; reading it otherwise is a system call that finds
+  // nothing), reaps TX responses, hands each complete RX frame to `handler`,
+  // re-posts the consumed RX pages (one notify per batch) and re-arms both
+  // rings: RX for the next response, TX for when half of the requests in
+  // flight are answered (see tx_event_batch()).
+  PollResult poll(const RxHandler& handler, bool events = true) noexcept;
+  // How many TX responses the backend is asked to produce before it
+  // notifies us: half of what is in flight, at least 1. TX responses only
+  // free pool pages, which every poll reaps anyway, so a stream costs one
+  // notification per half ring, not one per batch, and the TAP (not read
+  // while the pool is short) still gets room back before the ring drains.
+  protocol::RingIndex tx_event_batch() const noexcept;
 
   bool failed() const noexcept { return !failure_.empty(); }
   const std::string& failure() const noexcept { return failure_; }
@@ -181,6 +190,13 @@ class NetfrontQueue {
   platform::EvtchnPort tx_port_ = 0;
   platform::EvtchnPort rx_port_ = 0;
   bool split_ = false;
+  // The event fd is readable exactly while a port is waiting to be read
+  // (Linux /dev/xen/evtchn: readable while its port ring is not empty), so
+  // one port per wake-up is enough and the read that would find nothing is
+  // saved; poll() reports the fd again for a second port. The simulator's
+  // fd stays readable after the last port was taken, so there we drain
+  // until empty.
+  bool exact_readiness_ = false;
   std::unique_ptr<SharedPages> rings_;    // page 0: TX ring, page 1: RX ring
   std::unique_ptr<SharedPages> tx_pool_;  // read-only for the backend
   std::unique_ptr<SharedPages> rx_pool_;  // writable for the backend

@@ -151,6 +151,7 @@ void TapPump::ring_to_tap(int tap_fd, const RxFrame& frame) noexcept {
   for (;;) {
     if (::writev(tap_fd, parts.data(), static_cast<int>(count)) >= 0) {
       ++stats_.ring_to_tap;
+      stats_.ring_to_tap_bytes += frame.length;
       return;
     }
     if (errno != EINTR) break;

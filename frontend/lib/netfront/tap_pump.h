@@ -29,7 +29,8 @@ namespace vifd::frontend {
 struct TapPumpStats {
   std::uint64_t tap_to_ring = 0;
   std::uint64_t ring_to_tap = 0;
-  std::uint64_t rx_linearized = 0;  // RX frames copied whole: headers not within kHeaderCopy
+  std::uint64_t ring_to_tap_bytes = 0;  // frame bytes of ring_to_tap, headers excluded
+  std::uint64_t rx_linearized = 0;      // RX frames copied whole: headers not within kHeaderCopy
   std::uint64_t drop_oversize = 0;
   std::uint64_t drop_bad_vnet_header = 0;
   std::uint64_t drop_tx_refused = 0;  // commit_tx refused (see TxStatus)
