@@ -696,6 +696,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
       }
       rx_release(delivery.item, ok ? ForwardResult::kDelivered : ForwardResult::kCopyFailed);
     }
+    // Senders learn of the delivery before the guest can see it, so a
+    // sender pacing itself on what arrived never finds the slots still held.
+    rx_post_completions();
     const std::size_t pushed =
         rx_.push_responses(std::span<const protocol::RxResponse>(rx_responses_.data(), responses));
     if (pushed != responses && log_limiter_.allow(now)) {

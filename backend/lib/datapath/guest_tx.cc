@@ -279,6 +279,11 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
   if (!tx_stage_requests()) {
     return false;
   }
+  if (endpoint_) {
+    // Completions that came during the previous round: their answers go
+    // out with this round's, their slots are free for this batch.
+    tx_take_completions();
+  }
   tx_batch_time_ = now;
   std::size_t work_count = 0;
   std::size_t arena_used = 0;
@@ -397,6 +402,11 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
     }
     const std::size_t slots = work.packet.data_slots + work.packet.extra_count;
     std::uint16_t& held = receiver_slots_[work.receiver->tag];
+    if (held + slots > receiver_share_slots_) {
+      // Frames delivered since the top of the turn no longer count: their
+      // completions may be waiting for this thread.
+      tx_take_completions();
+    }
     if (held + slots > receiver_share_slots_) {
       // That vif drains slower than we send: beyond its share, its frames
       // are dropped here so the rest of the ring keeps reaching the others.
@@ -735,6 +745,11 @@ void QueueEngine::tx_process_completions() noexcept {
   if (!endpoint_) {
     return;
   }
+  tx_take_completions();
+  tx_flush_responses();
+}
+
+void QueueEngine::tx_take_completions() noexcept {
   ForwardCompletion completion;
   while (endpoint_->pop_completion(completion)) {
     if (completion.handle >= pending_forwards_.size() ||
@@ -775,7 +790,6 @@ void QueueEngine::tx_process_completions() noexcept {
     pending.in_use = false;
     free_forwards_.push_back(completion.handle);
   }
-  tx_flush_responses();
 }
 
 }  // namespace vifd::backend::detail

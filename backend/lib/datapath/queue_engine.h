@@ -219,6 +219,9 @@ class QueueEngine {
   bool tx_forward(TxWork& work) noexcept;
   void tx_to_tap(std::size_t work_count) noexcept;
   void tx_process_completions() noexcept;
+  // Records the answers of the forwarded frames completed so far and gives
+  // their slots back to the receivers' shares; publishes nothing.
+  void tx_take_completions() noexcept;
   // Publishes the answers due; `force` (stopping) publishes every answer.
   void tx_flush_responses(bool force = false) noexcept;
 
