@@ -445,6 +445,11 @@ void QueueEngine::tx_peek(std::size_t work_count, std::size_t bytes, bool forwar
       }
     } else if (work.route != TxWork::Route::kTap) {
       continue;
+    } else if (work.packet.gso.has_value() ||
+               (work.packet.first_flags & protocol::kTxfCsumBlank) != 0) {
+      // A forwarded offload frame's metadata is checked on its headers: take
+      // them now rather than in a second grant-copy call after routing.
+      wanted = std::max(bytes, kForwardHeaderBytes);
     }
     // The parser keeps offset + first_size within the granted page.
     const std::size_t length = std::min<std::size_t>(work.packet.first_size, wanted);
