@@ -3,15 +3,17 @@
 // by what the guest produced, not by what this thread already took.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <nlohmann/json.hpp>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <vector>
 
+#include "backend/lib/datapath/switch.h"
 #include "tests/backend/datapath_harness.h"
 
 namespace vifd::backend::testing {
@@ -171,6 +173,46 @@ TEST_F(FastPathTest, ATurnWokenByTheEventChannelDoesNotReadTheTap) {
   ::close(ends[1]);
   backend_->stop();
   ::close(ends[0]);
+}
+
+bool readable(int fd) {
+  pollfd entry{fd, POLLIN, 0};
+  return ::poll(&entry, 1, 0) == 1;
+}
+
+// A sender writes the receiver's eventfd only when the receiver said it is
+// about to sleep; a receiver that is awake finds the frame on its own.
+TEST(SwitchWakeTest, APushWakesOnlyAnOwnerAboutToSleep) {
+  SwitchEndpoint endpoint(1, 0, 0, VifFeatures{}, 8, 8);
+  const ForwardDescriptor frame{};
+  ForwardDescriptor popped{};
+  // Before its loop runs, the owner counts as asleep.
+  ASSERT_TRUE(endpoint.push_frame(frame));
+  endpoint.wake_if_sleeping();
+  EXPECT_TRUE(readable(endpoint.wake_fd()));
+  endpoint.consume_wake();
+  // Awake (between poll() and its next arm): no write.
+  endpoint.disarm_wake();
+  ASSERT_TRUE(endpoint.push_frame(frame));
+  endpoint.wake_if_sleeping();
+  EXPECT_FALSE(readable(endpoint.wake_fd()));
+  // Arming with a frame waiting says so, so the owner does not block on it.
+  EXPECT_FALSE(endpoint.arm_wake());
+  ASSERT_TRUE(endpoint.pop_frame(popped));
+  ASSERT_TRUE(endpoint.pop_frame(popped));
+  // Armed with empty inboxes: the next push writes.
+  EXPECT_TRUE(endpoint.arm_wake());
+  ASSERT_TRUE(endpoint.push_frame(frame));
+  endpoint.wake_if_sleeping();
+  EXPECT_TRUE(readable(endpoint.wake_fd()));
+  // Completions follow the same rule.
+  endpoint.consume_wake();
+  endpoint.disarm_wake();
+  endpoint.begin_forward();
+  const std::array<ForwardCompletion, 1> done{};
+  endpoint.post_completions(done);
+  EXPECT_FALSE(readable(endpoint.wake_fd()));
+  EXPECT_FALSE(endpoint.arm_wake());
 }
 
 }  // namespace

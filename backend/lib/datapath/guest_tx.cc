@@ -336,7 +336,7 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
     tx_route(work_count);
     tx_to_tap(work_count);
     for (SwitchEndpoint* destination : tx_woken_) {
-      destination->wake();
+      destination->wake_if_sleeping();
     }
     tx_woken_.clear();
   }
@@ -628,7 +628,7 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   counters_.tx_bytes.add(packet.total_length);
   if (std::find(tx_woken_.begin(), tx_woken_.end(), work.destination) == tx_woken_.end()) {
     if (tx_woken_.size() == tx_woken_.capacity()) {
-      work.destination->wake();
+      work.destination->wake_if_sleeping();
     } else {
       tx_woken_.push_back(work.destination);
     }

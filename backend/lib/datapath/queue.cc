@@ -569,6 +569,12 @@ void QueueEngine::run() noexcept {
     // A busy turn goes on without poll(), but not for longer than
     // kBusyPollInterval: a TAP frame or an event arriving meanwhile is taken
     // within that bound.
+    // About to block: senders must wake us from now on, and what they
+    // pushed before they saw that is served without sleeping.
+    if (!busy && endpoint_ && !endpoint_->arm_wake()) {
+      endpoint_->disarm_wake();
+      busy = true;
+    }
     if (!busy || Clock::now() - last_poll >= kBusyPollInterval) {
       std::array<pollfd, 5> fds{};
       fds[0] = {setup_.events->fd(), POLLIN, 0};
@@ -579,6 +585,9 @@ void QueueEngine::run() noexcept {
       const int ready = ::poll(fds.data(), fds.size(), busy ? 0 : poll_timeout(Clock::now()));
       const int poll_error = ready < 0 ? errno : 0;
       last_poll = Clock::now();
+      if (endpoint_) {
+        endpoint_->disarm_wake();
+      }
       if (ready > 0) {
         // POLLERR/POLLHUP too: the read reports what went wrong.
         events_ready_ = events_ready_ || fds[0].revents != 0;
@@ -686,8 +695,10 @@ void QueueEngine::shutdown_switch() noexcept {
   setup_.network_switch->wake_all();
   while (endpoint_->outstanding() != 0) {
     tx_process_completions();
-    pollfd fd{endpoint_->wake_fd(), POLLIN, 0};
-    ::poll(&fd, 1, 10);
+    if (endpoint_->arm_wake()) {
+      pollfd fd{endpoint_->wake_fd(), POLLIN, 0};
+      ::poll(&fd, 1, 10);
+    }
     endpoint_->consume_wake();
   }
   tx_process_completions();
