@@ -371,7 +371,6 @@ void QueueEngine::acknowledge_static_grants() noexcept {
 std::size_t QueueEngine::drain_events() noexcept {
   std::size_t delivered = 0;
   while (const auto port = setup_.events->pending()) {
-    counters_.notifications_received.add();
     ++delivered;
     const bool known = std::find(handled_ports_.begin(), handled_ports_.begin() + handled_count_,
                                  *port) != handled_ports_.begin() + handled_count_;
@@ -391,6 +390,8 @@ std::size_t QueueEngine::drain_events() noexcept {
     // produced since the previous events counts even if a busy turn already
     // consumed it.
     events_brought_work_ = guest_posted(event_tx_prod_, event_rx_prod_);
+    // Counted once judged: whoever sees the count sees the judgement made.
+    counters_.notifications_received.add(delivered);
   }
   return delivered;
 }
@@ -505,6 +506,14 @@ void QueueEngine::publish_ring_indices() noexcept {
   counters_.rx_req_cons.set(rx_.request_consumer());
   counters_.rx_req_prod.set(rx_.request_consumer() + rx_pending.count);
   counters_.rx_rsp_prod.set(rx_.response_producer());
+}
+
+protocol::RingIndex QueueEngine::rx_requests_wanted() const noexcept {
+  // What the oldest frame still lacks: a notification per posted buffer
+  // would wake us for a frame that cannot go yet.
+  const std::size_t needed = rx_slots_needed(rx_backlog_[rx_backlog_head_]);
+  const std::size_t staged = rx_tail_ - rx_head_;
+  return static_cast<protocol::RingIndex>(needed > staged ? needed - staged : 1);
 }
 
 void QueueEngine::refresh_topology() noexcept {
@@ -654,7 +663,7 @@ void QueueEngine::run() noexcept {
       if (!credit_blocked_ && tx_.final_check_for_requests()) {
         busy = true;
       }
-      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests()) {
+      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests(rx_requests_wanted())) {
         busy = true;
       }
     }

@@ -236,6 +236,9 @@ class QueueEngine {
   std::uint32_t rx_data_slots(std::uint32_t length) const noexcept;
   std::uint32_t rx_slots_needed(const RxItem& item) const noexcept;
   bool rx_take_requests(std::size_t needed) noexcept;
+  // RX requests the backlog's head still needs beyond those taken (at
+  // least 1); the backlog must not be empty.
+  protocol::RingIndex rx_requests_wanted() const noexcept;
   void rx_deliver(Clock::time_point now) noexcept;
   void rx_build(RxDelivery& delivery) noexcept;
   // Records a delivered forwarded frame in the captures of its sender's and
