@@ -575,15 +575,15 @@ void QueueEngine::run() noexcept {
   bool busy = true;
   Clock::time_point last_poll = Clock::now();
   while (!stop_requested_.load(std::memory_order_acquire)) {
-    // A busy turn goes on without poll(), but not for longer than
-    // kBusyPollInterval: a TAP frame or an event arriving meanwhile is taken
-    // within that bound.
     // About to block: senders must wake us from now on, and what they
     // pushed before they saw that is served without sleeping.
     if (!busy && endpoint_ && !endpoint_->arm_wake()) {
       endpoint_->disarm_wake();
       busy = true;
     }
+    // A busy turn goes on without poll(), but not for longer than
+    // kBusyPollInterval: a TAP frame or an event arriving meanwhile is taken
+    // within that bound.
     if (!busy || Clock::now() - last_poll >= kBusyPollInterval) {
       std::array<pollfd, 5> fds{};
       fds[0] = {setup_.events->fd(), POLLIN, 0};
