@@ -74,7 +74,9 @@ void SwitchEndpoint::wake_if_sleeping() noexcept {
   // Pairs with arm_wake(): the push before this exchange is seen by the
   // owner's look at the inboxes after its own exchange, or this one reads
   // true and writes.
-  if (sleeping_.exchange(false, std::memory_order_seq_cst)) wake();
+  if (sleeping_.exchange(false, std::memory_order_seq_cst)) {
+    wake();
+  }
 }
 
 bool SwitchEndpoint::arm_wake() noexcept {
