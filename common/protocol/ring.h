@@ -292,6 +292,21 @@ class BackRing {
     return ring_.load(Shared::kReqProd) != req_cons_;
   }
 
+  // The same for `wanted` requests (netback's xenvif_rx_ring_slots_available):
+  // true if that many wait; otherwise asks the front to notify once they are
+  // there, not on each one, and checks again.
+  [[nodiscard]] bool final_check_for_requests(RingIndex wanted) noexcept {
+    if (wanted <= 1) {
+      return final_check_for_requests();
+    }
+    if (static_cast<RingIndex>(ring_.load(Shared::kReqProd) - req_cons_) >= wanted) {
+      return true;
+    }
+    ring_.store(Shared::kReqEvent, req_cons_ + wanted);
+    full_barrier(); /* Front sees the new req_event before we re-read req_prod. */
+    return static_cast<RingIndex>(ring_.load(Shared::kReqProd) - req_cons_) >= wanted;
+  }
+
  private:
   using Shared = SharedRing<Req, Rsp>;
 

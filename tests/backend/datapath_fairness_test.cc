@@ -250,6 +250,40 @@ TEST_F(FairnessTest, AFrameWaitingLongerThanTheDrainTimeoutIsDroppedAndItsSlotsA
   EXPECT_EQ(frontend(2).frames_of(responses).at(0), frame);
 }
 
+// A sender that never has more frames on their way than half the share
+// (the window vif-bench paces itself with) loses none to it: the share
+// counts the frames the receiver has not taken yet, not the deliveries
+// whose completion has not reached the sender's thread.
+TEST_F(FairnessTest, ASenderWithinItsShareIsNeverDroppedForIt) {
+  attach(1);
+  attach(2);
+  constexpr std::uint64_t kWindow = 64;  // the share: 128 slots of 256
+  TxStream stream(frontend(1), {ethernet_frame(test_mac(2), test_mac(1), 60, 1)});
+  RxSink sink(frontend(2), 128);
+  const auto until = Clock::now() + 500ms;
+  while (Clock::now() < until) {
+    sink.poll();
+    const std::uint64_t in_flight = stream.sent() - sink.received();
+    if (in_flight < kWindow) {
+      stream.pump({0}, kWindow - in_flight);
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  ASSERT_TRUE(eventually([&] {
+    sink.poll();
+    stream.collect();
+    return stream.answered() == stream.sent();
+  }));
+  const QueueStats sender = stats(1);
+  std::printf("[ share    ] %llu frames through, window %llu\n",
+              static_cast<unsigned long long>(sink.received()),
+              static_cast<unsigned long long>(kWindow));
+  EXPECT_EQ(sender.drop(DropReason::kTxSwitchReceiverShare), 0U) << drops_of(sender);
+  EXPECT_EQ(sink.received(), stream.sent());
+  EXPECT_GT(sink.received(), kWindow);
+}
+
 TEST_F(FairnessTest, OneReceiverHoldsAtMostItsShareOfTheSendersRing) {
   attach(1);
   attach(2);  // posts nothing; frames wait for it (drain timeout 30 s here)

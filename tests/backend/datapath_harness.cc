@@ -276,6 +276,9 @@ BackendQueue::BackendQueue(const SimHost& host, TestFrontend& frontend, const Qu
   setup.events = platform_->open_event_channels();
   setup.tx_port = setup.events->bind_interdomain(frontend.domid(), frontend.port());
   setup.rx_port = setup.tx_port;
+  if (options.wrap_events) {
+    setup.events = options.wrap_events(std::move(setup.events));
+  }
   setup.grants = platform_->open_grant_table();
   if (options.grant_faults) {
     setup.grants = std::make_unique<vifd::testing::FaultyGrantTable>(std::move(setup.grants),

@@ -169,6 +169,10 @@ struct QueueOptions {
   std::function<void()> before_queue{};
   // The queue's static grant mappings (QueueSetup.static_grants).
   std::shared_ptr<GrefHandoff> static_grants{};
+  // When set, the queue gets what this makes of its event-channel handle (a
+  // wrapper that counts calls).
+  std::function<std::unique_ptr<platform::EventChannels>(std::unique_ptr<platform::EventChannels>)>
+      wrap_events{};
 };
 
 // What the control plane does for one queue: map the rings, bind the

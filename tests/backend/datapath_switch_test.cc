@@ -159,6 +159,42 @@ TEST_F(SwitchTest, AValidGsoFrameIsForwardedWithItsMetadataAndChecksumLocated) {
   EXPECT_EQ(stats(1).tap_writes, 0U);
 }
 
+TEST_F(SwitchTest, ABatchOfOffloadFramesIsOneGrantCopyCallOnTheSender) {
+  attach(1);
+  QueueOptions options;
+  options.features.sg = true;
+  options.features.gso_tcpv4 = true;
+  options.features.csum_ipv4 = true;
+  options.network_switch = &network_switch_;
+  options.mac = test_mac(2);
+  backends_[2] = std::make_unique<BackendQueue>(host_, frontend(2), options);
+  frontend(2).post_rx(32);
+  auto tcp = net::testing::build_frame({.payload = 200}).bytes;
+  const protocol::MacAddress destination = test_mac(2);
+  const protocol::MacAddress source = test_mac(1);
+  std::copy(destination.octets.begin(), destination.octets.end(), tcp.begin());
+  std::copy(source.octets.begin(), source.octets.end(), tcp.begin() + 6);
+  // Published together, taken as one batch: the header peek copies what the
+  // offload check needs in the same call as the Ethernet headers.
+  constexpr std::size_t kFrames = 8;
+  std::vector<protocol::TxRequest> requests;
+  for (std::uint16_t i = 0; i < kFrames; ++i) {
+    std::memcpy(frontend(1).tx_page(i), tcp.data(), tcp.size());
+    requests.push_back(
+        {frontend(1).tx_page_ref(i), 0,
+         static_cast<std::uint16_t>(protocol::kTxfCsumBlank | protocol::kTxfDataValidated), i,
+         static_cast<std::uint16_t>(tcp.size())});
+  }
+  frontend(1).push_raw(requests);
+  ASSERT_EQ(frontend(1).wait_tx_responses(kFrames).size(), kFrames);
+  ASSERT_TRUE(eventually([&] { return stats(1).forwarded_packets == kFrames; }));
+  const QueueStats sender = stats(1);
+  EXPECT_EQ(sender.total_drops(), 0U);
+  EXPECT_EQ(sender.tap_writes, 0U);
+  EXPECT_EQ(sender.grant_copy_calls, 1U) << "one header peek for the batch";
+  EXPECT_EQ(frontend(2).wait_rx_responses(kFrames).size(), kFrames);
+}
+
 TEST_F(SwitchTest, AReceiverThatPostsNothingStallsOnlyItself) {
   attach(1);
   attach(2, /*backlog=*/8, std::chrono::milliseconds(200));

@@ -270,6 +270,20 @@ TEST_F(TxRingTest, FinalCheckFindsRequestsPublishedWithoutNotification) {
   EXPECT_FALSE(back.final_check_for_requests());
 }
 
+TEST_F(TxRingTest, FinalCheckForSeveralRequestsAsksToBeWokenWhenAllAreThere) {
+  auto front = TxFrontRing::init(page_.span());
+  TxBackRing back(page_.span());
+  EXPECT_FALSE(back.final_check_for_requests(3));
+  EXPECT_EQ(c_view(page_.span())->req_event, 3U);
+  ASSERT_TRUE(front.push_request(make_tx(0)));
+  EXPECT_FALSE(front.push_requests_and_check_notify()) << "1 of 3: no notification";
+  EXPECT_FALSE(back.final_check_for_requests(3));
+  ASSERT_TRUE(front.push_request(make_tx(1)));
+  ASSERT_TRUE(front.push_request(make_tx(2)));
+  EXPECT_TRUE(front.push_requests_and_check_notify()) << "the third one notifies";
+  EXPECT_TRUE(back.final_check_for_requests(3));
+}
+
 TEST_F(TxRingTest, ResponseNotificationFollowsRspEvent) {
   auto front = TxFrontRing::init(page_.span());
   TxBackRing back(page_.span());

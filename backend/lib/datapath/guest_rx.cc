@@ -216,7 +216,9 @@ void QueueEngine::rx_ingest() noexcept {
     rx_stalled_ = false;
   }
   rx_ingest_switch();
-  rx_ingest_tap();
+  if (tap_ready_) {
+    tap_ready_ = rx_ingest_tap();
+  }
 }
 
 void QueueEngine::rx_ingest_switch() noexcept {
@@ -262,9 +264,9 @@ void QueueEngine::rx_ingest_switch() noexcept {
   }
 }
 
-void QueueEngine::rx_ingest_tap() noexcept {
+bool QueueEngine::rx_ingest_tap() noexcept {
   if (setup_.tap_fd < 0 || failed()) {
-    return;
+    return false;
   }
   const Clock::time_point now = Clock::now();
   for (std::size_t n = 0; n <= rx_backlog_.size(); ++n) {
@@ -277,14 +279,14 @@ void QueueEngine::rx_ingest_tap() noexcept {
     const std::span<std::uint8_t> buffer(rx_buffer(offset), rx_frame_capacity_);
     const net::TapIoResult read = net::tap_read(setup_.tap_fd, header, buffer);
     if (read.status == net::TapIoStatus::kWouldBlock) {
-      break;
+      return false;
     }
     if (read.status == net::TapIoStatus::kError) {
       counters_.drop(DropReason::kRxTapError);
       if (log_limiter_.allow(now)) {
         log_->error("{}: TAP read: {}", context_, std::generic_category().message(read.error));
       }
-      break;
+      return false;
     }
     counters_.tap_reads.add();
     if (read.status == net::TapIoStatus::kOversize) {
@@ -342,6 +344,8 @@ void QueueEngine::rx_ingest_tap() noexcept {
     rx_pool_commit(offset, item.length);
     rx_backlog_push(item);
   }
+  // The budget is spent: the TAP may hold more, read on in the next turn.
+  return true;
 }
 
 bool QueueEngine::rx_take_requests(std::size_t needed) noexcept {
@@ -692,6 +696,9 @@ void QueueEngine::rx_deliver(Clock::time_point now) noexcept {
       }
       rx_release(delivery.item, ok ? ForwardResult::kDelivered : ForwardResult::kCopyFailed);
     }
+    // Senders learn of the delivery before the guest can see it, so a
+    // sender pacing itself on what arrived never finds the slots still held.
+    rx_post_completions();
     const std::size_t pushed =
         rx_.push_responses(std::span<const protocol::RxResponse>(rx_responses_.data(), responses));
     if (pushed != responses && log_limiter_.allow(now)) {

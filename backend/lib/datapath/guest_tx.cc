@@ -279,6 +279,11 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
   if (!tx_stage_requests()) {
     return false;
   }
+  if (endpoint_) {
+    // Completions that came during the previous round: their answers go
+    // out with this round's, their slots are free for this batch.
+    tx_take_completions();
+  }
   tx_batch_time_ = now;
   std::size_t work_count = 0;
   std::size_t arena_used = 0;
@@ -331,7 +336,7 @@ bool QueueEngine::tx_round(Clock::time_point now) noexcept {
     tx_route(work_count);
     tx_to_tap(work_count);
     for (SwitchEndpoint* destination : tx_woken_) {
-      destination->wake();
+      destination->wake_if_sleeping();
     }
     tx_woken_.clear();
   }
@@ -398,6 +403,11 @@ void QueueEngine::tx_route(std::size_t work_count) noexcept {
     const std::size_t slots = work.packet.data_slots + work.packet.extra_count;
     std::uint16_t& held = receiver_slots_[work.receiver->tag];
     if (held + slots > receiver_share_slots_) {
+      // Frames delivered since the top of the turn no longer count: their
+      // completions may be waiting for this thread.
+      tx_take_completions();
+    }
+    if (held + slots > receiver_share_slots_) {
       // That vif drains slower than we send: beyond its share, its frames
       // are dropped here so the rest of the ring keeps reaching the others.
       work.route = TxWork::Route::kDrop;
@@ -435,6 +445,11 @@ void QueueEngine::tx_peek(std::size_t work_count, std::size_t bytes, bool forwar
       }
     } else if (work.route != TxWork::Route::kTap) {
       continue;
+    } else if (work.packet.gso.has_value() ||
+               (work.packet.first_flags & protocol::kTxfCsumBlank) != 0) {
+      // A forwarded offload frame's metadata is checked on its headers: take
+      // them now rather than in a second grant-copy call after routing.
+      wanted = std::max(bytes, kForwardHeaderBytes);
     }
     // The parser keeps offset + first_size within the granted page.
     const std::size_t length = std::min<std::size_t>(work.packet.first_size, wanted);
@@ -613,7 +628,7 @@ bool QueueEngine::tx_forward(TxWork& work) noexcept {
   counters_.tx_bytes.add(packet.total_length);
   if (std::find(tx_woken_.begin(), tx_woken_.end(), work.destination) == tx_woken_.end()) {
     if (tx_woken_.size() == tx_woken_.capacity()) {
-      work.destination->wake();
+      work.destination->wake_if_sleeping();
     } else {
       tx_woken_.push_back(work.destination);
     }
@@ -735,6 +750,11 @@ void QueueEngine::tx_process_completions() noexcept {
   if (!endpoint_) {
     return;
   }
+  tx_take_completions();
+  tx_flush_responses();
+}
+
+void QueueEngine::tx_take_completions() noexcept {
   ForwardCompletion completion;
   while (endpoint_->pop_completion(completion)) {
     if (completion.handle >= pending_forwards_.size() ||
@@ -775,7 +795,6 @@ void QueueEngine::tx_process_completions() noexcept {
     pending.in_use = false;
     free_forwards_.push_back(completion.handle);
   }
-  tx_flush_responses();
 }
 
 }  // namespace vifd::backend::detail

@@ -140,6 +140,8 @@ QueueEngine::QueueEngine(QueueSetup setup)
       tx_size * setup_.switch_receiver_share_percent / 100, kMaxTxDataSlots + 4);
   tx_seen_prod_ = tx_.request_consumer();
   rx_seen_prod_ = rx_.request_consumer();
+  event_tx_prod_ = tx_seen_prod_;
+  event_rx_prod_ = rx_seen_prod_;
 
   rx_staging_.resize(rx_size);
   rx_backlog_.resize(backlog);
@@ -369,7 +371,6 @@ void QueueEngine::acknowledge_static_grants() noexcept {
 std::size_t QueueEngine::drain_events() noexcept {
   std::size_t delivered = 0;
   while (const auto port = setup_.events->pending()) {
-    counters_.notifications_received.add();
     ++delivered;
     const bool known = std::find(handled_ports_.begin(), handled_ports_.begin() + handled_count_,
                                  *port) != handled_ports_.begin() + handled_count_;
@@ -384,10 +385,19 @@ std::size_t QueueEngine::drain_events() noexcept {
       setup_.events->unmask(*port);
     }
   }
+  if (delivered != 0) {
+    // Read after the events: whatever they announce is visible now. Work
+    // produced since the previous events counts even if a busy turn already
+    // consumed it.
+    events_brought_work_ = guest_posted(event_tx_prod_, event_rx_prod_);
+    // Counted once judged: whoever sees the count sees the judgement made.
+    counters_.notifications_received.add(delivered);
+  }
   return delivered;
 }
 
-bool QueueEngine::guest_posted() noexcept {
+bool QueueEngine::guest_posted(protocol::RingIndex& tx_seen,
+                               protocol::RingIndex& rx_seen) noexcept {
   // Only a producer moving past what we saw counts: a guest rewinding and
   // re-advancing its index within the window would otherwise pass for busy.
   const auto advanced = [](protocol::RingIndex& seen, protocol::RingIndex prod) {
@@ -407,13 +417,17 @@ bool QueueEngine::guest_posted() noexcept {
     fatal("RX request producer index overflows the ring");
     return false;
   }
-  const bool tx_posted = advanced(tx_seen_prod_, tx_.request_consumer() + tx.count);
-  const bool rx_posted = advanced(rx_seen_prod_, rx_.request_consumer() + rx.count);
+  const bool tx_posted = advanced(tx_seen, tx_.request_consumer() + tx.count);
+  const bool rx_posted = advanced(rx_seen, rx_.request_consumer() + rx.count);
   return tx_posted || rx_posted;
 }
 
 void QueueEngine::settle_events(bool fresh_events, Clock::time_point now) noexcept {
-  const bool work = guest_posted();
+  // Spurious: events after which the guest produced nothing since the
+  // previous ones (a guest notifying in a loop), not events for requests
+  // this thread happened to take before it read them.
+  const bool work =
+      guest_posted(tx_seen_prod_, rx_seen_prod_) || (fresh_events && events_brought_work_);
   if (work) {
     spurious_streak_ = 0;
   } else if (fresh_events) {
@@ -494,6 +508,14 @@ void QueueEngine::publish_ring_indices() noexcept {
   counters_.rx_rsp_prod.set(rx_.response_producer());
 }
 
+protocol::RingIndex QueueEngine::rx_requests_wanted() const noexcept {
+  // What the oldest frame still lacks: a notification per posted buffer
+  // would wake us for a frame that cannot go yet.
+  const std::size_t needed = rx_slots_needed(rx_backlog_[rx_backlog_head_]);
+  const std::size_t staged = rx_tail_ - rx_head_;
+  return static_cast<protocol::RingIndex>(needed > staged ? needed - staged : 1);
+}
+
 void QueueEngine::refresh_topology() noexcept {
   if (setup_.network_switch == nullptr) {
     return;
@@ -551,18 +573,38 @@ void QueueEngine::run() noexcept {
   // Requests may already be waiting (a resumed ring, or a frontend faster
   // than start()): serve before the first sleep.
   bool busy = true;
+  Clock::time_point last_poll = Clock::now();
   while (!stop_requested_.load(std::memory_order_acquire)) {
-    if (!busy) {
+    // About to block: senders must wake us from now on, and what they
+    // pushed before they saw that is served without sleeping.
+    if (!busy && endpoint_ && !endpoint_->arm_wake()) {
+      endpoint_->disarm_wake();
+      busy = true;
+    }
+    // A busy turn goes on without poll(), but not for longer than
+    // kBusyPollInterval: a TAP frame or an event arriving meanwhile is taken
+    // within that bound.
+    if (!busy || Clock::now() - last_poll >= kBusyPollInterval) {
       std::array<pollfd, 5> fds{};
       fds[0] = {setup_.events->fd(), POLLIN, 0};
       fds[1] = {stop_fd_, POLLIN, 0};
       fds[2] = {endpoint_ ? endpoint_->wake_fd() : -1, POLLIN, 0};
       fds[3] = {failed() ? -1 : setup_.tap_fd, POLLIN, 0};
       fds[4] = {setup_.static_grants ? setup_.static_grants->wake_fd() : -1, POLLIN, 0};
-      const int ready = ::poll(fds.data(), fds.size(), poll_timeout(Clock::now()));
+      const int ready = ::poll(fds.data(), fds.size(), busy ? 0 : poll_timeout(Clock::now()));
       const int poll_error = ready < 0 ? errno : 0;
-      if (ready > 0 && (fds[4].revents & POLLIN) != 0) {
-        setup_.static_grants->consume_wake();
+      last_poll = Clock::now();
+      if (endpoint_) {
+        endpoint_->disarm_wake();
+      }
+      if (ready > 0) {
+        // POLLERR/POLLHUP too: the read reports what went wrong.
+        events_ready_ = events_ready_ || fds[0].revents != 0;
+        switch_ready_ = switch_ready_ || fds[2].revents != 0;
+        tap_ready_ = tap_ready_ || fds[3].revents != 0;
+        if ((fds[4].revents & POLLIN) != 0) {
+          setup_.static_grants->consume_wake();
+        }
       }
       if (poll_error != 0 && poll_error != EINTR && log_limiter_.allow(Clock::now())) {
         log_->error("{}: poll: {}", context_, std::generic_category().message(poll_error));
@@ -575,13 +617,19 @@ void QueueEngine::run() noexcept {
       unmask_at_.reset();
       unmask_handled();
     }
-    const bool fresh_events = drain_events() != 0;
+    const bool fresh_events = events_ready_ && drain_events() != 0;
+    events_ready_ = false;
     refresh_topology();
     adopt_static_grants();
     if (endpoint_) {
       // Consume the wake-up before looking at the inboxes, so a push that
-      // lands after our look wakes us again.
-      endpoint_->consume_wake();
+      // lands after our look wakes us again. Unconsumed (a busy turn), it
+      // keeps the eventfd readable for the next poll(): nothing is lost,
+      // the inboxes are looked at every turn anyway.
+      if (switch_ready_) {
+        endpoint_->consume_wake();
+        switch_ready_ = false;
+      }
       tx_process_completions();
       rx_drop_stopped_senders();
     }
@@ -607,7 +655,7 @@ void QueueEngine::run() noexcept {
     send_notifications();
     counters_.loop_iterations.add();
 
-    busy = tx_more;
+    busy = tx_more || tap_ready_;
     if (!busy && !failed()) {
       // RING_FINAL_CHECK_FOR_REQUESTS: ask for a notification on the next
       // request and look once more, closing the race with a request pushed
@@ -615,7 +663,7 @@ void QueueEngine::run() noexcept {
       if (!credit_blocked_ && tx_.final_check_for_requests()) {
         busy = true;
       }
-      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests()) {
+      if (rx_backlog_count_ != 0 && rx_.final_check_for_requests(rx_requests_wanted())) {
         busy = true;
       }
     }
@@ -656,8 +704,10 @@ void QueueEngine::shutdown_switch() noexcept {
   setup_.network_switch->wake_all();
   while (endpoint_->outstanding() != 0) {
     tx_process_completions();
-    pollfd fd{endpoint_->wake_fd(), POLLIN, 0};
-    ::poll(&fd, 1, 10);
+    if (endpoint_->arm_wake()) {
+      pollfd fd{endpoint_->wake_fd(), POLLIN, 0};
+      ::poll(&fd, 1, 10);
+    }
     endpoint_->consume_wake();
   }
   tx_process_completions();

@@ -85,6 +85,11 @@ struct TxWork {
 // out of order. A forward normally completes within microseconds.
 inline constexpr std::chrono::milliseconds kTxHoldLimit{10};
 
+// A queue busy with its rings skips poll(); it still looks at its other
+// sources (TAP, event channel, switch wake-up) at least this often, with a
+// poll() that does not wait.
+inline constexpr std::chrono::microseconds kBusyPollInterval{200};
+
 // The answers a forwarded packet still owes, kept until its completion.
 struct PendingForward {
   std::array<std::uint16_t, kMaxTxDataSlots> ids{};
@@ -137,15 +142,15 @@ class QueueEngine {
  private:
   // ---- loop (queue.cc) ----
   void run() noexcept;
-  // Takes the delivered ports; returns how many were new.
+  // Takes the delivered ports; returns how many were delivered.
   std::size_t drain_events() noexcept;
   void unmask_handled() noexcept;
-  // After a turn: unmask the delivered ports now, or later when they brought
-  // no work (spurious-event backoff).
+  // After a turn: unmask the delivered ports now, or later when the events
+  // brought no work (spurious-event backoff).
   void settle_events(bool fresh_events, Clock::time_point now) noexcept;
-  // Whether the frontend produced requests on either ring since the last
-  // look (what a notification announces); a producer beyond the ring is fatal.
-  bool guest_posted() noexcept;
+  // Whether the frontend produced requests on either ring since `tx_seen` /
+  // `rx_seen` (updated); a producer beyond the ring is fatal.
+  bool guest_posted(protocol::RingIndex& tx_seen, protocol::RingIndex& rx_seen) noexcept;
   void send_notifications() noexcept;
   int poll_timeout(Clock::time_point now) const noexcept;
   void refresh_topology() noexcept;
@@ -214,18 +219,26 @@ class QueueEngine {
   bool tx_forward(TxWork& work) noexcept;
   void tx_to_tap(std::size_t work_count) noexcept;
   void tx_process_completions() noexcept;
+  // Records the answers of the forwarded frames completed so far and gives
+  // their slots back to the receivers' shares; publishes nothing.
+  void tx_take_completions() noexcept;
   // Publishes the answers due; `force` (stopping) publishes every answer.
   void tx_flush_responses(bool force = false) noexcept;
 
   // ---- guest RX (guest_rx.cc) ----
   void rx_ingest() noexcept;
   void rx_ingest_switch() noexcept;
-  void rx_ingest_tap() noexcept;
+  // Reads the TAP until it is empty or the budget is spent; true when
+  // frames may be left in it.
+  bool rx_ingest_tap() noexcept;
   bool rx_accepts(const RxItem& item, DropReason& reason) const noexcept;
   // Data slots of a frame of `length` bytes after rx_headroom_.
   std::uint32_t rx_data_slots(std::uint32_t length) const noexcept;
   std::uint32_t rx_slots_needed(const RxItem& item) const noexcept;
   bool rx_take_requests(std::size_t needed) noexcept;
+  // RX requests the backlog's head still needs beyond those taken (at
+  // least 1); the backlog must not be empty.
+  protocol::RingIndex rx_requests_wanted() const noexcept;
   void rx_deliver(Clock::time_point now) noexcept;
   void rx_build(RxDelivery& delivery) noexcept;
   // Records a delivered forwarded frame in the captures of its sender's and
@@ -277,6 +290,18 @@ class QueueEngine {
   std::optional<Clock::time_point> unmask_at_;
   protocol::RingIndex tx_seen_prod_ = 0;
   protocol::RingIndex rx_seen_prod_ = 0;
+  // The producers when events were last taken: an event is judged against
+  // them, not against the last look, because a busy turn may consume the
+  // requests it announces before it is read.
+  protocol::RingIndex event_tx_prod_ = 0;
+  protocol::RingIndex event_rx_prod_ = 0;
+  bool events_brought_work_ = false;
+  // What the last poll() reported, or a read its budget left unfinished:
+  // the turn reads the event channel, the TAP and the switch's eventfd only
+  // then (the first poll() reports what came before the thread started).
+  bool events_ready_ = false;
+  bool tap_ready_ = false;
+  bool switch_ready_ = false;
 
   // ---- guest TX state ----
   std::vector<protocol::TxRequest> tx_staging_;  // copies of consumed, unparsed requests

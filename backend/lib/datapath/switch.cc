@@ -70,6 +70,20 @@ void SwitchEndpoint::wake() noexcept {
   [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof(one));
 }
 
+void SwitchEndpoint::wake_if_sleeping() noexcept {
+  // Pairs with arm_wake(): the push before this exchange is seen by the
+  // owner's look at the inboxes after its own exchange, or this one reads
+  // true and writes.
+  if (sleeping_.exchange(false, std::memory_order_seq_cst)) {
+    wake();
+  }
+}
+
+bool SwitchEndpoint::arm_wake() noexcept {
+  sleeping_.exchange(true, std::memory_order_seq_cst);
+  return frames_.empty() && completions_.empty();
+}
+
 void SwitchEndpoint::consume_wake() noexcept {
   std::uint64_t value = 0;
   [[maybe_unused]] const ssize_t got = ::read(wake_fd_, &value, sizeof(value));
@@ -103,7 +117,7 @@ void SwitchEndpoint::post_completions(std::span<const ForwardCompletion> complet
     // holds the sender's whole TX ring.
     [[maybe_unused]] const bool pushed = completions_.bounded_push(completion);
   }
-  wake();
+  wake_if_sleeping();
   // Last access: after this the sender may see zero and be destroyed.
   outstanding_.fetch_sub(static_cast<std::uint32_t>(completions.size()), std::memory_order_release);
 }

@@ -137,10 +137,18 @@ class SwitchEndpoint {
   const std::shared_ptr<const FlowSteering>& steering() const noexcept { return steering_; }
   int wake_fd() const noexcept { return wake_fd_; }
 
-  // Makes wake_fd readable. Data path; one write per batch.
+  // Makes wake_fd readable.
   void wake() noexcept;
+  // Data path, after a push: wake() only when the owner said it is about to
+  // sleep (arm_wake), so a busy owner costs its senders no system call.
+  void wake_if_sleeping() noexcept;
   // Empties the eventfd after a wake-up.
   void consume_wake() noexcept;
+  // Owner, before a poll() that may block: asks for wake-ups again; false
+  // when a frame or completion already waits (then it must not block).
+  bool arm_wake() noexcept;
+  // Owner, once awake: its own turn will look at the inboxes.
+  void disarm_wake() noexcept { sleeping_.store(false, std::memory_order_relaxed); }
 
   // ---- receiver side ----
   // Queues a frame; false when the inbox is full or closed.
@@ -190,6 +198,9 @@ class SwitchEndpoint {
   std::atomic<std::uint32_t> pushers_{0};
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopping_{false};
+  // The owner may be asleep in poll(): pushes must write the eventfd. Set
+  // until the owner's loop says otherwise.
+  std::atomic<bool> sleeping_{true};
   std::shared_ptr<CaptureTaps> taps_;
 };
 
