@@ -34,6 +34,10 @@ compare_backend_up() { # vifd|kernel
       if grep -q '^xen_netback ' /proc/modules; then
         rmmod xen-netback || { log "rmmod xen-netback failed"; return 1; }
       fi
+      # A round that ended with vifd's turn left it running: each turn starts
+      # from a fresh process (and a second vifd would only find the
+      # instance lock taken, leaving the old one serving the kernel's turn).
+      stop_vifd
       start_vifd
       ;;
     kernel)
