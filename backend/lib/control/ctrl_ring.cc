@@ -53,7 +53,9 @@ CtrlRing::CtrlRing(boost::asio::io_context& io, platform::Platform& platform, pl
   // Requests the frontend queued before we bound (its notification may have
   // gone nowhere) are answered now.
   boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
-    if (!alive.expired()) serve();
+    if (!alive.expired()) {
+      serve();
+    }
   });
   wait_for_event();
 }
@@ -108,13 +110,17 @@ void CtrlRing::on_event() {
     return;
   }
   const bool work = serve();
-  if (failed_) return;
+  if (failed_) {
+    return;
+  }
   if (fired) {
     if (work) {
       spurious_streak_ = 0;
     } else {
       ++spurious_events_;
-      if (spurious_streak_ < 32) ++spurious_streak_;
+      if (spurious_streak_ < 32) {
+        ++spurious_streak_;
+      }
     }
     if (spurious_streak_ < 2) {
       events_->unmask(local_port_);
@@ -127,7 +133,9 @@ void CtrlRing::on_event() {
       unmask_timer_.expires_after(backoff);
       unmask_timer_.async_wait(
           [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& error) {
-            if (alive.expired() || error || failed_) return;
+            if (alive.expired() || error || failed_) {
+              return;
+            }
             events_->unmask(local_port_);
           });
     }
@@ -136,7 +144,9 @@ void CtrlRing::on_event() {
 }
 
 bool CtrlRing::serve() {
-  if (failed_) return false;
+  if (failed_) {
+    return false;
+  }
   // One ring of requests per call: a frontend that keeps the ring full gets
   // its next batch only after every other handler queued on the control
   // plane's io_context ran, never a loop of its own.
@@ -168,10 +178,14 @@ bool CtrlRing::serve() {
                           std::generic_category().message(-rc));
     }
   }
-  if (taken.count != 0) last_serve_ = std::chrono::steady_clock::now();
+  if (taken.count != 0) {
+    last_serve_ = std::chrono::steady_clock::now();
+  }
   // The ring was refilled while we answered it: the rest waits for a paced
   // turn.
-  if (ring_->final_check_for_requests() && !serve_posted_) serve_after(kRefillPace);
+  if (ring_->final_check_for_requests() && !serve_posted_) {
+    serve_after(kRefillPace);
+  }
   return taken.count != 0;
 }
 

@@ -25,7 +25,9 @@ bool is_pinned(std::uint64_t entry) noexcept {
 
 std::uint64_t mac48(std::span<const std::uint8_t, 6> mac) noexcept {
   std::uint64_t value = 0;
-  for (const std::uint8_t octet : mac) value = value << 8 | octet;
+  for (const std::uint8_t octet : mac) {
+    value = value << 8 | octet;
+  }
   return value;
 }
 
@@ -95,7 +97,9 @@ bool SwitchEndpoint::push_frame(const ForwardDescriptor& frame) noexcept {
   // we see closed_ or the closer sees our push and waits for it.
   pushers_.fetch_add(1, std::memory_order_seq_cst);
   bool pushed = false;
-  if (!closed_.load(std::memory_order_seq_cst)) pushed = frames_.bounded_push(frame);
+  if (!closed_.load(std::memory_order_seq_cst)) {
+    pushed = frames_.bounded_push(frame);
+  }
   pushers_.fetch_sub(1, std::memory_order_release);
   return pushed;
 }
@@ -107,11 +111,15 @@ bool SwitchEndpoint::pop_frame(ForwardDescriptor& frame) noexcept {
 void SwitchEndpoint::close_inbox() noexcept {
   closed_.store(true, std::memory_order_seq_cst);
   // A pusher holds the count only across one bounded_push: never blocks.
-  while (pushers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  while (pushers_.load(std::memory_order_acquire) != 0) {
+    std::this_thread::yield();
+  }
 }
 
 void SwitchEndpoint::post_completions(std::span<const ForwardCompletion> completions) noexcept {
-  if (completions.empty()) return;
+  if (completions.empty()) {
+    return;
+  }
   for (const ForwardCompletion& completion : completions) {
     // Cannot fail: at most `outstanding` completions exist and the queue
     // holds the sender's whole TX ring.
@@ -128,7 +136,9 @@ bool SwitchEndpoint::pop_completion(ForwardCompletion& completion) noexcept {
 
 const Switch::Port* Switch::Topology::find(PortTag tag) const noexcept {
   for (const Port& port : ports) {
-    if (port.tag == tag) return &port;
+    if (port.tag == tag) {
+      return &port;
+    }
   }
   return nullptr;
 }
@@ -185,7 +195,9 @@ PortTag Switch::attach(std::shared_ptr<SwitchEndpoint> endpoint,
   endpoint->taps_ = port->taps;
   port->queues.push_back(std::move(endpoint));
   const PortTag tag = port->tag;
-  if (!guest_mac.is_zero()) pin(guest_mac, tag);
+  if (!guest_mac.is_zero()) {
+    pin(guest_mac, tag);
+  }
   publish(std::move(next));
   return tag;
 }
@@ -194,7 +206,9 @@ void Switch::detach(const SwitchEndpoint& endpoint) {
   std::lock_guard lock(control_mutex_);
   auto next = std::make_shared<Topology>(*topology_.load());
   for (auto port = next->ports.begin(); port != next->ports.end(); ++port) {
-    if (port->domid != endpoint.domid() || port->devid != endpoint.devid()) continue;
+    if (port->domid != endpoint.domid() || port->devid != endpoint.devid()) {
+      continue;
+    }
     std::erase_if(port->queues, [&](const auto& queue) { return queue.get() == &endpoint; });
     if (port->queues.empty()) {
       // The vif went away: its captures end (their readers are told so).
@@ -225,7 +239,9 @@ std::size_t Switch::port_count() const {
 void Switch::wake_all() const {
   const auto topology = topology_.load();
   for (const Port& port : topology->ports) {
-    for (const auto& queue : port.queues) queue->wake();
+    for (const auto& queue : port.queues) {
+      queue->wake();
+    }
   }
 }
 
@@ -311,7 +327,9 @@ std::size_t Switch::bucket_of(std::uint64_t mac) noexcept {
 }
 
 void Switch::release_entry(std::uint64_t old) noexcept {
-  if (old == 0 || is_pinned(old)) return;
+  if (old == 0 || is_pinned(old)) {
+    return;
+  }
   // Saturating: a count must not wrap to "full" if a race ever left it
   // short.
   auto& learned = learned_[tag_of(old)];
@@ -326,7 +344,9 @@ bool Switch::pinned_anywhere(std::uint64_t key) const noexcept {
   for (std::size_t i = 0; i < kMacProbe; ++i) {
     const std::uint64_t value =
         mac_table_[(home + i) & (kMacBuckets - 1)].load(std::memory_order_seq_cst);
-    if (value >> 16 == key && is_pinned(value)) return true;
+    if (value >> 16 == key && is_pinned(value)) {
+      return true;
+    }
   }
   return false;
 }
@@ -344,8 +364,12 @@ void Switch::pin(const protocol::MacAddress& mac, PortTag tag) noexcept {
   // keeps it.
   for (std::size_t i = 0; i < kMacProbe; ++i) {
     std::uint64_t value = bucket_at(i).load(std::memory_order_seq_cst);
-    if (value == 0 || value >> 16 != key) continue;
-    if (is_pinned(value)) return;
+    if (value == 0 || value >> 16 != key) {
+      continue;
+    }
+    if (is_pinned(value)) {
+      return;
+    }
     if (!placed && bucket_at(i).compare_exchange_strong(value, wanted, std::memory_order_seq_cst)) {
       release_entry(value);
       placed = true;
@@ -354,13 +378,17 @@ void Switch::pin(const protocol::MacAddress& mac, PortTag tag) noexcept {
       release_entry(value);
     }
   }
-  if (placed) return;
+  if (placed) {
+    return;
+  }
   // Then a free bucket, then a learned entry of any port: the configured
   // MAC outranks whatever was learned.
   for (const bool evict : {false, true}) {
     for (std::size_t i = 0; i < kMacProbe; ++i) {
       std::uint64_t value = bucket_at(i).load(std::memory_order_seq_cst);
-      if (evict ? (value == 0 || is_pinned(value)) : value != 0) continue;
+      if (evict ? (value == 0 || is_pinned(value)) : value != 0) {
+        continue;
+      }
       if (bucket_at(i).compare_exchange_strong(value, wanted, std::memory_order_seq_cst)) {
         release_entry(value);
         return;
@@ -372,7 +400,9 @@ void Switch::pin(const protocol::MacAddress& mac, PortTag tag) noexcept {
 }
 
 LearnResult Switch::learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noexcept {
-  if ((mac[0] & 0x01U) != 0 || tag == 0 || tag > kMaxPortTag) return LearnResult::kNotLearned;
+  if ((mac[0] & 0x01U) != 0 || tag == 0 || tag > kMaxPortTag) {
+    return LearnResult::kNotLearned;
+  }
   const std::uint64_t key = mac48(mac);
   const std::uint64_t wanted = key << 16 | tag;
   const std::size_t home = bucket_of(key);
@@ -384,11 +414,15 @@ LearnResult Switch::learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noe
   // between queue threads.
   for (std::size_t i = 0; i < kMacProbe; ++i) {
     std::uint64_t value = bucket_at(i).load(std::memory_order_acquire);
-    if (value == 0 || value >> 16 != key) continue;
+    if (value == 0 || value >> 16 != key) {
+      continue;
+    }
     if (is_pinned(value)) {
       return tag_of(value) == tag ? LearnResult::kLearned : LearnResult::kPinnedElsewhere;
     }
-    if (tag_of(value) == tag) return LearnResult::kLearned;
+    if (tag_of(value) == tag) {
+      return LearnResult::kLearned;
+    }
     // Moved from another learning port.
     if (learned.load(std::memory_order_relaxed) >= kMaxLearnedPerPort) {
       return LearnResult::kNotLearned;
@@ -408,7 +442,9 @@ LearnResult Switch::learn(std::span<const std::uint8_t, 6> mac, PortTag tag) noe
     for (std::size_t i = 0; i < kMacProbe; ++i) {
       auto& bucket = bucket_at(i);
       std::uint64_t value = bucket.load(std::memory_order_seq_cst);
-      if (evict ? (value == 0 || is_pinned(value)) : value != 0) continue;
+      if (evict ? (value == 0 || is_pinned(value)) : value != 0) {
+        continue;
+      }
       if (!bucket.compare_exchange_strong(value, wanted, std::memory_order_seq_cst)) {
         if (value >> 16 == key) {  // another queue recorded it meanwhile
           return is_pinned(value) && tag_of(value) != tag ? LearnResult::kPinnedElsewhere
@@ -440,11 +476,17 @@ PortTag Switch::lookup(std::span<const std::uint8_t, 6> mac) const noexcept {
   for (std::size_t i = 0; i < kMacProbe; ++i) {
     const std::uint64_t value =
         mac_table_[(home + i) & (kMacBuckets - 1)].load(std::memory_order_acquire);
-    if (value == 0 || value >> 16 != key) continue;
+    if (value == 0 || value >> 16 != key) {
+      continue;
+    }
     // While pin() and learn() race a MAC can sit in two buckets for a
     // moment; the pinned one is the truth.
-    if (is_pinned(value)) return tag_of(value);
-    if (found == 0) found = tag_of(value);
+    if (is_pinned(value)) {
+      return tag_of(value);
+    }
+    if (found == 0) {
+      found = tag_of(value);
+    }
   }
   return found;
 }
