@@ -19,6 +19,7 @@
 #include "common/xenbus/paths.h"
 #include "frontend/lib/netfront/tap_pump.h"
 #include "tests/frontend/test_backend.h"
+#include "tests/support/counting_event_channels.h"
 
 namespace vifd::frontend::testing {
 namespace {
@@ -30,8 +31,9 @@ using KeySet = std::set<std::string, std::less<>>;
 
 std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   std::vector<std::uint8_t> bytes(size);
-  for (std::size_t i = 0; i < size; ++i)
+  for (std::size_t i = 0; i < size; ++i) {
     bytes[i] = static_cast<std::uint8_t>(seed + i * 7 + i / 251);
+  }
   return bytes;
 }
 
@@ -51,32 +53,6 @@ class CountingShare : public platform::GrantShare {
   std::size_t& calls_;
 };
 
-// Counts pending() calls: each is a system call on Xen.
-class CountingEvents : public platform::EventChannels {
- public:
-  CountingEvents(std::unique_ptr<platform::EventChannels> inner, std::size_t& pending_calls)
-      : inner_(std::move(inner)), pending_calls_(pending_calls) {}
-  int fd() const noexcept override { return inner_->fd(); }
-  platform::EvtchnPort bind_unbound(platform::DomId remote) override {
-    return inner_->bind_unbound(remote);
-  }
-  platform::EvtchnPort bind_interdomain(platform::DomId remote,
-                                        platform::EvtchnPort port) override {
-    return inner_->bind_interdomain(remote, port);
-  }
-  void unbind(platform::EvtchnPort port) override { inner_->unbind(port); }
-  int notify(platform::EvtchnPort port) noexcept override { return inner_->notify(port); }
-  std::optional<platform::EvtchnPort> pending() noexcept override {
-    ++pending_calls_;
-    return inner_->pending();
-  }
-  int unmask(platform::EvtchnPort port) noexcept override { return inner_->unmask(port); }
-
- private:
-  std::unique_ptr<platform::EventChannels> inner_;
-  std::size_t& pending_calls_;
-};
-
 class CountingPlatform : public platform::Platform {
  public:
   explicit CountingPlatform(std::unique_ptr<platform::Platform> inner) : inner_(std::move(inner)) {}
@@ -89,12 +65,14 @@ class CountingPlatform : public platform::Platform {
     return std::make_unique<CountingShare>(inner_->open_grant_share(), share_calls);
   }
   std::unique_ptr<platform::EventChannels> open_event_channels() override {
-    return std::make_unique<CountingEvents>(inner_->open_event_channels(), pending_calls);
+    return std::make_unique<vifd::testing::CountingEventChannels>(inner_->open_event_channels(),
+                                                                  pending_calls);
   }
   std::optional<std::string> xenstore_socket() const override { return inner_->xenstore_socket(); }
 
   std::size_t share_calls = 0;
-  std::size_t pending_calls = 0;
+  std::shared_ptr<std::atomic<std::uint64_t>> pending_calls =
+      std::make_shared<std::atomic<std::uint64_t>>(0);
   std::string name_as;  // the name the queues see, when not empty
 
  private:
@@ -419,7 +397,9 @@ TEST_F(NetfrontTest, TxRingFullReportsNoSpace) {
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);
   std::size_t sent = 0;
-  while (queue.send(pattern(64, 1), {}) == TxStatus::kOk) ++sent;
+  while (queue.send(pattern(64, 1), {}) == TxStatus::kOk) {
+    ++sent;
+  }
   // One slot stays free for a GSO extra-info slot.
   EXPECT_EQ(sent, 255U);
   EXPECT_EQ(queue.send(pattern(64, 1), {}), TxStatus::kNoSpace);
@@ -431,7 +411,9 @@ TEST_F(NetfrontTest, TxRingFullReportsNoSpace) {
 TEST_F(NetfrontTest, TxCompletionsNotifyOncePerHalfOfWhatIsInFlight) {
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);
-  for (int i = 0; i < 16; ++i) ASSERT_EQ(queue.send(pattern(100, 1), {}), TxStatus::kOk);
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_EQ(queue.send(pattern(100, 1), {}), TxStatus::kOk);
+  }
   queue.flush_tx();
   EXPECT_FALSE(queue.poll({}).more_work);
   EXPECT_EQ(queue.tx_event_batch(), 8U);
@@ -514,7 +496,9 @@ TEST_F(NetfrontTest, PollReadsEventsOnlyWhenAsked) {
 TEST_F(NetfrontTest, RxBuffersAreRePostedInOnePushWithOneNotification) {
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);
-  for (int i = 0; i < 8; ++i) backend_->deliver_rx(0, pattern(1000, 1), 0);
+  for (int i = 0; i < 8; ++i) {
+    backend_->deliver_rx(0, pattern(1000, 1), 0);
+  }
   // The backend is out of requests it wants and asks to be told of new ones.
   protocol::RxBackRing& ring = *backend_->queues()[0].rx;
   EXPECT_TRUE(ring.final_check_for_requests()) << "248 buffers still posted";
@@ -538,13 +522,15 @@ TEST_F(NetfrontTest, OnXenOnePortIsReadPerWakeUp) {
   guest_->name_as = "xen";
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);
-  for (int i = 0; i < 4; ++i) queue.poll({});  // the connect's events, one per poll
+  for (int i = 0; i < 4; ++i) {
+    queue.poll({});  // the connect's events, one per poll
+  }
   backend_->deliver_rx(0, pattern(200, 1), 0);
-  guest_->pending_calls = 0;
+  guest_->pending_calls->store(0);
   std::size_t frames = 0;
   EXPECT_FALSE(queue.poll([&](const RxFrame&) { ++frames; }).failed);
   EXPECT_EQ(frames, 1U);
-  EXPECT_EQ(guest_->pending_calls, 1U);
+  EXPECT_EQ(guest_->pending_calls->load(), 1U);
 }
 
 // The simulator's event fd may stay readable after the last port was
@@ -554,9 +540,9 @@ TEST_F(NetfrontTest, OnTheSimulatorEventsAreReadUntilNoneIsLeft) {
   NetfrontQueue& queue = front->queue(0);
   queue.poll({});
   backend_->deliver_rx(0, pattern(200, 1), 0);
-  guest_->pending_calls = 0;
+  guest_->pending_calls->store(0);
   queue.poll({});
-  EXPECT_EQ(guest_->pending_calls, 2U) << "the port, then the read that finds none";
+  EXPECT_EQ(guest_->pending_calls->load(), 2U) << "the port, then the read that finds none";
 }
 
 TEST_F(NetfrontTest, RxSegmentsPointIntoSharedPages) {
@@ -591,8 +577,9 @@ TEST_F(NetfrontTest, RxMultiSlotGsoFrameCarriesMeta) {
     ++frames;
     EXPECT_EQ(rx.segments.size(), 3U);
     EXPECT_EQ(rx.length, 9000U);
-    for (const auto segment : rx.segments)
+    for (const auto segment : rx.segments) {
       joined.insert(joined.end(), segment.begin(), segment.end());
+    }
     meta = rx.meta;
   });
   ASSERT_EQ(frames, 1U);
