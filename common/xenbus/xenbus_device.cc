@@ -139,7 +139,7 @@ void XenbusDevice::watch(ChangeCallback on_change,
     for (const auto key : keys) {
       watches_.push_back(watcher_.watch(join(frontend_path_, key),
                                         on({DeviceChange::Side::kFrontend, key}), kCoalesced,
-                                        kWatchMinInterval));
+                                        kWatchMinInterval, kFrontendWatchFloodLimit));
     }
   }
 }
@@ -151,6 +151,8 @@ XenstoreWatcher::Counters XenbusDevice::watch_counters() const {
     sum.delivered += counters.delivered;
     sum.coalesced += counters.coalesced;
     sum.paced += counters.paced;
+    sum.received += counters.received;
+    sum.suspended += counters.suspended;
   }
   return sum;
 }

@@ -87,8 +87,16 @@ class XenbusDevice {
   // (XenstoreWatcher::Delivery::kCoalesced): at most one callback per watch
   // is pending on the watcher's thread, and paced (kWatchMinInterval), so a
   // frontend rewriting its keys in a loop costs at most one re-read per
-  // key per interval, not one per write.
+  // key per interval, not one per write. The frontend's watches, which the
+  // guest fires at will, are also suspended while their events come faster
+  // than kFrontendWatchFloodLimit (see XenstoreWatcher::FloodLimit): a
+  // netfront writes each of these keys a few times per connection.
   static constexpr std::chrono::milliseconds kWatchMinInterval{2};
+  static constexpr XenstoreWatcher::FloodLimit kFrontendWatchFloodLimit{
+      .events = 64,
+      .window = std::chrono::milliseconds(100),
+      .first_suspension = std::chrono::milliseconds(100),
+      .longest_suspension = std::chrono::seconds(1)};
   void watch(ChangeCallback on_change, const std::vector<std::string_view>& frontend_keys = {});
   void unwatch() noexcept;
   // Summed over the current watches.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <exception>
@@ -29,6 +30,9 @@ XenstoreWatcher::~XenstoreWatcher() {
     if (connection_lost_) {
       break;
     }
+    if (registration.suspended) {
+      continue;  // not registered in xenstored
+    }
     try {
       client_.unwatch(registration.path, registration.token);
     } catch (const xs::XsError& e) {
@@ -43,7 +47,8 @@ XenstoreWatcher::~XenstoreWatcher() {
 }
 
 XenstoreWatcher::WatchId XenstoreWatcher::watch(const std::string& path, Callback callback,
-                                                Delivery delivery, Clock::duration min_interval) {
+                                                Delivery delivery, Clock::duration min_interval,
+                                                FloodLimit flood_limit) {
   const WatchId id = next_id_++;
   Registration registration;
   registration.path = path;
@@ -52,6 +57,10 @@ XenstoreWatcher::WatchId XenstoreWatcher::watch(const std::string& path, Callbac
   registration.delivery = delivery;
   registration.min_interval =
       delivery == Delivery::kCoalesced ? min_interval : Clock::duration::zero();
+  if (delivery == Delivery::kCoalesced) {
+    registration.flood_limit = flood_limit;
+  }
+  registration.window_start = Clock::now();
   client_.watch(registration.path, registration.token);
   watches_.emplace(id, std::move(registration));
   return id;
@@ -62,7 +71,7 @@ void XenstoreWatcher::unwatch(WatchId id) noexcept {
   if (it == watches_.end()) {
     return;
   }
-  if (!connection_lost_) {
+  if (!connection_lost_ && !it->second.suspended) {
     try {
       client_.unwatch(it->second.path, it->second.token);
     } catch (const xs::XsError& e) {
@@ -122,6 +131,8 @@ bool XenstoreWatcher::dispatch_pending() {
       continue;  // removed while the event was queued
     }
     Registration& registration = it->second;
+    ++registration.counters.received;
+    suspend_if_flooded(id, registration);
     if (registration.delivery == Delivery::kCoalesced) {
       if (registration.pending) {
         ++registration.counters.coalesced;
@@ -157,6 +168,84 @@ void XenstoreWatcher::schedule(WatchId id, Registration& registration, std::stri
           deliver(id, path);
         }
       });
+}
+
+bool XenstoreWatcher::suspend_if_flooded(WatchId id, Registration& registration) {
+  const FloodLimit& limit = registration.flood_limit;
+  if (limit.events == 0 || registration.suspended || connection_lost_) {
+    return false;
+  }
+  const Clock::time_point now = Clock::now();
+  if (now - registration.window_start > limit.window) {
+    registration.window_start = now;
+    registration.window_events = 0;
+  }
+  if (++registration.window_events <= limit.events) {
+    return false;
+  }
+  try {
+    client_.unwatch(registration.path, registration.token);
+  } catch (const xs::XsError& e) {
+    // Still registered, as far as we know: keep serving it coalesced.
+    log_.warn("suspending the flooded watch on {}: {}", registration.path, e.what());
+    return false;
+  }
+  registration.suspended = true;
+  ++registration.counters.suspended;
+  const bool flood_goes_on = registration.suspension != Clock::duration::zero() &&
+                             now - registration.resumed_at <= limit.window;
+  registration.suspension = flood_goes_on
+                                ? std::min(2 * registration.suspension, limit.longest_suspension)
+                                : limit.first_suspension;
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  // The first suspension is worth an operator's attention; a flood that goes
+  // on would otherwise write a line per second.
+  log_.log(registration.counters.suspended == 1 ? spdlog::level::warn : spdlog::level::debug,
+           "watch on {} suspended for {} ms: more than {} events in {} ms ({} suspension(s) so "
+           "far)",
+           registration.path, ms(registration.suspension), limit.events, ms(limit.window),
+           registration.counters.suspended);
+  resume_later(id, registration);
+  return true;
+}
+
+void XenstoreWatcher::resume_later(WatchId id, Registration& registration) {
+  if (!registration.resume_timer) {
+    registration.resume_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  }
+  registration.resume_timer->expires_after(registration.suspension);
+  registration.resume_timer->async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_), id](const boost::system::error_code& error) {
+        // Cancelled: the watch (and its timer) went away.
+        if (!error && !alive.expired()) {
+          resume(id);
+        }
+      });
+}
+
+void XenstoreWatcher::resume(WatchId id) {
+  const auto it = watches_.find(id);
+  if (it == watches_.end() || connection_lost_) {
+    return;
+  }
+  Registration& registration = it->second;
+  try {
+    // xenstored answers with the registration's event: the callback re-reads
+    // whatever changed while the watch was away.
+    client_.watch(registration.path, registration.token);
+  } catch (const xs::XsError& e) {
+    log_.warn(
+        "watching {} again after a flood: {}; trying again in {} ms", registration.path, e.what(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(registration.suspension).count());
+    resume_later(id, registration);
+    return;
+  }
+  registration.suspended = false;
+  registration.resumed_at = Clock::now();
+  registration.window_start = registration.resumed_at;
+  registration.window_events = 0;
 }
 
 void XenstoreWatcher::deliver(WatchId id, const std::string& path) {

@@ -18,6 +18,16 @@
 // meanwhile are dropped and counted, since the callback re-reads what it
 // needs anyway. The pending mark is cleared before the callback runs, so a
 // change made while it runs still gets an event of its own.
+//
+// Coalescing bounds the callbacks, not the events: each write to a watched
+// node still wakes xenstored's connection, libxenstore's reader thread and
+// this loop. A coalesced watch given a FloodLimit is therefore suspended
+// (unwatched in xenstored) when its events come faster than the limit, and
+// registered again after a back-off that doubles while the flood goes on;
+// the registration's own event then delivers one callback that re-reads
+// the node. A guest rewriting its keys in a loop so costs this process a
+// few hundred events and one unwatch/watch pair per second, and only its
+// own device waits (at most longest_suspension) for a change to be seen.
 #pragma once
 
 #include <spdlog/logger.h>
@@ -46,6 +56,17 @@
 
 namespace vifd::xenbus {
 
+// When a coalesced XenstoreWatcher watch is suspended: more than `events` events within
+// `window`. Suspended first for `first_suspension`, doubled on every
+// suspension that follows within `window` of the watch's return, up to
+// `longest_suspension`. events == 0: never suspended.
+struct WatchFloodLimit {
+  std::uint32_t events = 0;
+  std::chrono::steady_clock::duration window{};
+  std::chrono::steady_clock::duration first_suspension{};
+  std::chrono::steady_clock::duration longest_suspension{};
+};
+
 class XenstoreWatcher {
  public:
   using Callback = std::function<void(const std::string& path)>;
@@ -61,7 +82,11 @@ class XenstoreWatcher {
     std::uint64_t delivered = 0;  // callbacks run
     std::uint64_t coalesced = 0;  // events dropped while a callback was pending
     std::uint64_t paced = 0;      // callbacks held back to keep min_interval
+    std::uint64_t received = 0;   // events taken from the client
+    std::uint64_t suspended = 0;  // times the watch was suspended for a flood
   };
+
+  using FloodLimit = WatchFloodLimit;
 
   // Events taken from the client before the loop gets a turn.
   static constexpr std::size_t kEventsPerTurn = 64;
@@ -77,11 +102,12 @@ class XenstoreWatcher {
   spdlog::logger& log() { return log_; }
 
   // Watches `path` and everything below it. As xenstored does, the first
-  // event arrives right after registration. `min_interval` applies to a
-  // coalesced watch only.
+  // event arrives right after registration. `min_interval` and
+  // `flood_limit` apply to a coalesced watch only.
   WatchId watch(const std::string& path, Callback callback,
                 Delivery delivery = Delivery::kEveryEvent,
-                Clock::duration min_interval = Clock::duration::zero());
+                Clock::duration min_interval = Clock::duration::zero(),
+                FloodLimit flood_limit = {});
   // Safe for an unknown or already removed id.
   void unwatch(WatchId id) noexcept;
   // The connection to xenstored is gone, and its watches with it: unwatch
@@ -102,6 +128,14 @@ class XenstoreWatcher {
     // Made on the first paced callback; destroyed (its wait cancelled) with
     // the registration.
     std::unique_ptr<boost::asio::steady_timer> pacing_timer;
+    FloodLimit flood_limit;
+    Clock::time_point window_start;
+    std::uint32_t window_events = 0;
+    // Unwatched in xenstored until resume_timer fires.
+    bool suspended = false;
+    Clock::duration suspension = Clock::duration::zero();
+    Clock::time_point resumed_at;
+    std::unique_ptr<boost::asio::steady_timer> resume_timer;
     Counters counters;
   };
 
@@ -110,6 +144,11 @@ class XenstoreWatcher {
   bool dispatch_pending();
   void continue_dispatch();
   void schedule(WatchId id, Registration& registration, std::string path);
+  // Counts an event against the flood limit; true when the watch was
+  // suspended by it.
+  bool suspend_if_flooded(WatchId id, Registration& registration);
+  void resume_later(WatchId id, Registration& registration);
+  void resume(WatchId id);
   void deliver(WatchId id, const std::string& path);
 
   boost::asio::io_context& io_;

@@ -2,12 +2,15 @@
 // delivers while its node is rewritten in a loop.
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -114,6 +117,94 @@ TEST_F(WatchPacingTest, PacedWatchRunsItsCallbacksAtLeastTheIntervalApart) {
   EXPECT_LT(Clock::now() - quiet_write, kInterval);
   io_thread.call([&] { watcher.unwatch(id); });
   io_thread.stop();
+}
+
+// A watch whose events come faster than its FloodLimit is unwatched in
+// xenstored for a back-off that doubles while the flood goes on: the
+// process sees a few hundred of the flood's events, not one per write, and
+// the registration's event on return still brings the latest value.
+TEST_F(WatchPacingTest, FloodedWatchIsSuspendedAndReturnsWithTheLatestValue) {
+  std::ostringstream log_text;
+  const auto log = std::make_shared<spdlog::logger>(
+      "watch-flood", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
+  log->set_level(spdlog::level::debug);
+  boost::asio::io_context io;
+  xs::Client watching = host().xenstore(0);
+  XenstoreWatcher watcher(io, watching, *log);
+  const std::string node = "/local/domain/0/flood-test";
+  xs::Client writer = host().xenstore(0);
+  writer.write(node, "0");
+
+  const XenstoreWatcher::FloodLimit limit{
+      .events = 64, .window = 100ms, .first_suspension = 100ms, .longest_suspension = 400ms};
+  std::mutex seen_mutex;
+  std::string last_seen;
+  std::atomic<std::size_t> call_count{0};
+  IoThread io_thread(io);
+  const XenstoreWatcher::WatchId id = io_thread.call([&] {
+    return watcher.watch(
+        node,
+        [&](const std::string&) {
+          const std::string value = watching.read(node).value_or("");
+          const std::lock_guard lock(seen_mutex);
+          last_seen = value;
+          ++call_count;
+        },
+        XenstoreWatcher::Delivery::kCoalesced, 2ms, limit);
+  });
+  ASSERT_TRUE(eventually([&] { return call_count >= 1; }));
+
+  const auto flood_start = Clock::now();
+  std::size_t writes = 0;
+  while (Clock::now() - flood_start < 1s) {
+    writer.write(node, std::to_string(++writes));
+  }
+  const std::string final_value = std::to_string(writes);
+  // Back at the latest after the longest suspension.
+  EXPECT_TRUE(eventually(
+      [&] {
+        const std::lock_guard lock(seen_mutex);
+        return last_seen == final_value;
+      },
+      std::chrono::milliseconds(1500)))
+      << "last seen " << last_seen << ", last written " << final_value;
+  const XenstoreWatcher::Counters flood = io_thread.call([&] { return watcher.counters(id); });
+  std::printf("%zu writes in 1 s: %llu events received, %llu callbacks, %llu suspensions\n", writes,
+              static_cast<unsigned long long>(flood.received),
+              static_cast<unsigned long long>(flood.delivered),
+              static_cast<unsigned long long>(flood.suspended));
+  ASSERT_GT(writes, 2000U) << "the flood must outpace the limit many times over to show anything";
+  EXPECT_GE(flood.suspended, 2U);
+  // 100 + 200 + 400 + 400 ms away: about four suspensions in the second; a
+  // back-off that did not double would make about ten.
+  EXPECT_LE(flood.suspended, 6U);
+  EXPECT_LT(flood.received * 4, writes) << "most writes must never reach this process";
+  EXPECT_NE(log_text.str().find("watch on " + node + " suspended for 100 ms"), std::string::npos)
+      << log_text.str();
+
+  // After a quiet spell the watch is back and an event arrives at once.
+  std::this_thread::sleep_for(limit.longest_suspension + limit.window);
+  const std::size_t before = call_count;
+  const auto quiet_write = Clock::now();
+  writer.write(node, "quiet");
+  ASSERT_TRUE(eventually([&] { return call_count > before; }));
+  EXPECT_LT(Clock::now() - quiet_write, 50ms);
+  {
+    const std::lock_guard lock(seen_mutex);
+    EXPECT_EQ(last_seen, "quiet");
+  }
+
+  // A watch removed while suspended is not unwatched in xenstored a second
+  // time (that would fail and be logged).
+  const std::uint64_t suspended_before = flood.suspended;
+  std::size_t more = 0;
+  while (io_thread.call([&] { return watcher.counters(id).suspended; }) == suspended_before &&
+         more < 100000) {
+    writer.write(node, "again-" + std::to_string(++more));
+  }
+  io_thread.call([&] { watcher.unwatch(id); });
+  io_thread.stop();
+  EXPECT_EQ(log_text.str().find("unwatching"), std::string::npos) << log_text.str();
 }
 
 }  // namespace

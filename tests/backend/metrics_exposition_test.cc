@@ -49,6 +49,7 @@ nlohmann::json stats_answer(const std::string& bridge) {
                            {"watch_events_handled", 12},
                            {"watch_events_coalesced", 2},
                            {"watch_events_paced", 0},
+                           {"watch_suspensions", 3},
                            {"reconnects_paced", 1},
                            {"queues", {queue_json(0, 100), queue_json(1, 1000)}}};
   nlohmann::json closed{{"domid", 4},
@@ -168,6 +169,7 @@ TEST(MetricsExposition, PrometheusTextHasEveryFamilyAndTheJsonValues) {
   EXPECT_EQ(s.at(std::string("vifd_vif_queues{") + kVif3 + "}"), "2");
   EXPECT_EQ(s.at(std::string("vifd_vif_watch_events_handled_total{") + kVif3 + "}"), "12");
   EXPECT_EQ(s.at(std::string("vifd_vif_reconnects_paced_total{") + kVif3 + "}"), "1");
+  EXPECT_EQ(s.at(std::string("vifd_vif_watch_suspensions_total{") + kVif3 + "}"), "3");
   // Daemon-wide.
   EXPECT_EQ(s.at("vifd_vifs"), "2");
   EXPECT_EQ(s.at("vifd_host_port_worker_jobs_run_total"), "7");

@@ -271,6 +271,8 @@ constexpr std::array kVifCounters{
                "Watch events dropped while a callback for the same watch was pending."},
     VifCounter{"vifd_vif_watch_events_paced", "watch_events_paced",
                "Watch callbacks held back to keep one watch's callbacks apart."},
+    VifCounter{"vifd_vif_watch_suspensions", "watch_suspensions",
+               "Times a frontend watch was suspended because its events came too fast."},
     VifCounter{"vifd_vif_reconnects_paced", "reconnects_paced",
                "Frontend reconnects that had to wait for the reconnect pacing."},
 };

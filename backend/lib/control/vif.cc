@@ -829,6 +829,7 @@ nlohmann::json Vif::describe() const {
   vif["watch_events_handled"] = watch_counters.delivered;
   vif["watch_events_coalesced"] = watch_counters.coalesced;
   vif["watch_events_paced"] = watch_counters.paced;
+  vif["watch_suspensions"] = watch_counters.suspended;
   vif["reconnects_paced"] = reconnect_pacer_.paced();
   nlohmann::json features = nlohmann::json::object();
   if (connection_) {
