@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "common/platform/sim/sim_host.h"
 #include "common/platform/sim/sim_platform.h"
 #include "common/xenstore/client.h"
+#include "frontend/lib/bench/arguments.h"
 #include "frontend/lib/bench/baselines.h"
 #include "frontend/lib/bench/frame.h"
 #include "frontend/lib/bench/matrix.h"
@@ -183,14 +185,6 @@ class Bench {
     report_.baselines.push_back(result);
   }
 
-  static std::pair<std::string, std::string> split_end(const std::string& end) {
-    const std::size_t colon = end.find(':');
-    if (colon == std::string::npos) {
-      return {"", end};
-    }
-    return {end.substr(0, colon), end.substr(colon + 1)};
-  }
-
   bench::ThroughputOptions throughput_options() const {
     bench::ThroughputOptions throughput;
     throughput.measure = std::chrono::duration<double>(options_.seconds);
@@ -205,8 +199,8 @@ class Bench {
       progress("baseline veth skipped: no --veth");
       return;
     }
-    const auto [ns_a, if_a] = split_end(options_.veth[0]);
-    const auto [ns_b, if_b] = split_end(options_.veth[1]);
+    const auto [ns_a, if_a] = bench::parse_veth_end(options_.veth[0]);
+    const auto [ns_b, if_b] = bench::parse_veth_end(options_.veth[1]);
     report_.veth_method = fmt::format(
         "raw frames over a veth pair, {} in {} -> {} in {}: AF_PACKET sendmmsg with "
         "PACKET_QDISC_BYPASS and a virtio-net header (64k frames as one TCPv4 GSO frame), "
@@ -446,8 +440,16 @@ int run(int argc, char** argv) {
     cells = bench::build_matrix(bench::parse_paths(options.paths),
                                 bench::parse_queues(options.queues, 16),
                                 bench::parse_grants(options.grants), sizes);
-    if (options.sim_dir.empty()) {
-      throw std::invalid_argument("no --sim-dir and no VIF_SIM_DIR");
+    bench::check_domains(options.domains);
+    for (const std::string& end : options.veth) {
+      bench::parse_veth_end(end);
+    }
+    bench::check_memcpy_mib(options.memcpy_mib,
+                            static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) *
+                                static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+    if (options.vifd_pid && (*options.vifd_pid <= 0 || !std::filesystem::exists(fmt::format(
+                                                           "/proc/{}/stat", *options.vifd_pid)))) {
+      throw std::invalid_argument(fmt::format("--vifd-pid {}: no such process", *options.vifd_pid));
     }
     if (options.baselines != "none") {
       std::istringstream names(options.baselines);
@@ -457,6 +459,9 @@ int run(int argc, char** argv) {
               fmt::format("unknown baseline '{}' (expected memcpy, spsc, veth or none)", name));
         }
       }
+    }
+    if (options.sim_dir.empty()) {
+      throw std::invalid_argument("no --sim-dir and no VIF_SIM_DIR");
     }
   } catch (const std::invalid_argument& error) {
     fmt::print(stderr, "vif-bench: {}\n", error.what());

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "frontend/lib/bench/arguments.h"
 #include "frontend/lib/bench/frame.h"
 #include "frontend/lib/bench/matrix.h"
 #include "frontend/lib/bench/report.h"
@@ -212,6 +213,43 @@ TEST(BenchReportTest, TableAndJsonCarryEveryCell) {
   EXPECT_EQ(json["cells"][1]["error"], "the backend granted 2 queue(s), not 4");
   EXPECT_EQ(json["baselines"][0]["name"], "spsc");
   EXPECT_EQ(json["targets"].size(), 4U);
+}
+
+TEST(BenchArgumentsTest, VethEndsAreAnInterfaceWithAnOptionalNamespace) {
+  const VethEnd bare = parse_veth_end("veth0");
+  EXPECT_EQ(bare.netns, "");
+  EXPECT_EQ(bare.ifname, "veth0");
+  const VethEnd named = parse_veth_end("benchA:vb0");
+  EXPECT_EQ(named.netns, "benchA");
+  EXPECT_EQ(named.ifname, "vb0");
+  for (const char* text : {"", "ns:", ":veth0", "../etc:veth0", "ns:a/b",
+                           "ns:a-name-longer-than-15", "ns:two words", "ns:x:y"}) {
+    try {
+      parse_veth_end(text);
+      ADD_FAILURE() << "accepted '" << text << "'";
+    } catch (const std::invalid_argument& error) {
+      EXPECT_NE(std::string(error.what()).find(std::string("'") + text + "'"), std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+TEST(BenchArgumentsTest, DomainsAreTwoDistinctDomUs) {
+  EXPECT_NO_THROW(check_domains({1, 2}));
+  EXPECT_NO_THROW(check_domains({7, 32751}));
+  for (const std::vector<unsigned>& domains :
+       {std::vector<unsigned>{0, 2}, {1, 1}, {1, 32752}, {0xFFFF, 1}, {1}, {1, 2, 3}}) {
+    EXPECT_THROW(check_domains(domains), std::invalid_argument)
+        << domains.size() << " domain(s), first " << domains.front();
+  }
+}
+
+TEST(BenchArgumentsTest, MemcpyBuffersMustFitInHalfTheMemory) {
+  constexpr std::size_t kGiB = std::size_t{1} << 30;
+  EXPECT_NO_THROW(check_memcpy_mib(0, kGiB));  // sized from the cache
+  EXPECT_NO_THROW(check_memcpy_mib(256, kGiB));
+  EXPECT_THROW(check_memcpy_mib(257, kGiB), std::invalid_argument);
+  EXPECT_THROW(check_memcpy_mib(100000, 8 * kGiB), std::invalid_argument);
 }
 
 }  // namespace

@@ -2,10 +2,10 @@
 # Every program's command line follows the same conventions: --version prints
 # "<program> <release>", --help names the exit statuses, a command-line error
 # exits 2 naming what was wrong, a failure at run time exits 1.
-# Usage: cli_conventions_test.sh VERSION vifd vif-front vifctl vif-sim vif-ttcp
+# Usage: cli_conventions_test.sh VERSION vifd vif-front vifctl vif-sim vif-ttcp vif-bench
 set -uo pipefail
 version=$1
-vifd=$2 vif_front=$3 vifctl=$4 vif_sim=$5 vif_ttcp=$6
+vifd=$2 vif_front=$3 vifctl=$4 vif_sim=$5 vif_ttcp=$6 vif_bench=$7
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 failures=0
@@ -26,7 +26,7 @@ run() {
 # What each needs before an unknown option is the error CLI11 reports (a
 # missing required option or subcommand is reported first, also with 2).
 declare -A context=([vifctl]=list [vif-sim]="--dir $dir")
-for entry in "vifd:$vifd" "vif-front:$vif_front" "vifctl:$vifctl" "vif-sim:$vif_sim" "vif-ttcp:$vif_ttcp"; do
+for entry in "vifd:$vifd" "vif-front:$vif_front" "vifctl:$vifctl" "vif-sim:$vif_sim" "vif-ttcp:$vif_ttcp" "vif-bench:$vif_bench"; do
   name=${entry%%:*}
   program=${entry#*:}
   run 0 "$program" --version
@@ -48,6 +48,18 @@ run 2 "$vifctl" attach
 run 2 "$vif_sim" --dir "$dir" create 0
 run 2 "$vif_front" --queues 17
 run 2 "$vif_ttcp" -t
+# vif-bench refuses what would fail only minutes into a run, before it looks
+# for a simulator, naming the value.
+for args in "--domains 1,1" "--domains 0,2" "--veth ns:,ns:vb1" "--veth ns:vb0,ns:bad/name" \
+  "--memcpy-mib 100000000" "--vifd-pid 0" "--sizes 63" "--queues 17" "--baselines nope"; do
+  # shellcheck disable=SC2086 # the arguments are words
+  run 2 "$vif_bench" $args
+  # Refused for the value itself, not for the missing simulator behind it.
+  grep -q "VIF_SIM_DIR" "$dir/err" && fail "vif-bench $args was not refused for its value: $(cat "$dir/err")"
+done
+grep -q "nope" "$dir/err" || fail "vif-bench's error does not name the bad baseline"
+run 2 "$vif_bench" --domains 3,3
+grep -q "domain 3 twice" "$dir/err" || fail "vif-bench's error does not name the repeated domain"
 
 # Failures at run time exit 1, naming the cause.
 run 1 "$vifctl" --platform sim list
