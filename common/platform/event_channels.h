@@ -30,6 +30,14 @@ class EventChannels {
   // Next delivered port, or std::nullopt when none is pending (non-blocking).
   virtual std::optional<EvtchnPort> pending() noexcept = 0;
   virtual int unmask(EvtchnPort local_port) noexcept = 0;
+
+  // True when fd() is readable exactly while pending() has a port to return
+  // (Linux /dev/xen/evtchn: readable while its port ring is not empty): a
+  // caller woken once may take one port and leave the next to poll(),
+  // saving the read that would find nothing. False (the safe default) when
+  // the fd may stay readable after the last port was taken: drain pending()
+  // until it returns std::nullopt.
+  virtual bool readable_exactly_while_pending() const noexcept { return false; }
 };
 
 }  // namespace vifd::platform

@@ -11,6 +11,7 @@
 
 #include <bit>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "common/platform/error.h"
@@ -56,7 +57,7 @@ class CountingShare : public platform::GrantShare {
 class CountingPlatform : public platform::Platform {
  public:
   explicit CountingPlatform(std::unique_ptr<platform::Platform> inner) : inner_(std::move(inner)) {}
-  std::string name() const override { return name_as.empty() ? inner_->name() : name_as; }
+  std::string name() const override { return inner_->name(); }
   platform::DomId self_domid() const override { return inner_->self_domid(); }
   std::unique_ptr<platform::GrantTable> open_grant_table() override {
     return inner_->open_grant_table();
@@ -65,15 +66,19 @@ class CountingPlatform : public platform::Platform {
     return std::make_unique<CountingShare>(inner_->open_grant_share(), share_calls);
   }
   std::unique_ptr<platform::EventChannels> open_event_channels() override {
-    return std::make_unique<vifd::testing::CountingEventChannels>(inner_->open_event_channels(),
-                                                                  pending_calls);
+    auto events = std::make_unique<vifd::testing::CountingEventChannels>(
+        inner_->open_event_channels(), pending_calls);
+    events->exact_readiness_as = exact_readiness_as;
+    return events;
   }
   std::optional<std::string> xenstore_socket() const override { return inner_->xenstore_socket(); }
 
   std::size_t share_calls = 0;
   std::shared_ptr<std::atomic<std::uint64_t>> pending_calls =
       std::make_shared<std::atomic<std::uint64_t>>(0);
-  std::string name_as;  // the name the queues see, when not empty
+  // What the queues' event channels say of their fd, when set (Xen's
+  // exact readiness on the simulator).
+  std::optional<bool> exact_readiness_as;
 
  private:
   std::unique_ptr<platform::Platform> inner_;
@@ -519,7 +524,7 @@ TEST_F(NetfrontTest, RxBuffersAreRePostedInOnePushWithOneNotification) {
 // read per wake-up, without the read that would find nothing (poll()
 // reports the fd again for another port).
 TEST_F(NetfrontTest, OnXenOnePortIsReadPerWakeUp) {
-  guest_->name_as = "xen";
+  guest_->exact_readiness_as = true;
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);
   for (int i = 0; i < 4; ++i) {
@@ -536,6 +541,7 @@ TEST_F(NetfrontTest, OnXenOnePortIsReadPerWakeUp) {
 // The simulator's event fd may stay readable after the last port was
 // taken: there the events are read until none is left.
 TEST_F(NetfrontTest, OnTheSimulatorEventsAreReadUntilNoneIsLeft) {
+  ASSERT_FALSE(guest_->open_event_channels()->readable_exactly_while_pending());
   auto front = start_connected();
   NetfrontQueue& queue = front->queue(0);
   queue.poll({});

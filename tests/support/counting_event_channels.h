@@ -38,6 +38,13 @@ class CountingEventChannels : public platform::EventChannels {
   int unmask(platform::EvtchnPort local_port) noexcept override {
     return inner_->unmask(local_port);
   }
+  bool readable_exactly_while_pending() const noexcept override {
+    return exact_readiness_as.value_or(inner_->readable_exactly_while_pending());
+  }
+
+  // Set: what readable_exactly_while_pending() answers instead of the inner
+  // channels (to run a Xen-only path on the simulator).
+  std::optional<bool> exact_readiness_as;
 
  private:
   std::unique_ptr<platform::EventChannels> inner_;

@@ -177,6 +177,10 @@ class XenEventChannels final : public EventChannels {
     return xenevtchn_unmask(handle_, local_port) == 0 ? 0 : -errno;
   }
 
+  // evtchn_poll() in drivers/xen/evtchn.c: EPOLLIN while ring_cons !=
+  // ring_prod, i.e. while a read would return a port.
+  bool readable_exactly_while_pending() const noexcept override { return true; }
+
  private:
   xenevtchn_handle* handle_;
 };

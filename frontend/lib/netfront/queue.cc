@@ -99,7 +99,7 @@ NetfrontQueue::NetfrontQueue(platform::Platform& platform, platform::GrantShare&
       tx_caps_(tx),
       events_(platform.open_event_channels()),
       split_(split),
-      exact_readiness_(platform.name() == "xen"),
+      exact_readiness_(events_->readable_exactly_while_pending()),
       // The backend writes responses into both rings, so both are writable.
       rings_(std::make_unique<SharedPages>(share, backend, 2, true)),
       tx_pool_(std::make_unique<SharedPages>(share, backend, kRingSize, false)),

@@ -190,12 +190,11 @@ class NetfrontQueue {
   platform::EvtchnPort tx_port_ = 0;
   platform::EvtchnPort rx_port_ = 0;
   bool split_ = false;
-  // The event fd is readable exactly while a port is waiting to be read
-  // (Linux /dev/xen/evtchn: readable while its port ring is not empty), so
-  // one port per wake-up is enough and the read that would find nothing is
-  // saved; poll() reports the fd again for a second port. The simulator's
-  // fd stays readable after the last port was taken, so there we drain
-  // until empty.
+  // EventChannels::readable_exactly_while_pending(): then one port per
+  // wake-up is enough and the read that would find nothing is saved;
+  // poll() reports the fd again for a second port. Otherwise (the
+  // simulator's fd stays readable after the last port was taken) events
+  // are drained until none is left.
   bool exact_readiness_ = false;
   std::unique_ptr<SharedPages> rings_;    // page 0: TX ring, page 1: RX ring
   std::unique_ptr<SharedPages> tx_pool_;  // read-only for the backend
