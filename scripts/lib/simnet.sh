@@ -2,12 +2,15 @@
 # simnet.sh: a simulated Xen host with domUs in network namespaces.
 #
 #   source scripts/lib/simnet.sh
-#   simnet_init demo build          # tag (short: it is part of netns names), build dir
+#   simnet_init demo build          # name (short: it is part of netns names), build dir
 #   simnet_start_host               # vif-sim in a fresh temp dir
 #   simnet_start_dom0               # netns vsim-<tag>-d0: bridge xenbr0 10.99.0.1/24, vifd
 #   simnet_add_domu 1               # domain 1, netns vsim-<tag>-d1, vif attached, vif-front
 #   simnet_exec 1 ping -c1 10.99.0.1
 #
+# <tag> is the name given to simnet_init and a random part of this run's own
+# (demo-k3Xq9Z): two runs at once, of one script or of two, each get their
+# own namespaces and never tear down the other's.
 # The simulated dom0's network is netns vsim-<tag>-d0: vifd runs there, so
 # its TAPs vif<D>.<N> and the bridge xenbr0 live there. Domain N's network is
 # netns vsim-<tag>-dN, where vif-front creates eth0 (10.99.0.(10+N)/24).
@@ -63,12 +66,14 @@ simnet_require_tools() {
   [[ $(id -u) -eq 0 ]] || simnet_die "needs root (network namespaces, TAPs, bridges)"
 }
 
-# simnet_init TAG BUILD_DIR: sets up the work dir and the cleanup traps.
+# simnet_init NAME BUILD_DIR: sets up the work dir, this run's tag
+# (NAME-<random>) and the cleanup traps.
 simnet_init() {
   SIMNET_TAG=$1
   SIMNET_BUILD=$(cd "$2" && pwd)
   simnet_require_tools
-  SIMNET_WORK=$(mktemp -d "/tmp/vsim-$SIMNET_TAG-XXXXXX")
+  SIMNET_WORK=$(mktemp -d "/tmp/vsim-$1-XXXXXX")
+  SIMNET_TAG="$1-${SIMNET_WORK##*-}"
   SIMNET_HOST=$SIMNET_WORK/host
   SIMNET_LOGS=$SIMNET_WORK/logs
   mkdir -p "$SIMNET_HOST" "$SIMNET_LOGS"
@@ -127,8 +132,9 @@ simnet_wait_for() {
 simnet_add_netns() {
   local ns
   ns=$(simnet_ns "$1")
-  ip netns del "$ns" 2>/dev/null || true
-  ip netns add "$ns"
+  # The tag is this run's: a namespace of that name is never another run's
+  # to delete.
+  ip netns add "$ns" || simnet_die "cannot create network namespace $ns"
   SIMNET_NAMESPACES+=("$ns")
   ip -n "$ns" link set lo up
 }
