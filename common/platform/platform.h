@@ -3,6 +3,7 @@
 // "current platform", so two simulated hosts can live in one test binary.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,18 @@ class Platform {
   // (a driver domain without the privilege) or the platform cannot tell:
   // callers then go by xenstore alone. Control plane only: one hypercall.
   virtual std::optional<DomainStatus> domain_status(DomId /*domid*/) { return std::nullopt; }
+
+  // The kernel driver already bound to backend device `type` (e.g. "vif")
+  // `domid`/`devid` of this domain, named for a log line (on Linux: the
+  // driver of xen-backend bus device "<type>-<domid>-<devid>", xen-netback's
+  // for a vif); std::nullopt when none is, or the platform has no kernel
+  // backends. A userspace backend must not serve such a device: both would
+  // map its rings and write its state. Control plane only: a few stats.
+  virtual std::optional<std::string> kernel_backend_driver(std::string_view /*type*/,
+                                                           DomId /*domid*/,
+                                                           std::uint32_t /*devid*/) {
+    return std::nullopt;
+  }
 };
 
 }  // namespace vifd::platform

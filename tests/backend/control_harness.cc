@@ -193,8 +193,9 @@ std::optional<std::string> TestFrontend::read(std::string_view name) {
   return xenstore_.read(join(frontend_path(domid_, devid_), name));
 }
 
-DaemonThread::DaemonThread(const vifd::testing::SimHostProcess& host, DaemonOptions options)
-    : platform_(host.platform(0)), xenstore_(host.xenstore(0)) {
+DaemonThread::DaemonThread(const vifd::testing::SimHostProcess& host, DaemonOptions options,
+                           std::unique_ptr<platform::Platform> platform)
+    : platform_(platform ? std::move(platform) : host.platform(0)), xenstore_(host.xenstore(0)) {
   daemon_ = std::make_unique<VifBackendDaemon>(io_, *platform_, xenstore_, std::move(options));
   thread_ = std::thread([this] {
     daemon_->start();

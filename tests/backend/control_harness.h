@@ -108,7 +108,10 @@ class TestFrontend {
 // vifd's control plane on its own thread.
 class DaemonThread {
  public:
-  DaemonThread(const vifd::testing::SimHostProcess& host, DaemonOptions options);
+  // `platform`: dom0's of `host` when null (a test's wrapper around it
+  // otherwise).
+  DaemonThread(const vifd::testing::SimHostProcess& host, DaemonOptions options,
+               std::unique_ptr<platform::Platform> platform = nullptr);
   // Stops like SIGTERM does (close_vifs as --close-on-exit) and joins.
   ~DaemonThread();
   void stop(bool close_vifs = false);

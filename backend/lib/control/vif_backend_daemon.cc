@@ -116,6 +116,8 @@ void VifBackendDaemon::start() {
 
 void VifBackendDaemon::shutdown(bool close_vifs) {
   probe_timer_.reset();
+  kernel_recheck_timer_.reset();
+  kernel_recheck_pending_ = false;
   metrics_server_.reset();
   control_socket_.reset();
   for (auto& [id, vif] : vifs_) {
@@ -246,6 +248,14 @@ void VifBackendDaemon::check_vif(VifId id) {
   if (!options_.domains.empty() && !options_.domains.contains(id.domid)) {
     return;
   }
+  if (const auto driver = platform_.kernel_backend_driver("vif", id.domid, id.devid)) {
+    leave_to_kernel(id, *driver);
+    return;
+  }
+  if (const auto held = left_to_kernel_.find(id); held != left_to_kernel_.end()) {
+    control_log().info("{}: no longer bound to the kernel's {}", tap_name(id), held->second);
+    left_to_kernel_.erase(held);
+  }
   const std::string path = xenbus::backend_path(platform_.self_domid(), id);
   xs::Client& client = watcher_.client();
   const auto it = vifs_.find(id);
@@ -272,6 +282,62 @@ void VifBackendDaemon::check_vif(VifId id) {
     // failing underneath (e.g. the device vanished mid-way).
     control_log().error("{}: {}", tap_name(id), e.what());
   }
+}
+
+void VifBackendDaemon::leave_to_kernel(VifId id, const std::string& driver) {
+  if (const auto it = vifs_.find(id); it != vifs_.end()) {
+    // The kernel probed the device under us (xen-netback loaded while vifd
+    // ran): two backends would map its rings and write its state. The
+    // kernel's is the one the toolstack and the guest now deal with, so vifd
+    // lets go without a write (a Closed from vifd would close the kernel's
+    // connection); dropping the Vif unmaps its rings and removes the TAP
+    // whose name the kernel's netdev needs.
+    control_log().error(
+        "{}: the kernel's backend driver was bound to this device while vifd served it ({}): "
+        "vifd lets go of it without writing to it; unload and block xen-netback to serve it "
+        "with vifd (see vifd(8))",
+        tap_name(id), driver);
+    vifs_.erase(it);
+  } else if (!left_to_kernel_.contains(id)) {
+    control_log().warn(
+        "{}: served by the kernel's backend driver ({}): vifd leaves it alone; unload and block "
+        "xen-netback to serve it with vifd (see vifd(8))",
+        tap_name(id), driver);
+  }
+  left_to_kernel_[id] = driver;
+  schedule_kernel_recheck();
+}
+
+void VifBackendDaemon::schedule_kernel_recheck() {
+  if (kernel_recheck_pending_ || !started_) {
+    return;
+  }
+  if (!kernel_recheck_timer_) {
+    kernel_recheck_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+  }
+  kernel_recheck_pending_ = true;
+  kernel_recheck_timer_->expires_after(kKernelRecheckInterval);
+  kernel_recheck_timer_->async_wait([this](const boost::system::error_code& error) {
+    if (error) {
+      return;  // cancelled: shutting down
+    }
+    kernel_recheck_pending_ = false;
+    std::vector<VifId> held;
+    for (const auto& [id, driver] : left_to_kernel_) {
+      held.push_back(id);
+    }
+    for (const VifId id : held) {
+      check_vif(id);  // re-arms the timer while any is still held
+    }
+  });
+}
+
+nlohmann::json VifBackendDaemon::left_to_kernel_json() const {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& [id, driver] : left_to_kernel_) {
+    devices.push_back({{"domid", id.domid}, {"devid", id.devid}, {"driver", driver}});
+  }
+  return devices;
 }
 
 std::shared_ptr<Switch> VifBackendDaemon::switch_for(const std::string& bridge) {
@@ -302,6 +368,8 @@ nlohmann::json VifBackendDaemon::stats_snapshot() const {
       {"ok", true},
       {"monotonic_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
       {"vifs", describe(std::nullopt)},
+      // Devices vifd leaves alone because a kernel backend driver serves them.
+      {"left_to_kernel", left_to_kernel_json()},
       // A host holding the rtnl lock shows here (longest job, pending).
       {"host_port_worker",
        {{"jobs_run", host_ports.jobs_run},

@@ -120,6 +120,16 @@ class VifBackendDaemon {
   // names is logged once and ignored.
   std::optional<VifId> parse_vif_path(const std::string& path);
   void check_vif(VifId id);
+  // A kernel backend driver (xen-netback) is bound to the device: vifd
+  // neither serves nor writes it, and lets go of it if it was serving it.
+  void leave_to_kernel(VifId id, const std::string& driver);
+  // While devices are left to the kernel, they are looked at again every
+  // kKernelRecheckInterval: a driver unbound (xen-netback unloaded) need not
+  // write to xenstore after vifd last looked.
+  void schedule_kernel_recheck();
+  // [{"domid", "devid", "driver"}] of left_to_kernel_.
+  nlohmann::json left_to_kernel_json() const;
+  static constexpr std::chrono::seconds kKernelRecheckInterval{1};
   std::shared_ptr<Switch> switch_for(const std::string& bridge);
   ControlReply start_capture(const nlohmann::json& request);
 
@@ -145,6 +155,10 @@ class VifBackendDaemon {
   bool ready_ = false;
   std::size_t reported_vifs_ = 0;
   std::unique_ptr<boost::asio::steady_timer> probe_timer_;
+  // Devices a kernel backend driver serves, with the driver's description.
+  std::map<VifId, std::string> left_to_kernel_;
+  std::unique_ptr<boost::asio::steady_timer> kernel_recheck_timer_;
+  bool kernel_recheck_pending_ = false;
 };
 
 }  // namespace vifd::backend

@@ -26,6 +26,7 @@ extern "C" {
 #include <vector>
 
 #include "common/platform/error.h"
+#include "common/platform/xen/kernel_backends.h"
 #include "common/protocol/xs_parse.h"
 
 namespace vifd::platform {
@@ -277,6 +278,10 @@ class XenPlatform final : public Platform {
   std::optional<std::string> xenstore_socket() const override { return std::nullopt; }
   std::optional<DomainStatus> domain_status(DomId domid) override {
     return domain_info_.status(domid);
+  }
+  std::optional<std::string> kernel_backend_driver(std::string_view type, DomId domid,
+                                                   std::uint32_t devid) override {
+    return bound_kernel_backend("/sys", type, domid, devid);
   }
 
  private:

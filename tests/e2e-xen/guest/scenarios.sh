@@ -513,8 +513,27 @@ s3() {
   transfer kernel domU1-domU2 domU1 domU2 10.0.0.12 || { fail S3 "ttcp domU1 -> domU2"; return 1; }
   local c=$last_kbps
   transfer kernel domU2-domU1 domU2 domU1 10.0.0.11 || { fail S3 "ttcp domU2 -> domU1"; return 1; }
-  pass S3 "kernel netback, same guests: $a / $b / $c / $last_kbps KB/sec"
+  local d=$last_kbps
+  # vifd started beside xen-netback leaves the kernel's devices alone: it
+  # would otherwise map the same rings and write their state.
+  local d1=${domid_of[domU1]} d2=${domid_of[domU2]} held states
+  start_vifd || { fail S3 "vifd did not start beside xen-netback"; return 1; }
+  wait_until 10 "vifd to leave both devices to the kernel" vifd_left_to_kernel 2 ||
+    { fail S3 "vifd left $(left_to_kernel) to the kernel, expected $d1/0 and $d2/0"; stop_vifd; return 1; }
+  held=$(left_to_kernel)
+  [[ $held == *"$d1/0 vif (xen-netback), /sys/bus/xen-backend/devices/vif-$d1-0/driver"* &&
+    $held == *"$d2/0 "* ]] || { fail S3 "left to the kernel: $held"; stop_vifd; return 1; }
+  [[ $(vifctl stats --json | jq '.vifs | length') == 0 ]] || { fail S3 "vifd serves a kernel device"; stop_vifd; return 1; }
+  ping_both domU1 || { fail S3 "ping with vifd beside xen-netback"; stop_vifd; return 1; }
+  stop_vifd
+  states="$(xenstore-read "/local/domain/0/backend/vif/$d1/0/state") $(xenstore-read "/local/domain/0/backend/vif/$d2/0/state")"
+  [[ $states == "4 4" ]] || { fail S3 "backend states after vifd came and went: $states"; return 1; }
+  pass S3 "kernel netback, same guests: $a / $b / $c / $d KB/sec; vifd started beside it left both devices alone ($held) and they stayed Connected"
 }
+# Devices vifd leaves to a kernel backend driver, "D/N DRIVER" per line.
+left_to_kernel() { vifctl stats --json 2>/dev/null | jq -r '.left_to_kernel[]? | "\(.domid)/\(.devid) \(.driver)"'; }
+# shellcheck disable=SC2317 # run through wait_until
+vifd_left_to_kernel() { [[ $(left_to_kernel | wc -l) == "$1" ]]; }
 
 s4() {
   create_guest domU4 vif-front 10.0.0.14 00:16:3e:00:00:14 1 || { fail S4 "domU4 did not come up"; return 1; }

@@ -371,11 +371,27 @@ int stats_command(Session& session, const std::optional<std::string>& vif, bool 
     throw std::runtime_error(
         fmt::format("vifd ({}) serves no vif {}/{}", session.control_socket, id->domid, id->devid));
   }
+  // Devices a kernel backend driver (xen-netback) serves, which vifd leaves
+  // alone: shown with the whole table, not for one vif.
+  nlohmann::json left_to_kernel = nlohmann::json::array();
+  if (const auto it = response.find("left_to_kernel");
+      !id && it != response.end() && it->is_array()) {
+    left_to_kernel = *it;
+  }
   if (json) {
-    session.out << dump_json(nlohmann::json{{"vifs", vifs}}) << '\n';
+    nlohmann::json answer{{"vifs", vifs}};
+    if (!id) {
+      answer["left_to_kernel"] = left_to_kernel;
+    }
+    session.out << dump_json(answer) << '\n';
     return 0;
   }
   print_stats_table(vifs, session.out);
+  for (const auto& device : left_to_kernel) {
+    session.out << fmt::format("vif {}/{}: left alone, served by the kernel's backend driver {}\n",
+                               device.value("domid", 0U), device.value("devid", 0U),
+                               device.value("driver", std::string("?")));
+  }
   return 0;
 }
 
