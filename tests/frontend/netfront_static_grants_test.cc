@@ -28,7 +28,10 @@ using protocol::XenbusState;
 // dom0's end of the frontend's control ring, served on a thread.
 class CtrlResponder {
  public:
-  using Answer = std::function<protocol::CtrlResponse(const protocol::CtrlRequest&)>;
+  // Runs on the responder's thread, which it is given: the test's own
+  // pointer to the responder is assigned only after the thread started.
+  using Answer =
+      std::function<protocol::CtrlResponse(const protocol::CtrlRequest&, CtrlResponder&)>;
 
   CtrlResponder(const vifd::testing::SimHostProcess& host, TestBackend& backend, Answer answer)
       : platform_(host.platform(0)),
@@ -85,7 +88,7 @@ class CtrlResponder {
           requests_.push_back(batch[i]);
         }
         // One slot per request taken: it cannot be refused.
-        EXPECT_TRUE(ring_->push_response(answer_(batch[i])));
+        EXPECT_TRUE(ring_->push_response(answer_(batch[i], *this)));
       }
       if (taken.count != 0 && ring_->push_responses_and_check_notify()) {
         events_->notify(local_port_);
@@ -152,14 +155,16 @@ class StaticGrantsTest : public ::testing::Test {
 };
 
 TEST_F(StaticGrantsTest, BothPoolsAreOfferedOnceWhenTheBackendKeepsEnough) {
-  std::vector<protocol::StaticGrant> list;
+  std::vector<protocol::StaticGrant> offered;
   std::uint32_t list_queue = 99;
-  auto front = connect([&](const protocol::CtrlRequest& request) {
+  std::mutex list_mutex;  // the answer runs on the responder's thread
+  auto front = connect([&](const protocol::CtrlRequest& request, CtrlResponder& responder) {
     if (request.type == XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE) {
       return reply(request, XEN_NETIF_CTRL_STATUS_SUCCESS, 1024);
     }
+    const std::lock_guard lock(list_mutex);
     list_queue = request.data[0];
-    list = responder_->read_list(request.data[1], request.data[2]);
+    offered = responder.read_list(request.data[1], request.data[2]);
     return reply(request, XEN_NETIF_CTRL_STATUS_SUCCESS);
   });
   EXPECT_EQ(front->static_grants_mapped(), 2 * NetfrontQueue::kRingSize);
@@ -167,7 +172,14 @@ TEST_F(StaticGrantsTest, BothPoolsAreOfferedOnceWhenTheBackendKeepsEnough) {
   ASSERT_EQ(requests.size(), 2U);
   EXPECT_EQ(requests[0].type, XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE);
   EXPECT_EQ(requests[1].type, XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING);
-  EXPECT_EQ(list_queue, 0U);
+  {
+    const std::lock_guard lock(list_mutex);
+    EXPECT_EQ(list_queue, 0U);
+  }
+  const std::vector<protocol::StaticGrant> list = [&] {
+    const std::lock_guard lock(list_mutex);
+    return offered;
+  }();
   ASSERT_EQ(list.size(), 2 * NetfrontQueue::kRingSize);
   std::set<platform::GrantRef> refs;
   for (std::size_t i = 0; i < list.size(); ++i) {
@@ -185,7 +197,7 @@ TEST_F(StaticGrantsTest, BothPoolsAreOfferedOnceWhenTheBackendKeepsEnough) {
 }
 
 TEST_F(StaticGrantsTest, ABackendThatDoesNotSupportThemKeepsGrantCopies) {
-  auto front = connect([](const protocol::CtrlRequest& request) {
+  auto front = connect([](const protocol::CtrlRequest& request, CtrlResponder&) {
     return reply(request, XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);
   });
   EXPECT_TRUE(front->connected());
@@ -196,7 +208,7 @@ TEST_F(StaticGrantsTest, ABackendThatDoesNotSupportThemKeepsGrantCopies) {
 }
 
 TEST_F(StaticGrantsTest, TooSmallAMappingSizeKeepsGrantCopies) {
-  auto front = connect([](const protocol::CtrlRequest& request) {
+  auto front = connect([](const protocol::CtrlRequest& request, CtrlResponder&) {
     return reply(request, XEN_NETIF_CTRL_STATUS_SUCCESS, 64);
   });
   EXPECT_EQ(front->static_grants_mapped(), 0U);
