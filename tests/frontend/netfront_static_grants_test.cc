@@ -93,7 +93,9 @@ class CtrlResponder {
       if (taken.count != 0 && ring_->push_responses_and_check_notify()) {
         events_->notify(local_port_);
       }
-      while (const auto port = events_->pending()) events_->unmask(*port);
+      while (const auto port = events_->pending()) {
+        events_->unmask(*port);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
