@@ -520,7 +520,7 @@ s3() {
   start_vifd || { fail S3 "vifd did not start beside xen-netback"; return 1; }
   wait_until 10 "vifd to leave both devices to the kernel" vifd_left_to_kernel 2 ||
     { fail S3 "vifd left $(left_to_kernel) to the kernel, expected $d1/0 and $d2/0"; stop_vifd; return 1; }
-  held=$(left_to_kernel)
+  held=$(left_to_kernel | tr "\n" ";")
   [[ $held == *"$d1/0 vif (xen-netback), /sys/bus/xen-backend/devices/vif-$d1-0/driver"* &&
     $held == *"$d2/0 "* ]] || { fail S3 "left to the kernel: $held"; stop_vifd; return 1; }
   [[ $(vifctl stats --json | jq '.vifs | length') == 0 ]] || { fail S3 "vifd serves a kernel device"; stop_vifd; return 1; }
