@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,18 +25,33 @@ std::filesystem::path vif_sim_binary() {
 int wait_for(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed");
+    if (errno != EINTR) {
+      throw std::runtime_error("waitpid failed");
+    }
   }
   return status;
 }
 
 pid_t spawn(const std::vector<std::string>& args) {
   std::vector<char*> argv;
-  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  for (const auto& arg : args) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
   argv.push_back(nullptr);
+  const pid_t parent = getpid();
   const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
   if (pid == 0) {
+    // A test killed by ctest's timeout must not leave its simulated host
+    // running (holding the fds it inherited). The signal follows the forking
+    // thread: hosts are made by the test's own thread, which lives as long
+    // as the test.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) {
+      _exit(127);  // the test died before the prctl
+    }
     execv(argv[0], argv.data());
     _exit(127);
   }
@@ -46,7 +62,9 @@ pid_t spawn(const std::vector<std::string>& args) {
 
 SimHostProcess::SimHostProcess() {
   char templ[] = "/tmp/vifsim-test-XXXXXX";
-  if (mkdtemp(templ) == nullptr) throw std::runtime_error("mkdtemp failed");
+  if (mkdtemp(templ) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
   // vif-sim creates the host directory itself and refuses an existing one
   // that holds a host; an empty directory is accepted.
   dir_ = templ;
@@ -115,7 +133,9 @@ std::filesystem::path SimHostProcess::binary(const std::string& name) {
   const std::filesystem::path root(VIFD_TEST_BUILD_ROOT);
   for (const char* folder : {"backend", "frontend", "xenstore-tools"}) {
     auto candidate = root / folder / name;
-    if (std::filesystem::exists(candidate)) return candidate;
+    if (std::filesystem::exists(candidate)) {
+      return candidate;
+    }
   }
   throw std::runtime_error(
       fmt::format("no executable '{}' in the build tree {}", name, root.string()));
