@@ -170,10 +170,10 @@ void XenstoreWatcher::schedule(WatchId id, Registration& registration, std::stri
       });
 }
 
-bool XenstoreWatcher::suspend_if_flooded(WatchId id, Registration& registration) {
+void XenstoreWatcher::suspend_if_flooded(WatchId id, Registration& registration) {
   const FloodLimit& limit = registration.flood_limit;
   if (limit.events == 0 || registration.suspended || connection_lost_) {
-    return false;
+    return;
   }
   const Clock::time_point now = Clock::now();
   if (now - registration.window_start > limit.window) {
@@ -181,14 +181,14 @@ bool XenstoreWatcher::suspend_if_flooded(WatchId id, Registration& registration)
     registration.window_events = 0;
   }
   if (++registration.window_events <= limit.events) {
-    return false;
+    return;
   }
   try {
     client_.unwatch(registration.path, registration.token);
   } catch (const xs::XsError& e) {
     // Still registered, as far as we know: keep serving it coalesced.
     log_.warn("suspending the flooded watch on {}: {}", registration.path, e.what());
-    return false;
+    return;
   }
   registration.suspended = true;
   ++registration.counters.suspended;
@@ -208,7 +208,6 @@ bool XenstoreWatcher::suspend_if_flooded(WatchId id, Registration& registration)
            registration.path, ms(registration.suspension), limit.events, ms(limit.window),
            registration.counters.suspended);
   resume_later(id, registration);
-  return true;
 }
 
 void XenstoreWatcher::resume_later(WatchId id, Registration& registration) {

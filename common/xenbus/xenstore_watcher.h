@@ -144,9 +144,9 @@ class XenstoreWatcher {
   bool dispatch_pending();
   void continue_dispatch();
   void schedule(WatchId id, Registration& registration, std::string path);
-  // Counts an event against the flood limit; true when the watch was
-  // suspended by it.
-  bool suspend_if_flooded(WatchId id, Registration& registration);
+  // Counts an event against the flood limit and suspends the watch when it
+  // is exceeded.
+  void suspend_if_flooded(WatchId id, Registration& registration);
   void resume_later(WatchId id, Registration& registration);
   void resume(WatchId id);
   void deliver(WatchId id, const std::string& path);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <system_error>
 
 namespace vifd::platform {
@@ -24,11 +25,7 @@ std::optional<std::string> bound_kernel_backend(const std::filesystem::path& sys
       std::filesystem::read_symlink(device / "driver" / "module", error);
   if (!error && !module.filename().empty()) {
     std::string name = module.filename().string();
-    for (char& c : name) {
-      if (c == '_') {
-        c = '-';  // xen_netback -> xen-netback, as modprobe names it
-      }
-    }
+    std::ranges::replace(name, '_', '-');  // xen_netback -> xen-netback, as modprobe names it
     description += fmt::format(" ({})", name);
   }
   return fmt::format("{}, {}", description, link.string());
